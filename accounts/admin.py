@@ -1,0 +1,31 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import APIToken
+from accounts.services import api_token_create, api_token_revoke
+
+
+@admin.register(APIToken)
+class APITokenAdmin(admin.ModelAdmin):
+    list_display = ("key_prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "key_prefix")
+    readonly_fields = ("key_prefix", "created_at", "last_used_at", "revoked_at")
+    fields = ("user", "name", "key_prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke_tokens"]
+
+    def save_model(self, request: HttpRequest, obj: APIToken, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, raw_token = api_token_create(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        obj.key_prefix = token.key_prefix
+        # Shown once: only the hash is stored.
+        messages.warning(request, f"Copy the new token now, it will not be shown again: {raw_token}")
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[APIToken]) -> None:
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token)

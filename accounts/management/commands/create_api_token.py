@@ -1,0 +1,22 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.services import api_token_create
+
+
+class Command(BaseCommand):
+    help = "Create an API token for USERNAME; the token is the last line of stdout."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--name", default="", help="What the token is for.")
+
+    def handle(self, *args, username: str, name: str, **options) -> None:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named {username!r}.")
+        if not user.is_active:
+            raise CommandError(f"User {username!r} is inactive.")
+        token, raw_token = api_token_create(user=user, name=name)
+        self.stderr.write(f"Created token {token.key_prefix}… for {username}. It is shown once:")
+        self.stdout.write(raw_token)

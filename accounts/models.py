@@ -1,0 +1,56 @@
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+TOKEN_PREFIX = "sa_"  # noqa: S105 (a marker, not a secret)
+
+
+class Access(models.Model):
+    """Holds the role capabilities as permissions; it has no table of its own."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_dashboards", "Can view dashboards and read data through the APIs"),
+            ("upload_data", "Can upload files and retry or cancel ingestion tasks"),
+            ("manage_alerts", "Can create, edit and delete alert rules"),
+        ]
+
+    def __str__(self) -> str:
+        return "role capabilities"
+
+
+def api_token_hash(raw_token: str) -> str:
+    """Tokens are 256-bit random, so an unsalted SHA-256 is enough and allows an indexed lookup."""
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def api_token_generate() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class APIToken(models.Model):
+    """A bearer token for programs; only its hash is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters identify a token in lists without revealing it.
+    key_prefix = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key_prefix}… ({self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

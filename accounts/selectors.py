@@ -1,0 +1,26 @@
+"""Reads for accounts."""
+
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from accounts.models import APIToken, api_token_hash
+
+# Writing last_used_at on every call would turn each API read into a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def api_token_user(*, raw_token: str) -> AbstractBaseUser | None:
+    """The active user a bearer token belongs to, or None for an unknown or revoked token."""
+    token = (
+        APIToken.objects.select_related("user")
+        .filter(key_hash=api_token_hash(raw_token), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
+        APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

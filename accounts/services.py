@@ -1,0 +1,26 @@
+"""Writes for accounts: API tokens and roles."""
+
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.utils import timezone
+
+from accounts.models import APIToken, api_token_generate, api_token_hash
+from accounts.roles import Role
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[APIToken, str]:
+    """Create a token; the raw value is returned once and never stored."""
+    raw_token = api_token_generate()
+    token = APIToken.objects.create(user=user, name=name, key_hash=api_token_hash(raw_token), key_prefix=raw_token[:10])
+    return token, raw_token
+
+
+def api_token_revoke(*, token: APIToken) -> APIToken:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return token
+
+
+def user_role_assign(*, user: AbstractBaseUser, role: Role) -> None:
+    """Put the user in exactly one role group."""
+    user.groups.remove(*Group.objects.filter(name__in=[r.value for r in Role]))
+    user.groups.add(Group.objects.get(name=role.value))

@@ -1,0 +1,48 @@
+"""Analytics engines behind one small protocol, looked up by name at call time."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    ok: bool
+    detail: str
+
+
+class Engine(Protocol):
+    name: str
+
+    def health(self) -> EngineHealth:
+        """Whether the engine can answer queries now, in words safe to show anyone."""
+        ...
+
+
+def _embedded() -> Engine:
+    from analytics.engines.embedded import EmbeddedEngine
+
+    return EmbeddedEngine()
+
+
+def _druid() -> Engine:
+    from analytics.engines.druid import DruidEngine
+
+    return DruidEngine()
+
+
+ENGINE_FACTORIES = {"embedded": _embedded, "druid": _druid}
+
+
+def get_engine(name: str | None = None) -> Engine:
+    """The configured engine (settings.ANALYTICS_ENGINE), read at call time so tests can switch it."""
+    engine_name = name or settings.ANALYTICS_ENGINE
+    try:
+        factory = ENGINE_FACTORIES[engine_name]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"ANALYTICS_ENGINE={engine_name!r} is not one of {', '.join(sorted(ENGINE_FACTORIES))}."
+        ) from None
+    return factory()

@@ -1,0 +1,51 @@
+"""The catalogue of published data: datasources, their data versions and segments."""
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+DATASOURCE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+datasource_name_validator = RegexValidator(
+    DATASOURCE_NAME_PATTERN,
+    "A datasource name is 1–63 characters: lowercase letters, digits and underscores, starting with a letter.",
+    code="invalid_datasource",
+)
+
+
+class Datasource(models.Model):
+    name = models.CharField(max_length=63, unique=True, validators=[datasource_name_validator])
+    # Bumped by every publish; caches and the embedded engine's local copies key on it.
+    data_version = models.PositiveIntegerField(default=0)
+    is_demo = models.BooleanField(default=False, help_text="Generated demo data, labelled as such on every page.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Segment(models.Model):
+    """One published file of curated rows; a data version is the set of active segments."""
+
+    datasource = models.ForeignKey(Datasource, on_delete=models.CASCADE, related_name="segments")
+    # The upload that produced it (an ingestion task id); analytics does not import ingestion.
+    upload_id = models.UUIDField(db_index=True)
+    upload_name = models.CharField(max_length=255, blank=True)
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    interval_start = models.DateField()
+    interval_end = models.DateField()
+    rows = models.PositiveBigIntegerField()
+    path = models.CharField(max_length=1024, help_text="Storage key of the curated Parquet file.")
+    version = models.PositiveIntegerField(help_text="Data version that added this segment.")
+    retired_in_version = models.PositiveIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["datasource", "interval_start", "id"]
+        indexes = [models.Index(fields=["datasource", "active"])]
+
+    def __str__(self) -> str:
+        return f"{self.datasource.name} {self.interval_start}…{self.interval_end} v{self.version}"

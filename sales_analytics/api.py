@@ -1,0 +1,89 @@
+"""The one NinjaAPI: a router per app, shared auth and error shapes."""
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from accounts.authentication import BearerTokenAuth, BrowserSessionAuth
+from sales_analytics.errors import ApiError
+from sales_analytics.health import health_report
+
+api = NinjaAPI(
+    title="Sales Analytics API",
+    version="1.0",
+    description="Upload sales files, follow their ingestion and read every dashboard number.",
+    auth=[BearerTokenAuth(), BrowserSessionAuth()],
+    urls_namespace="api",
+    docs_url="/docs",
+)
+
+HTTP_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+def error_response(request: HttpRequest, status: int, code: str, detail: str, **extra) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, "code": code, **extra}, status=status)
+
+
+@api.exception_handler(ApiError)
+def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(AuthenticationError)
+def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(
+        request,
+        401,
+        "not_authenticated",
+        "Authentication required: log in, or send 'Authorization: Bearer <API token>' with a valid token.",
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    code = HTTP_STATUS_CODES.get(exc.status_code, "error")
+    if exc.status_code == 403 and "CSRF" in str(exc):
+        code = "csrf_failed"
+    return error_response(request, exc.status_code, code, str(exc))
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in exc.errors
+    )
+    return error_response(request, 422, "invalid_request", f"Invalid request: {problems}", errors=exc.errors)
+
+
+class HealthOut(Schema):
+    status: str
+    checks: dict[str, dict]
+
+
+@api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["health"])
+def health(request: HttpRequest):
+    """Public liveness and readiness: 503 only when the database or storage is unreachable."""
+    report = health_report()
+    return report.http_status, {"status": report.status, "checks": report.checks}
+
+
+def _register_routers() -> None:
+    # Imported here so the app routers can import the error types above without a cycle.
+    from ingestion.api import router as ingestion_router
+
+    api.add_router("/ingest", ingestion_router)
+
+
+_register_routers()

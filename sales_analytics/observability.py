@@ -1,0 +1,64 @@
+"""Request and task ids on every log line, and one access-log line per request."""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.http import HttpRequest, HttpResponse
+
+# One id per unit of work: an HTTP request id ("r-…") or a background task id ("t-…").
+current_context_id: ContextVar[str] = ContextVar("current_context_id", default="-")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_logger = logging.getLogger("sales_analytics.access")
+
+
+class ContextFilter(logging.Filter):
+    """Adds `request_id` (request or task id) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_context_id.get()
+        return True
+
+
+@contextmanager
+def log_context(context_id: str) -> Iterator[None]:
+    """Tag log lines written inside the block with `context_id` (used by background tasks)."""
+    token = current_context_id.set(context_id)
+    try:
+        yield
+    finally:
+        current_context_id.reset(token)
+
+
+def request_id_from(request: HttpRequest) -> str:
+    """A caller's X-Request-ID when it is a safe token, else a fresh one."""
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _SAFE_ID.match(incoming) else f"r-{uuid.uuid4().hex[:16]}"
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request)
+        request.request_id = request_id
+        started = time.perf_counter()
+        with log_context(request_id):
+            response = self.get_response(request)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            access_logger.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.path,
+                response.status_code,
+                elapsed_ms,
+                extra={"status": response.status_code, "duration_ms": round(elapsed_ms, 1)},
+            )
+        response["X-Request-ID"] = request_id
+        return response

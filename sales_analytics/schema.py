@@ -1,0 +1,23 @@
+"""The GraphQL root: each app contributes query and mutation classes."""
+
+import graphene
+
+from accounts.roles import Role
+
+
+class Viewer(graphene.ObjectType):
+    username = graphene.String(required=True)
+    roles = graphene.List(graphene.NonNull(graphene.String), required=True)
+
+
+class Query(graphene.ObjectType):
+    viewer = graphene.Field(Viewer, required=True, description="The authenticated caller.")
+
+    def resolve_viewer(root, info) -> Viewer:
+        user = info.context.user
+        role_names = {r.value for r in Role}
+        roles = sorted(name for name in user.groups.values_list("name", flat=True) if name in role_names)
+        return Viewer(username=user.get_username(), roles=roles)
+
+
+schema = graphene.Schema(query=Query)

@@ -1,0 +1,276 @@
+"""Settings, all read from one environment object.
+
+Every setting has a safe local default except secrets; an integration (PostgreSQL,
+S3, Redis, Druid) switches on when its variable is set. `.env.example` documents
+every variable read here.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+from botocore.config import Config as BotoConfig
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is a convenience for development; real deployments set variables.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG: bool = env.bool("DEBUG", default=False)
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else the one kept under var/ for the local default."""
+    from_env = env.str("SECRET_KEY", default="")
+    if from_env:
+        return from_env
+    key_file = VAR_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
+            f"(or run `make run`, which keeps a generated key in {key_file})."
+        )
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS=true is the scaled shape behind a TLS-terminating load balancer.
+HTTPS: bool = env.bool("HTTPS", default=False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# The load balancer probes health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "graphene_django",
+    "django_q",
+    "accounts",
+    "analytics",
+    "ingestion",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "sales_analytics.observability.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.LoginRequiredForPagesMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "sales_analytics.urls"
+WSGI_APPLICATION = "sales_analytics.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------
+SQLITE_PATH = VAR_DIR / "db.sqlite3"
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and the worker write the same file: WAL lets readers run during a
+    # write, IMMEDIATE takes the write lock up front (no deadlocking lock upgrades) and
+    # the busy timeout waits for the other process instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+    }
+else:
+    # Persistent connections, not psycopg's pool: Django refuses both together.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- File storage -----------------------------------------------------------------
+STORAGE_DIR = Path(env.str("STORAGE_DIR", default=str(VAR_DIR / "storage")))
+S3_BUCKET: str = env.str("S3_BUCKET", default="")
+S3_ENDPOINT_URL: str = env.str("S3_ENDPOINT_URL", default="")
+S3_REGION: str = env.str("S3_REGION", default="us-east-1")
+
+
+def s3_storage_options() -> dict:
+    """django-storages options that AWS and S3-compatible servers both accept."""
+    options = {
+        "bucket_name": S3_BUCKET,
+        "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+        "region_name": S3_REGION,
+        "endpoint_url": S3_ENDPOINT_URL or None,
+        "addressing_style": env.str("S3_ADDRESSING_STYLE", default="path"),
+        "signature_version": "s3v4",
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
+    if S3_ENDPOINT_URL:
+        # boto3 >= 1.36 adds checksum trailers that several S3-compatible servers mishandle.
+        options["client_config"] = BotoConfig(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": options["addressing_style"]},
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+    return options
+
+
+if S3_BUCKET:
+    DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_storage_options()}
+else:
+    DEFAULT_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(STORAGE_DIR)},
+    }
+STORAGES = {
+    "default": DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Cache (shared by web and worker processes) -----------------------------------
+REDIS_URL: str = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # A file cache, not local memory: django-q2 keeps its cluster heartbeat here and a
+    # publish in the worker must invalidate what the web process cached.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 20000},
+        }
+    }
+
+# --- Background tasks (django-q2) -------------------------------------------------
+Q_CLUSTER: dict = {
+    "name": "sales_analytics",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT_SECONDS", default=3600),
+    "retry": env.int("Q_TIMEOUT_SECONDS", default=3600) + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 0.5,
+    "cache": "default",
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Analytics engine -------------------------------------------------------------
+ANALYTICS_ENGINE: str = env.str("ANALYTICS_ENGINE", default="embedded")
+DRUID_ROUTER_URL: str = env.str("DRUID_ROUTER_URL", default="http://127.0.0.1:8888")
+DRUID_TIMEOUT_SECONDS: int = env.int("DRUID_TIMEOUT_SECONDS", default=30)
+
+# --- Product ------------------------------------------------------------------------
+MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
+DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
+# Uploads stream to temporary files: the whole file is never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+# --- Auth -----------------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# Sales dates are business-local with no time zone; timestamps of our own are UTC.
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+GRAPHENE = {"SCHEMA": "sales_analytics.schema.schema", "ATOMIC_MUTATIONS": False}
+
+# --- Logging ----------------------------------------------------------------------------
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "sales_analytics.observability.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        },
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "filters": ["context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "django_q": {"level": LOG_LEVEL, "propagate": True},
+    },
+}

@@ -1,0 +1,122 @@
+"""Shared fixtures, and the service rules: a test marked `postgres`, `s3` or `druid` runs
+against the real service when its variables are set and is skipped with a reason otherwise;
+with REQUIRE_SERVICES=1 (CI) a missing service fails the test and any skip fails the run."""
+
+import os
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tests.factories import UserFactory
+
+SERVICE_MARKERS = ("postgres", "s3", "druid")
+
+
+def service_available(service: str) -> tuple[bool, str]:
+    """Whether the real service is configured for this run, and what to set if not."""
+    if service == "postgres":
+        ok = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+        return ok, "DATABASE_URL does not point at PostgreSQL (run `make services`)"
+    if service == "s3":
+        return bool(settings.S3_BUCKET), "S3_BUCKET is not set (run `make services`)"
+    if service == "druid":
+        return bool(os.environ.get("DRUID_ROUTER_URL")), "DRUID_ROUTER_URL is not set (run `make services`)"
+    raise ValueError(service)
+
+
+def services_required() -> bool:
+    return os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+_ran_against: Counter[str] = Counter()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for service in SERVICE_MARKERS:
+        if item.get_closest_marker(service) is None:
+            continue
+        ok, reason = service_available(service)
+        if ok:
+            continue
+        if services_required():
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.passed:
+        for service in SERVICE_MARKERS:
+            if item.get_closest_marker(service) is not None:
+                _ran_against[service] += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.section("services")
+    for service in SERVICE_MARKERS:
+        ok, reason = service_available(service)
+        state = "configured" if ok else f"not configured: {reason}"
+        terminalreporter.write_line(f"{service}: {_ran_against[service]} tests passed against it ({state})")
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    storage = "S3" if settings.S3_BUCKET else "local folder"
+    terminalreporter.write_line(f"whole suite ran with database={engine}, storage={storage}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if services_required() and skipped:
+        reporter.write_line(f"REQUIRE_SERVICES=1: {skipped} skipped test(s) fail the run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(role="viewer")
+
+
+@pytest.fixture
+def uploader(db):
+    return UserFactory(role="uploader")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(role="admin", is_staff=True)
+
+
+@pytest.fixture
+def roleless_user(db):
+    return UserFactory()
+
+
+def token_client(raw_token: str) -> Client:
+    """A test client that authenticates like a program: bearer token, no session."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+
+
+@pytest.fixture
+def viewer_api(viewer) -> Client:
+    from accounts.services import api_token_create
+
+    return token_client(api_token_create(user=viewer)[1])
+
+
+@pytest.fixture
+def uploader_api(uploader) -> Client:
+    from accounts.services import api_token_create
+
+    return token_client(api_token_create(user=uploader)[1])
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings) -> None:
+    # The manifest storage needs `collectstatic` first; tests render templates without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
