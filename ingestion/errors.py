@@ -1,0 +1,28 @@
+"""Refusals of an upload: one stable code each, a sentence a retail user can act on."""
+
+
+class IngestionError(Exception):
+    """The file (or its options) cannot be ingested as given. Nothing is published."""
+
+    def __init__(self, code: str, detail: str, *, status: int = 422) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+# Stable codes, shared by the API, the task row and the CLI.
+UNSUPPORTED_FORMAT = "unsupported_format"  # 415
+EMPTY_FILE = "empty_file"  # 422
+HEADER_ONLY = "header_only"  # 422
+UNDECODABLE_TEXT = "undecodable_text"  # 422
+UNSAFE_ARCHIVE = "unsafe_archive"  # 415 (zip bomb, encrypted or broken .xlsx)
+SHEET_NOT_FOUND = "sheet_not_found"  # 422
+FILE_TOO_LARGE = "file_too_large"  # 413
+MISSING_REQUIRED_COLUMN = "missing_required_column"  # 422
+INVALID_MAPPING = "invalid_mapping"  # 422
+AMBIGUOUS_DATES = "ambiguous_dates"  # 422
+INVALID_DATE_FORMAT = "invalid_date_format"  # 422
+TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
+DUPLICATE_UPLOAD = "duplicate_upload"  # 409
+INVALID_OPTION = "invalid_option"  # 400

@@ -1,0 +1,108 @@
+"""The canonical sales schema and how source column names map onto it (DESIGN.md)."""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FieldKind(StrEnum):
+    DATE = "date"
+    TIME = "time"
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+
+
+@dataclass(frozen=True)
+class CanonicalField:
+    name: str
+    kind: FieldKind
+    required: bool
+    aliases: tuple[str, ...]
+
+
+# Aliases are compared after `normalize_column_name`; earlier aliases win ties, so an order
+# or sale date is preferred over a ship date.
+CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
+    CanonicalField(
+        "date",
+        FieldKind.DATE,
+        True,
+        (
+            "date",
+            "order date",
+            "sale date",
+            "sales date",
+            "invoice date",
+            "transaction date",
+            "order datetime",
+            "datetime",
+            "timestamp",
+            "day",
+            "ship date",
+        ),
+    ),
+    CanonicalField("time", FieldKind.TIME, False, ("time", "order time", "sale time", "transaction time")),
+    CanonicalField(
+        "branch", FieldKind.STRING, True, ("branch", "store", "region", "shop", "outlet", "location", "store name")
+    ),
+    CanonicalField(
+        "product_line",
+        FieldKind.STRING,
+        True,
+        ("product line", "product category", "category", "product_line", "department", "product group"),
+    ),
+    CanonicalField("quantity", FieldKind.INTEGER, True, ("quantity", "qty", "units", "units sold", "quantity sold")),
+    CanonicalField("unit_price", FieldKind.DECIMAL, False, ("unit price", "price", "unit cost price", "price each")),
+    CanonicalField(
+        "revenue",
+        FieldKind.DECIMAL,
+        False,
+        ("total", "sales", "amount", "revenue", "total sales", "sales amount", "net sales", "line total"),
+    ),
+    CanonicalField("cost", FieldKind.DECIMAL, False, ("cogs", "cost", "cost of goods sold", "total cost")),
+    CanonicalField(
+        "gross_profit", FieldKind.DECIMAL, False, ("gross income", "profit", "gross profit", "margin amount")
+    ),
+    CanonicalField("tax", FieldKind.DECIMAL, False, ("tax", "tax 5%", "vat", "sales tax")),
+    CanonicalField(
+        "invoice_id",
+        FieldKind.STRING,
+        False,
+        ("invoice id", "invoice", "invoice number", "order id", "transaction id", "receipt id"),
+    ),
+    CanonicalField("city", FieldKind.STRING, False, ("city", "town")),
+    CanonicalField("customer_type", FieldKind.STRING, False, ("customer type", "customer segment", "segment")),
+    CanonicalField("gender", FieldKind.STRING, False, ("gender", "sex")),
+    CanonicalField("payment", FieldKind.STRING, False, ("payment", "payment method", "payment type", "tender")),
+    CanonicalField("rating", FieldKind.DECIMAL, False, ("rating", "customer rating", "score")),
+)
+
+FIELDS_BY_NAME: dict[str, CanonicalField] = {field.name: field for field in CANONICAL_FIELDS}
+REQUIRED_FIELDS: tuple[str, ...] = tuple(field.name for field in CANONICAL_FIELDS if field.required)
+MEASURE_FIELDS: tuple[str, ...] = ("unit_price", "revenue", "cost", "gross_profit", "tax")
+
+
+def normalize_column_name(name: str) -> str:
+    """Case-, accent-, punctuation- and spacing-insensitive form of a column name."""
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9%]+", " ", text.lower())
+    return text.strip()
+
+
+_ALIAS_INDEX: dict[str, str] = {}
+for _field in CANONICAL_FIELDS:
+    for _alias in (_field.name, *_field.aliases):
+        _ALIAS_INDEX.setdefault(normalize_column_name(_alias), _field.name)
+
+
+def canonical_field_for(column: str) -> str | None:
+    """The canonical field a source column name stands for, if any alias matches."""
+    return _ALIAS_INDEX.get(normalize_column_name(column))
+
+
+def header_fit_score(columns: list[str]) -> int:
+    """How well a candidate header row fits the schema: required fields count double."""
+    matched = {canonical_field_for(column) for column in columns} - {None}
+    return sum(2 if FIELDS_BY_NAME[name].required else 1 for name in matched)
