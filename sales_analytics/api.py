@@ -1,10 +1,11 @@
 """The one NinjaAPI: a router per app, shared auth and error shapes."""
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.authentication import BearerTokenAuth, BrowserSessionAuth
+from ingestion.errors import IngestionError
 from sales_analytics.errors import ApiError
 from sales_analytics.health import health_report
 
@@ -36,6 +37,11 @@ def error_response(request: HttpRequest, status: int, code: str, detail: str, **
 
 @api.exception_handler(ApiError)
 def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(IngestionError)
+def on_ingestion_error(request: HttpRequest, exc: IngestionError) -> HttpResponse:
     return error_response(request, exc.status, exc.code, exc.detail)
 
 
@@ -76,14 +82,16 @@ class HealthOut(Schema):
 def health(request: HttpRequest):
     """Public liveness and readiness: 503 only when the database or storage is unreachable."""
     report = health_report()
-    return report.http_status, {"status": report.status, "checks": report.checks}
+    return Status(report.http_status, {"status": report.status, "checks": report.checks})
 
 
 def _register_routers() -> None:
     # Imported here so the app routers can import the error types above without a cycle.
+    from analytics.api import router as metrics_router
     from ingestion.api import router as ingestion_router
 
     api.add_router("/ingest", ingestion_router)
+    api.add_router("/metrics", metrics_router)
 
 
 _register_routers()

@@ -38,7 +38,7 @@ def log_context(context_id: str) -> Iterator[None]:
 def request_id_from(request: HttpRequest) -> str:
     """A caller's X-Request-ID when it is a safe token, else a fresh one."""
     incoming = request.headers.get("X-Request-ID", "")
-    return incoming if _SAFE_ID.match(incoming) else f"r-{uuid.uuid4().hex[:16]}"
+    return incoming if _SAFE_ID.fullmatch(incoming) else f"r-{uuid.uuid4().hex[:16]}"
 
 
 class RequestIdMiddleware:

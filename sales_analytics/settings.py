@@ -222,6 +222,7 @@ DRUID_TIMEOUT_SECONDS: int = env.int("DRUID_TIMEOUT_SECONDS", default=30)
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
 # Uploads stream to temporary files: the whole file is never held in memory.
+FILE_UPLOAD_HANDLERS = ["ingestion.uploads.HashingUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")

@@ -120,3 +120,36 @@ def _plain_static_storage(settings) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(request: pytest.FixtureRequest) -> None:
+    """Keep the SQLite test database in a file under VAR_DIR, not in memory.
+
+    Tests that start other processes (tests/processes.py: a worker, `manage.py shell`) must
+    reach the same database; Django's default SQLite test database is in-memory and private
+    to this process.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and not database.get("TEST", {}).get("NAME"):
+        database.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / "test.sqlite3")
+    # pytest-django's own override point: xdist/tox workers get a suffixed database each.
+    request.getfixturevalue("django_db_modify_db_settings_parallel_suffix")
+
+
+@pytest.fixture
+def role_groups(db) -> None:
+    """The role groups, also in a `transactional_db` test that runs after another one.
+
+    A transactional test ends by flushing every table, rows from data migrations included, and
+    `serialized_rollback` then collides with the content types the flush recreated. This reruns
+    the roles migration's own (idempotent) code instead; request it before the role fixtures.
+    """
+    from importlib import import_module
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    roles_migration = import_module("accounts.migrations.0002_roles")
+    state = MigrationLoader(connection).project_state(("accounts", "0002_roles"))
+    roles_migration.create_roles(state.apps, None)

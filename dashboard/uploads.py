@@ -1,0 +1,160 @@
+"""The Uploads page: upload with progress, task list with live status, retry and downloads."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import capability_required
+from accounts.roles import Capability, permission_name
+from ingestion.errors import IngestionError
+from ingestion.models import IngestionTask
+from ingestion.selectors import ingestion_task_get, ingestion_task_list
+from ingestion.services import (
+    ingestion_task_cancel,
+    ingestion_task_retry,
+    ingestion_upload_receive,
+    upload_options_parse,
+)
+
+TASKS_SHOWN = 50
+# Mapping and date problems are fixed by choosing options and retrying from the stored file.
+FIXABLE_CODES = ("missing_required_column", "invalid_mapping", "ambiguous_dates", "invalid_date_format")
+
+
+def _options_from(data) -> dict:
+    return {
+        "mode": data.get("mode"),
+        "mapping": data.get("mapping"),
+        "date_format": data.get("date_format"),
+        "sheet": data.get("sheet"),
+        "header_row": data.get("header_row"),
+        "max_rejected_ratio": data.get("max_rejected_ratio"),
+        "force": data.get("force"),
+    }
+
+
+def _task_context(request: HttpRequest) -> dict:
+    tasks = list(ingestion_task_list()[:TASKS_SHOWN])
+    return {
+        "tasks": tasks,
+        "any_active": any(not task.is_finished for task in tasks),
+        "can_upload": request.user.has_perm(permission_name(Capability.UPLOAD_DATA)),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@capability_required(Capability.VIEW_DASHBOARDS)
+def uploads(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _upload_post(request)
+    context = {
+        "page": "uploads",
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "default_datasource": settings.DEFAULT_DATASOURCE,
+        **_task_context(request),
+    }
+    if request.htmx and request.GET.get("partial") == "tasks":
+        return render(request, "dashboard/uploads.html#task-list", context)
+    return render(request, "dashboard/uploads.html", context)
+
+
+def _upload_post(request: HttpRequest) -> HttpResponse:
+    """The no-JavaScript path; the page's script posts to /api/ingest/upload instead."""
+    if not request.user.has_perm(permission_name(Capability.UPLOAD_DATA)):
+        messages.error(request, "Your role does not allow uploading.")
+        return redirect("dashboard:uploads")
+    uploaded = request.FILES.get("file")
+    if getattr(request, "upload_too_large", False):
+        messages.error(request, f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
+        return redirect("dashboard:uploads")
+    if uploaded is None:
+        messages.error(request, "Choose a file to upload.")
+        return redirect("dashboard:uploads")
+    try:
+        task = ingestion_upload_receive(
+            local_path=Path(uploaded.temporary_file_path()),
+            original_filename=uploaded.name or "upload",
+            sha256=uploaded.sha256,
+            size_bytes=uploaded.size,
+            datasource_name=request.POST.get("datasource_name", ""),
+            options=upload_options_parse(**_options_from(request.POST)),
+            user=request.user,
+        )
+    except IngestionError as exc:
+        messages.error(request, exc.detail)
+        return redirect("dashboard:uploads")
+    messages.success(request, f"Uploaded {task.original_filename}; processing has started.")
+    return redirect("dashboard:upload_task", task_id=task.pk)
+
+
+@require_GET
+@capability_required(Capability.VIEW_DASHBOARDS)
+def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None:
+        raise Http404("No such task")
+    context = {
+        "page": "uploads",
+        "task": task,
+        "fixable": task.status == IngestionTask.Status.FAILED and task.error_code in FIXABLE_CODES,
+        "can_upload": request.user.has_perm(permission_name(Capability.UPLOAD_DATA)),
+    }
+    if request.htmx:
+        return render(request, "dashboard/upload_task.html#task-status", context)
+    return render(request, "dashboard/upload_task.html", context)
+
+
+@require_POST
+@capability_required(Capability.UPLOAD_DATA)
+def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None:
+        raise Http404("No such task")
+    try:
+        options = upload_options_parse(**_options_from(request.POST)) if request.POST.get("with_options") else None
+        ingestion_task_retry(task=task, options=options)
+        messages.success(request, "Queued again from the stored raw file.")
+    except IngestionError as exc:
+        messages.error(request, exc.detail)
+    return redirect("dashboard:upload_task", task_id=task.pk)
+
+
+@require_POST
+@capability_required(Capability.UPLOAD_DATA)
+def upload_task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None:
+        raise Http404("No such task")
+    try:
+        ingestion_task_cancel(task=task)
+    except IngestionError as exc:
+        messages.error(request, exc.detail)
+    return redirect("dashboard:upload_task", task_id=task.pk)
+
+
+@require_GET
+@capability_required(Capability.UPLOAD_DATA)
+def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None or not task.raw_key:
+        raise Http404("No raw file")
+    return FileResponse(default_storage.open(task.raw_key, "rb"), as_attachment=True, filename=Path(task.raw_key).name)
+
+
+@require_GET
+@capability_required(Capability.VIEW_DASHBOARDS)
+def upload_error_report(request: HttpRequest, task_id: str) -> FileResponse:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None or not task.error_report_key:
+        raise Http404("No error report")
+    return FileResponse(
+        default_storage.open(task.error_report_key, "rb"),
+        as_attachment=True,
+        filename=f"errors-{task.pk}.csv",
+        content_type="text/csv",
+    )

@@ -1,0 +1,77 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from ingestion.errors import IngestionError
+from ingestion.models import ColumnMapping, IngestionTask
+from ingestion.services import ingestion_task_cancel, ingestion_task_retry
+
+
+@admin.register(IngestionTask)
+class IngestionTaskAdmin(admin.ModelAdmin):
+    list_display = (
+        "original_filename",
+        "datasource",
+        "status",
+        "stage",
+        "progress",
+        "rows_valid",
+        "rows_rejected",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "stage", "datasource", "mode")
+    search_fields = ("id", "original_filename", "sha256", "message")
+    date_hierarchy = "created_at"
+    actions = ["retry_tasks", "cancel_tasks"]
+    list_select_related = ("datasource", "created_by")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: IngestionTask | None = None) -> list[str]:
+        return [f.name for f in IngestionTask._meta.fields] + ["raw_file", "error_report"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: IngestionTask | None = None) -> bool:
+        # Read-only detail: the task's history is evidence, edited only through actions.
+        return False
+
+    @admin.display(description="Raw file")
+    def raw_file(self, task: IngestionTask) -> str:
+        if not task.raw_key:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("dashboard:raw_file", args=[task.pk]), task.raw_key)
+
+    @admin.display(description="Error report")
+    def error_report(self, task: IngestionTask) -> str:
+        if not task.error_report_key:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("api:ingestion_task_error_report", args=[task.pk]), task.error_report_key
+        )
+
+    @admin.action(description="Retry selected failed or cancelled tasks")
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
+        self._apply(request, queryset, ingestion_task_retry, "queued again")
+
+    @admin.action(description="Cancel selected queued or running tasks")
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
+        self._apply(request, queryset, ingestion_task_cancel, "cancelled")
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[IngestionTask], action, done: str) -> None:
+        succeeded = 0
+        for task in queryset:
+            try:
+                action(task=task)
+                succeeded += 1
+            except IngestionError as exc:
+                self.message_user(request, f"{task.original_filename}: {exc.detail}", messages.WARNING)
+        if succeeded:
+            self.message_user(request, f"{succeeded} task(s) {done}.", messages.SUCCESS)
+
+
+@admin.register(ColumnMapping)
+class ColumnMappingAdmin(admin.ModelAdmin):
+    list_display = ("datasource", "updated_at")

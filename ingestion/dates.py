@@ -1,0 +1,227 @@
+"""Step 5 of the data flow (DESIGN.md): one date format for the whole column, never a guess per value.
+
+Every candidate format is tried on the column's distinct values; the one that parses the most
+rows (to a plausible year) wins. When a day-first and a month-first format tie but read some
+value differently ("03/01/19"), the upload is refused with `ambiguous_dates` rather than risk
+every date being silently wrong (the CSV-sniffer pitfall). Dates are business-local, so
+formats with a time zone are not candidates.
+
+Excel serial day numbers (43466 = 2019-01-01) are read only as a last resort — when no text
+format parses anything and every value is a number in the serial range of 1990–2100 — or when
+`date_format="excel_serial"` is given, because a column of plain numbers is otherwise more
+likely an id than a date.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+
+import polars as pl
+
+from ingestion.errors import AMBIGUOUS_DATES, INVALID_DATE_FORMAT, MISSING_REQUIRED_COLUMN, IngestionError
+
+EXCEL_SERIAL = "excel_serial"
+_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0; absorbs Excel's fictional 1900-02-29
+_EXCEL_RANGE = (32874.0, 73415.0)  # 1990-01-01 .. 2100-12-31
+
+# Order matters only between formats that read every value identically: the first is reported.
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d/%m/%y",
+    "%m/%d/%y",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%d.%m.%Y",
+    "%d.%m.%y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d-%b-%Y",  # "1-Jan-2019": polars/chrono accepts days without zero padding
+    "%d-%b-%y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%Y/%m/%d",
+    "%Y%m%d",
+)
+
+TIME_FORMATS: tuple[str, ...] = ("%H:%M", "%H:%M:%S", "%H:%M:%S%.f", "%I:%M %p", "%I:%M:%S %p", "%I %p")
+
+# A candidate's parse counts only when the year is plausible: "%d/%m/%Y" reads "03/01/19" as
+# year 19, which must not tie with "%d/%m/%y". Out-of-range business dates are rejected later.
+_PLAUSIBLE = (datetime(1900, 1, 1), datetime(2200, 1, 1))
+_TIME_DIRECTIVES = re.compile(r"%[-_0^#]?(H|I|M|S|T|R|p|P|X|c|k|l|s)")
+
+
+@dataclass(frozen=True)
+class DateChoice:
+    """The format chosen for a date column and how well it fits."""
+
+    format: str
+    has_time: bool
+    parsed: int  # rows the format reads
+    total: int  # rows with a value
+    unparsed_examples: tuple[str, ...]  # a few values that will become rejected rows
+
+
+def date_format_choose(values: pl.Series, *, explicit: str | None = None) -> DateChoice:
+    """Choose the date format of a whole column (or validate the explicit one)."""
+    counts = _value_counts(values)
+    if explicit is not None:
+        fmt = date_format_validate(explicit)
+        return _choice_make(fmt, counts, _datetime_any_parse(counts["value"], fmt))
+    if counts.is_empty():
+        raise IngestionError(MISSING_REQUIRED_COLUMN, "The date column has no values.")
+    scored = [(fmt, _datetime_parse(counts["value"], fmt)) for fmt in DATE_FORMATS]
+    weights = counts["count"]
+    totals = [int(weights.filter(_plausible(parsed)).sum()) for _, parsed in scored]
+    best = max(totals)
+    if best == 0:
+        return _excel_or_refuse(counts)
+    leaders = [(fmt, parsed) for (fmt, parsed), total in zip(scored, totals, strict=True) if total == best]
+    _ambiguity_check(counts["value"], leaders)
+    fmt, parsed = leaders[0]
+    return _choice_make(fmt, counts, parsed)
+
+
+def date_format_validate(fmt: str) -> str:
+    """An explicit strftime format must round-trip a day, a month and a year."""
+    if fmt == EXCEL_SERIAL:
+        return fmt
+    sample = datetime(2019, 1, 23, 13, 8, 5)  # day > 12 so day and month cannot swap unnoticed
+    try:
+        text = pl.Series([sample]).dt.strftime(fmt)
+        back = _datetime_parse(text, fmt)[0]
+    except pl.exceptions.PolarsError as error:
+        raise _invalid_format(fmt, "it is not valid strftime syntax") from error
+    if back is None or back.date() != sample.date():
+        raise _invalid_format(fmt, "it must contain a day, a month and a year")
+    return fmt
+
+
+def date_format_has_time(fmt: str) -> bool:
+    return fmt == EXCEL_SERIAL or _TIME_DIRECTIVES.search(fmt) is not None
+
+
+def date_parse(values: pl.Series, fmt: str) -> pl.Series:
+    """Parse strings with `fmt`: Date, or Datetime when the format has a time; null if unparseable."""
+    if fmt == EXCEL_SERIAL:
+        return _excel_parse(values)
+    parsed = _datetime_parse(values, fmt)
+    return parsed if date_format_has_time(fmt) else parsed.dt.date()
+
+
+def time_parse(values: pl.Series) -> pl.Series:
+    """Parse a time-of-day column ("13:08", "1:08:00 PM"); null where no format reads it."""
+    text = values.cast(pl.String).str.strip_chars()
+    attempts = [text.str.to_time(fmt, strict=False) for fmt in TIME_FORMATS]
+    return pl.select(pl.coalesce(attempts)).to_series().alias(values.name)
+
+
+def date_time_merge(dates: pl.Series, times: pl.Series) -> pl.Series:
+    """Combine a Date (or Datetime) column with a Time column into a Datetime.
+
+    Where the time is null the result keeps the date's own time if it has one, else null:
+    midnight would be an invented time of day.
+    """
+    frame = pl.DataFrame({"d": dates, "t": times.cast(pl.Time)})
+    day = pl.col("d").cast(pl.Date).cast(pl.Datetime("us"))
+    own = pl.col("d").cast(pl.Datetime("us")) if dates.dtype == pl.Datetime else pl.lit(None, pl.Datetime("us"))
+    merged = pl.when(pl.col("t").is_null()).then(own).otherwise(day + pl.col("t").cast(pl.Duration("us")))
+    return frame.select(merged).to_series().alias(dates.name)
+
+
+def _value_counts(values: pl.Series) -> pl.DataFrame:
+    # Distinct values carry the work; their counts weight the score so "most rows" wins.
+    text = values.cast(pl.String).str.strip_chars()
+    text = text.filter(text.is_not_null() & (text != ""))
+    return text.alias("value").value_counts(name="count", sort=True)
+
+
+def _datetime_any_parse(text: pl.Series, fmt: str) -> pl.Series:
+    return _excel_parse(text) if fmt == EXCEL_SERIAL else _datetime_parse(text, fmt)
+
+
+def _datetime_parse(text: pl.Series, fmt: str) -> pl.Series:
+    return text.str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
+
+
+def _plausible(parsed: pl.Series) -> pl.Series:
+    return parsed.is_between(*_PLAUSIBLE, closed="left").fill_null(False)
+
+
+def _plausible_only(parsed: pl.Series) -> pl.Series:
+    return pl.select(pl.when(_plausible(parsed)).then(parsed)).to_series()
+
+
+def _ambiguity_check(values: pl.Series, leaders: list[tuple[str, pl.Series]]) -> None:
+    """Refuse when equally good formats read some values as different dates."""
+    first_fmt, first = leaders[0]
+    for fmt, parsed in leaders[1:]:
+        # A value read by only one of them counts too: a column mixing both orders is ambiguous.
+        differs = _plausible_only(first).ne_missing(_plausible_only(parsed))
+        if differs.any():
+            examples = ", ".join(f'"{value}"' for value in values.filter(differs).head(3))
+            raise IngestionError(
+                AMBIGUOUS_DATES,
+                f"The dates can be read as {first_fmt} or as {fmt}, giving different dates (e.g. {examples}). "
+                f"Pass date_format in strftime syntax to say which, e.g. {first_fmt}.",
+            )
+
+
+def _choice_make(fmt: str, counts: pl.DataFrame, parsed: pl.Series) -> DateChoice:
+    ok = _plausible(parsed)
+    bad = counts["value"].filter(~ok).head(5).to_list()
+    return DateChoice(
+        format=fmt,
+        has_time=_has_time_values(fmt, parsed),
+        parsed=int(counts["count"].filter(ok).sum()),
+        total=int(counts["count"].sum()),
+        unparsed_examples=tuple(bad),
+    )
+
+
+def _has_time_values(fmt: str, parsed: pl.Series) -> bool:
+    if fmt != EXCEL_SERIAL:
+        return date_format_has_time(fmt)
+    return bool((parsed.dt.time() != time(0)).any())
+
+
+def _excel_or_refuse(counts: pl.DataFrame) -> DateChoice:
+    parsed = _excel_parse(counts["value"])
+    if parsed.is_not_null().all():
+        return _choice_make(EXCEL_SERIAL, counts, parsed)
+    examples = ", ".join(f'"{value}"' for value in counts["value"].head(3))
+    raise IngestionError(
+        INVALID_DATE_FORMAT,
+        f"No known date format reads the date column (e.g. {examples}). "
+        "Pass date_format in strftime syntax, e.g. %d/%m/%Y.",
+    )
+
+
+def _excel_parse(values: pl.Series) -> pl.Series:
+    """Excel serial day numbers → Datetime (fraction = time of day); null outside 1990–2100."""
+    number = values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    offset = (number * 86_400_000_000).round(0).cast(pl.Int64).cast(pl.Duration("us"))
+    in_range = number.is_between(*_EXCEL_RANGE).fill_null(False)
+    epoch = pl.lit(_EXCEL_EPOCH, dtype=pl.Datetime("us"))
+    return pl.select(pl.when(in_range).then(epoch + offset)).to_series().alias(values.name)
+
+
+def _invalid_format(fmt: str, why: str) -> IngestionError:
+    return IngestionError(
+        INVALID_DATE_FORMAT,
+        f"date_format '{fmt}' cannot be used: {why}. Use strftime syntax, e.g. %d/%m/%Y or %Y-%m-%d.",
+    )

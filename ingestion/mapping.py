@@ -1,0 +1,193 @@
+"""Step 4 of the data flow (DESIGN.md): which source column feeds which canonical field.
+
+A mapping is resolved from, in order of authority: the explicit mapping sent with the upload,
+the mapping saved for the datasource (for the columns still present), then the known aliases
+of `ingestion.schema`. Source columns that feed no canonical field are kept as extra string
+dimensions under a safe snake_case name.
+
+Two shapes, as each side speaks: the API's explicit mapping is "source column → canonical field"
+("" or null to ignore a column); the mapping saved per datasource is `ColumnMapping.fields`,
+"canonical field → source column" (the `ingestion.models.ColumnMapping.mapping` JSON).
+"""
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
+from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, REQUIRED_FIELDS, normalize_column_name
+
+# Names an extra dimension may never take: every canonical field plus the columns the
+# transform adds, so an extra can never shadow a measure in the published data.
+RESERVED_NAMES: frozenset[str] = frozenset({*FIELDS_BY_NAME, "datetime", "row_number", "__row_number"})
+
+_ALIAS_RANK: dict[str, tuple[str, int]] = {}
+for _field in CANONICAL_FIELDS:
+    for _rank, _alias in enumerate((_field.name, *_field.aliases)):
+        _ALIAS_RANK.setdefault(normalize_column_name(_alias), (_field.name, _rank))
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How a file's columns feed the canonical schema."""
+
+    fields: dict[str, str]  # canonical field → source column
+    extras: dict[str, str]  # extra dimension name → source column
+    ignored: tuple[str, ...]  # source columns dropped on request
+    derived: tuple[str, ...]  # measures computed from others (see `mapping_derivable`)
+
+    def source_for(self, name: str) -> str | None:
+        """The source column behind a canonical field or an extra dimension."""
+        return self.fields.get(name) or self.extras.get(name)
+
+
+def mapping_resolve(
+    *, columns: list[str], explicit: dict[str, str | None] | None = None, saved: dict[str, str] | None = None
+) -> ColumnMapping:
+    """Resolve the mapping of a file's columns; raises IngestionError when it cannot be used.
+
+    `explicit` is source column → canonical field; `saved` is canonical field → source column.
+    """
+    targets = _explicit_targets(columns, explicit or {})
+    for field, column in (saved or {}).items():
+        # A saved choice applies only to a column still present and a field still free.
+        if field in FIELDS_BY_NAME and column in columns and column not in targets and field not in targets.values():
+            targets[column] = field
+    _alias_targets_add(columns, targets)
+    mapping = _mapping_build(columns, targets)
+    _mapping_require(mapping, columns)
+    return mapping
+
+
+def mapping_drift(*, saved: dict[str, str] | None, current: dict[str, str]) -> list[str]:
+    """Sentences on how the file differs from the datasource's saved mapping (canonical field → column)."""
+    if not saved:
+        return []
+    sentences: list[str] = []
+    for field, old in saved.items():
+        new = current.get(field)
+        if new is None:
+            sentences.append(f"Column '{old}' ({field}) is no longer in the file.")
+        elif new != old:
+            sentences.append(f"Column '{old}' ({field}) is now called '{new}'.")
+    sentences += [f"New column '{new}' is used as {field}." for field, new in current.items() if field not in saved]
+    return sentences
+
+
+def mapping_derivable(fields: set[str]) -> tuple[str, ...]:
+    """Measures the transform computes because the file lacks them but has their inputs."""
+    derived: list[str] = []
+    if "revenue" not in fields and {"unit_price", "quantity"} <= fields:
+        derived.append("revenue")
+    has_revenue = "revenue" in fields or "revenue" in derived
+    if "unit_price" not in fields and has_revenue and "quantity" in fields:
+        derived.append("unit_price")
+    if "cost" not in fields and has_revenue and "gross_profit" in fields:
+        derived.append("cost")
+    if "gross_profit" not in fields and has_revenue and "cost" in fields:
+        derived.append("gross_profit")
+    return tuple(derived)
+
+
+def dimension_name_make(column: str, taken: set[str]) -> str:
+    """A safe snake_case name for an extra source column, unique among `taken`."""
+    text = unicodedata.normalize("NFKD", str(column)).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "_", text.replace("%", " pct ")).strip("_") or "column"
+    if text[0].isdigit():
+        text = f"col_{text}"
+    if text in RESERVED_NAMES:
+        text = f"{text}_extra"
+    name, counter = text, 2
+    while name in taken:
+        name, counter = f"{text}_{counter}", counter + 1
+    return name
+
+
+def _explicit_targets(columns: list[str], explicit: dict[str, str | None]) -> dict[str, str]:
+    """Validate the API's mapping; returns source column → canonical field ("" = ignore)."""
+    targets: dict[str, str] = {}
+    for given, field in explicit.items():
+        column = _column_match(given, columns)
+        target = (field or "").strip()
+        if target and target not in FIELDS_BY_NAME:
+            valid = ", ".join(FIELDS_BY_NAME)
+            raise IngestionError(INVALID_MAPPING, f"Unknown field '{target}' for column '{given}'. Valid: {valid}.")
+        targets[column] = target
+    claimed = [target for target in targets.values() if target]
+    for field in sorted({target for target in claimed if claimed.count(target) > 1}):
+        sources = ", ".join(f"'{column}'" for column, target in targets.items() if target == field)
+        raise IngestionError(INVALID_MAPPING, f"Columns {sources} are all mapped to '{field}'; map only one.")
+    return targets
+
+
+def _column_match(given: str, columns: list[str]) -> str:
+    # Exact name first; a unique case/spacing-insensitive match spares users retyping headers.
+    if given in columns:
+        return given
+    loose = [column for column in columns if normalize_column_name(column) == normalize_column_name(given)]
+    if len(loose) == 1:
+        return loose[0]
+    valid = ", ".join(f"'{column}'" for column in columns)
+    raise IngestionError(
+        INVALID_MAPPING, f"The mapping names column '{given}', which is not in the file. Columns: {valid}."
+    )
+
+
+def _alias_targets_add(columns: list[str], targets: dict[str, str]) -> None:
+    """Map the still-unassigned columns by alias; the best-ranked alias wins a field."""
+    claimed = {target for target in targets.values() if target in FIELDS_BY_NAME}
+    candidates = sorted(
+        (rank, index, column, field)
+        for index, column in enumerate(columns)
+        if column not in targets
+        for field, rank in [_ALIAS_RANK.get(normalize_column_name(column), (None, 0))]
+        if field is not None
+    )
+    for _rank, _index, column, field in candidates:
+        if field not in claimed:
+            targets[column] = field
+            claimed.add(field)
+
+
+def _mapping_build(columns: list[str], targets: dict[str, str]) -> ColumnMapping:
+    fields: dict[str, str] = {}
+    extras: dict[str, str] = {}
+    ignored: list[str] = []
+    for column in columns:
+        target = targets.get(column)
+        if target == "":
+            ignored.append(column)
+        elif target in FIELDS_BY_NAME and target not in fields:
+            fields[target] = column
+        else:
+            extras[dimension_name_make(column, set(extras))] = column
+    return ColumnMapping(fields, extras, tuple(ignored), mapping_derivable(set(fields)))
+
+
+def _mapping_require(mapping: ColumnMapping, columns: list[str]) -> None:
+    """Refuse a mapping that lacks a required field or any way to get revenue."""
+    available = set(mapping.fields) | set(mapping.derived)
+    missing = [field for field in REQUIRED_FIELDS if field not in available]
+    if "revenue" not in available and "unit_price" not in mapping.fields:
+        missing.append("revenue")
+    if not missing:
+        return
+    unused = [column for column in columns if column not in mapping.fields.values()]
+    hints = [_missing_hint(field, unused) for field in missing]
+    found = ", ".join(f"'{column}'" for column in columns) or "none"
+    detail = f"Missing required column(s): {'; '.join(hints)}. Columns found: {found}."
+    raise IngestionError(MISSING_REQUIRED_COLUMN, detail)
+
+
+def _missing_hint(field: str, columns: list[str]) -> str:
+    label = "revenue (or unit_price with quantity)" if field == "revenue" else field
+    names = [normalize_column_name(name) for name in (field, *FIELDS_BY_NAME[field].aliases)]
+    if field == "revenue":
+        names += [normalize_column_name(name) for name in ("unit_price", *FIELDS_BY_NAME["unit_price"].aliases)]
+    scored = sorted(
+        ((max(difflib.SequenceMatcher(None, normalize_column_name(c), n).ratio() for n in names), c) for c in columns),
+        reverse=True,
+    )
+    near = [f"'{column}'" for score, column in scored[:3] if score >= 0.6]
+    return f"{label} (nearest: {', '.join(near)})" if near else f"{label} (no similar column)"

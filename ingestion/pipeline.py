@@ -1,0 +1,278 @@
+"""The stages of one ingestion task: read → map → validate → publish.
+
+Each stage writes its progress to the task row. Nothing is published until every batch
+has been validated, and publishing is one atomic switch, so a failure anywhere leaves the
+dashboards as they were and the raw file where it was.
+"""
+
+import csv
+import datetime as dt
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from analytics.services import PublishRequest, datasource_publish
+from ingestion import errors
+from ingestion.dates import date_format_choose
+from ingestion.errors import IngestionError
+from ingestion.mapping import mapping_drift, mapping_resolve
+from ingestion.models import ColumnMapping, IngestionTask
+from ingestion.readers import DetectedSource, source_detect, source_read_batches, source_read_column
+from ingestion.services import TaskProgress, raw_local_path
+from ingestion.transform import TransformPlan, batch_transform
+from sales_analytics.csvsafe import neutralize_cell
+
+FIRST_ERRORS_KEPT = 20
+ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
+Stage = IngestionTask.Stage
+
+
+def pipeline_run(*, task: IngestionTask, progress: TaskProgress) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"ingest-{task.pk}-") as workdir:
+        _run_in(task=task, progress=progress, workdir=Path(workdir))
+
+
+def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> None:
+    options = task.options
+    progress.stage(Stage.READING, 10, "Reading the file and detecting its format.")
+    raw_path = raw_local_path(task=task, workdir=workdir)
+    detected = source_detect(
+        raw_path, filename_hint=task.original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
+    )
+    progress.update(15, _describe(detected), **_detected_fields(detected))
+    progress.check_cancelled()
+
+    progress.stage(Stage.MAPPING, 20, "Matching columns to the sales schema.")
+    saved = ColumnMapping.objects.filter(datasource=task.datasource).first()
+    mapping = mapping_resolve(
+        columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
+    )
+    drift = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
+    date_values = source_read_column(raw_path, detected, mapping.fields["date"])
+    date_choice = date_format_choose(date_values, explicit=options.get("date_format"))
+    plan = TransformPlan.from_mapping(
+        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
+    )
+    progress.update(
+        25,
+        "Columns matched" + (f"; {' '.join(drift)}" if drift else "."),
+        applied_mapping=mapping.fields,
+        detected_date_format=date_choice.format,
+    )
+    progress.check_cancelled()
+
+    progress.stage(Stage.VALIDATING, 25, "Validating rows.")
+    outcome = _validate_all(
+        task=task, progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir
+    )
+    _policy_check(task=task, outcome=outcome)
+    progress.check_cancelled()
+
+    progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
+    published = datasource_publish(
+        request=PublishRequest(
+            datasource_name=task.datasource.name,
+            upload_id=task.pk,
+            upload_name=task.original_filename,
+            uploaded_at=task.created_at,
+            curated_path=outcome.curated_path,
+            rows=outcome.rows_valid,
+            interval_start=outcome.interval_start,
+            interval_end=outcome.interval_end,
+            replace=task.mode == IngestionTask.Mode.REPLACE,
+        )
+    )
+    ColumnMapping.objects.update_or_create(
+        datasource=task.datasource, defaults={"mapping": mapping.fields, "source_columns": detected.columns}
+    )
+    task.engine_task_id = f"embedded:{task.datasource.name}:v{published.data_version}"
+    rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
+    progress.finish(
+        IngestionTask.Status.SUCCEEDED,
+        f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
+        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}).",
+        progress=100,
+    )
+
+
+def _describe(detected: DetectedSource) -> str:
+    parts = [f"{detected.format.upper()} file"]
+    if detected.encoding:
+        parts.append(f"encoding {detected.encoding}")
+    if detected.delimiter:
+        parts.append(f"delimiter {detected.delimiter!r}")
+    if detected.decimal_comma:
+        parts.append("decimal comma")
+    if detected.sheet:
+        parts.append(f"sheet {detected.sheet!r}")
+    parts.append(f"header on row {detected.header_row}, {len(detected.columns)} columns")
+    return "Detected " + ", ".join(parts) + "."
+
+
+def _detected_fields(detected: DetectedSource) -> dict:
+    return {
+        "detected_format": detected.format,
+        "detected_encoding": detected.encoding or "",
+        "detected_delimiter": detected.delimiter or "",
+        "detected_sheet": detected.sheet or "",
+        "detected_header_row": detected.header_row,
+    }
+
+
+@dataclass
+class ValidationOutcome:
+    curated_path: Path
+    report_path: Path
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    rows_total: int = 0
+    interval_start: dt.date | None = None
+    interval_end: dt.date | None = None
+    first_errors: list[dict] = field(default_factory=list)
+
+
+def _validate_all(
+    *, task: IngestionTask, progress: TaskProgress, raw_path: Path, detected: DetectedSource, plan, workdir: Path
+) -> ValidationOutcome:
+    """Every batch is transformed and validated; valid rows stream into one curated Parquet file."""
+    outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
+    rejected_rows: set[int] = set()
+    estimated_rows = _estimate_rows(raw_path, detected)
+    writer: pq.ParquetWriter | None = None
+    with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
+        report = csv.writer(report_file)
+        report.writerow(ERROR_REPORT_COLUMNS)
+        try:
+            for batch in source_read_batches(raw_path, detected):
+                result = batch_transform(batch, plan)
+                outcome.rows_total += batch.height
+                _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
+                if result.valid.height:
+                    table = result.valid.to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(outcome.curated_path, table.schema, compression="zstd")
+                    writer.write_table(table.cast(writer.schema))
+                    _extend_interval(outcome=outcome, dates=result.valid["date"])
+                outcome.rows_valid += result.valid.height
+                percent = 25 + int(60 * min(outcome.rows_total / max(estimated_rows, outcome.rows_total, 1), 1.0))
+                progress.update(
+                    percent,
+                    f"Validated {outcome.rows_total:,} rows ({outcome.rows_rejected:,} rejected).",
+                    rows_total=outcome.rows_total,
+                    rows_valid=outcome.rows_valid,
+                    rows_rejected=outcome.rows_rejected,
+                    errors=outcome.first_errors,
+                )
+                progress.check_cancelled()
+        finally:
+            if writer is not None:
+                writer.close()
+    if outcome.rows_rejected:
+        task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
+        task.save(update_fields=["error_report_key"])
+    return outcome
+
+
+def _report_rejected(*, report, rejected: pl.DataFrame, outcome: ValidationOutcome, seen: set[int]) -> None:
+    for row in rejected.iter_rows(named=True):
+        report.writerow([neutralize_cell(row[name]) for name in ERROR_REPORT_COLUMNS])
+        if len(outcome.first_errors) < FIRST_ERRORS_KEPT:
+            outcome.first_errors.append({name: row[name] for name in ERROR_REPORT_COLUMNS})
+    # A row with several problems is one rejected row.
+    new_rows = set(rejected["row_number"].to_list()) - seen if rejected.height else set()
+    seen.update(new_rows)
+    outcome.rows_rejected += len(new_rows)
+
+
+def _extend_interval(*, outcome: ValidationOutcome, dates: pl.Series) -> None:
+    low, high = dates.min(), dates.max()
+    outcome.interval_start = low if outcome.interval_start is None else min(outcome.interval_start, low)
+    outcome.interval_end = high if outcome.interval_end is None else max(outcome.interval_end, high)
+
+
+def _estimate_rows(raw_path: Path, detected: DetectedSource) -> int:
+    """A cheap row estimate so progress moves evenly; exactness is not needed."""
+    if detected.format == "parquet":
+        return pq.ParquetFile(raw_path).metadata.num_rows
+    if detected.format == "csv":
+        newline = b"\n\x00" if (detected.encoding or "").startswith("utf-16-le") else b"\n"
+        count = 0
+        with raw_path.open("rb") as handle:
+            while chunk := handle.read(16 * 1024 * 1024):
+                count += chunk.count(newline)
+        return max(count - (detected.header_row or 1) + 1, 1)
+    return 0
+
+
+def _store_report(*, task: IngestionTask, report_path: Path) -> str:
+    key = f"reports/{task.datasource.name}/{task.pk}/errors-attempt{task.attempts}.csv"
+    with report_path.open("rb") as handle:
+        return default_storage.save(key, File(handle, name=Path(key).name))
+
+
+def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
+    """Refuse the whole file when nothing is valid or too much was rejected."""
+    if outcome.rows_total == 0:
+        raise IngestionError(errors.HEADER_ONLY, "The file has a header but no data rows.")
+    limit = float(task.options.get("max_rejected_ratio", 0.25))
+    ratio = outcome.rows_rejected / outcome.rows_total
+    if outcome.rows_valid == 0 or ratio > limit:
+        raise IngestionError(
+            errors.TOO_MANY_REJECTED,
+            f"{outcome.rows_rejected:,} of {outcome.rows_total:,} rows ({ratio:.1%}) were rejected, more than the "
+            f"allowed {limit:.0%}. Nothing was published; download the error report to see why.",
+        )
+
+
+PREVIEW_ROWS_CHECKED = 5_000
+
+
+def ingestion_preview(*, local_path: Path, original_filename: str, datasource, options: dict) -> dict:
+    """What an upload would do, without storing or publishing anything.
+
+    Format problems raise (415/422); mapping and date problems are returned as `problems`
+    so the upload page can show an editable mapping.
+    """
+    detected = source_detect(
+        local_path, filename_hint=original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
+    )
+    saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
+    preview: dict = {
+        **{key: value for key, value in _detected_fields(detected).items()},
+        "decimal_comma": detected.decimal_comma,
+        "columns": detected.columns,
+        "sample_rows": detected.sample_rows,
+        "proposed_mapping": {},
+        "date_format": None,
+        "schema_drift": [],
+        "validation": None,
+        "problems": [],
+    }
+    try:
+        mapping = mapping_resolve(
+            columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
+        )
+        preview["proposed_mapping"] = mapping.fields
+        preview["schema_drift"] = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
+        date_values = source_read_column(local_path, detected, mapping.fields["date"])
+        date_choice = date_format_choose(date_values, explicit=options.get("date_format"))
+        preview["date_format"] = date_choice.format
+    except IngestionError as exc:
+        preview["problems"].append({"code": exc.code, "detail": exc.detail})
+        return preview
+    plan = TransformPlan.from_mapping(
+        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
+    )
+    first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)))
+    result = batch_transform(first_batch, plan)
+    preview["validation"] = {
+        "rows_checked": first_batch.height,
+        "rows_rejected": result.rejected["row_number"].n_unique() if result.rejected.height else 0,
+        "errors": result.rejected.head(FIRST_ERRORS_KEPT).to_dicts(),
+    }
+    return preview

@@ -1,0 +1,366 @@
+"""Writes for ingestion: receiving an upload, running its task, retrying and cancelling."""
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from analytics.models import datasource_name_validator
+from analytics.services import datasource_get_or_create
+from ingestion import errors
+from ingestion.errors import IngestionError
+from ingestion.models import IngestionTask
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_REJECTED_RATIO = 0.25
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """What the uploader may choose; stored on the task so a retry runs the same way."""
+
+    mode: str = IngestionTask.Mode.APPEND
+    mapping: dict[str, str | None] | None = None
+    date_format: str | None = None
+    sheet: str | None = None
+    header_row: int | None = None
+    max_rejected_ratio: float = DEFAULT_MAX_REJECTED_RATIO
+    force: bool = False
+
+
+def upload_options_parse(
+    *,
+    mode: str | None = None,
+    mapping: str | dict | None = None,
+    date_format: str | None = None,
+    sheet: str | None = None,
+    header_row: int | str | None = None,
+    max_rejected_ratio: float | str | None = None,
+    force: bool | str | None = None,
+) -> UploadOptions:
+    """Validate raw form/CLI values; any problem is an `invalid_option` (400)."""
+    mode = (mode or IngestionTask.Mode.APPEND).strip().lower()
+    if mode not in IngestionTask.Mode.values:
+        raise IngestionError(errors.INVALID_OPTION, "mode must be 'append' or 'replace'.", status=400)
+    return UploadOptions(
+        mode=mode,
+        mapping=_mapping_parse(mapping),
+        date_format=(date_format or "").strip() or None,
+        sheet=(sheet or "").strip() or None,
+        header_row=_header_row_parse(header_row),
+        max_rejected_ratio=_ratio_parse(max_rejected_ratio),
+        force=_flag_parse(force),
+    )
+
+
+def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
+    if mapping in (None, "", {}):
+        return None
+    if isinstance(mapping, str):
+        try:
+            mapping = json.loads(mapping)
+        except json.JSONDecodeError as exc:
+            raise IngestionError(errors.INVALID_OPTION, f"mapping is not valid JSON ({exc.msg}).", status=400) from None
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
+    ):
+        raise IngestionError(
+            errors.INVALID_OPTION,
+            'mapping must be a JSON object of source column → canonical field, e.g. {"Total": "revenue"}.',
+            status=400,
+        )
+    return mapping
+
+
+def _header_row_parse(header_row: int | str | None) -> int | None:
+    if header_row in (None, ""):
+        return None
+    try:
+        value = int(header_row)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1:
+        raise IngestionError(errors.INVALID_OPTION, "header_row must be a whole number ≥ 1.", status=400)
+    return value
+
+
+def _ratio_parse(ratio: float | str | None) -> float:
+    if ratio in (None, ""):
+        return DEFAULT_MAX_REJECTED_RATIO
+    try:
+        value = float(ratio)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise IngestionError(errors.INVALID_OPTION, "max_rejected_ratio must be between 0 and 1.", status=400)
+    return value
+
+
+def _flag_parse(flag: bool | str | None) -> bool:
+    if isinstance(flag, bool):
+        return flag
+    return (flag or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def datasource_name_check(*, name: str) -> str:
+    name = (name or settings.DEFAULT_DATASOURCE).strip()
+    try:
+        datasource_name_validator(name)
+    except ValidationError as exc:
+        raise IngestionError("invalid_datasource", exc.messages[0], status=400) from None
+    return name
+
+
+def safe_filename(name: str) -> str:
+    """The last path component, reduced to safe characters: no traversal, no hidden tricks."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    cleaned = get_valid_filename(base.replace("..", "_")) if base.strip(". ") else ""
+    cleaned = cleaned.lstrip(".")[:120]
+    return cleaned or "upload"
+
+
+def raw_storage_key(*, datasource_name: str, task_id: uuid.UUID, filename: str, when: dt.datetime) -> str:
+    return f"raw/{datasource_name}/{when:%Y}/{when:%m}/{task_id}/{safe_filename(filename)}"
+
+
+def ingestion_duplicate_find(*, datasource_name: str, sha256: str) -> IngestionTask | None:
+    return (
+        IngestionTask.objects.filter(
+            datasource__name=datasource_name, sha256=sha256, status=IngestionTask.Status.SUCCEEDED
+        )
+        .order_by("created_at")
+        .first()
+    )
+
+
+def ingestion_upload_receive(
+    *,
+    local_path: Path,
+    original_filename: str,
+    sha256: str,
+    size_bytes: int,
+    datasource_name: str,
+    options: UploadOptions,
+    user: AbstractBaseUser | None,
+) -> IngestionTask:
+    """Check the file is one we can read, keep it raw in storage, create its task and queue it.
+
+    Refusals raise IngestionError and leave nothing behind.
+    """
+    from ingestion.readers import source_detect
+
+    datasource_name = datasource_name_check(name=datasource_name)
+    if size_bytes == 0:
+        raise IngestionError(errors.EMPTY_FILE, "The file is empty.")
+    source_detect(local_path, filename_hint=original_filename, sheet=options.sheet, header_row=options.header_row)
+    if not options.force:
+        earlier = ingestion_duplicate_find(datasource_name=datasource_name, sha256=sha256)
+        if earlier is not None:
+            raise IngestionError(
+                errors.DUPLICATE_UPLOAD,
+                f"This exact file was already published to '{datasource_name}' by task {earlier.pk} "
+                f"({earlier.original_filename}, {earlier.created_at:%Y-%m-%d %H:%M} UTC). "
+                "Send force=true to load it again.",
+                status=409,
+            )
+    task_id = uuid.uuid4()
+    now = timezone.now()
+    key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
+    with local_path.open("rb") as handle:
+        stored_key = default_storage.save(key, File(handle, name=Path(key).name))
+    datasource = datasource_get_or_create(name=datasource_name)
+    with transaction.atomic():
+        task = IngestionTask.objects.create(
+            id=task_id,
+            datasource=datasource,
+            status=IngestionTask.Status.QUEUED,
+            stage=IngestionTask.Stage.STORING_RAW,
+            progress=5,
+            message="Raw file stored; waiting for a worker.",
+            original_filename=original_filename[:255],
+            size_bytes=size_bytes,
+            sha256=sha256,
+            raw_key=stored_key,
+            mode=options.mode,
+            options=asdict(options),
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        ingestion_task_enqueue(task=task)
+    return task
+
+
+def ingestion_task_enqueue(*, task: IngestionTask) -> None:
+    """Queue the background run once the task row is committed (never before it exists)."""
+    from ingestion.tasks import ingestion_task_queue
+
+    task_id = str(task.pk)
+    transaction.on_commit(lambda: ingestion_task_queue(task_id=task_id))
+
+
+def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None = None) -> IngestionTask:
+    """Run a failed or cancelled task again from its stored raw file, optionally with new options."""
+    with transaction.atomic():
+        locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
+        if locked.status not in (IngestionTask.Status.FAILED, IngestionTask.Status.CANCELLED):
+            raise IngestionError(
+                "task_not_retryable",
+                f"Only failed or cancelled tasks can be retried (this one is {locked.status}).",
+                status=409,
+            )
+        if options is not None:
+            locked.options = asdict(options)
+            locked.mode = options.mode
+        locked.status = IngestionTask.Status.QUEUED
+        locked.stage = IngestionTask.Stage.STORING_RAW
+        locked.progress = 5
+        locked.message = "Queued again from the stored raw file."
+        locked.error_code = ""
+        locked.cancel_requested = False
+        locked.finished_at = None
+        locked.save()
+        ingestion_task_enqueue(task=locked)
+    return locked
+
+
+def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
+    """A queued task is cancelled at once; a running one stops at its next checkpoint."""
+    with transaction.atomic():
+        locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
+        if locked.is_finished:
+            raise IngestionError(
+                "task_not_cancellable", f"The task has already finished ({locked.status}).", status=409
+            )
+        if locked.status == IngestionTask.Status.QUEUED:
+            locked.status = IngestionTask.Status.CANCELLED
+            locked.message = "Cancelled before it started. The raw file is kept; retry to run it."
+            locked.finished_at = timezone.now()
+        else:
+            locked.cancel_requested = True
+            locked.message = "Cancelling…"
+        locked.save()
+    return locked
+
+
+# --- Running a task ---------------------------------------------------------------------
+
+ProgressCallback = Callable[[IngestionTask], None]
+
+
+def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
+    """Mark a queued task running; None when it is not queued (a duplicate delivery runs nothing)."""
+    with transaction.atomic():
+        task = IngestionTask.objects.select_for_update().select_related("datasource").filter(pk=task_id).first()
+        if task is None or task.status != IngestionTask.Status.QUEUED:
+            return None
+        task.status = IngestionTask.Status.RUNNING
+        task.attempts += 1
+        task.started_at = timezone.now()
+        task.timings = {}
+        task.errors = []
+        task.rows_total = task.rows_valid = task.rows_rejected = None
+        task.save()
+    return task
+
+
+def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
+    """The raw file on local disk: the worker may run on another machine than the web process."""
+    if isinstance(default_storage, FileSystemStorage):
+        return Path(default_storage.path(task.raw_key))
+    local = workdir / ("raw-" + safe_filename(task.original_filename))
+    with default_storage.open(task.raw_key, "rb") as source, local.open("wb") as target:
+        while chunk := source.read(8 * 1024 * 1024):
+            target.write(chunk)
+    return local
+
+
+class TaskCancelled(Exception):
+    pass
+
+
+class TaskProgress:
+    """Writes stage, percent and message to the task row: the UI, API and admin read the same truth."""
+
+    def __init__(self, task: IngestionTask, on_progress: ProgressCallback | None = None) -> None:
+        self.task = task
+        self.on_progress = on_progress
+        self._stage_started = time.perf_counter()
+
+    def stage(self, stage: str, progress: int, message: str) -> None:
+        self._close_stage()
+        self.task.stage = stage
+        self.update(progress, message)
+
+    def update(self, progress: int, message: str, **fields) -> None:
+        self.task.progress = max(self.task.progress, min(progress, 100))
+        self.task.message = message
+        for name, value in fields.items():
+            setattr(self.task, name, value)
+        changed = ["stage", "progress", "message", "timings", *fields]
+        self.task.save(update_fields=changed)
+        if self.on_progress is not None:
+            self.on_progress(self.task)
+
+    def check_cancelled(self) -> None:
+        if IngestionTask.objects.filter(pk=self.task.pk, cancel_requested=True).exists():
+            raise TaskCancelled
+
+    def _close_stage(self) -> None:
+        now = time.perf_counter()
+        current = str(self.task.stage)
+        self.task.timings[current] = round(self.task.timings.get(current, 0.0) + now - self._stage_started, 3)
+        self._stage_started = now
+
+    def finish(self, status: str, message: str, *, error_code: str = "", progress: int | None = None) -> None:
+        self._close_stage()
+        self.task.status = status
+        self.task.message = message
+        self.task.error_code = error_code
+        self.task.finished_at = timezone.now()
+        if progress is not None:
+            self.task.progress = progress
+        if status == IngestionTask.Status.SUCCEEDED:
+            self.task.stage = IngestionTask.Stage.DONE
+        self.task.save()
+        if self.on_progress is not None:
+            self.on_progress(self.task)
+
+
+def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = None) -> IngestionTask | None:
+    """Run one task end to end; safe to call twice (the second call finds it not queued)."""
+    from ingestion.pipeline import pipeline_run
+
+    task = ingestion_task_claim(task_id=task_id)
+    if task is None:
+        logger.info("task %s is not queued; nothing to do", task_id)
+        return IngestionTask.objects.filter(pk=task_id).first()
+    progress = TaskProgress(task, on_progress)
+    try:
+        pipeline_run(task=task, progress=progress)
+    except TaskCancelled:
+        progress.finish(IngestionTask.Status.CANCELLED, "Cancelled. Nothing was published; the raw file is kept.")
+    except IngestionError as exc:
+        progress.finish(IngestionTask.Status.FAILED, exc.detail, error_code=exc.code)
+    except Exception as exc:
+        logger.exception("task %s failed unexpectedly during %s", task_id, task.stage)
+        progress.finish(
+            IngestionTask.Status.FAILED,
+            f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
+            "Nothing was published; the raw file is kept, so the task can be retried.",
+            error_code="internal_error",
+        )
+    return task

@@ -1,0 +1,16 @@
+"""Background entry points (django-q2): take an id, call one service."""
+
+from django_q.tasks import async_task
+
+from sales_analytics.observability import log_context
+
+
+def ingestion_task_execute(task_id: str) -> None:
+    from ingestion.services import ingestion_task_run
+
+    with log_context(f"t-{task_id}"):
+        ingestion_task_run(task_id=task_id)
+
+
+def ingestion_task_queue(*, task_id: str) -> None:
+    async_task("ingestion.tasks.ingestion_task_execute", task_id, task_name=f"ingest {task_id}", group="ingestion")

@@ -1,0 +1,371 @@
+"""Step 6 of the data flow (DESIGN.md): one batch of source strings → canonical typed rows + rejects.
+
+A batch is what the readers yield: every source column as pl.String (null for an empty cell)
+plus an Int64 `__row_number` (1-based row in the source file). Each batch is parsed, completed
+with the derivable measures, then validated row by row with a Pandera schema on the *collected*
+DataFrame: on a LazyFrame Pandera checks the schema only and silently skips value checks.
+
+Every problem becomes one row of the error report (source row number, source column, original
+value, reason in plain words); a row with any problem is left out of `valid`.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandera.polars as pa
+import polars as pl
+from pandera.config import ValidationDepth, config_context
+
+from ingestion.dates import date_format_has_time, date_parse, date_time_merge, time_parse
+from ingestion.mapping import ColumnMapping
+from ingestion.schema import FIELDS_BY_NAME, FieldKind
+
+ROW_NUMBER = "__row_number"
+DATE_MIN = date(1990, 1, 1)
+
+# The published column order; every canonical column is always present (null when the file
+# lacks it) so segments of one datasource share a schema. Extras follow in source order.
+OUTPUT_FIELDS: tuple[str, ...] = (
+    "date",
+    "datetime",
+    "branch",
+    "product_line",
+    "quantity",
+    "unit_price",
+    "revenue",
+    "cost",
+    "gross_profit",
+    "tax",
+    "invoice_id",
+    "city",
+    "customer_type",
+    "gender",
+    "payment",
+    "rating",
+)
+OUTPUT_TYPES: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
+    "quantity": pl.Int64(),
+    **{name: pl.Float64() for name in ("unit_price", "revenue", "cost", "gross_profit", "tax", "rating")},
+}
+REJECTED_SCHEMA: dict[str, pl.DataType] = {
+    "row_number": pl.Int64(),
+    "column": pl.String(),
+    "value": pl.String(),
+    "reason": pl.String(),
+}
+
+# Cells that mean "no value" in exported spreadsheets; only numbers, dates and times use them
+# (a branch literally called "NA" stays a branch).
+NULL_TOKENS: tuple[str, ...] = ("", "na", "n/a", "#n/a", "null", "none", "-")
+
+# A number after currency symbols and spaces are removed. Thousands separators must group by
+# three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250.
+_NUMBER_DOT = r"^[+-]?(\d+|\d{1,3}(,\d{3})+)?(\.\d*)?([eE][+-]?\d+)?$"
+_NUMBER_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)?(,\d*)?([eE][+-]?\d+)?$"
+_NOISE = r"[\p{Sc}\s\x{00a0}\x{202f}'’]|^[A-Z]{3}|[A-Z]{3}$"  # currency signs/codes, spaces
+
+# For a derived measure, problems are reported against the source column it was computed from.
+_DERIVED_FROM: dict[str, str] = {
+    "revenue": "unit_price",
+    "unit_price": "revenue",
+    "cost": "gross_profit",
+    "gross_profit": "cost",
+}
+
+
+@dataclass(frozen=True)
+class TransformPlan:
+    """Everything decided once per file and applied to each of its batches."""
+
+    mapping: ColumnMapping
+    date_format: str
+    decimal_comma: bool = False
+    time_column: str | None = None  # a separate time-of-day column; default: the mapped `time` field
+
+    @classmethod
+    def from_mapping(cls, *, mapping: ColumnMapping, date_format: str, decimal_comma: bool = False) -> "TransformPlan":
+        """The plan for a resolved mapping; its `time` field, if any, becomes the time column."""
+        return cls(mapping=mapping, date_format=date_format, decimal_comma=decimal_comma)
+
+    @property
+    def time_source(self) -> str | None:
+        return self.time_column or self.mapping.fields.get("time")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    valid: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def batch_transform(batch: pl.DataFrame, plan: TransformPlan) -> BatchResult:
+    """Parse, derive and validate one batch; every row ends in exactly one of valid / rejected."""
+    parsed, parse_problems = _batch_parse(batch, plan)
+    parsed = _measures_derive(parsed, plan.mapping)
+    check_problems = _batch_validate(parsed, batch, plan.mapping)
+    rejected = _problems_merge(parse_problems, check_problems, plan.mapping, batch.columns)
+    bad_rows = rejected["row_number"].unique()
+    valid = parsed.filter(~pl.col(ROW_NUMBER).is_in(bad_rows.implode()))
+    return BatchResult(valid=_output_select(valid, plan.mapping), rejected=rejected)
+
+
+def decimal_parse(values: pl.Series, *, decimal_comma: bool) -> pl.Series:
+    """Strings like "$1,234.50", "€ 12,50" or "(3.10)" → Float64 (null when not a number)."""
+    return pl.select(_decimal_expr(pl.lit(values), decimal_comma)).to_series().alias(values.name)
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Typed canonical columns + extras, and the cells that had a value but could not be read."""
+    columns: list[pl.Series] = [batch[ROW_NUMBER].cast(pl.Int64)]
+    problems: list[pl.DataFrame] = []
+    for field, source in plan.mapping.fields.items():
+        if field in ("date", "time"):
+            continue
+        series, failures = _field_parse(batch[source], field, plan.decimal_comma)
+        columns.append(series.alias(field))
+        problems += [_problems_make(batch, source, mask, reason) for mask, reason in failures]
+    date_columns, date_failures = _dates_parse(batch, plan)
+    columns += date_columns
+    problems += date_failures
+    columns += [_text_clean(batch[source]).alias(name) for name, source in plan.mapping.extras.items()]
+    return pl.DataFrame(columns), problems
+
+
+def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl.Series, list[tuple[pl.Series, str]]]:
+    """One column by the kind of its field → (typed values, [(failure mask, reason)])."""
+    kind = FIELDS_BY_NAME[field].kind
+    if kind == FieldKind.STRING:
+        return _text_clean(values), []
+    number = decimal_parse(values, decimal_comma=decimal_comma)
+    failures = [(_present(values) & number.is_null(), "not a number")]
+    if kind == FieldKind.DECIMAL:
+        return number, failures
+    fraction = number.is_not_null() & (number != number.round(0)).fill_null(True)
+    failures.append((fraction, f"{field} must be a whole number"))
+    whole = pl.select(pl.when(~fraction).then(pl.lit(number))).to_series()
+    return whole.cast(pl.Int64, strict=False), failures
+
+
+def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Series], list[pl.DataFrame]]:
+    """`date` (always a Date) and `datetime` (when the format or a time column gives a time)."""
+    source = plan.mapping.fields["date"]
+    values = _null_tokens_clear(batch[source])
+    parsed = date_parse(values, plan.date_format)
+    problems = [_problems_make(batch, source, _present(values) & parsed.is_null(), _date_reason(plan.date_format))]
+    moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
+    if plan.time_source:
+        times = time_parse(_null_tokens_clear(batch[plan.time_source]))
+        problems.append(
+            _problems_make(
+                batch,
+                plan.time_source,
+                _present(batch[plan.time_source]) & times.is_null(),
+                "not a time of day (e.g. 13:08 or 1:08 PM)",
+            )
+        )
+        moment = date_time_merge(parsed, times)
+    date_only = parsed.dt.date() if parsed.dtype == pl.Datetime else parsed
+    return [date_only.alias("date"), moment.cast(pl.Datetime("us")).alias("datetime")], problems
+
+
+def _date_reason(fmt: str) -> str:
+    return f"not a date in format {fmt}"
+
+
+def _decimal_expr(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
+    cleaned = _null_token_expr(text).str.replace_all(_NOISE, "")
+    cleaned = cleaned.str.replace(r"^\((.*)\)$", "-$1")  # accounting negatives: (12.50)
+    valid = cleaned.str.contains(_NUMBER_COMMA if decimal_comma else _NUMBER_DOT)
+    if decimal_comma:
+        cleaned = cleaned.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    else:
+        cleaned = cleaned.str.replace_all(",", "", literal=True)
+    return pl.when(valid).then(cleaned.cast(pl.Float64, strict=False))
+
+
+def _null_token_expr(text: pl.Expr) -> pl.Expr:
+    stripped = text.str.strip_chars()
+    return pl.when(stripped.str.to_lowercase().is_in(NULL_TOKENS)).then(None).otherwise(stripped)
+
+
+def _null_tokens_clear(values: pl.Series) -> pl.Series:
+    return pl.select(_null_token_expr(pl.lit(values))).to_series().alias(values.name)
+
+
+def _text_clean(values: pl.Series) -> pl.Series:
+    stripped = values.str.strip_chars()
+    return pl.select(pl.when(pl.lit(stripped) != "").then(pl.lit(stripped))).to_series().alias(values.name)
+
+
+def _present(values: pl.Series) -> pl.Series:
+    """Cells that hold a value (not empty, not a null token): a parse failure there is a reject."""
+    return _null_tokens_clear(values).is_not_null()
+
+
+def _problems_make(batch: pl.DataFrame, source: str, mask: pl.Series, reason: str) -> pl.DataFrame:
+    rows = batch.filter(mask.fill_null(False))
+    return pl.DataFrame(
+        {
+            "row_number": rows[ROW_NUMBER].cast(pl.Int64),
+            "column": pl.Series([source] * len(rows), dtype=pl.String),
+            "value": rows[source],
+            "reason": pl.Series([reason] * len(rows), dtype=pl.String),
+        },
+        schema=REJECTED_SCHEMA,
+    )
+
+
+# --- derivations -------------------------------------------------------------------------------
+
+
+def _measures_derive(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
+    """Fill the measures the file lacks; `mapping.derived` says which ones can be computed."""
+    for name in ("unit_price", "revenue", "cost", "gross_profit", "tax"):
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Float64).alias(name))
+    tax = pl.col("tax").fill_null(0.0)
+    # Order matters: revenue first, since unit_price, cost and gross_profit may need it.
+    formulas = {
+        "revenue": pl.col("unit_price") * pl.col("quantity") + tax,
+        # Inverse of the revenue rule, so unit_price × quantity + tax gives the revenue back.
+        "unit_price": pl.when(pl.col("quantity") != 0).then((pl.col("revenue") - tax) / pl.col("quantity")),
+        "cost": pl.col("revenue") - pl.col("gross_profit"),
+        "gross_profit": pl.col("revenue") - pl.col("cost"),
+    }
+    for name, formula in formulas.items():
+        if name in mapping.derived:
+            frame = frame.with_columns(formula.cast(pl.Float64).alias(name))
+    return frame
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def date_max(today: date | None = None) -> date:
+    """Latest acceptable business date: one year ahead (orders dated in advance), no more."""
+    base = today or date.today()
+    return base + timedelta(days=366) if (base.month, base.day) == (2, 29) else base.replace(year=base.year + 1)
+
+
+def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
+    """The row rules; built per call because the date bound moves with today."""
+
+    def finite() -> pa.Check:
+        return pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).is_finite()), name="finite")
+
+    def measure(*checks: pa.Check, nullable: bool = True) -> pa.Column:
+        return pa.Column(pl.Float64, checks=[*checks, finite()], nullable=nullable)
+
+    def text(*, nullable: bool = True) -> pa.Column:
+        return pa.Column(pl.String, nullable=nullable)
+
+    return pa.DataFrameSchema(
+        {
+            "date": pa.Column(pl.Date, pa.Check.in_range(DATE_MIN, date_max(today)), nullable=False),
+            "datetime": pa.Column(pl.Datetime("us"), nullable=True),
+            "branch": text(nullable=False),
+            "product_line": text(nullable=False),
+            "quantity": pa.Column(pl.Int64, nullable=False),
+            "unit_price": measure(pa.Check.ge(0)),  # null only when quantity is 0
+            "revenue": measure(nullable=False),
+            "cost": measure(),
+            "gross_profit": measure(),
+            "tax": measure(),
+            "rating": measure(),
+        },
+        strict=False,  # extras and optional text fields pass through unchecked
+        coerce=False,  # types were set by parsing; coercion here would hide parse failures
+    )
+
+
+def _batch_validate(parsed: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
+    """Pandera failure cases of the collected frame → report rows against source columns."""
+    frame = _output_select(parsed, mapping, keep_row_number=True)
+    # Depth forced: a PANDERA_VALIDATION_DEPTH=SCHEMA_ONLY environment must not skip value checks.
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        try:
+            sales_schema().validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            return _failures_report(errors.failure_cases, frame, batch, mapping)
+    return pl.DataFrame(schema=REJECTED_SCHEMA)
+
+
+def _failures_report(
+    failures: pl.DataFrame, frame: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping
+) -> pl.DataFrame:
+    if failures["index"].is_null().any():
+        # A dtype or column failure means parsing built a wrong frame: a bug, not a bad row.
+        raise RuntimeError(f"sales schema mismatch: {failures.filter(pl.col('index').is_null()).rows()}")
+    reports = [pl.DataFrame(schema=REJECTED_SCHEMA)]
+    # Grouped by (field, check) so each group is one vectorised gather, even for a batch of bad rows.
+    for (field, check), group in failures.group_by("column", "check", maintain_order=True):
+        indices = group["index"].cast(pl.Int64)
+        source = _report_source(str(field), mapping)
+        values = batch[source].gather(indices) if source in batch.columns else pl.repeat(None, len(indices), eager=True)
+        report = pl.DataFrame(
+            {
+                "row_number": frame[ROW_NUMBER].gather(indices),
+                "column": pl.repeat(source, len(indices), eager=True),
+                "value": values.cast(pl.String),
+                "reason": pl.repeat(_reason(str(field), str(check), mapping), len(indices), eager=True),
+            }
+        )
+        reports.append(report.cast(REJECTED_SCHEMA))  # type: ignore[arg-type]
+    return pl.concat(reports)
+
+
+def _report_source(field: str, mapping: ColumnMapping) -> str:
+    if field == "datetime":
+        field = "date"
+    if field in mapping.derived:
+        return mapping.fields.get(_DERIVED_FROM[field], field)
+    return mapping.fields.get(field, field)
+
+
+def _reason(field: str, check: str, mapping: ColumnMapping) -> str:
+    words = field.replace("_", " ")
+    if field in mapping.derived:
+        words += " (computed)"
+    if check == "not_nullable":
+        return f"{words} is missing"
+    if check.startswith("in_range"):
+        return f"{words} must be between {DATE_MIN.isoformat()} and {date_max().isoformat()}"
+    if check.startswith("greater_than_or_equal_to"):
+        return f"{words} must not be negative"
+    if check == "finite":
+        return f"{words} is not a finite number"
+    return f"{words} fails check {check}"
+
+
+def _problems_merge(
+    parse: list[pl.DataFrame], checks: pl.DataFrame, mapping: ColumnMapping, columns: list[str]
+) -> pl.DataFrame:
+    """One report row per problem, in source order: a cell that failed parsing is not reported again."""
+    parsed = pl.concat([pl.DataFrame(schema=REJECTED_SCHEMA), *parse])
+    # A computed measure is null because an input failed: the input's own report says why.
+    derived_sources = [_report_source(name, mapping) for name in mapping.derived]
+    consequence = pl.col("column").is_in(derived_sources) & pl.col("row_number").is_in(parsed["row_number"].implode())
+    checks = checks.filter(~(consequence & pl.col("reason").str.ends_with("is missing")))
+    merged = pl.concat([parsed, checks]).unique(subset=["row_number", "column"], keep="first", maintain_order=True)
+    position = pl.col("column").replace_strict(columns, range(len(columns)), default=len(columns))
+    return merged.sort(pl.col("row_number"), position, maintain_order=True)
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _output_select(frame: pl.DataFrame, mapping: ColumnMapping, *, keep_row_number: bool = False) -> pl.DataFrame:
+    """Canonical columns in fixed order (nulls for what the file lacks), then the extras."""
+    columns = [
+        pl.col(name) if name in frame.columns else pl.lit(None, OUTPUT_TYPES.get(name, pl.String())).alias(name)
+        for name in OUTPUT_FIELDS
+    ]
+    columns += [pl.col(name) for name in mapping.extras]
+    if keep_row_number:
+        columns.insert(0, pl.col(ROW_NUMBER))
+    return frame.select(columns)

@@ -1,0 +1,38 @@
+"""Streams uploads to a temporary file, hashing and enforcing the size limit as bytes arrive."""
+
+import hashlib
+
+from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+
+
+def upload_limit_bytes() -> int:
+    return settings.MAX_UPLOAD_MB * 1024 * 1024
+
+
+class HashingUploadHandler(TemporaryFileUploadHandler):
+    """Every upload goes to disk (never whole in memory) with its sha256 computed on the way.
+
+    Past MAX_UPLOAD_MB the upload stops and `request.upload_too_large` is set, so the
+    view answers 413; the rest of the body is drained so the client reads the answer.
+    """
+
+    def new_file(self, *args, **kwargs) -> None:
+        super().new_file(*args, **kwargs)
+        self._sha256 = hashlib.sha256()
+        self._received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self._received += len(raw_data)
+        if self._received > upload_limit_bytes():
+            self.request.upload_too_large = True
+            self.file.close()
+            raise StopUpload(connection_reset=False)
+        self._sha256.update(raw_data)
+        return super().receive_data_chunk(raw_data, start)
+
+    def file_complete(self, file_size: int) -> TemporaryUploadedFile:
+        uploaded = super().file_complete(file_size)
+        uploaded.sha256 = self._sha256.hexdigest()
+        return uploaded

@@ -1,0 +1,152 @@
+"""Date format choice over the whole column, and date/time parsing (DESIGN.md step 5)."""
+
+from datetime import date, datetime, time
+
+import polars as pl
+import pytest
+
+from ingestion.dates import (
+    EXCEL_SERIAL,
+    date_format_choose,
+    date_format_validate,
+    date_parse,
+    date_time_merge,
+    time_parse,
+)
+from ingestion.errors import AMBIGUOUS_DATES, INVALID_DATE_FORMAT, IngestionError
+
+
+def choose(values: list[str | None], **options) -> str:
+    return date_format_choose(pl.Series("Date", values, dtype=pl.String), **options).format
+
+
+def test_day_first_two_digit_years_are_not_read_as_year_first():
+    # The sniffer pitfall: "%y/%m/%d" would read these as 2003-01-19, 2013-01-19, 2025-12-19.
+    values = pl.Series(["03/01/19", "13/01/19", "25/12/19"])
+    choice = date_format_choose(values)
+    assert choice.format == "%d/%m/%y"
+    assert date_parse(values, choice.format).to_list() == [date(2019, 1, 3), date(2019, 1, 13), date(2019, 12, 25)]
+
+
+def test_month_first_wins_when_it_parses_more():
+    assert choose(["03/01/2019", "12/31/2019", "01/13/2019"]) == "%m/%d/%Y"
+
+
+def test_a_column_readable_both_ways_is_ambiguous_and_says_what_to_pass():
+    with pytest.raises(IngestionError) as caught:
+        choose(["01/02/19", "03/04/19"])
+    assert caught.value.code == AMBIGUOUS_DATES
+    assert "date_format" in caught.value.detail
+    assert "%d/%m/%y" in caught.value.detail
+    assert '"01/02/19"' in caught.value.detail
+
+
+def test_a_column_mixing_both_orders_is_ambiguous():
+    with pytest.raises(IngestionError) as caught:
+        choose(["13/01/19", "01/13/19"])
+    assert caught.value.code == AMBIGUOUS_DATES
+
+
+def test_identical_readings_are_not_ambiguous():
+    assert choose(["01/01/19", "02/02/19"]) == "%d/%m/%y"
+
+
+def test_explicit_format_settles_ambiguity():
+    choice = date_format_choose(pl.Series(["01/02/19", "03/04/19"]), explicit="%m/%d/%y")
+    assert (choice.format, choice.parsed, choice.total) == ("%m/%d/%y", 2, 2)
+
+
+def test_real_file_format_with_unpadded_days():
+    values = pl.Series(["1-Jan-2019", "13-Feb-2019", "5-mar-2019"])
+    assert choose(values.to_list()) == "%d-%b-%Y"
+    assert date_parse(values, "%d-%b-%Y").to_list() == [date(2019, 1, 1), date(2019, 2, 13), date(2019, 3, 5)]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["2019-01-03", "2019-12-31"], "%Y-%m-%d"),
+        (["2019-01-03 10:00:00", "2019-12-31 23:59:59"], "%Y-%m-%d %H:%M:%S"),
+        (["2019-01-03T10:00:00", "2019-12-31T23:59:59"], "%Y-%m-%dT%H:%M:%S"),
+        (["2019-01-03T10:00:00.250", "2019-12-31T23:59:59"], "%Y-%m-%dT%H:%M:%S%.f"),
+        (["3.1.2019", "31.12.2019"], "%d.%m.%Y"),
+        (["31-12-2019", "3-1-2019"], "%d-%m-%Y"),
+        (["2019/12/31"], "%Y/%m/%d"),
+        (["Dec 31, 2019", "Jan 3, 2019"], "%b %d, %Y"),
+        (["31 Dec 2019"], "%d %b %Y"),
+        (["31 December 2019"], "%d %B %Y"),
+        (["20191231", "20190103"], "%Y%m%d"),
+    ],
+)
+def test_candidate_formats(values, expected):
+    assert choose(values) == expected
+
+
+def test_most_rows_win_and_the_rest_are_counted_as_unparsed():
+    choice = date_format_choose(pl.Series(["2019-01-03"] * 5 + ["03/01/2019", "soon", None, ""]))
+    assert choice.format == "%Y-%m-%d"
+    assert (choice.parsed, choice.total) == (5, 7)
+    assert set(choice.unparsed_examples) == {"03/01/2019", "soon"}
+
+
+def test_rows_not_distinct_values_decide():
+    # Two distinct values each, but day-first covers more rows: counts are weighted.
+    choice = date_format_choose(pl.Series(["25/12/2019"] * 3 + ["12/25/2019"]))
+    assert (choice.format, choice.parsed) == ("%d/%m/%Y", 3)
+
+
+def test_nothing_readable_is_invalid_date_format():
+    with pytest.raises(IngestionError) as caught:
+        choose(["soon", "later"])
+    assert caught.value.code == INVALID_DATE_FORMAT
+    assert "date_format" in caught.value.detail
+
+
+def test_excel_serials_only_when_nothing_else_reads_the_column():
+    choice = date_format_choose(pl.Series(["43466", "43831.5"]))
+    assert (choice.format, choice.has_time) == (EXCEL_SERIAL, True)
+    parsed = date_parse(pl.Series(["43466", "43831.5", "12"]), EXCEL_SERIAL)
+    assert parsed.to_list() == [datetime(2019, 1, 1), datetime(2020, 1, 1, 12), None]
+    with pytest.raises(IngestionError):
+        choose(["43466", "7"])  # 7 is no plausible serial: not a serial column
+
+
+@pytest.mark.parametrize("fmt", ["%Q", "%", "%d/%m", "hello", "%H:%M"])
+def test_invalid_explicit_format(fmt):
+    with pytest.raises(IngestionError) as caught:
+        date_format_choose(pl.Series(["x"]), explicit=fmt)
+    assert caught.value.code == INVALID_DATE_FORMAT
+    assert fmt in caught.value.detail
+
+
+def test_valid_explicit_formats():
+    for fmt in ("%d/%m/%y", "%F", "%e %b %Y", "%Y-%m-%d %I:%M %p", EXCEL_SERIAL):
+        assert date_format_validate(fmt) == fmt
+
+
+def test_date_parse_types():
+    assert date_parse(pl.Series(["2019-01-03", "x", None]), "%Y-%m-%d").dtype == pl.Date
+    with_time = date_parse(pl.Series([" 2019-01-03 10:00 ", "x"]), "%Y-%m-%d %H:%M")
+    assert with_time.dtype == pl.Datetime("us")
+    assert with_time.to_list() == [datetime(2019, 1, 3, 10), None]
+
+
+def test_time_column_merge():
+    times = time_parse(pl.Series(["13:08", "1:08:00 PM", "9:05:30", "1:08 am", None, "25:00"]))
+    assert times.to_list() == [time(13, 8), time(13, 8), time(9, 5, 30), time(1, 8), None, None]
+    days = pl.Series([date(2019, 1, 1)] * 6)
+    merged = date_time_merge(days, times)
+    assert merged.dtype == pl.Datetime("us")
+    assert merged.to_list()[:5] == [
+        datetime(2019, 1, 1, 13, 8),
+        datetime(2019, 1, 1, 13, 8),
+        datetime(2019, 1, 1, 9, 5, 30),
+        datetime(2019, 1, 1, 1, 8),
+        None,  # no time: no invented midnight
+    ]
+
+
+def test_time_column_replaces_the_time_of_a_datetime_but_keeps_it_when_missing():
+    moments = pl.Series([datetime(2019, 1, 1, 10), datetime(2019, 1, 2, 11)])
+    merged = date_time_merge(moments, pl.Series([time(13, 8), None]))
+    assert merged.to_list() == [datetime(2019, 1, 1, 13, 8), datetime(2019, 1, 2, 11)]

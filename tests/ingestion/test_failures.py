@@ -1,0 +1,92 @@
+"""A crash at each stage: the task fails with a reason, the raw file stays, nothing is published,
+and a retry succeeds without counting anything twice."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+
+from analytics.models import Segment
+from ingestion import pipeline
+from ingestion.models import IngestionTask
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAGE_FUNCTIONS = {
+    "reading": "source_detect",
+    "mapping": "mapping_resolve",
+    "validating": "batch_transform",
+    "publishing": "datasource_publish",
+}
+
+
+def _upload(client, content: bytes):
+    handle = io.BytesIO(content)
+    handle.name = "sales.csv"
+    return client.post("/api/ingest/upload", {"file": handle})
+
+
+@pytest.mark.parametrize("stage", list(STAGE_FUNCTIONS))
+def test_crash_at_each_stage_then_retry(stage: str, uploader_api, real_file: Path, tasks_inline, monkeypatch) -> None:
+    real_function = getattr(pipeline, STAGE_FUNCTIONS[stage])
+
+    def crash(*args, **kwargs):
+        raise RuntimeError(f"injected crash in {stage}")
+
+    monkeypatch.setattr(pipeline, STAGE_FUNCTIONS[stage], crash)
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert task.status == IngestionTask.Status.FAILED
+    assert task.stage == stage
+    assert f"injected crash in {stage}" in task.message
+    assert task.error_code == "internal_error"
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 0
+
+    monkeypatch.setattr(pipeline, STAGE_FUNCTIONS[stage], real_function)
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry").status_code == 202
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert task.attempts == 2
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_running_a_task_twice_publishes_once(uploader_api, real_file: Path, tasks_inline) -> None:
+    from ingestion.services import ingestion_task_run
+
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    ingestion_task_run(task_id=body["task_id"])  # a duplicate delivery of the same task
+    assert Segment.objects.filter(active=True).count() == 1
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_publish_retried_after_commit_does_not_double_count(uploader_api, real_file: Path, tasks_inline) -> None:
+    """The publish committed but the task row was not updated (worker died): a retry finds it published."""
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    IngestionTask.objects.filter(pk=body["task_id"]).update(status=IngestionTask.Status.FAILED)
+    assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/retry").status_code == 202
+    assert IngestionTask.objects.get(pk=body["task_id"]).status == IngestionTask.Status.SUCCEEDED
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_cancel_queued_task(uploader_api, real_file: Path) -> None:
+    body = _upload(uploader_api, real_file.read_bytes()).json()  # no worker: stays queued
+    response = uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel").json()["code"] == "task_not_cancellable"
+
+
+def test_retry_of_a_succeeded_task_is_409(uploader_api, real_file: Path, tasks_inline) -> None:
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    response = uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/retry")
+    assert response.status_code == 409
+    assert response.json()["code"] == "task_not_retryable"
+
+
+def test_unknown_task_is_404(viewer_api) -> None:
+    response = viewer_api.get("/api/ingest/status/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert response.json()["code"] == "task_not_found"

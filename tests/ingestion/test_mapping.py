@@ -1,0 +1,173 @@
+"""Column mapping: aliases, explicit and saved mappings, refusals and drift (DESIGN.md step 4)."""
+
+import pytest
+
+from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
+from ingestion.mapping import dimension_name_make, mapping_drift, mapping_resolve
+
+SUPERMARKET = [
+    "Invoice ID", "Branch", "City", "Customer type", "Gender", "Product line", "Unit price", "Quantity",
+    "Tax 5%", "Total", "Date", "Time", "Payment", "cogs", "gross margin percentage", "gross income", "Rating",
+]  # fmt: skip
+
+
+def test_supermarket_header_maps_by_alias():
+    mapping = mapping_resolve(columns=SUPERMARKET)
+    assert mapping.fields == {
+        "invoice_id": "Invoice ID",
+        "branch": "Branch",
+        "city": "City",
+        "customer_type": "Customer type",
+        "gender": "Gender",
+        "product_line": "Product line",
+        "unit_price": "Unit price",
+        "quantity": "Quantity",
+        "tax": "Tax 5%",
+        "revenue": "Total",
+        "date": "Date",
+        "time": "Time",
+        "payment": "Payment",
+        "cost": "cogs",
+        "gross_profit": "gross income",
+        "rating": "Rating",
+    }
+    assert mapping.extras == {"gross_margin_percentage": "gross margin percentage"}
+    assert mapping.derived == ()
+
+
+def test_order_date_is_preferred_over_ship_date_whatever_the_column_order():
+    mapping = mapping_resolve(columns=["Ship Date", "Store", "Category", "Qty", "Sales", "Order Date"])
+    assert mapping.fields["date"] == "Order Date"
+    assert mapping.extras == {"ship_date": "Ship Date"}
+    assert mapping.fields["branch"] == "Store"
+    assert mapping.fields["revenue"] == "Sales"
+
+
+def test_explicit_mapping_overrides_aliases_and_can_ignore_columns():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Net", "Notes"]
+    mapping = mapping_resolve(columns=columns, explicit={"Net": "revenue", "Notes": "", "Total": None})
+    assert mapping.fields["revenue"] == "Net"
+    assert mapping.ignored == ("Total", "Notes")
+    assert mapping.extras == {}
+
+
+def test_explicit_mapping_takes_a_field_from_an_alias_column_which_becomes_a_dimension():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Net"]
+    mapping = mapping_resolve(columns=columns, explicit={"Net": "revenue"})
+    assert mapping.fields["revenue"] == "Net"
+    assert mapping.extras == {"total": "Total"}
+
+
+def test_explicit_mapping_matches_column_names_loosely_when_unique():
+    columns = ["Day", "Branch", "Product line", "Quantity", "Amount"]
+    mapping = mapping_resolve(columns=columns, explicit={"product LINE": "product_line"})
+    assert mapping.fields["product_line"] == "Product line"
+
+
+def test_explicit_unknown_column_is_invalid_mapping_listing_columns():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=SUPERMARKET, explicit={"Totl": "revenue"})
+    assert caught.value.code == INVALID_MAPPING
+    assert "'Totl'" in caught.value.detail
+    assert "'Total'" in caught.value.detail
+
+
+def test_explicit_unknown_field_is_invalid_mapping_listing_fields():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=SUPERMARKET, explicit={"Total": "turnover"})
+    assert caught.value.code == INVALID_MAPPING
+    assert "turnover" in caught.value.detail
+    assert "revenue" in caught.value.detail and "gross_profit" in caught.value.detail
+
+
+def test_two_columns_to_one_field_is_invalid_mapping():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=SUPERMARKET, explicit={"Total": "revenue", "cogs": "revenue"})
+    assert caught.value.code == INVALID_MAPPING
+    assert "'Total', 'cogs'" in caught.value.detail
+
+
+def test_saved_mapping_applies_to_present_columns():
+    columns = ["When", "Shop Name", "Group", "Count", "Turnover", "Colour"]
+    saved = {
+        "date": "When",
+        "branch": "Shop Name",
+        "product_line": "Group",
+        "quantity": "Count",
+        "revenue": "Turnover",
+        "cost": "Gone",
+    }
+    mapping = mapping_resolve(columns=columns, saved=saved)
+    assert mapping.fields == {
+        "date": "When",
+        "branch": "Shop Name",
+        "product_line": "Group",
+        "quantity": "Count",
+        "revenue": "Turnover",
+    }
+    assert mapping.extras == {"colour": "Colour"}
+
+
+def test_saved_mapping_wins_over_aliases_and_explicit_wins_over_saved():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Net"]
+    saved = mapping_resolve(columns=columns, saved={"revenue": "Net"})
+    assert saved.fields["revenue"] == "Net"
+    assert saved.extras == {"total": "Total"}
+    explicit = mapping_resolve(columns=columns, explicit={"Total": "revenue"}, saved={"revenue": "Net"})
+    assert explicit.fields["revenue"] == "Total"
+    assert explicit.extras == {"net": "Net"}
+
+
+def test_missing_required_columns_lists_found_columns_and_nearest_candidates():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=["Dat", "Branch", "Product lin", "Qty", "Totl"])
+    error = caught.value
+    assert error.code == MISSING_REQUIRED_COLUMN
+    assert "date (nearest: 'Dat'" in error.detail
+    assert "product_line (nearest: 'Product lin'" in error.detail
+    assert "revenue (or unit_price with quantity) (nearest: 'Totl'" in error.detail
+    assert "Columns found: 'Dat', 'Branch', 'Product lin', 'Qty', 'Totl'" in error.detail
+
+
+def test_explicitly_ignoring_a_required_column_is_missing_required_column():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=SUPERMARKET, explicit={"Branch": ""})
+    assert caught.value.code == MISSING_REQUIRED_COLUMN
+    assert caught.value.detail.startswith("Missing required column(s): branch (")
+
+
+def test_unit_price_without_quantity_names_only_quantity_as_missing():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=["Date", "Branch", "Product line", "Unit price", "Amnt"])
+    assert caught.value.detail.startswith("Missing required column(s): quantity (no similar column). Columns found:")
+
+
+def test_derivable_measures():
+    only_price = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Unit price"])
+    assert only_price.derived == ("revenue",)
+    revenue_and_cost = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Total", "cogs"])
+    assert revenue_and_cost.derived == ("unit_price", "gross_profit")
+    revenue_and_profit = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Total", "Profit"])
+    assert revenue_and_profit.derived == ("unit_price", "cost")
+
+
+def test_dimension_names_are_safe_and_never_collide():
+    assert dimension_name_make("Gross margin %", set()) == "gross_margin_pct"
+    assert dimension_name_make("2nd Address", set()) == "col_2nd_address"
+    assert dimension_name_make("Révenue", set()) == "revenue_extra"
+    assert dimension_name_make("<b>x</b>", set()) == "b_x_b"
+    assert dimension_name_make("Notes", {"notes"}) == "notes_2"
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Total", "Sales", "sales "])
+    assert mapping.extras == {"sales": "Sales", "sales_2": "sales "}
+
+
+def test_drift_sentences():
+    saved = {"date": "Date", "revenue": "Total", "cost": "cogs", "branch": "Branch"}
+    current = {"date": "Date", "revenue": "Sales", "branch": "Branch", "gross_profit": "Profit"}
+    assert mapping_drift(saved=saved, current=current) == [
+        "Column 'Total' (revenue) is now called 'Sales'.",
+        "Column 'cogs' (cost) is no longer in the file.",
+        "New column 'Profit' is used as gross_profit.",
+    ]
+    assert mapping_drift(saved=None, current=current) == []
+    assert mapping_drift(saved=current, current=current) == []

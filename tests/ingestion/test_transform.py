@@ -1,0 +1,262 @@
+"""Batch transform: parsing, derivations and Pandera row validation (DESIGN.md step 6)."""
+
+from datetime import date, datetime
+
+import pandera.config
+import polars as pl
+import pytest
+
+from ingestion.dates import date_format_choose
+from ingestion.mapping import mapping_resolve
+from ingestion.transform import OUTPUT_FIELDS, TransformPlan, batch_transform, date_max, decimal_parse
+from tests.ingestion.conftest import REAL_FILE
+
+BASIC = ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total", "Note"]
+
+
+def batch_make(columns: list[str], rows: list[list[str | None]], first_row: int = 2) -> pl.DataFrame:
+    """A batch as the readers yield it: every column a string, plus the source row number."""
+    frame = pl.DataFrame(rows, schema={name: pl.String for name in columns}, orient="row")
+    return frame.with_row_index("__row_number", offset=first_row).with_columns(pl.col("__row_number").cast(pl.Int64))
+
+
+def plan_make(columns: list[str], date_format: str = "%d/%m/%y", **options) -> TransformPlan:
+    return TransformPlan.from_mapping(mapping=mapping_resolve(columns=columns), date_format=date_format, **options)
+
+
+def transform(columns: list[str], rows: list[list[str | None]], **options):
+    return batch_transform(batch_make(columns, rows), plan_make(columns, **options))
+
+
+# --- the real file --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_result():
+    assert REAL_FILE.exists(), f"missing {REAL_FILE}"
+    frame = pl.read_csv(REAL_FILE, infer_schema=False).with_row_index("__row_number", offset=2)
+    frame = frame.with_columns(pl.col("__row_number").cast(pl.Int64))
+    columns = [name for name in frame.columns if name != "__row_number"]
+    mapping = mapping_resolve(columns=columns)
+    choice = date_format_choose(frame[mapping.fields["date"]])
+    assert choice.format == "%d-%b-%Y"
+    return batch_transform(frame, TransformPlan.from_mapping(mapping=mapping, date_format=choice.format))
+
+
+def test_real_file_loads_every_row(real_result):
+    assert real_result.valid.height == 1000
+    assert real_result.rejected.height == 0
+
+
+def test_real_file_totals_reconcile_with_the_source(real_result):
+    valid = real_result.valid
+    assert valid["revenue"].sum() == pytest.approx(322966.749, abs=0.005)
+    assert valid["cost"].sum() == pytest.approx(307587.38, abs=0.005)
+    assert valid["gross_profit"].sum() == pytest.approx(15379.369, abs=0.005)
+    assert valid["quantity"].sum() == 5510
+    assert valid.filter(pl.col("branch") == "A")["revenue"].sum() == pytest.approx(106200.3705, abs=0.005)
+    january = valid.filter(pl.col("date").is_between(date(2019, 1, 1), date(2019, 1, 31)))
+    assert january["revenue"].sum() == pytest.approx(116291.868, abs=0.005)
+
+
+def test_real_file_output_shape(real_result):
+    valid = real_result.valid
+    assert valid.columns == [*OUTPUT_FIELDS, "gross_margin_percentage"]
+    assert valid.schema["date"] == pl.Date
+    assert valid.schema["datetime"] == pl.Datetime("us")
+    assert valid.schema["quantity"] == pl.Int64
+    assert valid.schema["revenue"] == pl.Float64
+    first = valid.row(0, named=True)
+    assert first["date"] == date(2019, 1, 1)
+    assert first["datetime"] == datetime(2019, 1, 1, 10, 39)  # Time column merged in
+    assert first["invoice_id"] == "765-26-6951"
+    assert first["revenue"] == 457.443  # never rounded
+    assert first["rating"] == 6.9
+
+
+# --- rejected rows --------------------------------------------------------------------------
+
+PARTLY_INVALID = [
+    ["03/01/19", "A", "Food", "3", "10.00", "31.50", "fine"],
+    ["32/01/19", "A", "Food", "1.5", "10", "10", "two problems"],
+    ["04/01/19", " ", "Food", "2", "10", "20", None],
+    ["05/01/19", "B", "Food", "abc", "10", "20", None],
+    ["06/01/19", "B", "Food", "2", "-10", "-20", None],
+    ["07/01/85", "B", "Food", "2", "10", "20", None],
+    ["08/01/19", "B", "Food", "2", "10", "1e400", None],
+    ["09/01/19", "B", None, "3.0", "$1,234.50", "20", None],
+    ["10/01/19", "B", "Food", "-2", "10", "-20", "a return"],
+    ["11/01/19", "B", "Food", "0", "0", "0", None],
+    ["12/01/19", "B", "Food", "2", "12,50", "N/A", None],
+    ["", "B", "Food", "2", "10", "20", None],
+]
+
+
+def test_partly_invalid_rows_give_exact_report_rows():
+    result = transform(BASIC, PARTLY_INVALID)
+    latest = date_max().isoformat()
+    assert result.rejected.rows() == [
+        (3, "Date", "32/01/19", "not a date in format %d/%m/%y"),
+        (3, "Quantity", "1.5", "quantity must be a whole number"),
+        (4, "Branch", " ", "branch is missing"),
+        (5, "Quantity", "abc", "not a number"),
+        (6, "Unit price", "-10", "unit price must not be negative"),
+        (7, "Date", "07/01/85", f"date must be between 1990-01-01 and {latest}"),
+        (8, "Total", "1e400", "revenue is not a finite number"),
+        (9, "Product line", None, "product line is missing"),
+        (12, "Unit price", "12,50", "not a number"),
+        (12, "Total", "N/A", "revenue is missing"),
+        (13, "Date", "", "date is missing"),
+    ]
+    assert result.rejected["row_number"].n_unique() == 9
+    assert result.valid.height == len(PARTLY_INVALID) - 9
+    assert result.valid["note"].to_list() == ["fine", "a return", None]
+    assert result.valid["quantity"].to_list() == [3, -2, 0]
+    assert result.valid.columns == [*OUTPUT_FIELDS, "note"]
+    assert "__row_number" not in result.valid.columns
+
+
+def test_valid_and_rejected_partition_the_batch():
+    batch = batch_make(BASIC, PARTLY_INVALID)
+    result = batch_transform(batch, plan_make(BASIC))
+    assert result.valid.height + result.rejected["row_number"].n_unique() == batch.height
+
+
+def test_quantity_must_be_whole():
+    result = transform(BASIC, [["03/01/19", "A", "F", q, "1", "1", None] for q in ("3", "3.0", "-1", "1.5", "2.01")])
+    assert result.valid["quantity"].to_list() == [3, 3, -1]
+    assert result.rejected["value"].to_list() == ["1.5", "2.01"]
+    assert set(result.rejected["reason"]) == {"quantity must be a whole number"}
+
+
+def test_a_bad_value_in_the_last_batch_of_many_is_rejected():
+    # Value checks (not parsing) must run on every batch: a range and a sign failure, last batch only.
+    good = ["03/01/19", "A", "Food", "2", "10", "20", None]
+    plan = plan_make(BASIC)
+    results = []
+    for number in range(3):
+        rows = [list(good) for _ in range(5000)]
+        if number == 2:
+            rows[4000][4] = "-3"
+            rows[4999][0] = "01/01/68"  # 2068: past today + 1 year
+        results.append(batch_transform(batch_make(BASIC, rows, first_row=2 + number * 5000), plan))
+    assert [result.rejected.height for result in results] == [0, 0, 2]
+    assert results[2].rejected.select("row_number", "column", "value").rows() == [
+        (14002, "Unit price", "-3"),
+        (15001, "Date", "01/01/68"),
+    ]
+    assert sum(result.valid.height for result in results) == 14998
+
+
+def test_value_checks_run_even_when_pandera_is_configured_for_schema_only():
+    rows = [["03/01/19", "A", "Food", "2", "-10", "20", None]]
+    with pandera.config.config_context(validation_depth=pandera.config.ValidationDepth.SCHEMA_ONLY):
+        result = transform(BASIC, rows)
+    assert result.rejected["reason"].to_list() == ["unit price must not be negative"]
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+
+def test_decimal_comma():
+    rows = [
+        ["03.01.2019", "A", "F", "3,0", "1.234,56", "3.703,68", None],
+        ["04.01.2019", "A", "F", "1", "€ 12,50", "12,5 €", None],
+        ["05.01.2019", "A", "F", "1", "1,234.56", "1", None],
+    ]
+    result = transform(BASIC, rows, date_format="%d.%m.%Y", decimal_comma=True)
+    assert result.valid.select("quantity", "unit_price", "revenue").rows() == [(3, 1234.56, 3703.68), (1, 12.5, 12.5)]
+    assert result.rejected.rows() == [(4, "Unit price", "1,234.56", "not a number")]
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal_comma", "expected"),
+    [
+        ("$1,234.50", False, 1234.5),
+        ("1,234.56", False, 1234.56),
+        ("1234.5678", False, 1234.5678),
+        ("(12.50)", False, -12.5),
+        ("-0.5", False, -0.5),
+        ("USD 7", False, 7.0),
+        ("1 234,56", True, 1234.56),
+        ("1.234,56", True, 1234.56),
+        ("€ 12,50", True, 12.5),
+        ("12,50", False, None),  # a decimal comma read as a thousands separator would be 100× off
+        ("1.2.3", False, None),
+        ("nan", False, None),
+        ("abc", False, None),
+        (None, False, None),
+    ],
+)
+def test_decimal_parse(text, decimal_comma, expected):
+    parsed = decimal_parse(pl.Series([text], dtype=pl.String), decimal_comma=decimal_comma)
+    assert parsed.dtype == pl.Float64
+    assert parsed[0] == expected
+
+
+# --- derivations -----------------------------------------------------------------------------
+
+
+def test_revenue_from_unit_price_and_quantity():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Unit price"]
+    result = transform(columns, [["03/01/19", "A", "F", "3", "10.5"], ["04/01/19", "A", "F", "-1", "2.25"]])
+    assert result.valid["revenue"].to_list() == [31.5, -2.25]
+    assert result.valid["cost"].to_list() == [None, None]
+
+
+def test_revenue_includes_tax_when_given():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Unit price", "Tax"]
+    result = transform(
+        columns, [["03/01/19", "A", "F", "6", "72.61", "21.783"], ["04/01/19", "A", "F", "1", "2", None]]
+    )
+    assert result.valid["revenue"].to_list() == pytest.approx([457.443, 2.0])
+
+
+def test_gross_profit_and_unit_price_from_revenue_and_cost():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "cogs"]
+    rows = [["03/01/19", "A", "F", "4", "100", "60"], ["04/01/19", "A", "F", "0", "5", "0"]]
+    result = transform(columns, rows)
+    assert result.valid.select("unit_price", "revenue", "cost", "gross_profit").rows() == [
+        (25.0, 100.0, 60.0, 40.0),
+        (None, 5.0, 0.0, 5.0),  # no unit price for a zero quantity, and the row is kept
+    ]
+
+
+def test_cost_from_revenue_and_gross_profit():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Sales", "Profit"]
+    result = transform(columns, [["03/01/19", "A", "F", "2", "50", "12.5"]])
+    assert result.valid.select("cost", "gross_profit", "unit_price").row(0) == (37.5, 12.5, 25.0)
+
+
+def test_a_derived_value_breaking_a_rule_is_reported_against_its_input():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total"]
+    result = transform(columns, [["03/01/19", "A", "F", "-2", "20"], ["04/01/19", "A", "F", "x", "20"]])
+    assert result.rejected.rows() == [
+        (2, "Total", "20", "unit price (computed) must not be negative"),
+        (3, "Quantity", "x", "not a number"),  # not also "unit price is missing"
+    ]
+
+
+# --- dates and dimensions --------------------------------------------------------------------
+
+
+def test_datetime_format_keeps_a_date_column_and_a_datetime():
+    columns = ["Order Date", "Store", "Category", "Qty", "Amount"]
+    rows = [["2019-01-03 10:15:00", "A", "F", "1", "1"], ["2019-01-04 23:59:59", "A", "F", "1", "1"]]
+    result = transform(columns, rows, date_format="%Y-%m-%d %H:%M:%S")
+    assert result.valid["date"].to_list() == [date(2019, 1, 3), date(2019, 1, 4)]
+    assert result.valid["datetime"].to_list() == [datetime(2019, 1, 3, 10, 15), datetime(2019, 1, 4, 23, 59, 59)]
+
+
+def test_a_bad_time_rejects_the_row():
+    columns = ["Date", "Time", "Branch", "Product line", "Quantity", "Total"]
+    rows = [["03/01/19", "1:08:00 PM", "A", "F", "1", "1"], ["03/01/19", "teatime", "A", "F", "1", "1"]]
+    result = transform(columns, rows)
+    assert result.valid["datetime"].to_list() == [datetime(2019, 1, 3, 13, 8)]
+    assert result.rejected.rows() == [(3, "Time", "teatime", "not a time of day (e.g. 13:08 or 1:08 PM)")]
+
+
+def test_dimensions_are_stripped_strings():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "City", "Colour"]
+    result = transform(columns, [["03/01/19", "  A ", " Food", "1", "1", " Yangon ", "  "]])
+    assert result.valid.select("branch", "product_line", "city", "colour").row(0) == ("A", "Food", "Yangon", None)

@@ -1,0 +1,181 @@
+"""The real file and every refusal, through the REST API with tasks run by django-q2 inline."""
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from analytics.models import Segment
+from ingestion.models import IngestionTask
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REVENUE = 322_966.749
+BRANCH_A_REVENUE = 106_200.3705
+JANUARY_REVENUE = 116_291.868
+
+
+def upload(client: Client, name: str, content: bytes, **fields):
+    return client.post("/api/ingest/upload", {"file": _named(name, content), **fields})
+
+
+def _named(name: str, content: bytes):
+    handle = io.BytesIO(content)
+    handle.name = name
+    return handle
+
+
+def status_of(client: Client, task_id: str) -> dict:
+    response = client.get(f"/api/ingest/status/{task_id}")
+    assert response.status_code == 200
+    return response.json()
+
+
+def summary(client: Client, query: str = "") -> dict:
+    response = client.get(f"/api/metrics/summary{query}")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_real_file_through_the_api_reconciles(uploader_api, real_file: Path, tasks_inline) -> None:
+    response = upload(uploader_api, "supermarket_sales.csv", real_file.read_bytes())
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status_url"] == f"/api/ingest/status/{body['task_id']}"
+    status = status_of(uploader_api, body["task_id"])
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_total"], status["rows_valid"], status["rows_rejected"]) == (1000, 1000, 0)
+    assert status["stage"] == "done" and status["progress"] == 100
+    assert set(status["timings"]) >= {"reading", "mapping", "validating", "publishing"}
+
+    totals = summary(uploader_api)
+    assert totals["total_revenue"] == pytest.approx(REVENUE, abs=0.005)
+    assert totals["units_sold"] == 5510
+    assert totals["lines"] == 1000
+    assert totals["transactions"] == 1000
+    assert totals["total_cost"] == pytest.approx(307_587.38, abs=0.005)
+    assert totals["gross_profit"] == pytest.approx(15_379.369, abs=0.005)
+    assert summary(uploader_api, "?branch=A")["total_revenue"] == pytest.approx(BRANCH_A_REVENUE, abs=0.005)
+    january = summary(uploader_api, "?start=2019-01-01&end=2019-01-31")
+    assert january["total_revenue"] == pytest.approx(JANUARY_REVENUE, abs=0.005)
+    assert summary(uploader_api, "?branch=A&branch=B")["total_revenue"] == pytest.approx(
+        BRANCH_A_REVENUE + 106_197.672, abs=0.005
+    )
+
+
+def test_raw_file_kept_at_documented_key(uploader_api, real_file: Path, tasks_inline) -> None:
+    body = upload(uploader_api, "../../etc/supermarket sales.csv", real_file.read_bytes()).json()
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    yyyy_mm = task.created_at.strftime("%Y/%m")
+    assert task.raw_key == f"raw/sales/{yyyy_mm}/{task.pk}/supermarket_sales.csv"
+    with default_storage.open(task.raw_key, "rb") as stored:
+        assert stored.read() == real_file.read_bytes()
+
+
+def test_empty_datasource_summary_is_zeros(viewer_api) -> None:
+    totals = summary(viewer_api, "?datasource=nothing_here")
+    assert totals["total_revenue"] == 0 and totals["lines"] == 0 and totals["data_version"] is None
+
+
+def test_duplicate_upload_is_409_naming_the_earlier_task(uploader_api, real_file: Path, tasks_inline) -> None:
+    first = upload(uploader_api, "a.csv", real_file.read_bytes()).json()
+    second = upload(uploader_api, "b.csv", real_file.read_bytes())
+    assert second.status_code == 409
+    assert second.json()["code"] == "duplicate_upload"
+    assert first["task_id"] in second.json()["detail"]
+    forced = upload(uploader_api, "b.csv", real_file.read_bytes(), force="true")
+    assert forced.status_code == 202
+    assert summary(uploader_api)["lines"] == 2000
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status", "code"),
+    [
+        ("empty.csv", b"", 422, "empty_file"),
+        ("header.csv", b"Date,Branch,Product line,Quantity,Total\n", 422, "header_only"),
+        ("garbage.csv", bytes(range(256)) * 40, 415, "unsupported_format"),
+        ("picture.xlsx", b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000, 415, "unsupported_format"),
+    ],
+)
+def test_refusals_change_nothing(uploader_api, name: str, content: bytes, status: int, code: str) -> None:
+    response = upload(uploader_api, name, content)
+    assert response.status_code == status, response.content
+    assert response.json()["code"] == code
+    assert IngestionTask.objects.count() == 0
+    assert Segment.objects.count() == 0
+
+
+def test_zip_bomb_named_xlsx_is_refused(uploader_api) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
+            zeros = b"\x00" * (1024 * 1024)
+            for _ in range(1200):
+                member.write(zeros)
+    response = upload(uploader_api, "bomb.xlsx", buffer.getvalue())
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsafe_archive"
+
+
+def test_over_size_upload_is_413(uploader_api, settings) -> None:
+    settings.MAX_UPLOAD_MB = 1
+    response = upload(uploader_api, "big.csv", b"Date,Branch\n" + b"2019-01-01,A\n" * 100_000)
+    assert response.status_code == 413
+    assert response.json()["code"] == "file_too_large"
+    assert IngestionTask.objects.count() == 0
+
+
+def test_viewer_cannot_upload(viewer_api, real_file: Path) -> None:
+    response = upload(viewer_api, "a.csv", real_file.read_bytes())
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+
+
+def test_missing_required_column_fails_with_candidates(uploader_api, tasks_inline) -> None:
+    content = b"Date,Store,Qty,Total\n2019-01-05,A,2,10.5\n"
+    body = upload(uploader_api, "x.csv", content).json()
+    status = status_of(uploader_api, body["task_id"])
+    assert status["status"] == "failed"
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert task.error_code == "missing_required_column"
+    assert "product_line" in status["message"] or "product line" in status["message"].lower()
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0
+
+
+def test_ambiguous_dates_need_date_format_then_retry_succeeds(uploader_api, tasks_inline) -> None:
+    content = b"Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n"
+    body = upload(uploader_api, "dates.csv", content).json()
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert task.status == "failed" and task.error_code == "ambiguous_dates"
+    assert "date_format" in task.message
+    assert summary(uploader_api)["lines"] == 0
+    retried = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry")
+    assert retried.status_code == 202
+    task.refresh_from_db()
+    assert task.status == "failed"  # same options, same answer
+
+
+def test_partly_invalid_rows_are_reported_exactly(uploader_api, tasks_inline) -> None:
+    rows = ["Date,Branch,Product line,Quantity,Total"]
+    rows += [f"2019-01-{day:02d},A,Food,1,10" for day in range(1, 21)]
+    rows[3] = "2019-01-03,A,Food,one,10"  # source line 4
+    rows[7] = "not a date,A,Food,1,10"  # source line 8
+    rows[10] = "2019-01-10,A,Food,1,=HYPERLINK(1)"  # source line 11
+    body = upload(uploader_api, "partly.csv", "\n".join(rows).encode()).json()
+    status = status_of(uploader_api, body["task_id"])
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_total"], status["rows_valid"], status["rows_rejected"]) == (20, 17, 3)
+    assert sorted(error["row_number"] for error in status["errors"]) == [4, 8, 11]
+    report = uploader_api.get(status["error_report_url"])
+    assert report.status_code == 200
+    text = b"".join(report.streaming_content).decode()
+    lines = text.strip().splitlines()
+    assert lines[0] == "row_number,column,value,reason"
+    assert len(lines) == 4
+    assert "'=HYPERLINK(1)" in text  # neutralised against formula injection
+    assert summary(uploader_api)["lines"] == 17

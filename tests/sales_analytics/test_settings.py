@@ -1,0 +1,166 @@
+"""Settings as a fresh process sees them: each test starts Python in a subprocess with exactly
+the environment it gives, because settings are read once, at import."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+# A developer's .env must not leak into these checks: the environment passed is the whole truth.
+PRELUDE = """
+import json
+import environ
+environ.Env.read_env = lambda *args, **kwargs: None
+import django
+django.setup()
+from django.conf import settings
+from django.db import connection
+"""
+# Only what Python itself needs; every setting comes from the test.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+def django_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` after django.setup() in a new Python process with only `env` set."""
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE + code],
+        cwd=settings.BASE_DIR,
+        env={
+            **{name: os.environ[name] for name in INHERITED if name in os.environ},
+            "DJANGO_SETTINGS_MODULE": "sales_analytics.settings",
+            "PYTHONPATH": str(settings.BASE_DIR),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def django_json(code: str, **env: str) -> dict:
+    """Run `code`, which prints one JSON object as its last line, and return that object."""
+    completed = django_python(code, **env)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+SQLITE_REPORT = """
+import sqlite3
+from django.db import transaction
+
+with connection.cursor() as cursor:
+    pragmas = {}
+    for pragma in ("journal_mode", "busy_timeout", "synchronous"):
+        cursor.execute(f"PRAGMA {pragma}")
+        pragmas[pragma] = cursor.fetchone()[0]
+
+# IMMEDIATE takes the write lock as the transaction begins, before any write: another
+# connection that wants to write must find the database locked.
+with transaction.atomic():
+    other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        locked_by_open_transaction = False
+    except sqlite3.OperationalError as exc:
+        locked_by_open_transaction = "locked" in str(exc)
+    finally:
+        other.close()
+
+print(json.dumps({
+    "engine": connection.settings_dict["ENGINE"],
+    "vendor": connection.vendor,
+    "name": str(connection.settings_dict["NAME"]),
+    "transaction_mode_option": connection.settings_dict["OPTIONS"].get("transaction_mode"),
+    "transaction_mode": connection.transaction_mode,
+    "timeout": connection.settings_dict["OPTIONS"].get("timeout"),
+    "locked_by_open_transaction": locked_by_open_transaction,
+    **pragmas,
+}))
+"""
+
+
+def test_sqlite_is_the_default_with_wal_immediate_and_busy_timeout(tmp_path: Path) -> None:
+    report = django_json(SQLITE_REPORT, VAR_DIR=str(tmp_path), SECRET_KEY="settings-test-key")
+
+    assert report["engine"] == "django.db.backends.sqlite3"
+    assert report["vendor"] == "sqlite"
+    assert report["name"] == str(tmp_path / "db.sqlite3")
+    assert report["journal_mode"] == "wal"
+    assert report["transaction_mode_option"] == "IMMEDIATE"
+    assert report["transaction_mode"] == "IMMEDIATE"
+    assert report["locked_by_open_transaction"] is True
+    assert report["busy_timeout"] >= 5000
+    assert report["timeout"] >= 5
+    assert report["synchronous"] == 1  # NORMAL: safe with WAL, far fewer fsyncs than FULL
+    assert (tmp_path / "db.sqlite3-wal").exists() or (tmp_path / "db.sqlite3").exists()
+
+
+POSTGRES_REPORT = """
+with connection.cursor() as cursor:
+    cursor.execute("SELECT version()")
+    version = cursor.fetchone()[0]
+print(json.dumps({
+    "vendor": connection.vendor,
+    "driver": connection.Database.__name__,
+    "version": version,
+    "conn_max_age": connection.settings_dict["CONN_MAX_AGE"],
+    "conn_health_checks": connection.settings_dict["CONN_HEALTH_CHECKS"],
+    "options": sorted(connection.settings_dict.get("OPTIONS", {})),
+}))
+"""
+
+
+@pytest.mark.postgres
+def test_postgres_from_database_url_uses_persistent_connections_not_a_pool(tmp_path: Path) -> None:
+    database_url = os.environ.get("DATABASE_URL") or pytest.fail("PostgreSQL is configured but not by DATABASE_URL")
+
+    report = django_json(
+        POSTGRES_REPORT, DATABASE_URL=database_url, VAR_DIR=str(tmp_path), SECRET_KEY="settings-test-key"
+    )
+
+    assert report["vendor"] == "postgresql"
+    assert report["driver"] == "psycopg"  # psycopg 3, not psycopg2
+    assert report["version"].startswith("PostgreSQL ")
+    assert report["conn_max_age"] > 0
+    assert report["conn_health_checks"] is True
+    # Django refuses psycopg's pool together with CONN_MAX_AGE.
+    assert "pool" not in report["options"]
+
+
+def test_startup_without_secret_key_fails_unless_debug(tmp_path: Path) -> None:
+    completed = django_python("print('started')", VAR_DIR=str(tmp_path), DEBUG="0")
+
+    assert completed.returncode != 0
+    assert "ImproperlyConfigured" in completed.stderr
+    assert "SECRET_KEY" in completed.stderr
+    assert "started" not in completed.stdout
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_debug_generates_a_secret_key_once_and_reuses_it(tmp_path: Path) -> None:
+    print_key = "print(json.dumps({'key': settings.SECRET_KEY}))"
+
+    first = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="1")["key"]
+    second = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="1")["key"]
+
+    key_file = tmp_path / "secret_key"
+    assert len(first) >= 50
+    assert second == first
+    assert key_file.read_text().strip() == first
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_kept_secret_key_is_used_without_debug_and_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("kept-key-from-an-earlier-make-run\n")
+    print_key = "print(json.dumps({'key': settings.SECRET_KEY}))"
+
+    kept = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="0")["key"]
+    from_env = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="0", SECRET_KEY="from-the-environment")["key"]
+
+    assert kept == "kept-key-from-an-earlier-make-run"
+    assert from_env == "from-the-environment"
