@@ -49,17 +49,15 @@ def summary_compute(*, datasource_name: str, filters: SummaryFilters) -> Summary
     if not segments:
         return Summary(**{**EMPTY_SUMMARY.__dict__, "data_version": datasource.data_version or None})
     paths = [str(segment_local_path(segment=segment)) for segment in segments]
+    source = "read_parquet($paths, union_by_name = true)"
     with duckdb.connect() as con:
-        con.execute(
-            "CREATE TEMP VIEW sales AS SELECT * FROM read_parquet($paths, union_by_name = true)", {"paths": paths}
-        )
-        columns = {row[0] for row in con.execute("DESCRIBE sales").fetchall()}
+        columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", {"paths": paths}).fetchall()}
         where, params = _where_clause(filters=filters, columns=columns)
         transactions = "count(DISTINCT invoice_id)" if "invoice_id" in columns else "count(*)"
         row = con.execute(
             f"SELECT coalesce(sum(revenue), 0), coalesce(sum(cost), 0), coalesce(sum(gross_profit), 0), "  # noqa: S608
-            f"count(*), {transactions}, coalesce(sum(quantity), 0) FROM sales {where}",
-            params,
+            f"count(*), {transactions}, coalesce(sum(quantity), 0) FROM {source} {where}",
+            {"paths": paths, **params},
         ).fetchone()
     revenue, cost, profit, lines, transaction_count, units = row
     return Summary(

@@ -75,22 +75,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def viewer(db):
+def viewer(role_groups):
     return UserFactory(role="viewer")
 
 
 @pytest.fixture
-def uploader(db):
+def uploader(role_groups):
     return UserFactory(role="uploader")
 
 
 @pytest.fixture
-def admin_user(db):
+def admin_user(role_groups):
     return UserFactory(role="admin", is_staff=True)
 
 
 @pytest.fixture
-def roleless_user(db):
+def roleless_user(role_groups):
     return UserFactory()
 
 
@@ -150,6 +150,8 @@ def role_groups(db) -> None:
     from django.db import connection
     from django.db.migrations.loader import MigrationLoader
 
+    loader = MigrationLoader(connection)
     roles_migration = import_module("accounts.migrations.0002_roles")
-    state = MigrationLoader(connection).project_state(("accounts", "0002_roles"))
-    roles_migration.create_roles(state.apps, None)
+    roles_migration.create_roles(loader.project_state(("accounts", "0002_roles")).apps, None)
+    ingestion_grants = import_module("ingestion.migrations.0002_admin_role_permissions")
+    ingestion_grants.grant(loader.project_state(("ingestion", "0002_admin_role_permissions")).apps, None)

@@ -7,6 +7,7 @@ Settings overridden inside a test (`settings` fixture) are not seen by the other
 it reads the same environment as the test process, plus DATABASE_URL.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,15 +91,14 @@ def _our_heartbeats(pid: int) -> list:
 
 
 def _stop(process: subprocess.Popen, grace_seconds: float) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        # The cluster's sentinel and workers are in the process group we created for it.
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_seconds)
+    # The cluster's sentinel and workers are in the process group created for it: none may outlive the test.
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    process.wait(timeout=10)
 
 
 @contextmanager

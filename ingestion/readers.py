@@ -1,0 +1,889 @@
+"""Reading an uploaded sales file (DESIGN.md, data flow step 3).
+
+The format is detected from the bytes, never from the file name (the name only improves error
+messages): a zip with a workbook is .xlsx, an OLE2 container is .xls, `PAR1` is Parquet, and
+anything that decodes as text is CSV/TSV. Every reader yields the same thing: batches whose
+source columns are all strings exactly as written (surrounding whitespace removed, empty → null)
+plus an Int64 `__row_number`, so later stages never care where a row came from.
+
+Row numbers (`__row_number`, `header_row`) are 1-based:
+- CSV: the record number, counting blank lines and title rows. It equals the line number unless
+  a quoted field spans several lines, and it is the row number a spreadsheet shows on opening
+  the file.
+- Excel: the row number shown in the sheet.
+- Parquet: the row's position (1 = first row); Parquet has no header row (`header_row` is None).
+
+Memory stays bounded for large CSV files: the file is cut into blocks at record boundaries and
+each block is parsed by Polars on its own, so only one block is in memory at a time. Excel files
+are parsed whole by calamine (fastexcel); Parquet is read row group by row group.
+"""
+
+import codecs
+import csv
+import io
+import os
+import re
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import fastexcel
+import polars as pl
+import pyarrow.parquet as pq
+
+from ingestion import errors
+from ingestion.errors import IngestionError
+from ingestion.schema import header_fit_score
+
+ROW_NUMBER = "__row_number"
+DELIMITERS = (",", ";", "\t", "|")
+
+# Sniffing looks at the beginning of the file only; a header sits in the first rows.
+SNIFF_BYTES = 1 << 20
+SNIFF_RECORDS = 1000
+HEADER_SEARCH_ROWS = 30
+SAMPLE_ROWS = 10
+SCAN_CHUNK_BYTES = 16 << 20
+
+# CSV blocks: big enough for Polars to be fast, small enough to keep memory flat.
+BLOCK_BYTES_PER_ROW = 128
+BLOCK_BYTES_MIN = 64 << 10
+BLOCK_BYTES_MAX = 8 << 20
+# One record longer than this means the quotes never close: refuse instead of buffering the file.
+RECORD_BYTES_MAX = 64 << 20
+
+# Zip bomb limits, checked on the central directory before anything is inflated.
+ZIP_MAX_ENTRIES = 10_000
+ZIP_MAX_TOTAL_BYTES = 2 << 30
+ZIP_MAX_RATIO = 200
+ZIP_RATIO_CHECKED_ABOVE = 1 << 20
+
+MAGIC_ZIP = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+MAGIC_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+MAGIC_PARQUET = b"PAR1"
+# Common non-text files people upload by mistake; anything else binary is caught by its NUL bytes.
+MAGIC_OTHER_BINARY = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"%PDF",
+    b"\x1f\x8b",
+    b"\xfd7zXZ",
+    b"7z\xbc\xaf",
+    b"Rar!",
+    b"\x7fELF",
+)
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Bytes cp1252 leaves undefined: a file containing one is decoded as latin-1, which maps every byte.
+CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+CONTROL_BYTES = bytes([*range(0, 9), 14, 15, *range(16, 27), *range(28, 32)])
+# Legacy 8-bit text is mostly ASCII; when most bytes are high it is another alphabet we would garble.
+HIGH_BYTES_MAX_RATIO = 0.3
+CONTROL_BYTES_MAX_RATIO = 0.01
+
+_NUMBER_NOISE = re.compile(r"[\s\u00a0€$£%]")
+_COMMA_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:[.']\d{3})+|\d+),\d+$")
+_POINT_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:[,']\d{3})+|\d+)\.\d+$")
+# "1,234" / "1.234" could be a thousands separator or a decimal: they do not vote.
+_AMBIGUOUS_THOUSANDS = re.compile(r"^[-+]?\d{1,3}[.,]\d{3}$")
+_MARKUP_START = re.compile(r"^\s*<(?:\?xml|!doctype|html|table|head|body)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DetectedSource:
+    format: str  # "csv" | "xlsx" | "xls" | "parquet"
+    encoding: str | None  # text only: "utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252", "latin-1"
+    delimiter: str | None  # text only: one of , ; \t |
+    decimal_comma: bool  # "12,50" style numbers
+    sheet: str | None  # Excel only: the sheet read
+    header_row: int | None  # 1-based row of the header in the file/sheet (None for Parquet)
+    columns: list[str]  # stripped, never empty, de-duplicated
+    sample_rows: list[dict[str, str]]  # the first data rows, for preview
+    quote_char: str | None = '"'  # None when quotes in the file are literal characters (12" pizza)
+
+
+# --- public API ----------------------------------------------------------------------------------
+
+
+def source_detect(
+    path: Path, *, filename_hint: str = "", sheet: str | None = None, header_row: int | None = None
+) -> DetectedSource:
+    """What the file is and how to read it, from its content; refusals raise IngestionError."""
+    path = Path(path)
+    label = filename_hint or path.name
+    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+        raise IngestionError(errors.INVALID_OPTION, "header_row must be a row number (1 or more).", status=400)
+    if path.stat().st_size == 0:
+        raise IngestionError(errors.EMPTY_FILE, f"'{label}' is empty.")
+    head = _head_read(path, 64 << 10)
+    if head.startswith(MAGIC_ZIP):
+        archive_check(path, label=label)
+        return _excel_detect(path, "xlsx", label=label, sheet=sheet, header_row=header_row)
+    if head.startswith(MAGIC_OLE2):
+        return _excel_detect(path, "xls", label=label, sheet=sheet, header_row=header_row)
+    if head.startswith(MAGIC_PARQUET):
+        return _parquet_detect(path, label=label)
+    return _text_detect(path, head, label=label, header_row=header_row)
+
+
+def source_read_batches(path: Path, detected: DetectedSource, *, batch_rows: int = 250_000) -> Iterator[pl.DataFrame]:
+    """The data rows in file order, `batch_rows` per batch (the last one shorter): strings plus
+    `__row_number`. Blank rows are skipped; their numbers are not reused.
+    """
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be positive")
+    path = Path(path)
+    if detected.format == "csv":
+        frames = _csv_frames(path, detected, block_bytes=_block_bytes(batch_rows))
+    elif detected.format in ("xlsx", "xls"):
+        frames = _excel_frames(path, detected, batch_rows=batch_rows)
+    elif detected.format == "parquet":
+        frames = _parquet_frames(path, detected, batch_rows=batch_rows)
+    else:
+        raise ValueError(f"unknown format {detected.format!r}")
+    yield from _frames_rebatch(frames, batch_rows)
+
+
+def source_read_column(path: Path, detected: DetectedSource, column: str) -> pl.Series:
+    """One column over the whole file as strings (nulls kept), e.g. to choose a date format."""
+    if column not in detected.columns:
+        raise IngestionError(
+            errors.INVALID_MAPPING, f"Column '{column}' is not in the file (columns: {', '.join(detected.columns)})."
+        )
+    parts = [batch[column] for batch in source_read_batches(path, detected)]
+    if not parts:
+        return pl.Series(column, [], dtype=pl.String)
+    return pl.concat(parts, rechunk=True)
+
+
+def archive_check(path: Path, *, label: str = "") -> None:
+    """Refuse a zip bomb, an encrypted or broken archive from its central directory alone.
+
+    Nothing is inflated, so a 1 GB member costs no more than a 1 KB one.
+    """
+    label = label or Path(path).name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _unsafe(label, "it is a damaged zip archive") from exc
+    if len(members) > ZIP_MAX_ENTRIES:
+        raise _unsafe(label, f"it holds {len(members):,} entries (limit {ZIP_MAX_ENTRIES:,})")
+    if any(member.flag_bits & 0x1 for member in members):
+        raise _unsafe(label, "it is encrypted (password-protected)")
+    total = sum(member.file_size for member in members)
+    if total > ZIP_MAX_TOTAL_BYTES:
+        raise _unsafe(label, f"it would expand to {total / (1 << 30):.1f} GB")
+    for member in members:
+        if member.file_size > ZIP_RATIO_CHECKED_ABOVE and member.file_size > ZIP_MAX_RATIO * member.compress_size:
+            raise _unsafe(label, f"'{member.filename}' expands more than {ZIP_MAX_RATIO}× (a zip bomb)")
+    names = {member.filename for member in members}
+    if "xl/workbook.xml" not in names:
+        raise _unsupported(label, "it is a zip archive but not an Excel .xlsx workbook")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _unsupported(label: str, why: str) -> IngestionError:
+    return IngestionError(
+        errors.UNSUPPORTED_FORMAT,
+        f"'{label}' cannot be read: {why}. Upload a CSV/TSV, Excel (.xlsx, .xls) or Parquet file.",
+        status=415,
+    )
+
+
+def _unsafe(label: str, why: str) -> IngestionError:
+    return IngestionError(errors.UNSAFE_ARCHIVE, f"'{label}' was refused: {why}.", status=415)
+
+
+def _undecodable(label: str, why: str) -> IngestionError:
+    return IngestionError(
+        errors.UNDECODABLE_TEXT, f"'{label}' cannot be read as text: {why}. Save it as UTF-8 CSV and upload it again."
+    )
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+def _head_read(path: Path, size: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+def columns_name(cells: list[str]) -> list[str]:
+    """Header cells as column names: stripped, `column_<n>` when blank, `_2`, `_3` on repeats."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for position, cell in enumerate(cells, start=1):
+        base = (cell or "").strip() or f"column_{position}"
+        name, suffix = base, 2
+        while name in taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _row_is_blank(cells: list[str | None]) -> bool:
+    return not any((cell or "").strip() for cell in cells)
+
+
+def _header_index_choose(rows: list[list[str | None]], *, width: int) -> int | None:
+    """The row (0-based) that looks most like the header; title rows above it are skipped.
+
+    The best schema fit wins (the earliest on a tie). When no row names a known field, the first
+    row filled like a data row is the header, so a title line is still passed over.
+    """
+    candidates = rows[:HEADER_SEARCH_ROWS]
+    scores = [header_fit_score([(cell or "").strip() for cell in row]) for row in candidates]
+    if scores and max(scores) > 0:
+        return scores.index(max(scores))
+    needed = max(1, (width * 6 + 9) // 10)
+    for index, row in enumerate(candidates):
+        if sum(1 for cell in row if (cell or "").strip()) >= needed:
+            return index
+    return next((index for index, row in enumerate(candidates) if not _row_is_blank(row)), None)
+
+
+def _header_index_override(rows: list[list[str | None]], header_row: int, label: str) -> int:
+    index = header_row - 1
+    if index >= len(rows) or _row_is_blank(rows[index]):
+        raise IngestionError(
+            errors.INVALID_OPTION,
+            f"Row {header_row} of '{label}' is not a header row (it is empty or missing).",
+            status=400,
+        )
+    return index
+
+
+def _width_trim(header: list[str | None], data: list[list[str | None]], width: int) -> int:
+    """Drop trailing columns without a header name and without a value in the sample."""
+    while width > 1:
+        position = width - 1
+        named = position < len(header) and (header[position] or "").strip()
+        used = any(position < len(row) and (row[position] or "").strip() for row in data)
+        if named or used:
+            break
+        width -= 1
+    return width
+
+
+def _decimal_comma_detect(rows: list[list[str | None]]) -> bool:
+    """Whether numbers are written "1.234,56" / "12,5": unambiguous comma decimals outvote points."""
+    comma = point = 0
+    for row in rows:
+        for cell in row:
+            value = _NUMBER_NOISE.sub("", cell or "")
+            if not value or _AMBIGUOUS_THOUSANDS.match(value):
+                continue
+            if _COMMA_DECIMAL.match(value):
+                comma += 1
+            elif _POINT_DECIMAL.match(value):
+                point += 1
+    return comma > point
+
+
+def _sample_rows_make(columns: list[str], rows: list[list[str | None]]) -> list[dict[str, str]]:
+    sample = []
+    for row in rows:
+        if _row_is_blank(row):
+            continue
+        sample.append({name: (row[i] or "").strip() if i < len(row) else "" for i, name in enumerate(columns)})
+        if len(sample) == SAMPLE_ROWS:
+            break
+    return sample
+
+
+def _frame_normalize(frame: pl.DataFrame, columns: list[str], first_row: int) -> pl.DataFrame:
+    """Name the columns, trim cells (blank → null), number the rows, then drop blank rows."""
+    frame = frame.select(pl.nth(i).alias(name) for i, name in enumerate(columns))
+    trimmed = [pl.col(name).str.strip_chars() for name in columns]
+    frame = frame.with_columns(
+        pl.when(value.str.len_bytes() > 0).then(value).alias(name) for value, name in zip(trimmed, columns, strict=True)
+    )
+    frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW_NUMBER))
+    return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
+
+
+def _frames_rebatch(frames: Iterator[pl.DataFrame], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Exactly `batch_rows` rows per batch whatever the reader's own block sizes (last one shorter)."""
+    pending: list[pl.DataFrame] = []
+    pending_rows = 0
+    for frame in frames:
+        pending.append(frame)
+        pending_rows += frame.height
+        while pending_rows >= batch_rows:
+            merged = pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+            yield merged.slice(0, batch_rows)
+            rest = merged.slice(batch_rows)
+            pending, pending_rows = ([rest] if rest.height else []), rest.height
+            del merged
+    if pending_rows:
+        yield pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+
+
+# --- text: encoding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TextEncoding:
+    name: str  # reported in DetectedSource.encoding
+    codec: str  # Python codec for the bytes after the BOM
+    bom_length: int
+
+
+def _text_encoding_detect(path: Path, head: bytes, label: str) -> _TextEncoding:
+    for bom, name in BOMS:
+        if head.startswith(bom):
+            codec = "utf-8" if name == "utf-8-sig" else name
+            return _TextEncoding(name, codec, len(bom))
+    utf16 = _utf16_without_bom(head)
+    if utf16:
+        return _TextEncoding(utf16, utf16, 0)
+    _binary_refuse(head, label)
+    utf8_valid, cp1252_undefined = _bytes_scan(path)
+    if utf8_valid:
+        return _TextEncoding("utf-8", "utf-8", 0)
+    high = sum(1 for byte in head if byte >= 0x80)
+    if high > HIGH_BYTES_MAX_RATIO * len(head):
+        raise _undecodable(label, "it is neither UTF-8 nor a Western European (Windows-1252/Latin-1) text")
+    name = "latin-1" if cp1252_undefined else "cp1252"
+    return _TextEncoding(name, name, 0)
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 without a BOM shows as a NUL byte beside almost every ASCII character."""
+    sample = head[: 4096 - 4096 % 2]
+    if len(sample) < 4:
+        return None
+    even_nul = sample[0::2].count(0) / (len(sample) // 2)
+    odd_nul = sample[1::2].count(0) / (len(sample) // 2)
+    if odd_nul > 0.4 and even_nul < 0.05:
+        return "utf-16-le"
+    if even_nul > 0.4 and odd_nul < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _binary_refuse(head: bytes, label: str) -> None:
+    """Images, PDFs, archives and other binaries are not sales tables (415, not a decode error)."""
+    if head.startswith(MAGIC_OTHER_BINARY) or b"\x00" in head:
+        raise _unsupported(label, "it is a binary file, not a table")
+    controls = sum(head.count(byte) for byte in CONTROL_BYTES)
+    if controls > CONTROL_BYTES_MAX_RATIO * len(head):
+        raise _unsupported(label, "it is a binary file, not a table")
+
+
+def _control_characters(text: str) -> int:
+    """Characters no table contains (NUL, bell, escape…), also after a UTF-16 decode."""
+    return sum(text.count(chr(code)) for code in CONTROL_BYTES)
+
+
+def _bytes_scan(path: Path) -> tuple[bool, bool]:
+    """(valid UTF-8, holds a byte cp1252 leaves undefined) over the whole file, in bounded memory.
+
+    The whole file is checked because one Latin-1 byte deep inside a UTF-8-looking file would
+    otherwise fail the read half-way through.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8_valid, undefined = True, False
+    with path.open("rb") as handle:
+        while chunk := handle.read(SCAN_CHUNK_BYTES):
+            if chunk.isascii() and not decoder.getstate()[0]:
+                continue
+            if utf8_valid:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8_valid = False
+            undefined = undefined or any(byte in chunk for byte in CP1252_UNDEFINED)
+            if not utf8_valid and undefined:
+                break
+    if utf8_valid:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8_valid = False
+    return utf8_valid, undefined
+
+
+def _text_sample(path: Path, encoding: _TextEncoding, label: str) -> tuple[str, bool]:
+    """The first SNIFF_BYTES decoded, and whether that is the whole file."""
+    with path.open("rb") as handle:
+        handle.seek(encoding.bom_length)
+        raw = handle.read(SNIFF_BYTES)
+        at_eof = not handle.read(1)
+    decoder = codecs.getincrementaldecoder(encoding.codec)()
+    try:
+        text = decoder.decode(raw, final=at_eof)
+    except UnicodeDecodeError as exc:
+        raise _undecodable(label, f"it is not valid {encoding.name}") from exc
+    return text, at_eof
+
+
+@contextmanager
+def _utf8_source(path: Path, detected: DetectedSource) -> Iterator[tuple[Path, int]]:
+    """A UTF-8 file with "\\n" newlines that Polars can read, and where its text starts.
+
+    UTF-8 files are read in place; other encodings (and old Mac "\\r" newlines) are transcoded
+    to a temporary file in streaming chunks, removed afterwards.
+    """
+    head = _head_read(path, 64 << 10)
+    encoding = _text_encoding_for(detected.encoding, head)
+    cr_only = _newlines_are_cr(head, encoding)
+    if encoding.codec == "utf-8" and not cr_only:
+        yield path, encoding.bom_length
+        return
+    descriptor, temporary = tempfile.mkstemp(prefix="ingest-", suffix=".csv")
+    try:
+        with os.fdopen(descriptor, "wb") as target:
+            _transcode(path, target, encoding, cr_only=cr_only)
+        yield Path(temporary), 0
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _text_encoding_for(name: str | None, head: bytes) -> _TextEncoding:
+    bom_length = next((len(bom) for bom, bom_name in BOMS if bom_name == name and head.startswith(bom)), 0)
+    codec = {"utf-8-sig": "utf-8", None: "utf-8"}.get(name, name)
+    return _TextEncoding(name or "utf-8", codec, bom_length)
+
+
+def _newlines_are_cr(head: bytes, encoding: _TextEncoding) -> bool:
+    text = head[encoding.bom_length :].decode(encoding.codec, errors="ignore")
+    return "\r" in text and "\n" not in text
+
+
+def _transcode(path: Path, target: io.BufferedWriter, encoding: _TextEncoding, *, cr_only: bool) -> None:
+    decoder = codecs.getincrementaldecoder(encoding.codec)()
+    with path.open("rb") as source:
+        source.seek(encoding.bom_length)
+        try:
+            while chunk := source.read(SCAN_CHUNK_BYTES // 4):
+                text = decoder.decode(chunk)
+                target.write((text.replace("\r", "\n") if cr_only else text).encode("utf-8"))
+            target.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise _undecodable(path.name, f"it is not valid {encoding.name} (byte {exc.start})") from exc
+
+
+# --- text: CSV detection -------------------------------------------------------------------------
+
+
+def _text_detect(path: Path, head: bytes, *, label: str, header_row: int | None) -> DetectedSource:
+    encoding = _text_encoding_detect(path, head, label)
+    text, at_eof = _text_sample(path, encoding, label)
+    if _control_characters(text) > CONTROL_BYTES_MAX_RATIO * len(text):
+        raise _unsupported(label, "it is a binary file, not a table")
+    if not text.strip():
+        if at_eof:
+            raise IngestionError(errors.EMPTY_FILE, f"'{label}' holds no data (only blank space).")
+        raise _unsupported(label, "it starts with more than 1 MB of blank space")
+    if _MARKUP_START.match(text):
+        raise _unsupported(label, "it is a web page or XML document, not a table (save it from Excel as .xlsx)")
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")
+    if not at_eof:
+        # The sample ends mid-record; parse whole records only.
+        text = text[: text.rfind("\n") + 1] or text
+    delimiter, records = _delimiter_sniff(text)
+    quote_char = _quote_char_detect(text, delimiter)
+    return _csv_layout(
+        records,
+        encoding=encoding.name,
+        delimiter=delimiter,
+        quote_char=quote_char,
+        at_eof=at_eof,
+        label=label,
+        header_row=header_row,
+    )
+
+
+def _csv_records(text: str, delimiter: str) -> list[list[str]] | None:
+    """The sample's records (blank lines are []); None when it does not parse with this delimiter."""
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+        return [row for _, row in zip(range(SNIFF_RECORDS), reader, strict=False)]
+    except csv.Error:
+        return None
+
+
+def _delimiter_sniff(text: str) -> tuple[str, list[list[str]]]:
+    """The delimiter whose rows most consistently split into the same number (>1) of fields.
+
+    Quoted fields are honoured (csv module), so commas or newlines inside quotes do not count.
+    Ties go to the header that fits the schema best, then to more columns.
+    """
+    best: tuple[tuple[float, int, int], str, list[list[str]]] | None = None
+    fallback: list[list[str]] = []
+    for delimiter in DELIMITERS:
+        records = _csv_records(text, delimiter)
+        if records is None:
+            continue
+        fallback = fallback or records
+        rows = [row for row in records if not _row_is_blank(row)]
+        if not rows:
+            continue
+        width, count = Counter(len(row) for row in rows).most_common(1)[0]
+        if width < 2:
+            continue
+        fit = max(header_fit_score([cell.strip() for cell in row]) for row in rows[:HEADER_SEARCH_ROWS])
+        key = (round(count / len(rows), 2), fit, width)
+        if best is None or key > best[0]:
+            best = (key, delimiter, records)
+    if best is None:
+        return ",", fallback
+    return best[1], best[2]
+
+
+def _quote_char_detect(text: str, delimiter: str) -> str | None:
+    """'"' unless the file has quotes only inside values (12" pizza), which must stay literal."""
+    if '"' not in text:
+        return '"'
+    starts = re.compile(rf'(?:^|{re.escape(delimiter)})[ ]*"', re.MULTILINE)
+    return '"' if starts.search(text) else None
+
+
+def _csv_layout(
+    records: list[list[str]],
+    *,
+    encoding: str,
+    delimiter: str,
+    quote_char: str | None,
+    at_eof: bool,
+    label: str,
+    header_row: int | None,
+) -> DetectedSource:
+    rows: list[list[str | None]] = list(records)
+    data_widths = Counter(len(row) for row in rows if not _row_is_blank(row))
+    modal_width = data_widths.most_common(1)[0][0] if data_widths else 0
+    if header_row is not None:
+        index = _header_index_override(rows, header_row, label)
+    else:
+        index = _header_index_choose(rows, width=modal_width)
+    if index is None:
+        raise IngestionError(errors.EMPTY_FILE, f"'{label}' holds no data.")
+    header, data = rows[index], rows[index + 1 :]
+    width = _width_trim(header, data, max(len(header), modal_width))
+    columns = columns_name([*header[:width], *[""] * (width - len(header))])
+    if at_eof and all(_row_is_blank(row) for row in data):
+        raise IngestionError(errors.HEADER_ONLY, f"'{label}' has a header row but no data rows.")
+    return DetectedSource(
+        format="csv",
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal_comma=delimiter != "," and _decimal_comma_detect(data),
+        sheet=None,
+        header_row=index + 1,
+        columns=columns,
+        sample_rows=_sample_rows_make(columns, data),
+        quote_char=quote_char,
+    )
+
+
+# --- text: CSV reading ---------------------------------------------------------------------------
+
+
+def _block_bytes(batch_rows: int) -> int:
+    return min(max(batch_rows * BLOCK_BYTES_PER_ROW, BLOCK_BYTES_MIN), BLOCK_BYTES_MAX)
+
+
+def _csv_frames(path: Path, detected: DetectedSource, *, block_bytes: int) -> Iterator[pl.DataFrame]:
+    """One normalised frame per block of the file."""
+    quote = detected.quote_char.encode() if detected.quote_char else None
+    with _utf8_source(path, detected) as (source, start), source.open("rb") as handle:
+        handle.seek(_offset_after_records(handle, start, detected.header_row or 1, quote))
+        next_row = (detected.header_row or 1) + 1
+        for block in _csv_blocks(handle, block_bytes, quote):
+            frame = _csv_block_parse(block, detected, first_row=next_row)
+            del block  # drop each stage as soon as the next exists: peak memory is about one block
+            height = frame.height
+            yield _frame_normalize(frame, detected.columns, next_row)
+            del frame
+            next_row += height
+
+
+def _offset_after_records(handle: io.BufferedReader, start: int, count: int, quote: bytes | None) -> int:
+    """Byte offset just after the first `count` records: newlines inside quotes do not end one."""
+    handle.seek(start)
+    chunk_start, inside, pending = start, False, count
+    while chunk := handle.read(SNIFF_BYTES):
+        position = 0
+        while pending:
+            newline = chunk.find(b"\n", position)
+            end = len(chunk) if newline < 0 else newline
+            if quote and chunk.count(quote, position, end) % 2:
+                inside = not inside
+            if newline < 0:
+                break
+            position = newline + 1
+            if not inside:
+                pending -= 1
+        if not pending:
+            return chunk_start + position
+        chunk_start += len(chunk)
+    return chunk_start
+
+
+def _record_boundary(buffer: bytes, quote: bytes | None) -> int:
+    """Offset just after the last complete record in `buffer` (which starts at a record), or -1.
+
+    A quote toggles "inside a field", as in RFC 4180 (an escaped quote is doubled, so it toggles
+    twice) and as Polars itself splits files: a newline after an odd number of quotes is data.
+    """
+    end = buffer.rfind(b"\n")
+    if end < 0 or quote is None:
+        return end + 1 if end >= 0 else -1
+    quotes = buffer.count(quote, 0, end)
+    while quotes % 2:
+        previous = buffer.rfind(b"\n", 0, end)
+        if previous < 0:
+            return -1
+        quotes -= buffer.count(quote, previous, end)
+        end = previous
+    return end + 1
+
+
+def _csv_blocks(handle: io.BufferedReader, block_bytes: int, quote: bytes | None) -> Iterator[bytes]:
+    """The rest of the file in blocks that end on record boundaries (the last one may not)."""
+    carry = b""
+    while data := handle.read(block_bytes):
+        buffer = carry + data if carry else data
+        del data
+        cut = _record_boundary(buffer, quote)
+        if cut < 0:
+            if len(buffer) > RECORD_BYTES_MAX:
+                raise IngestionError(
+                    errors.UNDECODABLE_TEXT,
+                    "A quoted value never ends (more than 64 MB without a closing quote); check the file's quotes.",
+                )
+            carry = buffer
+            continue
+        carry = buffer[cut:]
+        block, buffer = buffer[:cut], b""
+        yield block
+        del block
+    if carry:
+        yield carry
+
+
+def _csv_block_parse(block: bytes, detected: DetectedSource, *, first_row: int) -> pl.DataFrame:
+    """One block as strings. A made-up header fixes the width; extra trailing fields are dropped."""
+    delimiter = detected.delimiter or ","
+    header = delimiter.join(f"c{i}" for i in range(len(detected.columns))).encode() + b"\n"
+    try:
+        return pl.read_csv(
+            header + block,
+            separator=delimiter,
+            quote_char=detected.quote_char,
+            has_header=True,
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+            encoding="utf8",
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise IngestionError(
+            errors.UNDECODABLE_TEXT,
+            f"Rows from {first_row} on cannot be split into columns ({str(exc).splitlines()[0]}); "
+            "check quotes and delimiters around there.",
+        ) from exc
+
+
+# --- Excel ---------------------------------------------------------------------------------------
+
+
+def _excel_open(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
+    try:
+        return fastexcel.read_excel(path)
+    except Exception as exc:  # calamine reports every unreadable workbook with its own exception types
+        why = "it is not a readable Excel workbook"
+        if kind == "xls":
+            why += " (password-protected workbooks cannot be read)"
+        raise _unsupported(label, why) from exc
+
+
+def _excel_sheet_load(
+    reader: fastexcel.ExcelReader, sheet: str, n_rows: int | None, label: str
+) -> tuple[pl.DataFrame, bool]:
+    """Sheet cells as text from row 1 (empty rows above the data kept: index = row number - 1),
+    and whether the sheet is visible."""
+    try:
+        loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes="string")
+        frame = loaded.to_polars()
+    except Exception as exc:  # calamine has many exception types; any of them means unreadable
+        raise _unsupported(label, f"sheet '{sheet}' cannot be read ({exc})") from exc
+    visible = str(getattr(loaded, "visible", "visible")) == "visible"
+    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in frame.columns), visible
+
+
+def _excel_rows(
+    reader: fastexcel.ExcelReader, sheet: str, n_rows: int, label: str
+) -> tuple[list[list[str | None]], bool]:
+    frame, visible = _excel_sheet_load(reader, sheet, n_rows, label)
+    return [list(row) for row in frame.rows()], visible
+
+
+def _excel_cell_text(cell: pl.Expr) -> pl.Expr:
+    """calamine writes every Excel date as a datetime: midnight → a date, day 0 → a time of day."""
+    return cell.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "${1}").str.replace(
+        r"^1899-12-3[01] (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}"
+    )
+
+
+def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, header_row: int | None) -> DetectedSource:
+    reader = _excel_open(path, label, kind)
+    names = list(reader.sheet_names)
+    n_rows = max(HEADER_SEARCH_ROWS, (header_row or 0)) + SAMPLE_ROWS + 1
+    if sheet is not None:
+        chosen = _sheet_resolve(names, sheet, label)
+        rows, _ = _excel_rows(reader, chosen, n_rows, label)
+        index = _header_index_override(rows, header_row, label) if header_row else _excel_header_index(rows)
+    else:
+        chosen, rows, index = _sheet_choose(reader, names, n_rows, header_row=header_row, label=label)
+    if index is None:
+        raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
+    header, data = rows[index], rows[index + 1 :]
+    width = _width_trim(header, data, len(header))
+    columns = columns_name([(cell or "") for cell in header[:width]])
+    if all(_row_is_blank(row) for row in data) and len(rows) < n_rows:
+        raise IngestionError(errors.HEADER_ONLY, f"Sheet '{chosen}' of '{label}' has a header row but no data rows.")
+    return DetectedSource(
+        format=kind,
+        encoding=None,
+        delimiter=None,
+        decimal_comma=_decimal_comma_detect(data),
+        sheet=chosen,
+        header_row=index + 1,
+        columns=columns,
+        sample_rows=_sample_rows_make(columns, data),
+    )
+
+
+def _sheet_resolve(names: list[str], sheet: str, label: str) -> str:
+    if sheet in names:
+        return sheet
+    loose = {name.strip().casefold(): name for name in names}
+    if sheet.strip().casefold() in loose:
+        return loose[sheet.strip().casefold()]
+    raise IngestionError(
+        errors.SHEET_NOT_FOUND, f"'{label}' has no sheet named '{sheet}'. Its sheets are: {', '.join(names)}."
+    )
+
+
+def _excel_header_index(rows: list[list[str | None]]) -> int | None:
+    widths = Counter(sum(1 for cell in row if cell) for row in rows if not _row_is_blank(row))
+    return _header_index_choose(rows, width=widths.most_common(1)[0][0] if widths else 0)
+
+
+def _sheet_choose(
+    reader: fastexcel.ExcelReader, names: list[str], n_rows: int, *, header_row: int | None, label: str
+) -> tuple[str, list[list[str | None]], int | None]:
+    """The sheet whose header fits the schema best (the first one on a tie, hidden ones last)."""
+    best: tuple[tuple[int, int, int], str, list[list[str | None]], int | None] | None = None
+    for position, name in enumerate(names):
+        rows, visible = _excel_rows(reader, name, n_rows, label)
+        if all(_row_is_blank(row) for row in rows):
+            continue
+        if header_row is not None:
+            if header_row > len(rows) or _row_is_blank(rows[header_row - 1]):
+                continue
+            index: int | None = header_row - 1
+        else:
+            index = _excel_header_index(rows)
+        score = header_fit_score([(cell or "").strip() for cell in rows[index]]) if index is not None else 0
+        key = (int(visible), score, -position)
+        if best is None or key > best[0]:
+            best = (key, name, rows, index)
+    if best is None:
+        if header_row is not None:
+            _header_index_override([], header_row, label)
+        raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
+    return best[1], best[2], best[3]
+
+
+def _excel_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
+    if detected.format == "xlsx":
+        archive_check(path)
+    reader = _excel_open(path, path.name, detected.format)
+    frame, _ = _excel_sheet_load(reader, detected.sheet or reader.sheet_names[0], None, path.name)
+    header_row = detected.header_row or 1
+    width = len(detected.columns)
+    data = frame.slice(header_row)
+    del frame
+    if data.width < width:
+        data = data.with_columns(pl.lit(None, dtype=pl.String).alias(f"__pad_{i}") for i in range(width - data.width))
+    for offset in range(0, data.height, batch_rows):
+        yield _frame_normalize(data.slice(offset, batch_rows), detected.columns, header_row + 1 + offset)
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+
+def _parquet_open(path: Path, label: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise _unsupported(label, "it is a damaged Parquet file") from exc
+
+
+def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
+    parquet = _parquet_open(path, label)
+    names = parquet.schema_arrow.names
+    if not names:
+        raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no columns.")
+    if parquet.metadata.num_rows == 0:
+        raise IngestionError(errors.HEADER_ONLY, f"'{label}' has columns but no rows.")
+    columns = columns_name(names)
+    first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS))
+    frame = _parquet_text(pl.from_arrow(first), columns)
+    return DetectedSource(
+        format="parquet",
+        encoding=None,
+        delimiter=None,
+        decimal_comma=False,
+        sheet=None,
+        header_row=None,
+        columns=columns,
+        sample_rows=[
+            {name: (value or "") for name, value in row.items()} for row in frame.head(SAMPLE_ROWS).to_dicts()
+        ],
+    )
+
+
+def _parquet_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
+    parquet = _parquet_open(path, path.name)
+    first_row = 1
+    for record_batch in parquet.iter_batches(batch_size=batch_rows):
+        frame = _parquet_text(pl.from_arrow(record_batch), detected.columns)
+        yield _frame_normalize(frame, detected.columns, first_row)
+        first_row += frame.height
+
+
+def _parquet_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Typed Parquet columns as the strings a CSV export would hold; dates in ISO form."""
+    return pl.DataFrame([_series_text(frame.to_series(i)).alias(name) for i, name in enumerate(columns)])
+
+
+def _series_text(series: pl.Series) -> pl.Series:
+    dtype = series.dtype
+    if dtype == pl.String:
+        return series
+    if dtype == pl.Date:
+        return series.dt.to_string("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        return series.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
+    if dtype == pl.Time:
+        return series.dt.to_string("%H:%M:%S%.f")
+    if dtype.is_nested() or dtype == pl.Object:
+        return series.map_elements(str, return_dtype=pl.String, skip_nulls=True)
+    return series.cast(pl.String, strict=False)

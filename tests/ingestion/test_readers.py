@@ -1,0 +1,509 @@
+"""Format detection and bounded reading of uploads (DESIGN.md, data flow step 3)."""
+
+import codecs
+import datetime as dt
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ingestion import errors, readers
+from ingestion.errors import IngestionError
+from ingestion.readers import ROW_NUMBER, source_detect, source_read_batches, source_read_column
+from tests.ingestion import sample_files as sf
+from tests.ingestion.conftest import REAL_FILE
+
+
+def read_all(path, detected, **options) -> pl.DataFrame:
+    return pl.concat(list(source_read_batches(path, detected, **options)))
+
+
+def refused(path, **options) -> IngestionError:
+    with pytest.raises(IngestionError) as caught:
+        source_detect(path, **options)
+    return caught.value
+
+
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path, monkeypatch):
+    """Temporary transcoded copies land here, so a test can prove they are removed."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+# --- the real file -------------------------------------------------------------------------------
+
+
+def test_real_file_detected_and_read_in_batches():
+    detected = source_detect(REAL_FILE, filename_hint="supermarket_sales.csv")
+    assert (detected.format, detected.encoding, detected.delimiter, detected.header_row) == ("csv", "utf-8", ",", 1)
+    assert len(detected.columns) == 17
+    assert detected.columns[:3] == ["Invoice ID", "Branch", "City"]
+    assert detected.decimal_comma is False
+    assert detected.sample_rows[0]["Total"] == "457.443"
+    batches = list(source_read_batches(REAL_FILE, detected, batch_rows=300))
+    assert [batch.height for batch in batches] == [300, 300, 300, 100]
+    frame = pl.concat(batches)
+    assert frame.height == 1000
+    assert frame[ROW_NUMBER].to_list() == list(range(2, 1002))
+    assert sum(batch["Total"].cast(pl.Float64).sum() for batch in batches) == pytest.approx(322966.749, abs=0.005)
+    assert all(dtype == pl.String for name, dtype in frame.schema.items() if name != ROW_NUMBER)
+    assert frame.schema[ROW_NUMBER] == pl.Int64
+
+
+def test_real_file_whole_column():
+    detected = source_detect(REAL_FILE)
+    dates = source_read_column(REAL_FILE, detected, "Date")
+    assert dates.len() == 1000 and dates.dtype == pl.String
+    assert dates[0] == "1-Jan-2019"
+    with pytest.raises(IngestionError) as caught:
+        source_read_column(REAL_FILE, detected, "Nope")
+    assert caught.value.code == errors.INVALID_MAPPING
+
+
+# --- encodings -----------------------------------------------------------------------------------
+
+ACCENTED = [["Date", "Branch", "Product line", "Total"], ["05/01/2019", "Müller", "Café", "12.5"]]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "expected"),
+    [
+        ("utf-8", b"", "utf-8"),
+        ("utf-8", codecs.BOM_UTF8, "utf-8-sig"),
+        ("utf-16-le", codecs.BOM_UTF16_LE, "utf-16-le"),
+        ("utf-16-be", codecs.BOM_UTF16_BE, "utf-16-be"),
+        ("utf-16-le", b"", "utf-16-le"),
+        ("cp1252", b"", "cp1252"),
+    ],
+)
+def test_text_encodings(tmp_path, private_tempdir, encoding, bom, expected):
+    path = sf.csv_write(tmp_path / "sales.csv", ACCENTED, encoding=encoding, bom=bom, newline="\r\n")
+    detected = source_detect(path)
+    assert detected.encoding == expected
+    assert detected.columns == ["Date", "Branch", "Product line", "Total"]  # no BOM glued to "Date"
+    assert detected.sample_rows == [{"Date": "05/01/2019", "Branch": "Müller", "Product line": "Café", "Total": "12.5"}]
+    frame = read_all(path, detected)
+    assert frame.rows() == [("05/01/2019", "Müller", "Café", "12.5", 2)]
+    assert list(private_tempdir.iterdir()) == []  # transcoded copies removed
+
+
+def test_cp1252_euro_sign_and_latin1_fallback(tmp_path):
+    euro = sf.text_write(tmp_path / "euro.csv", "Branch,Total\nZürich,12 €\n", encoding="cp1252")
+    assert source_detect(euro).encoding == "cp1252"
+    assert read_all(euro, source_detect(euro))["Total"].to_list() == ["12 €"]
+    # 0x81 is undefined in cp1252: only latin-1 maps every byte.
+    odd = tmp_path / "odd.csv"
+    odd.write_bytes("Branch,Total\nMüller,1\n".encode("latin-1") + b"x\x81y,2\n")
+    detected = source_detect(odd)
+    assert detected.encoding == "latin-1"
+    assert read_all(odd, detected)["Branch"].to_list() == ["Müller", "x\x81y"]
+
+
+def test_latin1_semicolon_decimal_comma(tmp_path):
+    """The European export a popular BI tool reads as one column of mojibake."""
+    path = sf.latin1_semicolon_decimal_comma(tmp_path / "export.csv")
+    detected = source_detect(path)
+    assert detected.encoding == "cp1252"
+    assert detected.delimiter == ";"
+    assert detected.decimal_comma is True
+    assert detected.columns == ["Datum", "Filiale", "Kategorie", "Menge", "Preis", "Total", "Kunde"]
+    frame = read_all(path, detected)
+    assert frame["Filiale"].to_list() == ["Zürich", "Genève", "Zürich"]
+    assert frame["Kunde"].to_list() == ["Müller", "Dupré", "Ærø"]
+    assert frame["Total"].to_list() == ["37,50", "1.234,50", "0,50"]
+    assert frame["Preis"].to_list() == ["12,50", "12,345", "0,5"]
+
+
+def test_utf8_invalid_late_in_file_falls_back_to_cp1252(tmp_path):
+    """One legacy byte after the sniffing window must not break the read half-way."""
+    head = sf.csv_text([sf.SALES_HEADER, *sf.sales_rows(40_000)])
+    path = tmp_path / "late.csv"
+    path.write_bytes(head.encode() + "01/01/2019,Café,Food,1,1.0,1.00\n".encode("cp1252"))
+    assert len(head) > readers.SNIFF_BYTES
+    detected = source_detect(path)
+    assert detected.encoding == "cp1252"
+    frame = read_all(path, detected)
+    assert frame.height == 40_001
+    assert frame["Branch"][-1] == "Café"
+
+
+def test_garbage_text_is_undecodable(tmp_path):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(sf.random_bytes(4000, low=0x80, high=0xFF))
+    error = refused(path)
+    assert (error.code, error.status) == (errors.UNDECODABLE_TEXT, 422)
+
+
+def test_bom_that_lies_is_undecodable(tmp_path):
+    path = tmp_path / "liar.csv"
+    path.write_bytes(codecs.BOM_UTF8 + "Branch,Total\nMüller,1\n".encode("latin-1"))
+    assert refused(path).code == errors.UNDECODABLE_TEXT
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("picture.xlsx", sf.png_bytes()),
+        ("random.csv", sf.random_bytes(4000)),
+        ("report.xls", b"%PDF-1.7\n" + sf.random_bytes(500)),
+        ("page.xls", b"<html><body><table><tr><td>Date</td></tr></table></body></html>"),
+    ],
+)
+def test_non_tables_are_unsupported(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    error = refused(path, filename_hint=name)
+    assert (error.code, error.status) == (errors.UNSUPPORTED_FORMAT, 415)
+    assert name in error.detail
+
+
+@pytest.mark.parametrize("content", [b"", b"   \r\n\n\t  \n", codecs.BOM_UTF8 + b"\n\n"])
+def test_empty_files(tmp_path, content):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    assert refused(path).code == errors.EMPTY_FILE
+
+
+def test_header_only(tmp_path):
+    path = sf.csv_write(tmp_path / "header.csv", [sf.SALES_HEADER, [], []])
+    assert refused(path).code == errors.HEADER_ONLY
+
+
+# --- delimiters, quoting, decimal comma ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_sniffed_with_quoted_fields(tmp_path, delimiter):
+    tricky = "Food, drinks; snacks\t| more\nsecond line"
+    rows = [sf.SALES_HEADER, *sf.sales_rows(30)]
+    rows[5][2] = tricky
+    path = sf.csv_write(tmp_path / "sales.txt", rows, delimiter=delimiter)
+    detected = source_detect(path)
+    assert detected.delimiter == delimiter
+    assert detected.columns == sf.SALES_HEADER
+    frame = read_all(path, detected)
+    assert frame.height == 30
+    assert frame["Product line"][4] == tricky
+    # The quoted newline makes rows after it one line later than their record number.
+    assert frame[ROW_NUMBER].to_list() == list(range(2, 32))
+    assert frame["Quantity"][5] == "6"
+
+
+def test_quoted_fields_with_newlines_and_quotes(tmp_path):
+    text = 'Branch,Product line,Note,Total\nA,"Food\nand drinks","He said ""hi"", then left",1.5\n\nB,Toys,"a,b",2\n'
+    path = sf.text_write(tmp_path / "q.csv", text)
+    detected = source_detect(path)
+    frame = read_all(path, detected)
+    assert frame.rows() == [
+        ("A", "Food\nand drinks", 'He said "hi", then left', "1.5", 2),
+        ("B", "Toys", "a,b", "2", 4),  # record 3 is the blank line, skipped
+    ]
+
+
+def test_literal_quotes_inside_values(tmp_path):
+    path = sf.text_write(tmp_path / "inch.csv", 'Branch;Product line;Total\nA;12" pizza;1,5\nB;6" sub;2,5\n')
+    detected = source_detect(path)
+    assert detected.quote_char is None
+    assert read_all(path, detected)["Product line"].to_list() == ['12" pizza', '6" sub']
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "values", "expected"),
+    [
+        (";", ["1.234,56", "12,5", "7,00"], True),
+        ("\t", ["12,5", "3,25", "0,5"], True),
+        (";", ["12.5", "1,234.56", "3.25"], False),
+        (";", ["1,234", "2,345", "3"], False),  # thousands or decimals? No evidence either way.
+        (",", ["12.5", "3.25", "1.0"], False),
+    ],
+)
+def test_decimal_comma_detection(tmp_path, delimiter, values, expected):
+    rows = [["Date", "Branch", "Total"], *[["05/01/2019", "A", value] for value in values]]
+    path = sf.csv_write(tmp_path / "d.csv", rows, delimiter=delimiter)
+    detected = source_detect(path)
+    assert detected.delimiter == delimiter
+    assert detected.decimal_comma is expected
+
+
+def test_consistent_column_count_beats_decimal_commas(tmp_path):
+    """`;` gives 3 columns on every line; `,` splits only the numbers, so it loses."""
+    rows = [["Date", "Branch", "Total"], *[["05/01/2019", "A", f"{i},50"] for i in range(20)]]
+    path = sf.csv_write(tmp_path / "d.csv", rows, delimiter=";")
+    assert source_detect(path).delimiter == ";"
+
+
+# --- header row ----------------------------------------------------------------------------------
+
+
+def test_title_rows_above_header_are_skipped(tmp_path):
+    rows = [["Sales export"], ["Generated 2019-02-01", "by POS"], [], sf.SALES_HEADER, *sf.sales_rows(5)]
+    path = sf.csv_write(tmp_path / "t.csv", rows)
+    detected = source_detect(path)
+    assert detected.header_row == 4
+    assert detected.columns == sf.SALES_HEADER
+    frame = read_all(path, detected)
+    assert frame[ROW_NUMBER].to_list() == [5, 6, 7, 8, 9]
+    assert frame["Quantity"].to_list() == ["1", "2", "3", "4", "5"]
+
+
+def test_header_row_override(tmp_path):
+    rows = [["Report"], ["Date", "Branch", "Total"], ["When", "Where", "How much"], ["05/01/2019", "A", "1"]]
+    path = sf.csv_write(tmp_path / "t.csv", rows)
+    assert source_detect(path).header_row == 2
+    detected = source_detect(path, header_row=3)
+    assert detected.header_row == 3
+    assert detected.columns == ["When", "Where", "How much"]
+    assert read_all(path, detected).rows() == [("05/01/2019", "A", "1", 4)]
+    assert refused(path, header_row=99).code == errors.INVALID_OPTION
+
+
+def test_unknown_columns_still_find_the_header(tmp_path):
+    rows = [["My title"], ["alpha", "beta", "gamma"], ["1", "2", "3"], ["4", "5", "6"]]
+    detected = source_detect(sf.csv_write(tmp_path / "t.csv", rows))
+    assert (detected.header_row, detected.columns) == (2, ["alpha", "beta", "gamma"])
+
+
+def test_column_names_cleaned(tmp_path):
+    path = sf.text_write(tmp_path / "c.csv", " Total ,Total,,Branch,Total_2\n1,2,3,A,4\n")
+    assert source_detect(path).columns == ["Total", "Total_2", "column_3", "Branch", "Total_2_2"]
+
+
+def test_cells_trimmed_and_empty_is_null(tmp_path):
+    path = sf.text_write(tmp_path / "c.csv", 'Branch,Product line,Total\n  A  ,"",\n B,"  ",1\n')
+    frame = read_all(path, source_detect(path))
+    assert frame.rows() == [("A", None, None, 2), ("B", None, "1", 3)]
+
+
+def test_ragged_and_crlf_and_old_mac_newlines(tmp_path):
+    rows = "Branch,Product line,Total\rA,Food,1\rB,Toys\rC,Tools,3,extra\r"
+    path = sf.text_write(tmp_path / "mac.csv", rows)
+    detected = source_detect(path)
+    assert detected.columns == ["Branch", "Product line", "Total"]
+    assert read_all(path, detected).rows() == [
+        ("A", "Food", "1", 2),
+        ("B", "Toys", None, 3),
+        ("C", "Tools", "3", 4),
+    ]
+
+
+def test_content_wins_over_file_name(tmp_path):
+    path = sf.csv_write(tmp_path / "really_a.xlsx", [sf.SALES_HEADER, *sf.sales_rows(2)])
+    assert source_detect(path, filename_hint="really_a.xlsx").format == "csv"
+    workbook = sf.xlsx_write(tmp_path / "really_a.csv", {"Data": [sf.SALES_HEADER, *sf.sales_rows(2)]})
+    assert source_detect(workbook, filename_hint="really_a.csv").format == "xlsx"
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+
+def test_row_numbers_across_batches_and_blocks(tmp_path, monkeypatch):
+    """Tiny blocks put quoted newlines and blank lines on block edges; numbering must not drift."""
+    rows = [["Title"], sf.SALES_HEADER]
+    for i, row in enumerate(sf.sales_rows(500), start=1):
+        if i % 7 == 0:
+            row[2] = f"multi\nline, {i}"
+        rows.append(row)
+        if i % 50 == 0:
+            rows.append([])
+    path = sf.csv_write(tmp_path / "b.csv", rows)
+    monkeypatch.setattr(readers, "BLOCK_BYTES_MIN", 97)
+    monkeypatch.setattr(readers, "BLOCK_BYTES_MAX", 97)
+    detected = source_detect(path)
+    assert detected.header_row == 2
+    batches = list(source_read_batches(path, detected, batch_rows=13))
+    assert [batch.height for batch in batches] == [13] * 38 + [6]
+    frame = pl.concat(batches)
+    assert frame["Quantity"].to_list() == [str(i) for i in range(1, 501)]
+    # Record numbers: 2 before the data, plus one blank record after every 50 rows.
+    expected = [2 + i + (i - 1) // 50 for i in range(1, 501)]
+    assert frame[ROW_NUMBER].to_list() == expected
+    assert frame["Product line"][6] == "multi\nline, 7"
+
+
+def test_batches_stay_bounded(tmp_path):
+    """A file many blocks long is never held whole: Python-side allocations stay near one block."""
+    path = sf.csv_write(tmp_path / "big.csv", [sf.SALES_HEADER, *sf.sales_rows(200_000)])
+    size = path.stat().st_size
+    detected = source_detect(path)
+    tracemalloc.start()
+    rows = 0
+    for batch in source_read_batches(path, detected, batch_rows=20_000):
+        rows += batch.height
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rows == 200_000
+    assert peak < size / 2  # the bytes read per block (Polars' own memory is measured in the report)
+
+
+RSS_SCRIPT = """
+import resource, sys
+from pathlib import Path
+from ingestion.readers import source_detect, source_read_batches
+path = Path(sys.argv[1])
+rows = sum(batch.height for batch in source_read_batches(path, source_detect(path)))
+print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_200_mb_csv(tmp_path):
+    """The whole process (Polars included) stays far below the file size times the usual 3-5×."""
+    block = sf.csv_text(sf.sales_rows(10_000)).encode()
+    path = tmp_path / "big.csv"
+    with path.open("wb") as handle:
+        handle.write(sf.csv_text([sf.SALES_HEADER]).encode())
+        while handle.tell() < 200 << 20:
+            handle.write(block)
+    rows_expected = (path.stat().st_size - len(sf.csv_text([sf.SALES_HEADER]))) // len(block) * 10_000
+    result = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(path)],
+        cwd=Path(readers.__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rows, peak_mb = map(int, result.stdout.split())
+    assert rows == rows_expected
+    assert peak_mb < 450, f"peak RSS {peak_mb} MB for a {path.stat().st_size >> 20} MB file"
+
+
+def test_batches_can_stop_early(tmp_path, private_tempdir):
+    path = sf.csv_write(tmp_path / "u16.csv", [sf.SALES_HEADER, *sf.sales_rows(100)], encoding="utf-16")
+    detected = source_detect(path)
+    batches = source_read_batches(path, detected, batch_rows=10)
+    assert next(batches).height == 10
+    assert list(private_tempdir.iterdir())  # the transcoded copy exists while reading
+    batches.close()
+    assert list(private_tempdir.iterdir()) == []
+
+
+# --- Excel ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["xlsx", "xls"])
+def workbook(request, tmp_path):
+    sheets = {"Notes": [["These are notes"], ["Nothing to see"]], "Data": sf.excel_sales_sheet()}
+    writer = sf.xlsx_write if request.param == "xlsx" else sf.xls_write
+    return request.param, writer(tmp_path / f"sales.{request.param}", sheets)
+
+
+def test_excel_picks_the_data_sheet_and_header(workbook):
+    kind, path = workbook
+    detected = source_detect(path)
+    assert (detected.format, detected.sheet, detected.header_row) == (kind, "Data", 3)
+    assert detected.columns == ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total", "Time"]
+    assert detected.encoding is None and detected.delimiter is None
+    frame = read_all(path, detected, batch_rows=2)
+    assert frame[ROW_NUMBER].to_list() == [4, 5, 6]
+    assert frame["Date"].to_list() == ["2019-01-05", "2019-01-06 14:30:05", "2019-01-07"]
+    assert frame["Unit price"].to_list() == ["1.1", "0.1", "1234567.891"]
+    assert frame["Total"][0] == "3.3"  # stored as 3.3000000000000003; Excel shows 15 digits, so do we
+    assert frame["Quantity"].to_list() == ["3", "2", "10"]
+    assert frame["Time"].to_list() == ["10:39:00", "00:00:01", None]
+    assert frame["Product line"][1] == "Café"
+
+
+def test_excel_sheet_override_and_unknown_sheet(workbook):
+    _, path = workbook
+    detected = source_detect(path, sheet="notes")
+    assert detected.sheet == "Notes"
+    error = refused(path, sheet="January")
+    assert error.code == errors.SHEET_NOT_FOUND
+    assert "Notes" in error.detail and "Data" in error.detail
+
+
+def test_excel_header_row_override(workbook):
+    _, path = workbook
+    detected = source_detect(path, sheet="Data", header_row=4)
+    assert detected.header_row == 4
+    assert read_all(path, detected)[ROW_NUMBER].to_list() == [5, 6]
+
+
+def test_excel_whole_column(workbook):
+    _, path = workbook
+    detected = source_detect(path)
+    assert source_read_column(path, detected, "Branch").to_list() == ["A", "B", "C"]
+
+
+def test_excel_header_only_and_empty(tmp_path):
+    header_only = sf.xlsx_write(tmp_path / "h.xlsx", {"Data": [sf.SALES_HEADER]})
+    assert refused(header_only).code == errors.HEADER_ONLY
+    empty = sf.xlsx_write(tmp_path / "e.xlsx", {"Sheet1": []})
+    assert refused(empty).code == errors.EMPTY_FILE
+
+
+# --- zip safety ----------------------------------------------------------------------------------
+
+
+def test_zip_bomb_refused_before_inflating(tmp_path):
+    path = sf.zip_bomb_write(tmp_path / "bomb.xlsx", member_bytes=1 << 30)
+    assert path.stat().st_size < 10 << 20
+    tracemalloc.start()
+    started = time.perf_counter()
+    error = refused(path)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert (error.code, error.status) == (errors.UNSAFE_ARCHIVE, 415)
+    assert elapsed < 1.0 and peak < 5 << 20
+
+
+def test_zip_declaring_huge_sizes_refused(tmp_path):
+    path = sf.zip_central_directory_patch(sf.zip_small_write(tmp_path / "big.xlsx"), uncompressed=0xF0000000)
+    assert refused(path).code == errors.UNSAFE_ARCHIVE
+
+
+def test_zip_with_too_many_entries_refused(tmp_path):
+    path = sf.zip_small_write(tmp_path / "many.xlsx", entries=readers.ZIP_MAX_ENTRIES + 1)
+    assert refused(path).code == errors.UNSAFE_ARCHIVE
+
+
+def test_encrypted_or_broken_zip_refused(tmp_path):
+    encrypted = sf.zip_central_directory_patch(sf.zip_small_write(tmp_path / "enc.xlsx"), flag_bits=0x1)
+    assert refused(encrypted).code == errors.UNSAFE_ARCHIVE
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(sf.zip_small_write(tmp_path / "ok.zip").read_bytes()[:-30])
+    assert refused(broken).code == errors.UNSAFE_ARCHIVE
+
+
+def test_zip_that_is_not_a_workbook_unsupported(tmp_path):
+    path = sf.zip_small_write(tmp_path / "photos.xlsx", workbook=False)
+    assert (refused(path).code, refused(path).status) == (errors.UNSUPPORTED_FORMAT, 415)
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+
+def test_parquet_columns_as_strings(tmp_path):
+    path = sf.parquet_write(tmp_path / "sales.bin")
+    detected = source_detect(path, filename_hint="sales.bin")
+    assert (detected.format, detected.header_row, detected.encoding) == ("parquet", None, None)
+    assert detected.columns == ["Date", "Sold at", "Branch", "Quantity", "Total", "Member"]
+    assert detected.sample_rows[0]["Date"] == "2019-01-05"
+    frame = read_all(path, detected, batch_rows=2)
+    assert frame.rows() == [
+        ("2019-01-05", "2019-01-05 10:39:00", "A", "3", "1.1", "true", 1),
+        ("2019-01-06", "2019-01-06 00:00:00.250", "B", "2", "2.5", "false", 2),
+        (None, None, None, "1", "12.0", None, 3),
+    ]
+
+
+def test_parquet_without_rows_is_header_only(tmp_path):
+    path = tmp_path / "none.parquet"
+    pl.DataFrame({"Date": [dt.date(2019, 1, 1)], "Total": [1.0]}).clear().write_parquet(path)
+    assert refused(path).code == errors.HEADER_ONLY
+
+
+def test_damaged_parquet_unsupported(tmp_path):
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"PAR1" + sf.random_bytes(200))
+    assert (refused(path).code, refused(path).status) == (errors.UNSUPPORTED_FORMAT, 415)
