@@ -51,7 +51,8 @@ def summary_compute(*, datasource_name: str, filters: SummaryFilters) -> Summary
     paths = [str(segment_local_path(segment=segment)) for segment in segments]
     source = "read_parquet($paths, union_by_name = true)"
     with duckdb.connect() as con:
-        columns = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", {"paths": paths}).fetchall()}
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}", {"paths": paths}).fetchall()  # noqa: S608
+        columns = {row[0] for row in described}
         where, params = _where_clause(filters=filters, columns=columns)
         transactions = "count(DISTINCT invoice_id)" if "invoice_id" in columns else "count(*)"
         row = con.execute(

@@ -43,6 +43,7 @@ class TaskOut(Schema):
     rows_valid: int | None
     rows_rejected: int | None
     errors: list[dict]
+    notes: list[str]
     error_report_url: str | None
     engine_task_id: str
     timings: dict[str, float]

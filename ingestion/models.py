@@ -60,6 +60,7 @@ class IngestionTask(models.Model):
     rows_valid = models.PositiveBigIntegerField(null=True, blank=True)
     rows_rejected = models.PositiveBigIntegerField(null=True, blank=True)
     errors = models.JSONField(default=list, blank=True, help_text="The first rejected rows.")
+    notes = models.JSONField(default=list, blank=True, help_text="Things worth knowing, e.g. schema drift.")
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per stage.")
     engine_task_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
@@ -63,6 +64,7 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
         "Columns matched" + (f"; {' '.join(drift)}" if drift else "."),
         applied_mapping=mapping.fields,
         detected_date_format=date_choice.format,
+        notes=drift,
     )
     progress.check_cancelled()
 
@@ -92,10 +94,11 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
     )
     task.engine_task_id = f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
+    drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
-        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}).",
+        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}).{drift_note}",
         progress=100,
     )
 
@@ -148,7 +151,7 @@ def _validate_all(
         report = csv.writer(report_file)
         report.writerow(ERROR_REPORT_COLUMNS)
         try:
-            for batch in source_read_batches(raw_path, detected):
+            for batch in source_read_batches(raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS):
                 result = batch_transform(batch, plan)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)

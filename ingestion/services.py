@@ -272,6 +272,7 @@ def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
         task.started_at = timezone.now()
         task.timings = {}
         task.errors = []
+        task.notes = []
         task.rows_total = task.rows_valid = task.rows_rejected = None
         task.save()
     return task

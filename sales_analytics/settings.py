@@ -221,6 +221,8 @@ DRUID_TIMEOUT_SECONDS: int = env.int("DRUID_TIMEOUT_SECONDS", default=30)
 # --- Product ------------------------------------------------------------------------
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
+# Rows validated per batch: bounds the worker's memory on large files.
+INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=250_000)
 # Uploads stream to temporary files: the whole file is never held in memory.
 FILE_UPLOAD_HANDLERS = ["ingestion.uploads.HashingUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -4,6 +4,7 @@ with REQUIRE_SERVICES=1 (CI) a missing service fails the test and any skip fails
 
 import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,8 @@ from django.test import Client
 from tests.factories import UserFactory
 
 SERVICE_MARKERS = ("postgres", "s3", "druid")
+# CI lays `shared/` beside the clone, as on a developer's machine.
+REAL_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "supermarket_sales.csv"
 
 
 def service_available(service: str) -> tuple[bool, str]:
@@ -155,3 +158,17 @@ def role_groups(db) -> None:
     roles_migration.create_roles(loader.project_state(("accounts", "0002_roles")).apps, None)
     ingestion_grants = import_module("ingestion.migrations.0002_admin_role_permissions")
     ingestion_grants.grant(loader.project_state(("ingestion", "0002_admin_role_permissions")).apps, None)
+
+
+@pytest.fixture
+def tasks_inline(monkeypatch):
+    """Queued tasks run at once in this process, through django-q2's real entry point."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def real_file() -> Path:
+    assert REAL_FILE.exists(), f"missing {REAL_FILE}"
+    return REAL_FILE

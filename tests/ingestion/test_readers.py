@@ -16,7 +16,7 @@ from ingestion import errors, readers
 from ingestion.errors import IngestionError
 from ingestion.readers import ROW_NUMBER, source_detect, source_read_batches, source_read_column
 from tests.ingestion import sample_files as sf
-from tests.ingestion.conftest import REAL_FILE
+from tests.conftest import REAL_FILE
 
 
 def read_all(path, detected, **options) -> pl.DataFrame:
@@ -507,3 +507,10 @@ def test_damaged_parquet_unsupported(tmp_path):
     path = tmp_path / "bad.parquet"
     path.write_bytes(b"PAR1" + sf.random_bytes(200))
     assert (refused(path).code, refused(path).status) == (errors.UNSUPPORTED_FORMAT, 415)
+
+
+def test_values_kept_exactly_as_written(tmp_path):
+    """No type inference: day-first dates, leading zeros and odd numbers reach the mapper untouched."""
+    path = sf.text_write(tmp_path / "raw.csv", "Invoice ID,Date,Total,Quantity\n007,03/01/19,1e3,0012\n")
+    frame = read_all(path, source_detect(path))
+    assert frame.rows() == [("007", "03/01/19", "1e3", "0012", 2)]

@@ -9,7 +9,7 @@ import pytest
 from ingestion.dates import date_format_choose
 from ingestion.mapping import mapping_resolve
 from ingestion.transform import OUTPUT_FIELDS, TransformPlan, batch_transform, date_max, decimal_parse
-from tests.ingestion.conftest import REAL_FILE
+from tests.conftest import REAL_FILE
 
 BASIC = ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total", "Note"]
 

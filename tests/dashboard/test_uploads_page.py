@@ -1,0 +1,108 @@
+"""The Uploads page without JavaScript: a plain form post, then the task page."""
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from ingestion.models import IngestionTask
+from tests.conftest import REAL_FILE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def uploader_browser(uploader) -> Client:
+    client = Client()
+    client.force_login(uploader)
+    return client
+
+
+def _post_file(client: Client, path: Path, **fields):
+    handle = io.BytesIO(path.read_bytes())
+    handle.name = path.name
+    return client.post("/uploads", {"file": handle, "datasource_name": "sales", **fields})
+
+
+def test_upload_page_publishes_the_real_file(uploader_browser, tasks_inline) -> None:
+    page = uploader_browser.get("/uploads")
+    assert page.status_code == 200
+    assert b'enctype="multipart/form-data"' in page.content
+    assert b"vendor/htmx.min.js" in page.content
+
+    response = _post_file(uploader_browser, REAL_FILE)
+    assert response.status_code == 302
+    task = IngestionTask.objects.get()
+    assert response["Location"] == f"/uploads/{task.pk}"
+    detail = uploader_browser.get(response["Location"])
+    assert b"Succeeded" in detail.content
+    assert b"Published 1,000 rows" in detail.content
+    summary = uploader_browser.get("/api/metrics/summary").json()
+    assert summary["total_revenue"] == pytest.approx(322_966.749, abs=0.005)
+
+    listing = uploader_browser.get("/uploads?partial=tasks", HTTP_HX_REQUEST="true")
+    assert b"supermarket_sales.csv" in listing.content
+    assert b"<html" not in listing.content  # a partial, not the whole page
+
+
+def test_failed_task_offers_fix_and_retry_from_stored_file(uploader_browser, tmp_path: Path, tasks_inline) -> None:
+    path = tmp_path / "dates.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n")
+    response = _post_file(uploader_browser, path)
+    task = IngestionTask.objects.get()
+    assert task.error_code == "ambiguous_dates"
+    detail = uploader_browser.get(response["Location"]).content.decode()
+    assert "Fix and retry" in detail
+    retry_url = re.search(r'action="(/uploads/[^"]+/retry)"', detail).group(1)
+    uploader_browser.post(retry_url, {"with_options": "1", "date_format": "%d/%m/%y", "mode": "append"})
+    task.refresh_from_db()
+    assert task.status == "succeeded", task.message
+    assert task.attempts == 2
+    summary = uploader_browser.get("/api/metrics/summary?start=2019-02-01&end=2019-02-01").json()
+    assert summary["total_revenue"] == 10
+
+
+def test_refusal_is_shown_as_a_message(uploader_browser, tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    response = _post_file(uploader_browser, path)
+    page = uploader_browser.get(response["Location"])
+    assert b"The file is empty" in page.content
+    assert IngestionTask.objects.count() == 0
+
+
+def test_viewer_sees_tasks_but_no_upload_form(viewer) -> None:
+    client = Client()
+    client.force_login(viewer)
+    page = client.get("/uploads")
+    assert page.status_code == 200
+    assert b'name="file"' not in page.content
+    response = _post_file(client, REAL_FILE)
+    assert IngestionTask.objects.count() == 0
+    assert b"does not allow uploading" in client.get(response["Location"]).content
+
+
+def test_hostile_file_name_is_escaped(uploader_browser, tasks_inline, tmp_path: Path) -> None:
+    path = tmp_path / "<img src=x onerror=alert(1)>.csv"
+    path.write_bytes(REAL_FILE.read_bytes())
+    _post_file(uploader_browser, path)
+    listing = uploader_browser.get("/uploads").content
+    assert b"<img src=x" not in listing
+    assert b"&lt;img src=x onerror=alert(1)&gt;.csv" in listing
+
+
+def test_schema_drift_is_reported_on_a_later_upload(uploader_browser, tmp_path: Path, tasks_inline) -> None:
+    first = tmp_path / "one.csv"
+    first.write_text("Date,Branch,Product line,Quantity,Total\n2019-01-01,A,Food,1,10\n")
+    _post_file(uploader_browser, first)
+    second = tmp_path / "two.csv"
+    second.write_text("Date,Store,Product line,Quantity,Total\n2019-01-02,A,Food,1,10\n")
+    _post_file(uploader_browser, second)
+    latest = IngestionTask.objects.order_by("-created_at").first()
+    assert latest.status == "succeeded", latest.message
+    assert "Schema drift" in latest.message
+    assert any("Store" in note for note in latest.notes)
+    status = uploader_browser.get(f"/api/ingest/status/{latest.pk}").json()
+    assert status["notes"] == latest.notes
