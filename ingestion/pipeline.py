@@ -113,7 +113,9 @@ def _describe(detected: DetectedSource) -> str:
         parts.append("decimal comma")
     if detected.sheet:
         parts.append(f"sheet {detected.sheet!r}")
-    parts.append(f"header on row {detected.header_row}, {len(detected.columns)} columns")
+    if detected.header_row is not None:
+        parts.append(f"header on row {detected.header_row}")
+    parts.append(f"{len(detected.columns)} columns")
     return "Detected " + ", ".join(parts) + "."
 
 
