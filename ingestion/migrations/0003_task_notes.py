@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ingestion', '0002_admin_role_permissions'),
+        ("ingestion", "0002_admin_role_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ingestiontask',
-            name='notes',
-            field=models.JSONField(blank=True, default=list, help_text='Things worth knowing, e.g. schema drift.'),
+            model_name="ingestiontask",
+            name="notes",
+            field=models.JSONField(blank=True, default=list, help_text="Things worth knowing, e.g. schema drift."),
         ),
     ]

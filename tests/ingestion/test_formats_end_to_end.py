@@ -89,8 +89,10 @@ def test_each_input_class_publishes_exact_totals(case: str, uploader_api, tmp_pa
 def test_latin1_semicolon_decimal_comma(uploader_api, tmp_path: Path, tasks_inline) -> None:
     """The file a popular BI tool loaded as one garbage column and called OK."""
     path = files.latin1_semicolon_decimal_comma(tmp_path / "export.csv")
-    mapping = '{"Datum": "date", "Filiale": "branch", "Kategorie": "product_line", "Menge": "quantity", ' \
+    mapping = (
+        '{"Datum": "date", "Filiale": "branch", "Kategorie": "product_line", "Menge": "quantity", '
         '"Preis": "unit_price", "Total": "revenue"}'
+    )
     response = _upload(uploader_api, path, mapping=mapping, date_format="%d.%m.%Y")
     status = uploader_api.get(response.json()["status_url"]).json()
     assert status["status"] == "succeeded", status["message"]
