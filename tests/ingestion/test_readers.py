@@ -15,8 +15,8 @@ import pytest
 from ingestion import errors, readers
 from ingestion.errors import IngestionError
 from ingestion.readers import ROW_NUMBER, source_detect, source_read_batches, source_read_column
-from tests.ingestion import sample_files as sf
 from tests.conftest import REAL_FILE
+from tests.ingestion import sample_files as sf
 
 
 def read_all(path, detected, **options) -> pl.DataFrame:
