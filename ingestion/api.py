@@ -160,7 +160,7 @@ def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | No
     )
 
 
-@router.post("/preview")
+@router.post("/preview", url_name="preview")
 def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | None = File(None)):
     """Detected format, proposed mapping, date format, sample rows and a validation summary. Publishes nothing."""
     from ingestion.pipeline import ingestion_preview

@@ -1,4 +1,5 @@
-// Upload with a progress bar through the REST API; without JavaScript the form posts normally.
+// Upload with a preview and a progress bar through the REST API.
+// Without JavaScript the form posts normally and problems are fixed on the task page.
 (function () {
   "use strict";
   const form = document.getElementById("upload-form");
@@ -8,9 +9,95 @@
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const fileName = document.getElementById("file-name");
+  const preview = document.getElementById("preview");
+  const previewMaxBytes = Number(form.dataset.previewMaxMb) * 1024 * 1024;
 
-  function showName() { fileName.textContent = input.files.length ? input.files[0].name : ""; }
-  input.addEventListener("change", showName);
+  function csrfToken() { return form.querySelector("[name=csrfmiddlewaretoken]").value; }
+
+  function setStatus(text, isError) {
+    status.textContent = text;
+    status.className = isError ? "error" : "";
+  }
+
+  function element(tag, text) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function fillTable(table, header, rows) {
+    table.replaceChildren();
+    const head = element("thead");
+    const headRow = element("tr");
+    header.forEach(function (name) { headRow.appendChild(element("th", name)); });
+    head.appendChild(headRow);
+    const body = element("tbody");
+    rows.forEach(function (row) {
+      const tr = element("tr");
+      row.forEach(function (cell) { tr.appendChild(element("td", cell === null ? "" : cell)); });
+      body.appendChild(tr);
+    });
+    table.append(head, body);
+  }
+
+  function showPreview(result) {
+    const parts = [result.detected_format.toUpperCase()];
+    if (result.detected_encoding) parts.push("encoding " + result.detected_encoding);
+    if (result.detected_delimiter) parts.push("delimiter “" + result.detected_delimiter + "”");
+    if (result.decimal_comma) parts.push("decimal comma");
+    if (result.detected_sheet) parts.push("sheet “" + result.detected_sheet + "”");
+    if (result.detected_header_row) parts.push("header on row " + result.detected_header_row);
+    if (result.date_format) parts.push("dates as " + result.date_format);
+    if (result.validation) {
+      parts.push(result.validation.rows_checked + " rows checked, " + result.validation.rows_rejected + " rejected");
+    }
+    document.getElementById("preview-summary").textContent = "Detected: " + parts.join(", ") + ".";
+    const problems = document.getElementById("preview-problems");
+    problems.replaceChildren();
+    (result.problems || []).concat((result.schema_drift || []).map(function (d) { return { detail: d }; }))
+      .forEach(function (problem) { problems.appendChild(element("li", problem.detail)); });
+    const mapping = result.proposed_mapping || {};
+    fillTable(document.getElementById("preview-mapping"), ["Field", "Source column"],
+      Object.keys(mapping).map(function (field) { return [field, mapping[field]]; }));
+    const sample = result.sample_rows || [];
+    fillTable(document.getElementById("preview-sample"), result.columns || [],
+      sample.slice(0, 5).map(function (row) { return (result.columns || []).map(function (c) { return row[c]; }); }));
+    if ((result.problems || []).length) {
+      form.querySelector("details").open = true;
+      const textarea = form.querySelector("[name=mapping]");
+      if (!textarea.value && Object.keys(mapping).length) {
+        const inverted = {};
+        Object.keys(mapping).forEach(function (field) { inverted[mapping[field]] = field; });
+        textarea.value = JSON.stringify(inverted);
+      }
+      setStatus("Fix the problems above (mapping or date format), check again, then upload.", true);
+    } else {
+      setStatus("Looks good. Press Upload to load it.", false);
+    }
+    preview.hidden = false;
+  }
+
+  function runPreview() {
+    if (!input.files.length || input.files[0].size > previewMaxBytes) { preview.hidden = true; return; }
+    const request = new XMLHttpRequest();
+    request.open("POST", form.dataset.previewUrl);
+    request.setRequestHeader("X-CSRFToken", csrfToken());
+    setStatus("Checking the file…", false);
+    request.addEventListener("load", function () {
+      let body = {};
+      try { body = JSON.parse(request.responseText); } catch (err) { body = {}; }
+      if (request.status === 200) { showPreview(body); }
+      else { preview.hidden = true; setStatus(body.detail || "The file could not be checked.", true); }
+    });
+    request.send(new FormData(form));
+  }
+
+  function fileChosen() {
+    fileName.textContent = input.files.length ? input.files[0].name : "";
+    runPreview();
+  }
+  input.addEventListener("change", fileChosen);
+  document.getElementById("preview-again").addEventListener("click", runPreview);
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (event) { event.preventDefault(); zone.classList.add("dragging"); });
   });
@@ -18,42 +105,39 @@
     zone.addEventListener(type, function (event) { event.preventDefault(); zone.classList.remove("dragging"); });
   });
   zone.addEventListener("drop", function (event) {
-    if (event.dataTransfer.files.length) { input.files = event.dataTransfer.files; showName(); }
+    if (event.dataTransfer.files.length) { input.files = event.dataTransfer.files; fileChosen(); }
   });
 
   form.addEventListener("submit", function (event) {
     if (!input.files.length) return;
     event.preventDefault();
-    const data = new FormData(form);
     const request = new XMLHttpRequest();
     request.open("POST", form.dataset.apiUrl);
-    request.setRequestHeader("X-CSRFToken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    request.setRequestHeader("X-CSRFToken", csrfToken());
     bar.hidden = false;
     bar.value = 0;
-    status.textContent = "Uploading…";
+    setStatus("Uploading…", false);
     request.upload.addEventListener("progress", function (e) {
       if (e.lengthComputable) {
         bar.value = Math.round((e.loaded / e.total) * 100);
-        status.textContent = "Uploading… " + bar.value + "%";
+        setStatus("Uploading… " + bar.value + "%", false);
       }
     });
     request.addEventListener("load", function () {
       let body = {};
       try { body = JSON.parse(request.responseText); } catch (err) { body = {}; }
       if (request.status === 202) {
-        status.textContent = "Uploaded; processing has started.";
+        setStatus("Uploaded; processing has started.", false);
         window.location.href = "/uploads/" + body.task_id;
       } else {
         bar.hidden = true;
-        status.textContent = (body.detail || "The upload failed (HTTP " + request.status + ").");
-        status.className = "error";
+        setStatus(body.detail || "The upload failed (HTTP " + request.status + ").", true);
       }
     });
     request.addEventListener("error", function () {
       bar.hidden = true;
-      status.textContent = "The upload was interrupted. Check the connection and try again.";
-      status.className = "error";
+      setStatus("The upload was interrupted. Check the connection and try again.", true);
     });
-    request.send(data);
+    request.send(new FormData(form));
   });
 })();
