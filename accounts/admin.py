@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import APIToken
+from accounts.models import APIToken, BranchScope
 from accounts.services import api_token_create, api_token_revoke
 
 
@@ -29,3 +31,20 @@ class APITokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[APIToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
             api_token_revoke(token=token)
+
+
+class BranchScopeInline(admin.StackedInline):
+    model = BranchScope
+    can_delete = True
+    extra = 0
+    max_num = 1
+    verbose_name_plural = "Branch scope (leave empty for all branches)"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ScopedUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, BranchScopeInline]

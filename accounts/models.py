@@ -54,3 +54,17 @@ class APIToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class BranchScope(models.Model):
+    """Branches a user may see; a user without one (or with an empty list) sees every branch."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="branch_scope")
+    branches = models.JSONField(default=list, blank=True, help_text='Branch names, e.g. ["A", "C"]. Empty: all.')
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "branch scope"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {', '.join(self.branches) or 'all branches'}"

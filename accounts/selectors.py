@@ -24,3 +24,15 @@ def api_token_user(*, raw_token: str) -> AbstractBaseUser | None:
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def user_allowed_branches(*, user: AbstractBaseUser | None) -> tuple[str, ...] | None:
+    """The branches `user` may see, or None for no restriction."""
+    from accounts.models import BranchScope
+
+    if user is None or getattr(user, "is_superuser", False):
+        return None
+    scope = BranchScope.objects.filter(user_id=user.pk).first()
+    if scope is None or not scope.branches:
+        return None
+    return tuple(sorted(str(branch) for branch in scope.branches))

@@ -24,3 +24,10 @@ def user_role_assign(*, user: AbstractBaseUser, role: Role) -> None:
     """Put the user in exactly one role group."""
     user.groups.remove(*Group.objects.filter(name__in=[r.value for r in Role]))
     user.groups.add(Group.objects.get(name=role.value))
+
+
+def user_branch_scope_set(*, user: AbstractBaseUser, branches: list[str]) -> None:
+    """Restrict `user` to `branches`; an empty list removes the restriction."""
+    from accounts.models import BranchScope
+
+    BranchScope.objects.update_or_create(user=user, defaults={"branches": sorted(set(branches))})

@@ -1,5 +1,7 @@
 """The catalogue of published data: datasources, their data versions and segments."""
 
+import uuid
+
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -15,7 +17,18 @@ class Datasource(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[datasource_name_validator])
     # Bumped by every publish; caches and the embedded engine's local copies key on it.
     data_version = models.PositiveIntegerField(default=0)
+    # Unique per publish: cache keys use it, so a datasource deleted and created again never
+    # meets the cached answers of its earlier life.
+    version_token = models.UUIDField(default=uuid.uuid4, editable=False)
     is_demo = models.BooleanField(default=False, help_text="Generated demo data, labelled as such on every page.")
+    # Facts about the published rows of the current version, switched with it.
+    columns = models.JSONField(default=list, blank=True, help_text="Columns of the published rows.")
+    has_invoice_id = models.BooleanField(default=False, help_text="Transactions count distinct invoice ids.")
+    invoice_constant_dimensions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Dimensions with one value per invoice (keeps rollup distinct counts exact).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -49,3 +62,24 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.datasource.name} {self.interval_start}…{self.interval_end} v{self.version}"
+
+
+class Rollup(models.Model):
+    """Pre-aggregated rows of one data version: day × some dimensions, additive parts per cell."""
+
+    datasource = models.ForeignKey(Datasource, on_delete=models.CASCADE, related_name="rollups")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=63)
+    dimensions = models.JSONField(default=list)
+    path = models.CharField(max_length=1024)
+    rows = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["datasource", "version", "rows"]
+        constraints = [
+            models.UniqueConstraint(fields=["datasource", "version", "name"], name="unique_rollup_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.datasource.name} v{self.version} {self.name}"

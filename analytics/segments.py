@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
-from analytics.models import Segment
+from analytics.models import Rollup, Segment
 
 
 def segment_storage_key(*, datasource_name: str, upload_id: uuid.UUID) -> str:
@@ -16,20 +16,31 @@ def segment_storage_key(*, datasource_name: str, upload_id: uuid.UUID) -> str:
     return f"curated/{datasource_name}/{upload_id}/{uuid.uuid4().hex}.parquet"
 
 
+def rollup_storage_key(*, datasource_name: str, name: str) -> str:
+    return f"curated/{datasource_name}/rollups/{uuid.uuid4().hex}/{name}.parquet"
+
+
 def segment_file_store(*, local_path: Path, key: str) -> str:
     with local_path.open("rb") as handle:
         return default_storage.save(key, File(handle, name=Path(key).name))
 
 
-def segment_local_path(*, segment: Segment) -> Path:
-    """A local file with the segment's rows (DuckDB reads local disk only; see DESIGN.md)."""
+def segment_local_path(*, segment: Segment | Rollup) -> Path:
+    """A local file with the segment's (or rollup's) rows: DuckDB reads local disk only (DESIGN.md).
+
+    Files are immutable once stored, so a local copy never goes stale.
+    """
+    return storage_local_path(key=segment.path)
+
+
+def storage_local_path(*, key: str) -> Path:
     if isinstance(default_storage, FileSystemStorage):
-        return Path(default_storage.path(segment.path))
-    local = Path(settings.VAR_DIR) / "engine" / "segments" / segment.path
+        return Path(default_storage.path(key))
+    local = Path(settings.VAR_DIR) / "engine" / "files" / key
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)
         partial = local.with_suffix(f".{uuid.uuid4().hex}.part")
-        with default_storage.open(segment.path, "rb") as source, partial.open("wb") as target:
+        with default_storage.open(key, "rb") as source, partial.open("wb") as target:
             shutil.copyfileobj(source, target, length=8 * 1024 * 1024)
         # Rename is atomic: a concurrent reader sees no file or the whole file.
         partial.replace(local)

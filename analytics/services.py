@@ -2,6 +2,7 @@
 
 import datetime as dt
 import logging
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import polars as pl
 from django.db import transaction
 
-from analytics.models import Datasource, Segment
-from analytics.segments import segment_file_store, segment_local_path, segment_storage_key
+from analytics.models import Datasource, Rollup, Segment
+from analytics.rollups import VersionFacts, version_facts_build
+from analytics.segments import rollup_storage_key, segment_file_store, segment_local_path, segment_storage_key
 from analytics.signals import publish_completed
 
 logger = logging.getLogger(__name__)
@@ -61,20 +63,13 @@ def datasource_publish(*, request: PublishRequest) -> PublishOutcome:
         published = _published_version(datasource=datasource, upload_id=request.upload_id)
         if published is not None:
             return PublishOutcome(data_version=published, already_published=True)
-        replaced = _overlapping_segments(datasource=datasource, request=request) if request.replace else []
-        # File I/O happens outside the transaction; the transaction only flips catalogue rows.
-        new_key = segment_file_store(
-            local_path=request.curated_path,
-            key=segment_storage_key(datasource_name=datasource.name, upload_id=request.upload_id),
-        )
-        remainders = [_segment_remainder(segment=segment, request=request) for segment in replaced]
-        try:
-            version = _switch_version(
-                datasource=datasource, request=request, new_key=new_key, replaced=replaced, remainders=remainders
-            )
-        except PublishConflict:
-            logger.info("publish of %s raced another publish; computing again", request.upload_id)
-            continue
+        with tempfile.TemporaryDirectory(prefix="publish-") as workdir:
+            plan = _publish_plan(datasource=datasource, request=request, workdir=Path(workdir))
+            try:
+                version = _switch_version(datasource=datasource, request=request, plan=plan)
+            except PublishConflict:
+                logger.info("publish of %s raced another publish; computing again", request.upload_id)
+                continue
         return PublishOutcome(data_version=version, already_published=False)
     raise PublishConflict(f"datasource {datasource.name} kept changing during publish")
 
@@ -84,18 +79,7 @@ def _published_version(*, datasource: Datasource, upload_id: uuid.UUID) -> int |
     return segment.version if segment else None
 
 
-def _overlapping_segments(*, datasource: Datasource, request: PublishRequest) -> list[Segment]:
-    return list(
-        Segment.objects.filter(
-            datasource=datasource,
-            active=True,
-            interval_start__lte=request.interval_end,
-            interval_end__gte=request.interval_start,
-        ).order_by("id")
-    )
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Remainder:
     key: str
     rows: int
@@ -104,77 +88,157 @@ class _Remainder:
     source: Segment
 
 
-def _segment_remainder(*, segment: Segment, request: PublishRequest) -> _Remainder | None:
+@dataclass
+class _PublishPlan:
+    """Everything the switch needs, computed (and stored) before the short catalogue transaction."""
+
+    active_ids: list[int]
+    replaced: list[Segment]
+    new_key: str
+    remainders: list[_Remainder]
+    facts: VersionFacts
+    rollup_keys: dict[str, str]
+
+
+def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: Path) -> _PublishPlan:
+    active = list(Segment.objects.filter(datasource=datasource, active=True).order_by("id"))
+    replaced = [s for s in active if request.replace and _overlaps(s, request)]
+    new_key = segment_file_store(
+        local_path=request.curated_path,
+        key=segment_storage_key(datasource_name=datasource.name, upload_id=request.upload_id),
+    )
+    remainders: list[_Remainder] = []
+    local_paths = [segment_local_path(segment=s) for s in active if s not in replaced]
+    for segment in replaced:
+        remainder = _segment_remainder(segment=segment, request=request, workdir=workdir)
+        if remainder is not None:
+            remainders.append(remainder[0])
+            local_paths.append(remainder[1])
+    local_paths.append(request.curated_path)
+    facts = version_facts_build(segment_paths=local_paths, workdir=workdir / "rollups")
+    rollup_keys = {
+        rollup.name: segment_file_store(
+            local_path=rollup.local_path, key=rollup_storage_key(datasource_name=datasource.name, name=rollup.name)
+        )
+        for rollup in facts.rollups
+    }
+    return _PublishPlan(
+        active_ids=[s.pk for s in active],
+        replaced=replaced,
+        new_key=new_key,
+        remainders=remainders,
+        facts=facts,
+        rollup_keys=rollup_keys,
+    )
+
+
+def _overlaps(segment: Segment, request: PublishRequest) -> bool:
+    return segment.interval_start <= request.interval_end and segment.interval_end >= request.interval_start
+
+
+def _segment_remainder(*, segment: Segment, request: PublishRequest, workdir: Path) -> tuple[_Remainder, Path] | None:
     """The rows of `segment` outside the replaced interval, written as a new file (None if none)."""
     frame = pl.read_parquet(segment_local_path(segment=segment))
     kept = frame.filter((pl.col("date") < request.interval_start) | (pl.col("date") > request.interval_end))
     if kept.height == 0:
         return None
-    local = request.curated_path.with_name(f"remainder-{segment.pk}-{uuid.uuid4().hex}.parquet")
+    local = workdir / f"remainder-{segment.pk}-{uuid.uuid4().hex}.parquet"
     kept.write_parquet(local)
-    try:
-        key = segment_file_store(
-            local_path=local,
-            key=segment_storage_key(datasource_name=segment.datasource.name, upload_id=segment.upload_id),
-        )
-    finally:
-        local.unlink(missing_ok=True)
-    return _Remainder(
-        key=key,
-        rows=kept.height,
-        interval_start=kept["date"].min(),
-        interval_end=kept["date"].max(),
-        source=segment,
+    key = segment_file_store(
+        local_path=local,
+        key=segment_storage_key(datasource_name=segment.datasource.name, upload_id=segment.upload_id),
     )
+    remainder = _Remainder(
+        key=key, rows=kept.height, interval_start=kept["date"].min(), interval_end=kept["date"].max(), source=segment
+    )
+    return remainder, local
 
 
-def _switch_version(
-    *,
-    datasource: Datasource,
-    request: PublishRequest,
-    new_key: str,
-    replaced: list[Segment],
-    remainders: list[_Remainder | None],
-) -> int:
+def publish_pause_point() -> None:
+    """Called inside the switch transaction just before it commits; tests pause here."""
+
+
+def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _PublishPlan) -> int:
     with transaction.atomic():
         locked = Datasource.objects.select_for_update().get(pk=datasource.pk)
         if _published_version(datasource=locked, upload_id=request.upload_id) is not None:
             raise PublishConflict("published meanwhile")
-        if request.replace and [s.pk for s in _overlapping_segments(datasource=locked, request=request)] != [
-            s.pk for s in replaced
-        ]:
-            raise PublishConflict("overlapping segments changed")
-        version = locked.data_version + 1
-        Segment.objects.create(
-            datasource=locked,
-            upload_id=request.upload_id,
-            upload_name=request.upload_name,
-            uploaded_at=request.uploaded_at,
-            interval_start=request.interval_start,
-            interval_end=request.interval_end,
-            rows=request.rows,
-            path=new_key,
-            version=version,
+        current_ids = list(
+            Segment.objects.filter(datasource=locked, active=True).order_by("id").values_list("pk", flat=True)
         )
-        for remainder in remainders:
-            if remainder is not None:
-                Segment.objects.create(
-                    datasource=locked,
-                    upload_id=remainder.source.upload_id,
-                    upload_name=remainder.source.upload_name,
-                    uploaded_at=remainder.source.uploaded_at,
-                    interval_start=remainder.interval_start,
-                    interval_end=remainder.interval_end,
-                    rows=remainder.rows,
-                    path=remainder.key,
-                    version=version,
-                )
-        Segment.objects.filter(pk__in=[s.pk for s in replaced]).update(active=False, retired_in_version=version)
+        if current_ids != plan.active_ids:
+            raise PublishConflict("active segments changed")
+        version = locked.data_version + 1
+        _segment_create(
+            locked,
+            version,
+            request.upload_id,
+            request.upload_name,
+            request.uploaded_at,
+            request.interval_start,
+            request.interval_end,
+            request.rows,
+            plan.new_key,
+        )
+        for remainder in plan.remainders:
+            source = remainder.source
+            _segment_create(
+                locked,
+                version,
+                source.upload_id,
+                source.upload_name,
+                source.uploaded_at,
+                remainder.interval_start,
+                remainder.interval_end,
+                remainder.rows,
+                remainder.key,
+            )
+        Segment.objects.filter(pk__in=[s.pk for s in plan.replaced]).update(active=False, retired_in_version=version)
+        Rollup.objects.bulk_create(
+            Rollup(
+                datasource=locked,
+                version=version,
+                name=rollup.name,
+                dimensions=list(rollup.dimensions),
+                path=plan.rollup_keys[rollup.name],
+                rows=rollup.rows,
+            )
+            for rollup in plan.facts.rollups
+        )
         locked.data_version = version
-        locked.save(update_fields=["data_version", "updated_at"])
+        locked.version_token = uuid.uuid4()
+        locked.columns = plan.facts.columns
+        locked.has_invoice_id = plan.facts.has_invoice_id
+        locked.invoice_constant_dimensions = plan.facts.invoice_constant_dimensions
+        locked.save()
+        publish_pause_point()
         transaction.on_commit(
             lambda: publish_completed.send(
                 sender=Datasource, datasource_name=locked.name, data_version=version, upload_id=request.upload_id
             )
         )
     return version
+
+
+def _segment_create(
+    datasource: Datasource,
+    version: int,
+    upload_id: uuid.UUID,
+    upload_name: str,
+    uploaded_at: dt.datetime | None,
+    start: dt.date,
+    end: dt.date,
+    rows: int,
+    key: str,
+) -> Segment:
+    return Segment.objects.create(
+        datasource=datasource,
+        upload_id=upload_id,
+        upload_name=upload_name,
+        uploaded_at=uploaded_at,
+        interval_start=start,
+        interval_end=end,
+        rows=rows,
+        path=key,
+        version=version,
+    )

@@ -117,6 +117,13 @@ def uploader_api(uploader) -> Client:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_storage(settings) -> None:
     # The manifest storage needs `collectstatic` first; tests render templates without it.
     settings.STORAGES = {

@@ -1,7 +1,7 @@
 """Analytics engines behind one small protocol, looked up by name at call time."""
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -15,10 +15,19 @@ class EngineHealth:
 
 class Engine(Protocol):
     name: str
+    dialect: Any
+    # Whether the query layer routes to rollup files (the embedded engine) or the engine rolls up itself.
+    uses_rollup_files: bool
 
     def health(self) -> EngineHealth:
         """Whether the engine can answer queries now, in words safe to show anyone."""
         ...
+
+    def source(self, *, snapshot: Any, rollup: Any | None) -> Any:
+        """The `analytics.sql.Source` to read for this data version (raw rows or one rollup)."""
+        ...
+
+    def execute(self, sql: str, params: list) -> list[tuple]: ...
 
 
 def _embedded() -> Engine:

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from analytics.selectors import SummaryFilters, summary_compute
+from analytics.query import Summary
+from analytics.runner import run_query
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,8 +15,8 @@ def test_ingest_command_publishes_the_real_file(real_file: Path) -> None:
     call_command("ingest", str(real_file), "--datasource", "cli_sales", stdout=out, stderr=err)
     assert "Published 1,000 rows" in out.getvalue()
     assert "100%" in err.getvalue()  # the progress bar reached the end
-    totals = summary_compute(datasource_name="cli_sales", filters=SummaryFilters())
-    assert totals.total_revenue == pytest.approx(322_966.749, abs=0.005)
+    totals = run_query(Summary(datasource="cli_sales"), user=None).first
+    assert totals["revenue"] == pytest.approx(322_966.749, abs=0.005)
 
 
 def test_ingest_command_reports_refusals(tmp_path: Path) -> None:
@@ -29,6 +30,6 @@ def test_ingest_command_replace_mode(real_file: Path) -> None:
     quiet = {"stdout": io.StringIO(), "stderr": io.StringIO()}
     call_command("ingest", str(real_file), "--datasource", "cli_replace", **quiet)
     call_command("ingest", str(real_file), "--datasource", "cli_replace", "--mode", "replace", "--force", **quiet)
-    totals = summary_compute(datasource_name="cli_replace", filters=SummaryFilters())
-    assert totals.lines == 1000
-    assert totals.data_version == 2
+    result = run_query(Summary(datasource="cli_replace"), user=None)
+    assert result.first["lines"] == 1000
+    assert result.data_version == 2

@@ -1,0 +1,175 @@
+"""Typed query specs: every question a dashboard, REST or GraphQL asks is one of these."""
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+
+from analytics.metrics import METRICS, SUMMARY_METRICS
+
+
+class QueryError(ValueError):
+    """A spec that cannot be answered as asked (unknown metric or dimension, bad range)."""
+
+
+class Grain(StrEnum):
+    DAY = "P1D"
+    WEEK = "P1W"
+    MONTH = "P1M"
+    QUARTER = "P3M"
+    YEAR = "P1Y"
+
+    @classmethod
+    def parse(cls, value: str) -> "Grain":
+        aliases = {"day": cls.DAY, "week": cls.WEEK, "month": cls.MONTH, "quarter": cls.QUARTER, "year": cls.YEAR}
+        try:
+            return aliases.get(value.lower()) or cls(value.upper())
+        except ValueError:
+            raise QueryError(f"Unknown grain {value!r}: use day, week, month, quarter or year.") from None
+
+
+class Comparison(StrEnum):
+    PREVIOUS_PERIOD = "previous_period"
+    SAME_PERIOD_LAST_YEAR = "same_period_last_year"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Inclusive whole-day range and `in` / `not in` lists per dimension; empty means all data."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    include: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise QueryError("start must be on or before end.")
+        # Normalised so equal filters hash and cache alike.
+        object.__setattr__(self, "include", {k: tuple(sorted(set(v))) for k, v in sorted(self.include.items())})
+        object.__setattr__(self, "exclude", {k: tuple(sorted(set(v))) for k, v in sorted(self.exclude.items()) if v})
+
+    @property
+    def dimensions(self) -> set[str]:
+        return set(self.include) | set(self.exclude)
+
+    def shifted(self, start: dt.date, end: dt.date) -> "Filters":
+        return replace(self, start=start, end=end)
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    datasource: str
+    filters: Filters = field(default_factory=Filters)
+    comparison: Comparison | None = None
+
+    kind = "spec"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return ()
+
+    def validate(self) -> None:
+        for name in self.metric_names:
+            if name not in METRICS:
+                raise QueryError(f"Unknown metric {name!r}. Known: {', '.join(METRICS)}.")
+
+    def cache_key(self) -> str:
+        payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Summary(QuerySpec):
+    metrics: tuple[str, ...] = SUMMARY_METRICS
+    kind = "summary"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.metrics
+
+
+@dataclass(frozen=True)
+class TimeSeries(QuerySpec):
+    metrics: tuple[str, ...] = ("revenue",)
+    grain: Grain = Grain.DAY
+    # An optional second dimension splits the series (e.g. one line per branch).
+    split_by: str | None = None
+    kind = "timeseries"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.metrics
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (self.split_by,) if self.split_by else ()
+
+
+@dataclass(frozen=True)
+class TopN(QuerySpec):
+    dimension: str = "product_line"
+    metric: str = "revenue"
+    n: int = 10
+    # Extra metrics returned alongside the ranking metric.
+    also: tuple[str, ...] = ()
+    ascending: bool = False
+    kind = "topn"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.metric, *[m for m in self.also if m != self.metric])
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (self.dimension,)
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= self.n <= 1000:
+            raise QueryError("n must be between 1 and 1000.")
+
+
+@dataclass(frozen=True)
+class Breakdown(QuerySpec):
+    by: tuple[str, ...] = ("branch",)
+    metrics: tuple[str, ...] = ("revenue",)
+    sort: str | None = None
+    descending: bool = True
+    limit: int | None = None
+    kind = "breakdown"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.metrics
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return self.by
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= len(self.by) <= 2:
+            raise QueryError("A breakdown has one or two dimensions.")
+        if self.sort is not None and self.sort not in (*self.metrics, *self.by):
+            raise QueryError("sort must be one of the breakdown's metrics or dimensions.")
+
+
+def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period to compare [start, end] with: the same length just before, or one year earlier."""
+    if comparison is Comparison.PREVIOUS_PERIOD:
+        length = (end - start).days + 1
+        return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+    return _year_earlier(start), _year_earlier(end)
+
+
+def _year_earlier(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)

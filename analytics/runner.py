@@ -1,0 +1,168 @@
+"""`run_query`: the only path to data. Scope, routing, cache and engine in one place."""
+
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+
+from accounts.selectors import user_allowed_branches
+from analytics.catalogue import Snapshot, Upload, datasource_snapshot
+from analytics.engines import Engine, get_engine
+from analytics.metrics import METRICS
+from analytics.query import Filters, QueryError, QuerySpec, Summary, TimeSeries, comparison_range
+from analytics.routing import rollup_choose
+from analytics.sql import compile_spec
+
+CACHE_SECONDS = 24 * 3600
+# Dimensions every datasource can be asked about even before its first upload.
+BASE_DIMENSIONS = ("branch", "product_line")
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    engine: str
+    source: str  # the rollup's name or "raw"
+    data_version: int | None
+    uploads: list[Upload]
+    timings: dict[str, float]
+    period: tuple[dt.date | None, dt.date | None] = (None, None)
+    comparison: "QueryResult | None" = None
+    cached: bool = False
+    sql: str = field(default="", repr=False)
+
+    @property
+    def first(self) -> dict[str, Any]:
+        return self.rows[0] if self.rows else {}
+
+
+def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None) -> QueryResult:
+    """Answer `spec` as `user` may see it: scoped, routed to the smallest exact source, cached by version."""
+    started = time.perf_counter()
+    spec.validate()
+    filters = scope_apply(spec.filters, allowed=user_allowed_branches(user=user))
+    engine = get_engine()
+    snapshot = datasource_snapshot(name=spec.datasource)
+    if snapshot is None:
+        return _empty_result(spec, filters=filters, engine=engine, started=started)
+    dimensions_check(spec=spec, filters=filters, snapshot=snapshot)
+    token = snapshot.datasource.version_token
+    key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters)}"
+    cached = cache.get(key)
+    if cached is not None:
+        cached.cached = True
+        cached.timings = {"total_ms": _ms(started)}
+        return cached
+    result = _execute(spec, filters=filters, snapshot=snapshot, engine=engine)
+    if spec.comparison is not None:
+        start, end = _period_of(filters, snapshot)
+        compare_start, compare_end = comparison_range(spec.comparison, start, end)
+        result.comparison = _execute(
+            spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
+        )
+    result.timings["total_ms"] = _ms(started)
+    cache.set(key, result, CACHE_SECONDS)
+    return result
+
+
+def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters:
+    """Intersect the branch filter with what the user may see (None: no restriction)."""
+    if allowed is None:
+        return filters
+    requested = filters.include.get("branch")
+    branches = tuple(b for b in requested if b in allowed) if requested is not None else allowed
+    return replace(filters, include={**filters.include, "branch": branches})
+
+
+def dimensions_check(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> None:
+    known = set(snapshot.datasource.columns) | set(BASE_DIMENSIONS)
+    unknown = (set(spec.dimensions) | filters.dimensions) - known
+    if unknown:
+        raise QueryError(f"Unknown dimension(s): {', '.join(sorted(unknown))}.")
+
+
+def _execute(spec: QuerySpec, *, filters: Filters, snapshot: Snapshot, engine: Engine) -> QueryResult:
+    route_started = time.perf_counter()
+    rollup = rollup_choose(spec=spec, filters=filters, snapshot=snapshot) if engine.uses_rollup_files else None
+    source = engine.source(snapshot=snapshot, rollup=rollup)
+    compiled = compile_spec(
+        spec, source=source, dialect=engine.dialect, has_invoice_id=snapshot.datasource.has_invoice_id, filters=filters
+    )
+    route_ms = _ms(route_started)
+    execute_started = time.perf_counter()
+    raw_rows = engine.execute(compiled.sql, compiled.params)
+    columns = compiled.dimension_columns + compiled.metric_columns
+    rows = [_row(columns, values) for values in raw_rows]
+    return QueryResult(
+        columns=columns,
+        rows=rows,
+        engine=engine.name,
+        source=source.name,
+        data_version=snapshot.version,
+        uploads=list(snapshot.uploads),
+        timings={"route_ms": route_ms, "execute_ms": _ms(execute_started)},
+        period=(filters.start, filters.end),
+        sql=compiled.sql,
+    )
+
+
+def _row(columns: list[str], values: tuple) -> dict[str, Any]:
+    row = dict(zip(columns, values, strict=True))
+    bucket = row.get("bucket")
+    if isinstance(bucket, dt.datetime):
+        row["bucket"] = bucket.date()
+    for name in columns:
+        metric = METRICS.get(name)
+        if metric is not None and row[name] is not None:
+            # Engines return sums of sums as floats or big integers; counts are whole numbers.
+            row[name] = int(row[name]) if metric.is_count else float(row[name])
+    return row
+
+
+def _period_of(filters: Filters, snapshot: Snapshot) -> tuple[dt.date, dt.date]:
+    """The filter's range, or the data's own first and last day when the filter is open."""
+    start = filters.start or min(s.interval_start for s in snapshot.segments)
+    end = filters.end or max(s.interval_end for s in snapshot.segments)
+    return start, end
+
+
+def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started: float) -> QueryResult:
+    """No data yet: summaries are zeros (ratios undefined), everything else has no rows."""
+    columns = list(spec.dimensions) + list(spec.metric_names)
+    if isinstance(spec, TimeSeries):
+        columns.insert(0, "bucket")
+    rows: list[dict[str, Any]] = []
+    if isinstance(spec, Summary):
+        rows = [{name: _zero(name) for name in spec.metric_names}]
+    result = QueryResult(
+        columns=columns,
+        rows=rows,
+        engine=engine.name,
+        source="none",
+        data_version=None,
+        uploads=[],
+        timings={"total_ms": _ms(started)},
+        period=(filters.start, filters.end),
+    )
+    if spec.comparison is not None:
+        result.comparison = replace(result, comparison=None)
+    return result
+
+
+def _zero(metric: str) -> float | int | None:
+    return None if METRICS[metric].is_ratio or metric in ("average_ticket", "average_unit_price") else 0
+
+
+def _filters_key(filters: Filters) -> str:
+    """Stable across processes (unlike hash()), so web and worker share cache entries."""
+    payload = repr((filters.start, filters.end, sorted(filters.include.items()), sorted(filters.exclude.items())))
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)

@@ -1,0 +1,155 @@
+"""One SQL builder for every engine; the differences between engines are small dialect objects.
+
+Values are always bound parameters; identifiers come only from the validated dimension list.
+"""
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from analytics.metrics import PARTS, metric_expression, metric_parts
+from analytics.query import Breakdown, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+BUCKET = "bucket"
+
+
+class Dialect(Protocol):
+    name: str
+    # Time-grain map keyed by ISO-8601 period (Superset's habit): grain → SQL template over {column}.
+    time_grains: dict[Grain, str]
+    date_column: str
+
+    def parameter(self, params: list, value: Any) -> str:
+        """Append `value` to `params` and return its placeholder."""
+        ...
+
+    def date_range(self, params: list, start: dt.date | None, end: dt.date | None) -> list[str]:
+        """WHERE clauses for an inclusive whole-day range."""
+        ...
+
+
+class DuckDBDialect:
+    name = "duckdb"
+    date_column = "date"
+    time_grains = {
+        Grain.DAY: "{column}",
+        Grain.WEEK: "date_trunc('week', {column})",
+        Grain.MONTH: "date_trunc('month', {column})",
+        Grain.QUARTER: "date_trunc('quarter', {column})",
+        Grain.YEAR: "date_trunc('year', {column})",
+    }
+
+    def parameter(self, params: list, value: Any) -> str:
+        params.append(value)
+        return "?"
+
+    def date_range(self, params: list, start: dt.date | None, end: dt.date | None) -> list[str]:
+        clauses = []
+        if start is not None:
+            clauses.append(f"{self.date_column} >= {self.parameter(params, start)}")
+        if end is not None:
+            clauses.append(f"{self.date_column} <= {self.parameter(params, end)}")
+        return clauses
+
+
+def quote(identifier: str) -> str:
+    if not _IDENTIFIER.match(identifier):
+        raise QueryError(f"Invalid column name {identifier!r}.")
+    return f'"{identifier}"'
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a query reads: raw rows or one rollup (parts pre-summed per cell)."""
+
+    name: str  # "raw" or the rollup's name
+    table_sql: str  # e.g. read_parquet(?) or "sales"
+    table_params: tuple = ()
+    is_rollup: bool = False
+
+
+@dataclass
+class CompiledQuery:
+    sql: str
+    params: list
+    dimension_columns: list[str]
+    metric_columns: list[str]
+    bucket: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def compile_spec(
+    spec: QuerySpec, *, source: Source, dialect: Dialect, has_invoice_id: bool, filters: Filters | None = None
+) -> CompiledQuery:
+    """SQL for one spec (with `filters` overriding the spec's, e.g. for a comparison period)."""
+    filters = filters or spec.filters
+    params: list = list(source.table_params)
+    group_sql: list[str] = []
+    group_aliases: list[str] = []
+    if isinstance(spec, TimeSeries):
+        group_sql.append(dialect.time_grains[spec.grain].format(column=dialect.date_column))
+        group_aliases.append(BUCKET)
+    for dimension in spec.dimensions:
+        group_sql.append(quote(dimension))
+        group_aliases.append(dimension)
+    parts = metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
+    part_sql = [f"{_part_sql(part, source)} AS {part}" for part in parts]
+    where = _where(filters=filters, dialect=dialect, params=params)
+    inner_select = [f"{sql} AS {quote(alias)}" for sql, alias in zip(group_sql, group_aliases, strict=True)]
+    inner = f"SELECT {', '.join(inner_select + part_sql)} FROM {source.table_sql}"  # noqa: S608
+    if where:
+        inner += " WHERE " + " AND ".join(where)
+    if group_sql:
+        inner += " GROUP BY " + ", ".join(group_sql)
+    metric_columns = list(spec.metric_names)
+    outer_select = [quote(alias) for alias in group_aliases] + [
+        f"{metric_expression(name, has_invoice_id=has_invoice_id)} AS {quote(name)}" for name in metric_columns
+    ]
+    sql = f"SELECT {', '.join(outer_select)} FROM ({inner}) AS cells"  # noqa: S608
+    sql += _order_and_limit(spec, group_aliases)
+    return CompiledQuery(
+        sql=sql,
+        params=params,
+        dimension_columns=group_aliases,
+        metric_columns=metric_columns,
+        bucket=isinstance(spec, TimeSeries),
+    )
+
+
+def _part_sql(part: str, source: Source) -> str:
+    return f"sum({part})" if source.is_rollup else PARTS[part].raw_sql
+
+
+def _where(*, filters: Filters, dialect: Dialect, params: list) -> list[str]:
+    clauses = dialect.date_range(params, filters.start, filters.end)
+    for dimension, values in filters.include.items():
+        if not values:
+            clauses.append("1 = 0")  # an empty `in` list matches nothing
+            continue
+        placeholders = ", ".join(dialect.parameter(params, value) for value in values)
+        clauses.append(f"{quote(dimension)} IN ({placeholders})")
+    for dimension, values in filters.exclude.items():
+        placeholders = ", ".join(dialect.parameter(params, value) for value in values)
+        # NULL is "not in" any list: rows without a value are kept, as a person would expect.
+        clauses.append(f"({quote(dimension)} IS NULL OR {quote(dimension)} NOT IN ({placeholders}))")
+    return clauses
+
+
+def _order_and_limit(spec: QuerySpec, group_aliases: list[str]) -> str:
+    if isinstance(spec, TimeSeries):
+        order = [quote(BUCKET)] + [quote(alias) for alias in group_aliases[1:]]
+        return " ORDER BY " + ", ".join(order)
+    if isinstance(spec, TopN):
+        direction = "ASC" if spec.ascending else "DESC"
+        return f" ORDER BY {quote(spec.metric)} {direction} NULLS LAST, {quote(spec.dimension)} LIMIT {int(spec.n)}"
+    if isinstance(spec, Breakdown):
+        sort = spec.sort or spec.metrics[0]
+        direction = "DESC" if spec.descending else "ASC"
+        tiebreak = ", ".join(quote(alias) for alias in group_aliases)
+        sql = f" ORDER BY {quote(sort)} {direction} NULLS LAST, {tiebreak}"
+        return sql + (f" LIMIT {int(spec.limit)}" if spec.limit else "")
+    if isinstance(spec, Summary):
+        return ""
+    raise QueryError(f"Unsupported spec {type(spec).__name__}.")
