@@ -41,8 +41,11 @@ class QueryResult:
         return self.rows[0] if self.rows else {}
 
 
-def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None) -> QueryResult:
-    """Answer `spec` as `user` may see it: scoped, routed to the smallest exact source, cached by version."""
+def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool = True) -> QueryResult:
+    """Answer `spec` as `user` may see it: scoped, routed to the smallest exact source, cached by version.
+
+    `use_cache=False` is for benchmarks that measure the engine path.
+    """
     started = time.perf_counter()
     spec.validate()
     filters = scope_apply(spec.filters, allowed=user_allowed_branches(user=user))
@@ -53,7 +56,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None) -> QueryResult:
     dimensions_check(spec=spec, filters=filters, snapshot=snapshot)
     token = snapshot.datasource.version_token
     key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters)}"
-    cached = cache.get(key)
+    cached = cache.get(key) if use_cache else None
     if cached is not None:
         cached.cached = True
         cached.timings = {"total_ms": _ms(started)}
@@ -66,7 +69,8 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None) -> QueryResult:
             spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
         )
     result.timings["total_ms"] = _ms(started)
-    cache.set(key, result, CACHE_SECONDS)
+    if use_cache:
+        cache.set(key, result, CACHE_SECONDS)
     return result
 
 

@@ -190,7 +190,7 @@ def _invoice_headers(
             "Rating": ((draw.uniform(invoices, 8) * 61).floor() + 40) / 10,  # 4.0 … 10.0
         }
     ).sort("day", "minute", maintain_order=True)
-    number = ((pl.int_range(0, pl.len(), dtype=pl.Int64) + 1 + seed * 104_729) * _ID_MULTIPLIER) % _ID_SPACE
+    number = ((pl.int_range(0, pl.len(), dtype=pl.Int64) + 1 + seed * 104_729 % _ID_SPACE) * _ID_MULTIPLIER) % _ID_SPACE
     digits = number.cast(pl.String).str.zfill(9)
     start_literal = pl.lit(start, dtype=pl.Date)
     return frame.select(
