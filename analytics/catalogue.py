@@ -21,6 +21,11 @@ class Snapshot:
     rollups: tuple[Rollup, ...]
 
     @property
+    def date_range(self) -> tuple[dt.date, dt.date]:
+        """First and last day with published rows."""
+        return min(s.interval_start for s in self.segments), max(s.interval_end for s in self.segments)
+
+    @property
     def uploads(self) -> tuple[Upload, ...]:
         """The uploads whose rows this version contains, oldest first."""
         seen: dict[str, Upload] = {}
@@ -47,3 +52,8 @@ def datasource_snapshot(*, name: str) -> Snapshot | None:
     )
     rollups = tuple(Rollup.objects.filter(datasource=datasource, version=version).order_by("rows", "name"))
     return Snapshot(datasource=datasource, version=version, segments=segments, rollups=rollups)
+
+
+def datasource_list() -> list[Datasource]:
+    """Datasources with published data, by name."""
+    return list(Datasource.objects.filter(data_version__gt=0).order_by("name"))

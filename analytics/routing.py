@@ -4,10 +4,23 @@ from analytics.catalogue import Snapshot
 from analytics.metrics import metric_parts
 from analytics.models import Rollup
 from analytics.query import Filters, Grain, QuerySpec, TimeSeries
+from analytics.sql import VIRTUAL_DIMENSIONS
+
+
+def columns_needed(*, spec: QuerySpec, filters: Filters) -> set[str]:
+    """Stored columns a source must keep to answer the spec (virtual dimensions map to their inputs)."""
+    needed: set[str] = set()
+    for dimension in set(spec.dimensions) | filters.dimensions:
+        if dimension in VIRTUAL_DIMENSIONS:
+            if VIRTUAL_DIMENSIONS[dimension] is not None:
+                needed.add(VIRTUAL_DIMENSIONS[dimension])
+        else:
+            needed.add(dimension)
+    return needed
 
 
 def rollup_choose(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> Rollup | None:
-    needed = set(spec.dimensions) | filters.dimensions
+    needed = columns_needed(spec=spec, filters=filters)
     has_invoice_id = snapshot.datasource.has_invoice_id
     needs_invoices = "invoices" in metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
     for rollup in snapshot.rollups:  # smallest first

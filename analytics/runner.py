@@ -15,7 +15,7 @@ from analytics.engines import Engine, get_engine
 from analytics.metrics import METRICS
 from analytics.query import Filters, QueryError, QuerySpec, Summary, TimeSeries, comparison_range
 from analytics.routing import rollup_choose
-from analytics.sql import compile_spec
+from analytics.sql import VIRTUAL_DIMENSIONS, compile_spec
 
 CACHE_SECONDS = 24 * 3600
 # Dimensions every datasource can be asked about even before its first upload.
@@ -84,7 +84,7 @@ def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters
 
 
 def dimensions_check(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> None:
-    known = set(snapshot.datasource.columns) | set(BASE_DIMENSIONS)
+    known = set(snapshot.datasource.columns) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
     unknown = (set(spec.dimensions) | filters.dimensions) - known
     if unknown:
         raise QueryError(f"Unknown dimension(s): {', '.join(sorted(unknown))}.")
@@ -130,9 +130,8 @@ def _row(columns: list[str], values: tuple) -> dict[str, Any]:
 
 def _period_of(filters: Filters, snapshot: Snapshot) -> tuple[dt.date, dt.date]:
     """The filter's range, or the data's own first and last day when the filter is open."""
-    start = filters.start or min(s.interval_start for s in snapshot.segments)
-    end = filters.end or max(s.interval_end for s in snapshot.segments)
-    return start, end
+    first, last = snapshot.date_range
+    return filters.start or first, filters.end or last
 
 
 def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started: float) -> QueryResult:

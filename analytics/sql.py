@@ -15,11 +15,18 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 BUCKET = "bucket"
 
 
+# Dimensions computed from the date or time rather than stored: name → column they need
+# (None: the day, which every rollup keeps).
+VIRTUAL_DIMENSIONS: dict[str, str | None] = {"weekday": None, "hour": "datetime"}
+
+
 class Dialect(Protocol):
     name: str
     # Time-grain map keyed by ISO-8601 period (Superset's habit): grain → SQL template over {column}.
     time_grains: dict[Grain, str]
     date_column: str
+    # SQL for each virtual dimension: weekday is ISO (1 = Monday … 7 = Sunday), hour is 0–23.
+    virtual_dimensions: dict[str, str]
 
     def parameter(self, params: list, value: Any) -> str:
         """Append `value` to `params` and return its placeholder."""
@@ -40,6 +47,7 @@ class DuckDBDialect:
         Grain.QUARTER: "date_trunc('quarter', {column})",
         Grain.YEAR: "date_trunc('year', {column})",
     }
+    virtual_dimensions = {"weekday": "isodow(date)", "hour": "hour(datetime)"}
 
     def parameter(self, params: list, value: Any) -> str:
         params.append(value)
@@ -92,7 +100,7 @@ def compile_spec(
         group_sql.append(dialect.time_grains[spec.grain].format(column=dialect.date_column))
         group_aliases.append(BUCKET)
     for dimension in spec.dimensions:
-        group_sql.append(quote(dimension))
+        group_sql.append(dialect.virtual_dimensions.get(dimension) or quote(dimension))
         group_aliases.append(dimension)
     parts = metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
     part_sql = [f"{_part_sql(part, source)} AS {part}" for part in parts]
@@ -123,6 +131,8 @@ def _part_sql(part: str, source: Source) -> str:
 
 
 def _where(*, filters: Filters, dialect: Dialect, params: list) -> list[str]:
+    if filters.dimensions & set(VIRTUAL_DIMENSIONS):
+        raise QueryError("weekday and hour can be grouped by, not filtered on.")
     clauses = dialect.date_range(params, filters.start, filters.end)
     for dimension, values in filters.include.items():
         if not values:

@@ -6,6 +6,12 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("sales", views.dashboard_page, {"page_key": "sales"}, name="sales"),
+    path("products", views.dashboard_page, {"page_key": "products"}, name="products"),
+    path("branches", views.dashboard_page, {"page_key": "branches"}, name="branches"),
+    path("profitability", views.dashboard_page, {"page_key": "profitability"}, name="profitability"),
+    path("panel/<str:page_key>/<str:key>", views.dashboard_panel, name="panel"),
+    path("export/<str:page_key>/<str:key>.<str:fmt>", views.dashboard_export, name="export"),
     path("uploads", uploads.uploads, name="uploads"),
     path("uploads/<uuid:task_id>", uploads.upload_task, name="upload_task"),
     path("uploads/<uuid:task_id>/retry", uploads.upload_task_retry, name="upload_task_retry"),

@@ -1,12 +1,120 @@
-from django.http import HttpRequest, HttpResponse
+"""Dashboard pages: full pages for plain requests, the panels partial for HTMX swaps."""
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import capability_required
 from accounts.roles import Capability
+from analytics.catalogue import datasource_list
+from analytics.query import Breakdown
+from dashboard.exports import export_response
+from dashboard.filters import GRAINS, MULTI_DIMENSIONS, PRESETS, FilterError, PageFilters, page_filters_parse
+from dashboard.panels import PAGES, Panel, PanelContext, panel_build, panel_key
+
+
+def _filter_options(ctx: PanelContext) -> list[dict]:
+    """Values offered for each multi-select, scoped like every other number."""
+    options = []
+    if ctx.filters.snapshot is None:
+        return options
+    columns = set(ctx.filters.snapshot.datasource.columns)
+    for name, label in MULTI_DIMENSIONS:
+        if name not in columns:
+            continue
+        result = ctx.run(
+            Breakdown(datasource=ctx.datasource, by=(name,), metrics=("lines",), sort=name, descending=False)
+        )
+        values = [row[name] for row in result.rows if row[name] is not None]
+        if values:
+            selected = set(ctx.filters.include.get(name, ()))
+            options.append(
+                {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
+            )
+    return options
+
+
+def _chart_json(panels: list[Panel]) -> None:
+    for panel in panels:
+        panel.chart_json = json.dumps(panel.chart, cls=DjangoJSONEncoder) if panel.chart else ""
+
+
+def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> dict:
+    page = PAGES[page_key]
+    ctx = PanelContext(filters=filters, user=request.user)
+    panels = [panel_build(builder, ctx) for builder in page.panels] if filters.snapshot else []
+    _chart_json(panels)
+    datasources = datasource_list()
+    return {
+        "page": page_key,
+        "page_title": page.title,
+        "filters": filters,
+        "panels": panels,
+        "filter_options": _filter_options(ctx),
+        "presets": PRESETS,
+        "grains": GRAINS,
+        "datasources": datasources,
+        "is_demo": filters.snapshot is not None and filters.snapshot.datasource.is_demo,
+        "query_string": filters.query_string(),
+    }
 
 
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
+def dashboard_page(request: HttpRequest, page_key: str) -> HttpResponse:
+    if page_key not in PAGES:
+        raise Http404("No such page")
+    try:
+        filters = page_filters_parse(request.GET)
+    except FilterError as exc:
+        context = {"page": page_key, "page_title": PAGES[page_key].title, "filter_error": str(exc)}
+        return render(request, "dashboard/page.html", context, status=400)
+    context = _page_context(request, page_key, filters)
+    if request.htmx and request.htmx.target == "panels":
+        return render(request, "dashboard/page.html#panels", context)
+    return render(request, "dashboard/page.html", context)
+
+
+def _panel_builder(page_key: str, key: str):
+    page = PAGES.get(page_key)
+    builder = next((b for b in page.panels if panel_key(b) == key), None) if page else None
+    if builder is None:
+        raise Http404("No such panel")
+    return builder
+
+
+@require_GET
+@capability_required(Capability.VIEW_DASHBOARDS)
+def dashboard_panel(request: HttpRequest, page_key: str, key: str) -> HttpResponse:
+    """One panel again (the retry button of a failed panel)."""
+    builder = _panel_builder(page_key, key)
+    try:
+        filters = page_filters_parse(request.GET)
+    except FilterError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    panel = panel_build(builder, PanelContext(filters=filters, user=request.user))
+    _chart_json([panel])
+    return render(
+        request, "dashboard/page.html#panel", {"panel": panel, "page": page_key, "query_string": filters.query_string()}
+    )
+
+
+@require_GET
+@capability_required(Capability.VIEW_DASHBOARDS)
+def dashboard_export(request: HttpRequest, page_key: str, key: str, fmt: str) -> HttpResponse:
+    builder = _panel_builder(page_key, key)
+    try:
+        filters = page_filters_parse(request.GET)
+    except FilterError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    panel = panel_build(builder, PanelContext(filters=filters, user=request.user))
+    if panel.error or panel.table is None:
+        return HttpResponse(panel.error or "This panel has no table.", status=503, content_type="text/plain")
+    return export_response(panel=panel, filters=filters, fmt=fmt, filename=f"{page_key}-{key}")
+
+
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/overview.html", {"page": "overview"})
+    return dashboard_page(request, "overview")

@@ -1,0 +1,590 @@
+"""The panels of each page: every number comes from `run_query`, scoped to the viewer.
+
+A panel is a title plus a table (always, for accessibility and export) and optionally
+KPI cards or a chart option that the page's script hands to ECharts.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from analytics.metrics import METRICS
+from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
+from analytics.runner import QueryResult, run_query
+from dashboard.filters import PageFilters
+
+logger = logging.getLogger(__name__)
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"  # text, currency, number, percent, datetime, or auto (each row says)
+
+
+@dataclass
+class Table:
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class Kpi:
+    label: str
+    value: float | int | None
+    kind: str
+    previous: float | int | None = None
+
+    @property
+    def change(self) -> float | None:
+        """Relative change vs the comparison period; None when it has no base."""
+        if self.value is None or not self.previous:
+            return None
+        return (self.value - self.previous) / abs(self.previous)
+
+
+@dataclass
+class Panel:
+    key: str
+    title: str
+    table: Table | None = None
+    chart: dict | None = None
+    kpis: list[Kpi] = field(default_factory=list)
+    note: str = ""
+    error: str = ""
+    wide: bool = False
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PanelContext:
+    filters: PageFilters
+    user: AbstractBaseUser
+
+    def run(self, spec: QuerySpec) -> QueryResult:
+        return run_query(spec, user=self.user)
+
+    @property
+    def datasource(self) -> str:
+        return self.filters.datasource
+
+
+def metric_column(name: str) -> Column:
+    metric = METRICS[name]
+    kind = "percent" if metric.is_ratio else "currency" if metric.is_currency else "number"
+    return Column(name, metric.label, kind)
+
+
+def _bucket_label(day: dt.date, grain: Grain) -> str:
+    if grain is Grain.MONTH:
+        return day.strftime("%Y-%m")
+    if grain is Grain.QUARTER:
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    if grain is Grain.YEAR:
+        return str(day.year)
+    return day.isoformat()
+
+
+def _series_chart(kind: str, categories: list[str], series: dict[str, list], *, value_kind: str) -> dict:
+    return {
+        "valueKind": value_kind,
+        "option": {
+            "tooltip": {"trigger": "axis"},
+            "legend": {"show": len(series) > 1},
+            "grid": {"left": 60, "right": 20, "top": 30 if len(series) > 1 else 10, "bottom": 30},
+            "xAxis": {"type": "category", "data": categories},
+            "yAxis": {"type": "value"},
+            "series": [
+                {"name": name, "type": kind, "data": values, "smooth": kind == "line"}
+                for name, values in series.items()
+            ],
+        },
+    }
+
+
+def _bar_chart(result: QueryResult, dimension: str, metric: str) -> dict:
+    categories = [_text(row[dimension]) for row in result.rows]
+    return _series_chart(
+        "bar",
+        categories,
+        {METRICS[metric].label: [row[metric] for row in result.rows]},
+        value_kind=metric_column(metric).kind,
+    )
+
+
+def _text(value: Any) -> str:
+    return "(none)" if value is None else str(value)
+
+
+# --- Overview --------------------------------------------------------------------------
+
+KPI_METRICS = ("revenue", "gross_profit", "gross_margin", "transactions", "units_sold", "average_ticket")
+
+
+def panel_kpis(ctx: PanelContext) -> Panel:
+    result = ctx.run(
+        Summary(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            metrics=KPI_METRICS,
+            comparison=Comparison.PREVIOUS_PERIOD,
+        )
+    )
+    previous = result.comparison.first if result.comparison else {}
+    kpis = [Kpi(METRICS[m].label, result.first.get(m), metric_column(m).kind, previous.get(m)) for m in KPI_METRICS]
+    table = Table(
+        [Column("metric", "Metric"), Column("value", "Value", "auto"), Column("previous", "Previous period", "auto")],
+        [{"metric": k.label, "value": k.value, "previous": k.previous, "kind": k.kind} for k in kpis],
+    )
+    return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=_comparison_note(result))
+
+
+def _comparison_note(result: QueryResult) -> str:
+    if result.comparison is None or result.comparison.period[0] is None:
+        return ""
+    start, end = result.comparison.period
+    return f"Change against {start} to {end}."
+
+
+def panel_freshness(ctx: PanelContext) -> Panel:
+    result = ctx.run(Summary(datasource=ctx.datasource, metrics=("lines",)))
+    uploads = result.uploads
+    latest = max((u.uploaded_at for u in uploads if u.uploaded_at), default=None)
+    data_range = ctx.filters.data_range
+    rows = [{"upload": u.name, "uploaded_at": u.uploaded_at} for u in uploads]
+    note = (
+        "No data has been published yet."
+        if not uploads
+        else (
+            f"Data as of {latest:%Y-%m-%d %H:%M} UTC, from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
+            + (f", covering {data_range[0]} to {data_range[1]}." if data_range else ".")
+        )
+    )
+    return Panel(
+        "freshness",
+        "Data freshness",
+        table=Table([Column("upload", "Upload"), Column("uploaded_at", "Uploaded (UTC)", "datetime")], rows),
+        note=note,
+        links=[("Uploads", "/uploads")],
+    )
+
+
+def panel_revenue_trend(ctx: PanelContext, metric: str = "revenue", key: str = "trend") -> Panel:
+    grain = ctx.filters.grain
+    result = ctx.run(
+        TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=(metric,), grain=grain)
+    )
+    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    chart = _series_chart(
+        "line",
+        labels,
+        {METRICS[metric].label: [row[metric] for row in result.rows]},
+        value_kind=metric_column(metric).kind,
+    )
+    rows = [{"period": label, metric: row[metric]} for label, row in zip(labels, result.rows, strict=True)]
+    title = f"{METRICS[metric].label} by {grain.name.lower()}"
+    return Panel(
+        key, title, table=Table([Column("period", "Period"), metric_column(metric)], rows), chart=chart, wide=True
+    )
+
+
+def _breakdown_panel(
+    ctx: PanelContext,
+    *,
+    key: str,
+    title: str,
+    dimension: str,
+    metrics: tuple[str, ...],
+    chart_metric: str = "revenue",
+    link_page: str | None = None,
+) -> Panel:
+    result = ctx.run(
+        Breakdown(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, by=(dimension,), metrics=metrics)
+    )
+    label = dimension.replace("_", " ").capitalize()
+    table = Table([Column(dimension, label), *[metric_column(m) for m in metrics]], result.rows)
+    links = []
+    if link_page:
+        links = [
+            (_text(row[dimension]), f"/{link_page}?{ctx.filters.query_string(**{dimension: [row[dimension]]})}")
+            for row in result.rows
+            if row[dimension] is not None
+        ]
+    return Panel(key, title, table=table, chart=_bar_chart(result, dimension, chart_metric), links=links)
+
+
+def panel_revenue_by_branch(ctx: PanelContext) -> Panel:
+    return _breakdown_panel(
+        ctx,
+        key="by_branch",
+        title="Revenue by branch",
+        dimension="branch",
+        metrics=("revenue", "gross_profit", "transactions"),
+        link_page="branches",
+    )
+
+
+def panel_revenue_by_product_line(ctx: PanelContext) -> Panel:
+    return _breakdown_panel(
+        ctx,
+        key="by_product_line",
+        title="Revenue by product line",
+        dimension="product_line",
+        metrics=("revenue", "gross_profit", "units_sold"),
+        link_page="products",
+    )
+
+
+# --- Sales ------------------------------------------------------------------------------
+
+
+def panel_sales_series(ctx: PanelContext) -> Panel:
+    grain = ctx.filters.grain
+    metrics = ("revenue", "transactions", "units_sold")
+    result = ctx.run(
+        TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=metrics, grain=grain)
+    )
+    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    chart = _series_chart("bar", labels, {"Revenue": [row["revenue"] for row in result.rows]}, value_kind="currency")
+    rows = [{"period": label, **{m: row[m] for m in metrics}} for label, row in zip(labels, result.rows, strict=True)]
+    return Panel(
+        "series",
+        f"Sales by {grain.name.lower()}",
+        table=Table([Column("period", "Period"), *[metric_column(m) for m in metrics]], rows),
+        chart=chart,
+        wide=True,
+    )
+
+
+def panel_by_weekday(ctx: PanelContext) -> Panel:
+    result = ctx.run(
+        Breakdown(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            by=("weekday",),
+            metrics=("revenue", "transactions"),
+            sort="weekday",
+            descending=False,
+        )
+    )
+    rows = [
+        {"weekday": WEEKDAYS[int(row["weekday"]) - 1], "revenue": row["revenue"], "transactions": row["transactions"]}
+        for row in result.rows
+        if row["weekday"] is not None
+    ]
+    chart = _series_chart(
+        "bar", [r["weekday"] for r in rows], {"Revenue": [r["revenue"] for r in rows]}, value_kind="currency"
+    )
+    return Panel(
+        "by_weekday",
+        "Revenue by weekday",
+        chart=chart,
+        table=Table([Column("weekday", "Weekday"), metric_column("revenue"), metric_column("transactions")], rows),
+    )
+
+
+def panel_by_hour(ctx: PanelContext) -> Panel:
+    result = ctx.run(
+        Breakdown(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            by=("hour",),
+            metrics=("revenue", "transactions"),
+            sort="hour",
+            descending=False,
+        )
+    )
+    rows = [
+        {"hour": f"{int(row['hour']):02d}:00", "revenue": row["revenue"], "transactions": row["transactions"]}
+        for row in result.rows
+        if row["hour"] is not None
+    ]
+    if not rows:
+        return Panel("by_hour", "Revenue by hour", note="The uploaded files have no time of day.")
+    chart = _series_chart(
+        "bar", [r["hour"] for r in rows], {"Revenue": [r["revenue"] for r in rows]}, value_kind="currency"
+    )
+    return Panel(
+        "by_hour",
+        "Revenue by hour",
+        chart=chart,
+        table=Table([Column("hour", "Hour"), metric_column("revenue"), metric_column("transactions")], rows),
+    )
+
+
+def panel_by_payment(ctx: PanelContext) -> Panel:
+    return _breakdown_panel(
+        ctx,
+        key="by_payment",
+        title="Revenue by payment",
+        dimension="payment",
+        metrics=("revenue", "transactions", "average_ticket"),
+    )
+
+
+def panel_by_customer_type(ctx: PanelContext) -> Panel:
+    return _breakdown_panel(
+        ctx,
+        key="by_customer_type",
+        title="Revenue by customer type",
+        dimension="customer_type",
+        metrics=("revenue", "transactions", "average_ticket"),
+    )
+
+
+# --- Products ---------------------------------------------------------------------------
+
+
+def panel_product_ranking(ctx: PanelContext) -> Panel:
+    metrics = ("revenue", "units_sold", "gross_profit", "gross_margin")
+    result = ctx.run(
+        TopN(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            dimension="product_line",
+            metric="revenue",
+            n=50,
+            also=metrics,
+        )
+    )
+    total = sum(row["revenue"] for row in result.rows) or None
+    rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in result.rows]
+    table = Table(
+        [
+            Column("product_line", "Product line"),
+            *[metric_column(m) for m in metrics],
+            Column("share", "Share of revenue", "percent"),
+        ],
+        rows,
+    )
+    chart = {
+        "valueKind": "currency",
+        "option": {
+            "tooltip": {"trigger": "item"},
+            "series": [
+                {
+                    "type": "pie",
+                    "radius": ["40%", "70%"],
+                    "data": [{"name": _text(r["product_line"]), "value": r["revenue"]} for r in rows],
+                }
+            ],
+        },
+    }
+    links = [
+        (_text(r["product_line"]), f"/products?{ctx.filters.query_string(product_line=[r['product_line']])}")
+        for r in rows
+        if r["product_line"] is not None
+    ]
+    return Panel("ranking", "Product lines ranked by revenue", table=table, chart=chart, links=links, wide=True)
+
+
+def panel_product_trend(ctx: PanelContext) -> Panel:
+    grain = ctx.filters.grain
+    result = ctx.run(
+        TimeSeries(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            metrics=("revenue",),
+            grain=grain,
+            split_by="product_line",
+        )
+    )
+    labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
+    series: dict[str, list] = {}
+    for row in result.rows:
+        series.setdefault(_text(row["product_line"]), [None] * len(labels))[
+            labels.index(_bucket_label(row["bucket"], grain))
+        ] = row["revenue"]
+    rows = [
+        {"period": _bucket_label(row["bucket"], grain), "product_line": row["product_line"], "revenue": row["revenue"]}
+        for row in result.rows
+    ]
+    return Panel(
+        "trend",
+        f"Revenue per product line by {grain.name.lower()}",
+        wide=True,
+        chart=_series_chart("line", labels, series, value_kind="currency"),
+        table=Table(
+            [Column("period", "Period"), Column("product_line", "Product line"), metric_column("revenue")], rows
+        ),
+    )
+
+
+# --- Branches ---------------------------------------------------------------------------
+
+
+def panel_branch_comparison(ctx: PanelContext) -> Panel:
+    metrics = ("revenue", "gross_profit", "gross_margin", "transactions", "average_ticket", "units_sold")
+    panel = _breakdown_panel(
+        ctx, key="comparison", title="Branches compared", dimension="branch", metrics=metrics, link_page="branches"
+    )
+    panel.wide = True
+    return panel
+
+
+def panel_branch_trend(ctx: PanelContext) -> Panel:
+    grain = ctx.filters.grain
+    result = ctx.run(
+        TimeSeries(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            metrics=("revenue",),
+            grain=grain,
+            split_by="branch",
+        )
+    )
+    labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
+    series: dict[str, list] = {}
+    for row in result.rows:
+        series.setdefault(_text(row["branch"]), [None] * len(labels))[
+            labels.index(_bucket_label(row["bucket"], grain))
+        ] = row["revenue"]
+    rows = [
+        {"period": _bucket_label(row["bucket"], grain), "branch": row["branch"], "revenue": row["revenue"]}
+        for row in result.rows
+    ]
+    return Panel(
+        "trend",
+        f"Revenue per branch by {grain.name.lower()}",
+        wide=True,
+        chart=_series_chart("line", labels, series, value_kind="currency"),
+        table=Table([Column("period", "Period"), Column("branch", "Branch"), metric_column("revenue")], rows),
+    )
+
+
+# --- Profitability ----------------------------------------------------------------------
+
+
+def panel_margin_heatmap(ctx: PanelContext) -> Panel:
+    result = ctx.run(
+        Breakdown(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            by=("branch", "product_line"),
+            metrics=("gross_profit", "gross_margin", "revenue"),
+            sort="branch",
+            descending=False,
+        )
+    )
+    branches = sorted({_text(r["branch"]) for r in result.rows})
+    lines = sorted({_text(r["product_line"]) for r in result.rows})
+    cells = [
+        [lines.index(_text(r["product_line"])), branches.index(_text(r["branch"])), r["gross_margin"]]
+        for r in result.rows
+    ]
+    margins = [c[2] for c in cells if c[2] is not None]
+    chart = {
+        "valueKind": "percent",
+        "option": {
+            "tooltip": {"position": "top"},
+            "grid": {"left": 80, "right": 20, "top": 10, "bottom": 90},
+            "xAxis": {"type": "category", "data": lines, "axisLabel": {"rotate": 30}},
+            "yAxis": {"type": "category", "data": branches},
+            "visualMap": {
+                "min": min(margins, default=0),
+                "max": max(margins, default=1),
+                "calculable": True,
+                "orient": "horizontal",
+                "left": "center",
+                "bottom": 0,
+            },
+            "series": [{"type": "heatmap", "data": cells, "label": {"show": False}}],
+        },
+    }
+    table = Table(
+        [
+            Column("branch", "Branch"),
+            Column("product_line", "Product line"),
+            metric_column("gross_profit"),
+            metric_column("gross_margin"),
+            metric_column("revenue"),
+        ],
+        result.rows,
+    )
+    return Panel("heatmap", "Gross margin by branch and product line", table=table, chart=chart, wide=True)
+
+
+def panel_margin_trend(ctx: PanelContext) -> Panel:
+    return panel_revenue_trend(ctx, metric="gross_margin", key="margin_trend")
+
+
+def panel_lowest_margins(ctx: PanelContext) -> Panel:
+    result = ctx.run(
+        Breakdown(
+            datasource=ctx.datasource,
+            filters=ctx.filters.analytics_filters,
+            by=("branch", "product_line"),
+            metrics=("gross_margin", "gross_profit", "revenue"),
+            sort="gross_margin",
+            descending=False,
+            limit=10,
+        )
+    )
+    table = Table(
+        [
+            Column("branch", "Branch"),
+            Column("product_line", "Product line"),
+            metric_column("gross_margin"),
+            metric_column("gross_profit"),
+            metric_column("revenue"),
+        ],
+        result.rows,
+    )
+    return Panel("lowest", "Lowest-margin combinations", table=table)
+
+
+PanelBuilder = Callable[[PanelContext], Panel]
+
+
+@dataclass(frozen=True)
+class Page:
+    key: str
+    title: str
+    panels: tuple[PanelBuilder, ...]
+    intro: str = ""
+
+
+PAGES: dict[str, Page] = {
+    page.key: page
+    for page in (
+        Page(
+            "overview",
+            "Overview",
+            (panel_kpis, panel_revenue_trend, panel_revenue_by_branch, panel_revenue_by_product_line, panel_freshness),
+        ),
+        Page(
+            "sales",
+            "Sales",
+            (panel_sales_series, panel_by_weekday, panel_by_hour, panel_by_payment, panel_by_customer_type),
+        ),
+        Page("products", "Products", (panel_product_ranking, panel_product_trend)),
+        Page("branches", "Branches", (panel_branch_comparison, panel_branch_trend)),
+        Page("profitability", "Profitability", (panel_margin_heatmap, panel_margin_trend, panel_lowest_margins)),
+    )
+}
+
+
+def panel_key(builder: PanelBuilder) -> str:
+    return builder.__name__.removeprefix("panel_")
+
+
+def panel_build(builder: PanelBuilder, ctx: PanelContext) -> Panel:
+    """Build one panel; a failure is shown in that panel in plain words, never as invented numbers."""
+    try:
+        panel = builder(ctx)
+    except Exception as exc:
+        logger.exception("panel %s failed", panel_key(builder))
+        panel = Panel(
+            panel_key(builder),
+            panel_key(builder).replace("_", " ").capitalize(),
+            error=f"This panel could not be loaded ({type(exc).__name__}). The rest of the page is fine.",
+        )
+    panel.key = panel_key(builder)
+    return panel
