@@ -32,7 +32,10 @@ def user_allowed_branches(*, user: AbstractBaseUser | None) -> tuple[str, ...] |
 
     if user is None or getattr(user, "is_superuser", False):
         return None
+    # Remembered on the user object, which lives for one request: a page asks many questions.
+    if hasattr(user, "_allowed_branches"):
+        return user._allowed_branches
     scope = BranchScope.objects.filter(user_id=user.pk).first()
-    if scope is None or not scope.branches:
-        return None
-    return tuple(sorted(str(branch) for branch in scope.branches))
+    allowed = tuple(sorted(str(b) for b in scope.branches)) if scope is not None and scope.branches else None
+    user._allowed_branches = allowed
+    return allowed

@@ -31,3 +31,4 @@ def user_branch_scope_set(*, user: AbstractBaseUser, branches: list[str]) -> Non
     from accounts.models import BranchScope
 
     BranchScope.objects.update_or_create(user=user, defaults={"branches": sorted(set(branches))})
+    user.__dict__.pop("_allowed_branches", None)  # the per-request memo of accounts.selectors

@@ -1,6 +1,8 @@
 """A consistent view of one data version: its segments, rollups and provenance."""
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from analytics.models import Datasource, Rollup, Segment
@@ -35,15 +37,32 @@ class Snapshot:
         return tuple(seen.values())
 
 
+# A version's segments and rollups never change, so each process keeps the last few it read
+# (keyed by the per-publish token): a query then costs one catalogue read, not three.
+_VERSION_FILES: OrderedDict[tuple[int, str], tuple[tuple[Segment, ...], tuple[Rollup, ...]]] = OrderedDict()
+_VERSION_FILES_KEPT = 32
+_version_files_lock = threading.Lock()
+
+
 def datasource_snapshot(*, name: str) -> Snapshot | None:
     """The current version's segments and rollups, or None for an unknown or empty datasource.
 
-    Filtering by version numbers (not the `active` flag) makes the three reads consistent even
+    Filtering by version numbers (not the `active` flag) makes the reads consistent even
     while a publish commits between them.
     """
     datasource = Datasource.objects.filter(name=name).first()
     if datasource is None or datasource.data_version == 0:
         return None
+    segments, rollups = _version_files(datasource)
+    return Snapshot(datasource=datasource, version=datasource.data_version, segments=segments, rollups=rollups)
+
+
+def _version_files(datasource: Datasource) -> tuple[tuple[Segment, ...], tuple[Rollup, ...]]:
+    key = (datasource.pk, f"{datasource.version_token}:{datasource.data_version}")
+    with _version_files_lock:
+        if key in _VERSION_FILES:
+            _VERSION_FILES.move_to_end(key)
+            return _VERSION_FILES[key]
     version = datasource.data_version
     segments = tuple(
         Segment.objects.filter(datasource=datasource, version__lte=version)
@@ -51,7 +70,11 @@ def datasource_snapshot(*, name: str) -> Snapshot | None:
         .order_by("id")
     )
     rollups = tuple(Rollup.objects.filter(datasource=datasource, version=version).order_by("rows", "name"))
-    return Snapshot(datasource=datasource, version=version, segments=segments, rollups=rollups)
+    with _version_files_lock:
+        _VERSION_FILES[key] = (segments, rollups)
+        while len(_VERSION_FILES) > _VERSION_FILES_KEPT:
+            _VERSION_FILES.popitem(last=False)
+    return segments, rollups
 
 
 def datasource_list() -> list[Datasource]:

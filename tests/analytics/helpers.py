@@ -38,11 +38,17 @@ ABSENT_VALUE = "Nowhere"
 INVOICE_METRICS = frozenset({"transactions", "average_ticket"})
 
 FIRST_DAY = dt.date(2023, 1, 1)
-# Offsets favour a few dense weeks, a stretch around 29 February 2024 (offset 424) and anything.
-day_offsets = st.one_of(st.integers(0, 12), st.integers(395, 430), st.integers(0, 800))
-days = day_offsets.map(lambda offset: FIRST_DAY + dt.timedelta(days=offset))
+
+
+def days_between(first: int, last: int) -> st.SearchStrategy[dt.date]:
+    return st.integers(first, last).map(lambda offset: FIRST_DAY + dt.timedelta(days=offset))
+
+
+# A dataset's days: a dense fortnight, a stretch around 29 February 2024 (offset 424), two years, or a mix.
+DAY_WINDOWS = (days_between(0, 12), days_between(395, 430), days_between(0, 800))
+days = st.one_of(*DAY_WINDOWS)
 # Filter bounds may also fall before or after all the data.
-filter_days = days | st.integers(-60, 860).map(lambda offset: FIRST_DAY + dt.timedelta(days=offset))
+filter_days = days | days_between(-60, 860)
 
 CURATED_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -75,8 +81,8 @@ def dimension_values(dimension: str) -> st.SearchStrategy[str | None]:
     return st.sampled_from(values if dimension in REQUIRED_DIMENSIONS else (None, *values))
 
 
-def key_values(key: str) -> st.SearchStrategy:
-    return days if key == "date" else dimension_values(key)
+def key_values(key: str, row_days: st.SearchStrategy[dt.date] = days) -> st.SearchStrategy:
+    return row_days if key == "date" else dimension_values(key)
 
 
 @st.composite
@@ -101,8 +107,8 @@ def line_amounts(draw) -> Row:
 
 
 @st.composite
-def line_headers(draw) -> Row:
-    return {key: draw(key_values(key)) for key in ("date", *DIMENSIONS)}
+def line_headers(draw, row_days: st.SearchStrategy[dt.date]) -> Row:
+    return {key: draw(key_values(key, row_days)) for key in ("date", *DIMENSIONS)}
 
 
 @st.composite
@@ -115,23 +121,24 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     - `none`: no invoice ids at all (transactions are then lines).
     """
     regime = draw(st.sampled_from(("invoices", "messy", "none")))
+    row_days = draw(st.sampled_from((*DAY_WINDOWS, days)))
     rows: list[Row] = []
     if regime == "invoices":
         varying = draw(
             st.just(frozenset({"product_line"})) | st.frozensets(st.sampled_from(("date", *DIMENSIONS)), max_size=3)
         )
         for number in range(draw(st.integers(1, 12))):
-            header = draw(line_headers())
+            header = draw(line_headers(row_days))
             for _ in range(draw(st.integers(1, 4))):
                 line = dict(header)
                 for key in varying:
-                    line[key] = draw(key_values(key))
+                    line[key] = draw(key_values(key, row_days))
                 rows.append({**line, **draw(line_amounts()), "invoice_id": f"INV-{number:03d}"})
     else:
         pool = draw(st.integers(1, 8))
         for _ in range(draw(st.integers(1, max_rows))):
             invoice_id = f"INV-{draw(st.integers(0, pool - 1)):03d}" if regime == "messy" else None
-            rows.append({**draw(line_headers()), **draw(line_amounts()), "invoice_id": invoice_id})
+            rows.append({**draw(line_headers(row_days)), **draw(line_amounts()), "invoice_id": invoice_id})
     if regime != "none" and draw(st.integers(0, 4)) == 0:
         # A few lines without an invoice id in a datasource that has them.
         for row in rows:

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 from django.core.cache import cache
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analytics.rollups import ROLLUP_DEFINITIONS
@@ -41,6 +41,7 @@ def test_run_query_equals_oracle_and_uses_covering_rollup(monkeypatch, rows, cut
     for generic_spec in specs:
         spec = spec_for(generic_spec, datasource=datasource)
         result = run_query(spec, user=None)
+        event(f"{spec.kind} from {result.source}")
         full_answer_check(result, spec, rows, has_invoice_id=has_invoice_id)
 
         assert result.source == expected_source(spec, rows, filters=spec.filters, rollups=ROLLUPS)

@@ -1,0 +1,177 @@
+"""Every page without JavaScript: plain GETs, numbers that reconcile, exports, failures, scope."""
+
+import csv
+import io
+import re
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.services import user_branch_scope_set
+from dashboard.panels import PanelContext
+from tests.conftest import REAL_FILE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PAGES = ["/", "/sales", "/products", "/branches", "/profitability"]
+
+
+@pytest.fixture
+def published() -> None:
+    call_command("ingest", str(REAL_FILE), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.fixture
+def viewer_browser(viewer) -> Client:
+    client = Client()
+    client.force_login(viewer)
+    return client
+
+
+def kpi(html: str, label: str) -> str:
+    return re.search(rf'data-kpi="{label}">([^<]+)<', html).group(1)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_data(path: str, viewer_browser, published) -> None:
+    response = viewer_browser.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "could not be loaded" not in html
+    assert 'class="chart"' in html
+    assert "<table" in html  # every chart has an accessible data table
+
+
+def test_overview_numbers_reconcile(viewer_browser, published) -> None:
+    html = viewer_browser.get("/").content.decode()
+    assert kpi(html, "Revenue") == "322,966.75"
+    assert kpi(html, "Gross profit") == "15,379.37"
+    assert kpi(html, "Transactions") == "1,000"
+    assert kpi(html, "Units sold") == "5,510"
+    assert "from 1 upload" in html
+    assert kpi(viewer_browser.get("/?branch=A").content.decode(), "Revenue") == "106,200.37"
+    january = viewer_browser.get("/?preset=custom&start=2019-01-01&end=2019-01-31").content.decode()
+    assert kpi(january, "Revenue") == "116,291.87"
+
+
+def test_htmx_request_gets_only_the_panels(viewer_browser, published) -> None:
+    response = viewer_browser.get("/?branch=A", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="panels")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="panels"')
+    assert "<html" not in html
+    assert kpi(html, "Revenue") == "106,200.37"
+
+
+def test_empty_state_invites_upload_or_demo(viewer_browser) -> None:
+    html = viewer_browser.get("/").content.decode()
+    assert "No sales data" in html
+    assert "load_demo" in html
+    assert 'data-kpi="Revenue"' not in html  # no invented numbers
+
+
+def test_bad_filter_is_a_clear_400(viewer_browser, published) -> None:
+    response = viewer_browser.get("/?preset=custom&start=2019-13-01")
+    assert response.status_code == 400
+    assert "is not a date" in response.content.decode()
+    assert viewer_browser.get("/?preset=custom&start=2019-03-01&end=2019-01-01").status_code == 400
+
+
+def test_one_failing_panel_leaves_the_rest_working(viewer_browser, published, monkeypatch) -> None:
+    from analytics.query import TimeSeries
+
+    real_run = PanelContext.run
+
+    def flaky(self, spec):
+        if isinstance(spec, TimeSeries):
+            raise ConnectionError("engine at 10.0.0.1:8082 refused password=hunter2")
+        return real_run(self, spec)
+
+    monkeypatch.setattr(PanelContext, "run", flaky)
+    response = viewer_browser.get("/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This panel could not be loaded (ConnectionError)" in html
+    assert "hunter2" not in html and "10.0.0.1" not in html  # no internals shown
+    assert "Retry" in html
+    assert kpi(html, "Revenue") == "322,966.75"
+    monkeypatch.setattr(PanelContext, "run", real_run)
+    retried = viewer_browser.get("/panel/overview/revenue_trend", HTTP_HX_REQUEST="true")
+    assert retried.status_code == 200
+    assert "could not be loaded" not in retried.content.decode()
+
+
+def test_csv_export_has_filters_and_rows(viewer_browser, published) -> None:
+    response = viewer_browser.get("/export/overview/revenue_by_branch.csv?branch=A&branch=B")
+    assert response["Content-Disposition"] == 'attachment; filename="overview-revenue_by_branch.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["Revenue by branch"]
+    assert ["Branch: A, B"] in rows
+    header = rows.index(["Branch", "Revenue", "Gross profit", "Transactions"])
+    body = {row[0]: row for row in rows[header + 1 :]}
+    assert set(body) == {"A", "B"}
+    assert float(body["A"][1]) == pytest.approx(106_200.3705, abs=1e-6)
+
+
+def test_xlsx_export_opens_with_numbers(viewer_browser, published) -> None:
+    response = viewer_browser.get("/export/branches/branch_comparison.xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    values = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    header = values.index(
+        ["Branch", "Revenue", "Gross profit", "Gross margin", "Transactions", "Average ticket", "Units sold"]
+    )
+    revenue = {row[0]: row[1] for row in values[header + 1 :]}
+    assert revenue["C"] == pytest.approx(110_568.7065, abs=1e-6)
+
+
+def test_exports_neutralise_formulas(viewer_browser, tmp_path, tasks_inline, uploader_api) -> None:
+    path = tmp_path / "evil.csv"
+    path.write_text('Date,Branch,Product line,Quantity,Total\n2019-01-01,A,"=HYPERLINK(""http://x"")",1,10\n')
+    handle = io.BytesIO(path.read_bytes())
+    handle.name = "evil.csv"
+    uploader_api.post("/api/ingest/upload", {"file": handle})
+    text = viewer_browser.get("/export/overview/revenue_by_product_line.csv").content.decode("utf-8-sig")
+    assert "'=HYPERLINK" in text
+    sheet = openpyxl.load_workbook(
+        io.BytesIO(viewer_browser.get("/export/overview/revenue_by_product_line.xlsx").content)
+    ).active
+    cells = [
+        cell for row in sheet.iter_rows() for cell in row if isinstance(cell.value, str) and "HYPERLINK" in cell.value
+    ]
+    assert cells and all(cell.data_type == "s" and cell.value.startswith("'") for cell in cells)
+
+
+def test_hostile_values_are_escaped(viewer_browser, tmp_path, tasks_inline, uploader_api) -> None:
+    path = tmp_path / "hostile.csv"
+    path.write_text(
+        "Date,Branch,Product line,Quantity,Total,<img src=x onerror=alert(1)>\n"
+        "2019-01-01,A,<script>alert(1)</script>,1,10,x\n"
+    )
+    handle = io.BytesIO(path.read_bytes())
+    handle.name = "hostile.csv"
+    uploader_api.post("/api/ingest/upload", {"file": handle})
+    for page in PAGES:
+        html = viewer_browser.get(page).content.decode()
+        assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in viewer_browser.get("/products").content.decode()
+
+
+def test_branch_scoped_viewer_sees_only_their_branch(viewer, published) -> None:
+    user_branch_scope_set(user=viewer, branches=["A"])
+    client = Client()
+    client.force_login(viewer)
+    html = client.get("/").content.decode()
+    assert kpi(html, "Revenue") == "106,200.37"
+    branches_page = client.get("/branches").content.decode()
+    assert "110,568" not in branches_page and "106,197" not in branches_page
+    exported = client.get("/export/branches/branch_comparison.csv").content.decode("utf-8-sig")
+    assert "\nA," in exported and "\nB," not in exported and "\nC," not in exported
+    # Asking for another branch gives nothing, not its numbers.
+    assert kpi(client.get("/?branch=C").content.decode(), "Revenue") == "0.00"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_query_count_is_bounded(path: str, viewer_browser, published, django_assert_max_num_queries) -> None:
+    viewer_browser.get(path)  # warm the per-process caches
+    with django_assert_max_num_queries(20):
+        viewer_browser.get(path)
