@@ -7,8 +7,9 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
 from accounts.roles import Capability
-from analytics.query import Filters, QueryError, Summary
-from analytics.runner import run_query
+from analytics.metrics import SUMMARY_METRICS
+from analytics.query import Breakdown, Comparison, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
+from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, require_capability
 
 router = Router(tags=["metrics"])
@@ -76,3 +77,135 @@ def summary(request: HttpRequest, query: Query[FilterQuery]):
         "engine": result.engine,
         "source": result.source,
     }
+
+
+class SpecQuery(FilterQuery):
+    exclude_branch: list[str] = []
+    exclude_product_line: list[str] = []
+    metric: list[str] = []
+    comparison: Comparison | None = None
+
+
+class ResultOut(Schema):
+    columns: list[str]
+    rows: list[dict]
+    engine: str
+    source: str
+    data_version: int | None
+    uploads: list[dict]
+    period: list[dt.date | None]
+    comparison: dict | None = None
+
+
+def spec_filters(query: SpecQuery) -> Filters:
+    try:
+        return Filters(
+            start=query.start,
+            end=query.end,
+            include={name: tuple(values) for name in FILTER_DIMENSIONS if (values := getattr(query, name))},
+            exclude={
+                name: tuple(values)
+                for name in ("branch", "product_line")
+                if (values := getattr(query, f"exclude_{name}"))
+            },
+        )
+    except QueryError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+
+
+def result_out(result: QueryResult) -> dict:
+    body = {
+        "columns": result.columns,
+        "rows": result.rows,
+        "engine": result.engine,
+        "source": result.source,
+        "data_version": result.data_version,
+        "uploads": [{"upload_id": u.upload_id, "name": u.name, "uploaded_at": u.uploaded_at} for u in result.uploads],
+        "period": list(result.period),
+    }
+    if result.comparison is not None:
+        body["comparison"] = {"rows": result.comparison.rows, "period": list(result.comparison.period)}
+    return body
+
+
+def answer(request: HttpRequest, spec: QuerySpec) -> dict:
+    require_capability(request, Capability.VIEW_DASHBOARDS)
+    try:
+        return result_out(run_query(spec, user=request.user))
+    except QueryError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+
+
+def _datasource(query: FilterQuery) -> str:
+    return query.datasource or settings.DEFAULT_DATASOURCE
+
+
+@router.get("/timeseries", response=ResultOut)
+def timeseries(request: HttpRequest, query: Query[SpecQuery], grain: str = "day", split_by: str | None = None):
+    """Metrics per day, week, month, quarter or year; `split_by` adds one series per dimension value."""
+    try:
+        spec = TimeSeries(
+            datasource=_datasource(query),
+            filters=spec_filters(query),
+            metrics=tuple(query.metric) or ("revenue",),
+            grain=Grain.parse(grain),
+            split_by=split_by,
+            comparison=query.comparison,
+        )
+    except QueryError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+    return answer(request, spec)
+
+
+@router.get("/topn", response=ResultOut)
+def topn(
+    request: HttpRequest, query: Query[SpecQuery], dimension: str = "product_line", n: int = 10, ascending: bool = False
+):
+    """The top (or bottom) `n` values of a dimension by the first `metric` (default revenue)."""
+    metrics = tuple(query.metric) or ("revenue",)
+    spec = TopN(
+        datasource=_datasource(query),
+        filters=spec_filters(query),
+        dimension=dimension,
+        metric=metrics[0],
+        n=n,
+        also=metrics[1:],
+        ascending=ascending,
+        comparison=query.comparison,
+    )
+    return answer(request, spec)
+
+
+@router.get("/breakdown", response=ResultOut)
+def breakdown(
+    request: HttpRequest,
+    query: Query[SpecQuery],
+    by: list[str] = Query(["branch"]),
+    sort: str | None = None,
+    descending: bool = True,
+    limit: int | None = None,
+):
+    """Metrics by one or two dimensions (e.g. `by=branch&by=product_line`)."""
+    spec = Breakdown(
+        datasource=_datasource(query),
+        filters=spec_filters(query),
+        by=tuple(by),
+        metrics=tuple(query.metric) or ("revenue",),
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        comparison=query.comparison,
+    )
+    return answer(request, spec)
+
+
+@router.get("/compare", response=ResultOut)
+def compare(request: HttpRequest, query: Query[SpecQuery]):
+    """KPI totals for the period and for `comparison` (default: the previous period of the same length)."""
+    spec = Summary(
+        datasource=_datasource(query),
+        filters=spec_filters(query),
+        metrics=tuple(query.metric) or SUMMARY_METRICS,
+        comparison=query.comparison or Comparison.PREVIOUS_PERIOD,
+    )
+    return answer(request, spec)

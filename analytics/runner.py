@@ -129,9 +129,18 @@ def _row(columns: list[str], values: tuple) -> dict[str, Any]:
 
 
 def _period_of(filters: Filters, snapshot: Snapshot) -> tuple[dt.date, dt.date]:
-    """The filter's range, or the data's own first and last day when the filter is open."""
+    """The filter's range, or the data's own first and last day when the filter is open.
+
+    An open side never passes the given one: a start after the last day of data (or an end
+    before the first) gives a one-day period, not an invalid range.
+    """
     first, last = snapshot.date_range
-    return filters.start or first, filters.end or last
+    start, end = filters.start or first, filters.end or last
+    if filters.end is None:
+        end = max(start, end)
+    if filters.start is None:
+        start = min(start, end)
+    return start, end
 
 
 def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started: float) -> QueryResult:

@@ -23,6 +23,8 @@ from analytics.query import Breakdown, Comparison, Filters, Grain, QuerySpec, Su
 from analytics.services import PublishRequest, datasource_publish
 
 DIMENSIONS: tuple[str, ...] = ("branch", "product_line", "city", "customer_type", "gender", "payment")
+# Computed from the date or the time: grouped by, never filtered on.
+VIRTUAL_DIMENSIONS: tuple[str, ...] = ("weekday", "hour")
 REQUIRED_DIMENSIONS: tuple[str, ...] = ("branch", "product_line")
 DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
     "branch": ("A", "B", "C", "D"),
@@ -122,6 +124,7 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     """
     regime = draw(st.sampled_from(("invoices", "messy", "none")))
     row_days = draw(st.sampled_from((*DAY_WINDOWS, days)))
+    with_times = draw(st.booleans())
     rows: list[Row] = []
     if regime == "invoices":
         varying = draw(
@@ -144,6 +147,9 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
         for row in rows:
             if draw(st.integers(0, 3)) == 0:
                 row["invoice_id"] = None
+    for row in rows:
+        hour = draw(st.none() | st.integers(0, 23)) if with_times else None
+        row["datetime"] = None if hour is None else dt.datetime.combine(row["date"], dt.time(hour, 30))
     return rows[:max_rows] if regime == "invoices" else rows
 
 
@@ -182,6 +188,7 @@ def rows_publish(*, datasource: str, rows: list[Row], cuts: tuple[int, ...] = ()
 metric_names = st.sampled_from(tuple(METRICS))
 metric_lists = st.lists(metric_names, min_size=1, max_size=4, unique=True).map(tuple)
 dimensions = st.sampled_from(DIMENSIONS)
+grouping_dimensions = st.sampled_from((*DIMENSIONS, *VIRTUAL_DIMENSIONS))
 
 
 @st.composite
@@ -213,19 +220,19 @@ def query_specs(draw, datasource: str = "placeholder") -> QuerySpec:
         return TimeSeries(
             metrics=draw(metric_lists),
             grain=draw(st.sampled_from(tuple(Grain))),
-            split_by=draw(st.none() | dimensions),
+            split_by=draw(st.none() | grouping_dimensions),
             **common,
         )
     if kind == "topn":
         return TopN(
-            dimension=draw(dimensions),
+            dimension=draw(grouping_dimensions),
             metric=draw(metric_names),
             n=draw(st.integers(1, 6)),
             also=draw(st.lists(metric_names, max_size=2, unique=True).map(tuple)),
             ascending=draw(st.booleans()),
             **common,
         )
-    by = tuple(draw(st.lists(dimensions, min_size=1, max_size=2, unique=True)))
+    by = tuple(draw(st.lists(grouping_dimensions, min_size=1, max_size=2, unique=True)))
     metrics = draw(metric_lists)
     return Breakdown(
         by=by,
@@ -301,9 +308,18 @@ def metric_values(rows: list[Row], names: tuple[str, ...], *, has_invoice_id: bo
     return {name: values[name] for name in names}
 
 
+def dimension_of(row: Row, dimension: str) -> Any:
+    """A row's value of a stored dimension, or of a virtual one: ISO weekday (1 = Monday), hour 0–23."""
+    if dimension == "weekday":
+        return row["date"].isoweekday()
+    if dimension == "hour":
+        return None if row["datetime"] is None else row["datetime"].hour
+    return row[dimension]
+
+
 def group_key(spec: QuerySpec, row: Row) -> tuple:
     """The answer row a raw row belongs to; a NULL dimension is a group of its own (key None)."""
-    key = tuple(row[dimension] for dimension in spec.dimensions)
+    key = tuple(dimension_of(row, dimension) for dimension in spec.dimensions)
     if isinstance(spec, TimeSeries):
         key = (bucket_start(row["date"], spec.grain), *key)
     return key
@@ -342,9 +358,14 @@ def comparison_period(comparison: Comparison, start: dt.date, end: dt.date) -> t
 
 
 def open_period(filters: Filters, rows: list[Row]) -> tuple[dt.date, dt.date]:
-    """The filter's range; an open side is the data's own first or last day."""
+    """The filter's range; an open side is the data's own first or last day, but never crosses
+    the given side (a start after all the data compares one day)."""
     start = filters.start or min(row["date"] for row in rows)
     end = filters.end or max(row["date"] for row in rows)
+    if filters.start is None and start > end:
+        start = end
+    if filters.end is None and end < start:
+        end = start
     return start, end
 
 
@@ -406,7 +427,7 @@ def answer_check(
         return
     if isinstance(spec, TimeSeries):
         assert set(keys) == set(expected), f"{context}: groups {sorted(keys, key=repr)} ≠ {sorted(expected, key=repr)}"
-        ordered = sorted(keys, key=lambda key: tuple((value is None, value or "") for value in key))
+        ordered = sorted(keys, key=lambda key: tuple((value is None, 0 if value is None else value) for value in key))
         assert keys == ordered, f"{context}: series not ordered by bucket then split: {keys}"
         return
     if isinstance(spec, TopN):
@@ -471,7 +492,9 @@ def expected_source(spec: QuerySpec, rows: list[Row], *, filters: Filters, rollu
     row — every rollup key the answer sums over (day included, unless a day series groups by
     it) has one value per invoice.
     """
-    needed = set(spec.dimensions) | filter_dimensions(filters)
+    # The weekday comes from the day, which every rollup keeps; the hour needs the time, which none keeps.
+    needed = (set(spec.dimensions) | filter_dimensions(filters)) - {"weekday"}
+    needed = {"datetime" if dimension == "hour" else dimension for dimension in needed}
     has_invoice_id = any(row["invoice_id"] is not None for row in rows)
     needs_invoices = has_invoice_id and bool(INVOICE_METRICS & set(spec.metric_names))
     grouped = set(spec.dimensions) | ({"date"} if isinstance(spec, TimeSeries) and spec.grain is Grain.DAY else set())
