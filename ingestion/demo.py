@@ -129,9 +129,9 @@ TAX_RATE = 0.05
 SEASON_PEAK_DAY, SEASON_AMPLITUDE = 350, 0.15
 DECEMBER_BUMP, DECEMBER_BUMP_DAY, DECEMBER_BUMP_WIDTH = 0.05, 352, 15.0
 NOISE_DAY, NOISE_BRANCH_DAY, NOISE_LINE = 0.025, 0.035, 0.06
-INVOICE_BREAK_PROBABILITY = 0.45  # between two lines of a round: mean ≈ 2 lines per invoice
+INVOICE_BREAK_PROBABILITY = 0.3  # between two lines of a round
 MAX_LINES_PER_INVOICE = 4
-PRICE_SCALE_MIN, PRICE_SCALE_MAX = 0.5, 2.0
+PRICE_SCALE_MIN, PRICE_SCALE_MAX = 0.4, 2.5
 
 # (kind, one product line?, factor); placed in shuffled order over the date range.
 ANOMALY_PLAN: tuple[tuple[str, bool, float], ...] = (
@@ -166,11 +166,7 @@ def demo_frame_generate(
     cells = _cells(draw, start=start, days=days, rows=rows, anomalies=anomalies)
     lines = _lines(draw, cells, rows=rows)
     invoices = _invoices(draw, lines, start=start, seed=seed)
-    frame = (
-        lines.join(invoices, on="invoice", how="left")
-        .sort("invoice_rank", "position")
-        .select(COLUMNS)
-    )
+    frame = lines.join(invoices, on="invoice", how="left").sort("invoice_rank", "position").select(COLUMNS)
     return frame, anomalies
 
 
@@ -214,12 +210,7 @@ class _Draws:
 
     def choice(self, n: int, stream: int, weights: tuple[float, ...]) -> pl.Series:
         """Indices 0..len(weights)-1 drawn with the given weights."""
-        total = sum(weights)
-        bounds, running = [], 0.0
-        for weight in weights[:-1]:
-            running += weight / total
-            bounds.append(running)
-        return pl.Series(bounds, dtype=pl.Float64).search_sorted(self.uniform(n, stream), side="right").cast(pl.Int64)
+        return _cumulative(weights).search_sorted(self.uniform(n, stream), side="right").cast(pl.Int64)
 
 
 def _years_after(start: dt.date, years: int) -> dt.date:
@@ -301,9 +292,11 @@ def _cells(draw: _Draws, *, start: dt.date, days: int, rows: int, anomalies: lis
         + SEASON_AMPLITUDE * ((day_of_year - SEASON_PEAK_DAY) * (2 * math.pi / 365.25)).cos()
         + DECEMBER_BUMP * (-(((day_of_year - DECEMBER_BUMP_DAY) / DECEMBER_BUMP_WIDTH) ** 2) / 2).exp()
     )
-    line_season = 1.0 + per_line([p.tilt for p in PRODUCT_LINES]) * (
-        (day_of_year - per_line([float(p.peak_day) for p in PRODUCT_LINES])) * (2 * math.pi / 365.25)
-    ).cos()
+    line_season = (
+        1.0
+        + per_line([p.tilt for p in PRODUCT_LINES])
+        * ((day_of_year - per_line([float(p.peak_day) for p in PRODUCT_LINES])) * (2 * math.pi / 365.25)).cos()
+    )
     noise = (
         pl.lit(day_noise).gather(pl.col("day"))
         + pl.lit(branch_day_noise).gather(pl.col("day") * n_branches + pl.col("branch"))
@@ -389,9 +382,15 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
     low = per_line([p.low for p in PRODUCT_LINES])
     high = per_line([p.high for p in PRODUCT_LINES])
     lines = lines.with_columns(
-        (low + (high - low) * draw.uniform(rows, 42)).alias("raw_price"),
-        (draw.choice(rows, 43, QUANTITY_WEIGHTS) + 1).alias("Quantity"),
+        _stratified(draw, rows, 42).alias("price_draw"),
+        _stratified(draw, rows, 45).alias("quantity_draw"),
         (draw.uniform(rows, 44) * 0.06 - 0.03).alias("margin_jitter"),
+    )
+    lines = lines.with_columns(
+        (low + (high - low) * pl.col("price_draw")).alias("raw_price"),
+        (_cumulative(QUANTITY_WEIGHTS).search_sorted(lines["quantity_draw"], side="right").cast(pl.Int64) + 1).alias(
+            "Quantity"
+        ),
     )
     # Scale prices so each cell's revenue lands on its target, then each branch-day's (whose
     # target also covers cells that got no line).
@@ -431,7 +430,9 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         tax.alias("Tax 5%"),
         (net + tax).round(4).alias("Total"),
         (net * (1.0 - margin)).round(2).alias("cogs"),
-        pl.lit(pl.Series([p.name for p in PRODUCT_LINES], dtype=pl.String)).gather(pl.col("line")).alias("Product line"),
+        pl.lit(pl.Series([p.name for p in PRODUCT_LINES], dtype=pl.String))
+        .gather(pl.col("line"))
+        .alias("Product line"),
     )
     lines = lines.with_columns((pl.col("Total") - pl.col("cogs")).round(4).alias("gross income"))
     lines = lines.with_columns(
@@ -451,6 +452,22 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         "gross margin percentage",
         "gross income",
     )
+
+
+def _stratified(draw: _Draws, rows: int, stream: int) -> pl.Expr:
+    """Uniform draws stratified within each cell: its n lines get one value from each n-th of [0, 1),
+    in random order. Each line is still uniform, but a cell's sum is close to its expectation, so
+    the price scaling that follows stays near 1."""
+    order = pl.lit(draw.uniform(rows, stream)).rank("ordinal").over("cell") - 1
+    return (order.cast(pl.Float64) + pl.lit(draw.uniform(rows, stream + 1))) / pl.len().over("cell")
+
+
+def _cumulative(weights: tuple[float, ...]) -> pl.Series:
+    total, running, bounds = sum(weights), 0.0, []
+    for weight in weights[:-1]:
+        running += weight / total
+        bounds.append(running)
+    return pl.Series(bounds, dtype=pl.Float64)
 
 
 def _minute_weights() -> tuple[float, ...]:

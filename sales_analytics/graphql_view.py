@@ -1,18 +1,90 @@
-"""`/graphql`: the same authentication as the REST API, and 401 JSON for anonymous callers."""
+"""`/graphql`: the same authentication as the REST API, 401 JSON for anonymous callers,
+the GraphQL multipart request spec for uploads, and a query-depth limit."""
+
+import json
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
+from graphql import GraphQLError, ValidationRule
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 
 from accounts.authentication import CsrfFailed, request_authenticate
 from accounts.roles import Capability, permission_name
+
+MAX_QUERY_DEPTH = 8
 
 
 def _graphql_error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
 
 
-_graphql = GraphQLView.as_view(graphiql=True)
+def _selection_depth(node: Any, fragments: dict, seen: frozenset = frozenset()) -> int:
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is None:
+        return 0
+    deepest = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            deepest = max(deepest, 1 + _selection_depth(selection, fragments, seen))
+        elif isinstance(selection, InlineFragmentNode):
+            deepest = max(deepest, _selection_depth(selection, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                deepest = max(deepest, _selection_depth(fragment, fragments, seen | {selection.name.value}))
+    return deepest
+
+
+class DepthLimitRule(ValidationRule):
+    """Refuse queries nested deeper than MAX_QUERY_DEPTH (cheap protection against abusive queries)."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
+        fragments = {
+            definition.name.value: definition
+            for definition in self.context.document.definitions
+            if definition.__class__.__name__ == "FragmentDefinitionNode"
+        }
+        depth = _selection_depth(node, fragments)
+        if depth > MAX_QUERY_DEPTH:
+            self.report_error(GraphQLError(f"Query depth {depth} exceeds the limit of {MAX_QUERY_DEPTH}.", node))
+
+
+class SalesGraphQLView(GraphQLView):
+    graphiql = True
+    validation_rules = (DepthLimitRule,)
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        if request.content_type != "multipart/form-data" or "operations" not in request.POST:
+            return super().parse_body(request)
+        # GraphQL multipart request spec: `operations` JSON, `map` {file key: ["variables.file"]}, the files.
+        try:
+            operations = json.loads(request.POST["operations"])
+            file_map = json.loads(request.POST.get("map", "{}"))
+        except json.JSONDecodeError as exc:
+            raise GraphQLHttpError("operations and map must be JSON.") from exc
+        for key, paths in file_map.items():
+            for path in paths:
+                _assign(operations, path.split("."), request.FILES.get(key))
+        return operations
+
+
+class GraphQLHttpError(Exception):
+    pass
+
+
+def _assign(target: Any, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    last = path[-1]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+
+
+_graphql = SalesGraphQLView.as_view()
 
 
 # CSRF is checked in request_authenticate for session callers; token callers need none.
@@ -26,4 +98,7 @@ def graphql_endpoint(request: HttpRequest) -> HttpResponse:
         return _graphql_error(401, "not_authenticated", "Authentication required: log in or send a valid bearer token.")
     if not user.has_perm(permission_name(Capability.VIEW_DASHBOARDS)):
         return _graphql_error(403, "permission_denied", "Your role does not allow reading data.")
-    return _graphql(request)
+    try:
+        return _graphql(request)
+    except GraphQLHttpError as exc:
+        return _graphql_error(400, "bad_request", str(exc))

@@ -3,6 +3,8 @@
 import graphene
 
 from accounts.roles import Role
+from analytics.graphql import AnalyticsQuery
+from ingestion.graphql import IngestionMutation, IngestionQuery
 
 
 class Viewer(graphene.ObjectType):
@@ -10,7 +12,7 @@ class Viewer(graphene.ObjectType):
     roles = graphene.List(graphene.NonNull(graphene.String), required=True)
 
 
-class Query(graphene.ObjectType):
+class Query(AnalyticsQuery, IngestionQuery, graphene.ObjectType):
     viewer = graphene.Field(Viewer, required=True, description="The authenticated caller.")
 
     def resolve_viewer(root, info) -> Viewer:
@@ -20,4 +22,8 @@ class Query(graphene.ObjectType):
         return Viewer(username=user.get_username(), roles=roles)
 
 
-schema = graphene.Schema(query=Query)
+class Mutation(IngestionMutation, graphene.ObjectType):
+    pass
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation)

@@ -77,14 +77,25 @@ Row = dict[str, Any]
 # --- data ------------------------------------------------------------------------------------
 
 
-def dimension_values(dimension: str) -> st.SearchStrategy[str | None]:
-    """A value of `dimension`; the optional dimensions are sometimes NULL."""
+def dimension_values(dimension: str) -> tuple[str | None, ...]:
+    """The values `dimension` may take; the optional dimensions may be NULL."""
     values = DIMENSION_VALUES[dimension]
-    return st.sampled_from(values if dimension in REQUIRED_DIMENSIONS else (None, *values))
+    return values if dimension in REQUIRED_DIMENSIONS else (None, *values)
 
 
-def key_values(key: str, row_days: st.SearchStrategy[dt.date] = days) -> st.SearchStrategy:
-    return row_days if key == "date" else dimension_values(key)
+# Where each key of a dataset's rows draws from: the date, and each dimension's (sub)alphabet.
+Universe = dict[str, st.SearchStrategy]
+
+
+@st.composite
+def universes(draw) -> Universe:
+    """Per dataset: a date window and, per dimension, all its values or only a few (more collisions and ties)."""
+    universe: Universe = {"date": draw(st.sampled_from((*DAY_WINDOWS, days)))}
+    for dimension in DIMENSIONS:
+        values = dimension_values(dimension)
+        subset = st.lists(st.sampled_from(values), min_size=1, max_size=2, unique=True).map(tuple)
+        universe[dimension] = st.sampled_from(draw(st.just(values) | subset))
+    return universe
 
 
 @st.composite
@@ -109,8 +120,8 @@ def line_amounts(draw) -> Row:
 
 
 @st.composite
-def line_headers(draw, row_days: st.SearchStrategy[dt.date]) -> Row:
-    return {key: draw(key_values(key, row_days)) for key in ("date", *DIMENSIONS)}
+def line_headers(draw, universe: Universe) -> Row:
+    return {key: draw(universe[key]) for key in ("date", *DIMENSIONS)}
 
 
 @st.composite
@@ -123,7 +134,7 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     - `none`: no invoice ids at all (transactions are then lines).
     """
     regime = draw(st.sampled_from(("invoices", "messy", "none")))
-    row_days = draw(st.sampled_from((*DAY_WINDOWS, days)))
+    universe = draw(universes())
     with_times = draw(st.booleans())
     rows: list[Row] = []
     if regime == "invoices":
@@ -131,17 +142,17 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
             st.just(frozenset({"product_line"})) | st.frozensets(st.sampled_from(("date", *DIMENSIONS)), max_size=3)
         )
         for number in range(draw(st.integers(1, 12))):
-            header = draw(line_headers(row_days))
+            header = draw(line_headers(universe))
             for _ in range(draw(st.integers(1, 4))):
                 line = dict(header)
                 for key in varying:
-                    line[key] = draw(key_values(key, row_days))
+                    line[key] = draw(universe[key])
                 rows.append({**line, **draw(line_amounts()), "invoice_id": f"INV-{number:03d}"})
     else:
         pool = draw(st.integers(1, 8))
         for _ in range(draw(st.integers(1, max_rows))):
             invoice_id = f"INV-{draw(st.integers(0, pool - 1)):03d}" if regime == "messy" else None
-            rows.append({**draw(line_headers(row_days)), **draw(line_amounts()), "invoice_id": invoice_id})
+            rows.append({**draw(line_headers(universe)), **draw(line_amounts()), "invoice_id": invoice_id})
     if regime != "none" and draw(st.integers(0, 4)) == 0:
         # A few lines without an invoice id in a datasource that has them.
         for row in rows:
@@ -151,6 +162,29 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
         hour = draw(st.none() | st.integers(0, 23)) if with_times else None
         row["datetime"] = None if hour is None else dt.datetime.combine(row["date"], dt.time(hour, 30))
     return rows[:max_rows] if regime == "invoices" else rows
+
+
+def sale_line(**values: Any) -> Row:
+    """One hand-written sale line: one unit of 10.00 (cost 6.00) at branch A, changed by `values`."""
+    line = {
+        "date": dt.date(2024, 3, 4),
+        "datetime": None,
+        "branch": "A",
+        "product_line": "Food",
+        "city": "Yangon",
+        "customer_type": "Member",
+        "gender": "Female",
+        "payment": "Cash",
+        "quantity": 1,
+        "unit_price": 10.0,
+        "revenue": 10.0,
+        "cost": 6.0,
+        "gross_profit": 4.0,
+        "tax": None,
+        "rating": 8.0,
+        "invoice_id": None,
+    }
+    return {**line, **values}
 
 
 def sales_frame(rows: list[Row]) -> pl.DataFrame:

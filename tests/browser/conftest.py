@@ -9,6 +9,7 @@ runs the tasks that the pages queue. Every visit collects console errors, uncaug
 server errors and JavaScript dialogs; `Web.visit` and the fixture's teardown fail on any.
 """
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ class Web:
         page = self.page
         page.set_default_timeout(TIMEOUT_MS)
         page.on("console", self._console)
-        page.on("pageerror", lambda error: self.problems.append(f"uncaught error: {error}"))
+        page.on("pageerror", lambda error: self.problems.append(f"uncaught error: {error.stack or error}"))
         page.on("response", self._response)
         page.on("dialog", self._dialog)
 
@@ -193,7 +194,7 @@ def page(web):
 
 
 @pytest.fixture
-def real_data(transactional_db, tasks_inline) -> None:
+def real_data(transactional_db) -> None:
     """The shared real file, published through the real pipeline (`manage.py ingest`)."""
     assert REAL_FILE.exists(), f"missing {REAL_FILE}"
-    call_command("ingest", str(REAL_FILE), stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("ingest", str(REAL_FILE), stdout=io.StringIO(), stderr=io.StringIO())

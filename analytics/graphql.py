@@ -1,0 +1,225 @@
+"""GraphQL types for dashboard numbers; every resolver asks `run_query`, scoped to the caller."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import graphene
+from django.conf import settings
+from graphql import GraphQLError
+
+from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN
+from analytics.runner import QueryResult, run_query
+
+
+class FiltersInput(graphene.InputObjectType):
+    start = graphene.Date()
+    end = graphene.Date()
+    branch = graphene.List(graphene.NonNull(graphene.String))
+    product_line = graphene.List(graphene.NonNull(graphene.String))
+    city = graphene.List(graphene.NonNull(graphene.String))
+    customer_type = graphene.List(graphene.NonNull(graphene.String))
+    gender = graphene.List(graphene.NonNull(graphene.String))
+    payment = graphene.List(graphene.NonNull(graphene.String))
+    exclude_branch = graphene.List(graphene.NonNull(graphene.String))
+    exclude_product_line = graphene.List(graphene.NonNull(graphene.String))
+
+
+_INCLUDE = ("branch", "product_line", "city", "customer_type", "gender", "payment")
+
+
+def filters_from_input(value: dict | None) -> Filters:
+    value = value or {}
+    try:
+        return Filters(
+            start=value.get("start"),
+            end=value.get("end"),
+            include={name: tuple(value[name]) for name in _INCLUDE if value.get(name)},
+            exclude={
+                name: tuple(value[f"exclude_{name}"])
+                for name in ("branch", "product_line")
+                if value.get(f"exclude_{name}")
+            },
+        )
+    except QueryError as exc:
+        raise GraphQLError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class DashboardQuery:
+    """What `dashboardData` resolved to; child fields run only the queries they need."""
+
+    datasource: str
+    filters: Filters
+    user: object
+
+    def run(self, spec) -> QueryResult:
+        try:
+            return run_query(spec, user=self.user)
+        except QueryError as exc:
+            raise GraphQLError(str(exc)) from None
+
+
+class RevenueSummary(graphene.ObjectType):
+    total_revenue = graphene.Float(required=True)
+    total_cost = graphene.Float(required=True)
+    gross_profit = graphene.Float(required=True)
+    gross_margin = graphene.Float()
+    lines = graphene.Int(required=True)
+    transactions = graphene.Int(required=True)
+    units_sold = graphene.Int(required=True)
+    average_ticket = graphene.Float()
+    data_version = graphene.Int()
+    engine = graphene.String(required=True)
+    source = graphene.String(required=True)
+
+
+class SeriesPoint(graphene.ObjectType):
+    period = graphene.Date(required=True)
+    revenue = graphene.Float(required=True)
+    gross_profit = graphene.Float(required=True)
+    transactions = graphene.Int(required=True)
+    units_sold = graphene.Int(required=True)
+
+
+class ProductRow(graphene.ObjectType):
+    product_line = graphene.String()
+    value = graphene.Float(description="The ranking metric's value.")
+    revenue = graphene.Float(required=True)
+    units_sold = graphene.Int(required=True)
+    gross_profit = graphene.Float(required=True)
+    gross_margin = graphene.Float()
+
+
+class BranchRow(graphene.ObjectType):
+    branch = graphene.String()
+    revenue = graphene.Float(required=True)
+    gross_profit = graphene.Float(required=True)
+    gross_margin = graphene.Float()
+    transactions = graphene.Int(required=True)
+    average_ticket = graphene.Float()
+    units_sold = graphene.Int(required=True)
+
+
+class ProfitabilityCell(graphene.ObjectType):
+    branch = graphene.String()
+    product_line = graphene.String()
+    revenue = graphene.Float(required=True)
+    gross_profit = graphene.Float(required=True)
+    gross_margin = graphene.Float()
+
+
+class UploadInfo(graphene.ObjectType):
+    upload_id = graphene.String(required=True)
+    name = graphene.String(required=True)
+    uploaded_at = graphene.DateTime()
+
+
+class DashboardData(graphene.ObjectType):
+    datasource = graphene.String(required=True)
+    revenue_summary = graphene.Field(RevenueSummary, required=True)
+    sales_over_time = graphene.List(
+        graphene.NonNull(SeriesPoint), required=True, grain=graphene.String(default_value="month")
+    )
+    top_products = graphene.List(
+        graphene.NonNull(ProductRow),
+        required=True,
+        limit=graphene.Int(default_value=10),
+        metric=graphene.String(default_value="revenue"),
+    )
+    branches = graphene.List(graphene.NonNull(BranchRow), required=True)
+    profitability = graphene.List(graphene.NonNull(ProfitabilityCell), required=True)
+    uploads = graphene.List(graphene.NonNull(UploadInfo), required=True)
+
+    @staticmethod
+    def resolve_datasource(root: DashboardQuery, info) -> str:
+        return root.datasource
+
+    @staticmethod
+    def resolve_revenue_summary(root: DashboardQuery, info) -> RevenueSummary:
+        result = root.run(Summary(datasource=root.datasource, filters=root.filters))
+        row = result.first
+        return RevenueSummary(
+            total_revenue=row["revenue"],
+            total_cost=row["cost"],
+            gross_profit=row["gross_profit"],
+            gross_margin=row["gross_margin"],
+            lines=row["lines"],
+            transactions=row["transactions"],
+            units_sold=row["units_sold"],
+            average_ticket=row["average_ticket"],
+            data_version=result.data_version,
+            engine=result.engine,
+            source=result.source,
+        )
+
+    @staticmethod
+    def resolve_sales_over_time(root: DashboardQuery, info, grain: str) -> list[SeriesPoint]:
+        try:
+            parsed = Grain.parse(grain)
+        except QueryError as exc:
+            raise GraphQLError(str(exc)) from None
+        metrics = ("revenue", "gross_profit", "transactions", "units_sold")
+        result = root.run(TimeSeries(datasource=root.datasource, filters=root.filters, metrics=metrics, grain=parsed))
+        return [SeriesPoint(period=_as_date(row["bucket"]), **{m: row[m] for m in metrics}) for row in result.rows]
+
+    @staticmethod
+    def resolve_top_products(root: DashboardQuery, info, limit: int, metric: str) -> list[ProductRow]:
+        also = ("revenue", "units_sold", "gross_profit", "gross_margin")
+        result = root.run(
+            TopN(
+                datasource=root.datasource,
+                filters=root.filters,
+                dimension="product_line",
+                metric=metric,
+                n=limit,
+                also=also,
+            )
+        )
+        return [ProductRow(value=row[metric], **{k: row[k] for k in ("product_line", *also)}) for row in result.rows]
+
+    @staticmethod
+    def resolve_branches(root: DashboardQuery, info) -> list[BranchRow]:
+        metrics = ("revenue", "gross_profit", "gross_margin", "transactions", "average_ticket", "units_sold")
+        result = root.run(Breakdown(datasource=root.datasource, filters=root.filters, by=("branch",), metrics=metrics))
+        return [BranchRow(**row) for row in result.rows]
+
+    @staticmethod
+    def resolve_profitability(root: DashboardQuery, info) -> list[ProfitabilityCell]:
+        result = root.run(
+            Breakdown(
+                datasource=root.datasource,
+                filters=root.filters,
+                by=("branch", "product_line"),
+                metrics=("revenue", "gross_profit", "gross_margin"),
+                sort="branch",
+                descending=False,
+            )
+        )
+        return [ProfitabilityCell(**row) for row in result.rows]
+
+    @staticmethod
+    def resolve_uploads(root: DashboardQuery, info) -> list[UploadInfo]:
+        result = root.run(Summary(datasource=root.datasource, filters=root.filters, metrics=("lines",)))
+        return [UploadInfo(upload_id=u.upload_id, name=u.name, uploaded_at=u.uploaded_at) for u in result.uploads]
+
+
+def _as_date(value) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+class AnalyticsQuery(graphene.ObjectType):
+    dashboard_data = graphene.Field(
+        DashboardData,
+        required=True,
+        datasource=graphene.String(),
+        filters=FiltersInput(),
+        description="Dashboard numbers for a datasource (default: DEFAULT_DATASOURCE), scoped to the caller.",
+    )
+
+    @staticmethod
+    def resolve_dashboard_data(root, info, datasource: str | None = None, filters: dict | None = None):
+        return DashboardQuery(
+            datasource=datasource or settings.DEFAULT_DATASOURCE,
+            filters=filters_from_input(filters),
+            user=info.context.user,
+        )

@@ -1,0 +1,127 @@
+"""Branch scope (DESIGN.md "Security model"): a scoped user's answer is the answer on data where
+every other branch's rows were deleted — in summaries, series, top-N, breakdowns and comparisons."""
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.core.cache import cache
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts.services import user_branch_scope_set
+from analytics.query import Breakdown, Comparison, Filters, Summary, TimeSeries, TopN
+from analytics.runner import run_query
+from tests.analytics.helpers import (
+    DIMENSION_VALUES,
+    full_answer_check,
+    query_specs,
+    rows_equal,
+    rows_publish,
+    sale_line,
+    sales_rows,
+    spec_for,
+)
+from tests.factories import UserFactory
+
+_datasource_numbers = itertools.count()
+
+
+@pytest.fixture
+def scoped_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def unscoped_user(db):
+    return UserFactory()
+
+
+@pytest.mark.django_db
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=sales_rows(),
+    scope=st.sets(st.sampled_from((*DIMENSION_VALUES["branch"], "Elsewhere")), min_size=1),
+    specs=st.lists(query_specs(), min_size=1, max_size=4),
+)
+def test_scoped_answer_is_the_answer_without_other_branches(scoped_user, unscoped_user, rows, scope, specs):
+    cache.clear()
+    number = next(_datasource_numbers)
+    everything, visible_only = f"scope_all_{number}", f"scope_visible_{number}"
+    visible = [row for row in rows if row["branch"] in scope]
+    rows_publish(datasource=everything, rows=rows)
+    if visible:
+        rows_publish(datasource=visible_only, rows=visible)
+    user_branch_scope_set(user=scoped_user, branches=sorted(scope))
+    has_invoice_id = any(row["invoice_id"] is not None for row in visible)
+
+    for spec in specs:
+        scoped = run_query(spec_for(spec, datasource=everything), user=scoped_user)
+        expected = run_query(spec_for(spec, datasource=visible_only), user=unscoped_user)
+        assert rows_equal(scoped.rows, expected.rows), f"scoped {scoped.rows} ≠ without other branches {expected.rows}"
+        if spec.comparison is not None:
+            assert rows_equal(scoped.comparison.rows, expected.comparison.rows), (
+                f"comparison: scoped {scoped.comparison.rows} ≠ without other branches {expected.comparison.rows}"
+            )
+        if visible:
+            full_answer_check(scoped, spec, visible, has_invoice_id=has_invoice_id)
+
+
+# --- fixed cases ---------------------------------------------------------------------------------
+
+TWO_BRANCHES = [
+    sale_line(branch="A", revenue=10.0, gross_profit=4.0, cost=6.0, invoice_id="A-1"),
+    sale_line(branch="A", revenue=20.0, gross_profit=5.0, cost=15.0, invoice_id="A-1", product_line="Home"),
+    sale_line(branch="B", revenue=700.0, gross_profit=70.0, cost=630.0, invoice_id="B-1"),
+    sale_line(branch="B", revenue=300.0, gross_profit=30.0, cost=270.0, invoice_id="B-2", date=dt.date(2024, 3, 1)),
+]
+
+
+@pytest.fixture
+def two_branches(db) -> str:
+    rows_publish(datasource="two_branches", rows=TWO_BRANCHES)
+    return "two_branches"
+
+
+def test_branch_outside_the_scope_gives_zeros_and_no_rows(two_branches, scoped_user):
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+    only_b = Filters(include={"branch": ("B",)})
+    not_a = Filters(exclude={"branch": ("A",)})
+    for filters in (only_b, not_a):
+        summary = run_query(
+            Summary(datasource=two_branches, filters=filters, comparison=Comparison.PREVIOUS_PERIOD), user=scoped_user
+        )
+        assert summary.first["revenue"] == 0
+        assert summary.first["lines"] == 0
+        assert summary.first["transactions"] == 0
+        assert summary.first["gross_margin"] is None
+        assert summary.comparison.first["revenue"] == 0
+        assert run_query(TimeSeries(datasource=two_branches, filters=filters), user=scoped_user).rows == []
+        assert run_query(TopN(datasource=two_branches, filters=filters, dimension="branch"), user=scoped_user).rows == []
+        breakdown = Breakdown(datasource=two_branches, filters=filters, by=("branch", "product_line"))
+        assert run_query(breakdown, user=scoped_user).rows == []
+
+
+def test_scoped_ranking_never_shows_another_branch(two_branches, scoped_user):
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+    ranking = run_query(TopN(datasource=two_branches, dimension="branch", n=10), user=scoped_user)
+    assert ranking.rows == [{"branch": "A", "revenue": 30.0}]
+    asked_for_both = Filters(include={"branch": ("A", "B")})
+    summary = run_query(Summary(datasource=two_branches, filters=asked_for_both), user=scoped_user)
+    assert summary.first["revenue"] == 30.0
+    assert summary.first["transactions"] == 1
+
+
+def test_superuser_is_never_scoped(two_branches, db):
+    superuser = UserFactory(is_superuser=True)
+    user_branch_scope_set(user=superuser, branches=["A"])
+    totals = run_query(Summary(datasource=two_branches), user=superuser).first
+    assert totals["revenue"] == 1030.0
+    assert totals["transactions"] == 3
+
+
+def test_empty_scope_means_every_branch(two_branches, scoped_user):
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+    assert run_query(Summary(datasource=two_branches), user=scoped_user).first["revenue"] == 30.0
+    user_branch_scope_set(user=scoped_user, branches=[])
+    assert run_query(Summary(datasource=two_branches), user=scoped_user).first["revenue"] == 1030.0

@@ -1,0 +1,144 @@
+"""/api/metrics/summary over HTTP after ingesting the shared real file: the literals, the
+engine and rollup it reports, how it treats unknown input, and how many queries it costs."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.models import BranchScope
+from analytics.models import Rollup
+
+pytestmark = pytest.mark.django_db
+
+REVENUE = 322_966.749
+BRANCH_A_REVENUE = 106_200.3705
+BRANCH_B_REVENUE = 106_197.672
+JANUARY_REVENUE = 116_291.868
+# Token lookup, last-used stamp, role check, branch scope, datasource (its files are memoised per
+# version), with a little room; a constant, whatever the data size.
+SUMMARY_MAX_QUERIES = 6
+
+
+@pytest.fixture
+def real_sales(real_file: Path) -> None:
+    call_command("ingest", str(real_file), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def summary(client: Client, query: str = "") -> dict:
+    response = client.get(f"/api/metrics/summary{query}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_unfiltered_summary_matches_the_real_file(real_sales, viewer_api: Client) -> None:
+    totals = summary(viewer_api)
+    assert totals["total_revenue"] == pytest.approx(REVENUE, abs=0.005)
+    assert totals["units_sold"] == 5510
+    assert totals["lines"] == 1000
+    assert totals["transactions"] == 1000
+    assert totals["total_cost"] == pytest.approx(307_587.38, abs=0.005)
+    assert totals["gross_profit"] == pytest.approx(15_379.369, abs=0.005)
+    assert totals["gross_margin"] == pytest.approx(15_379.369 / REVENUE, rel=1e-6)
+    assert totals["average_ticket"] == pytest.approx(REVENUE / 1000, rel=1e-6)
+    assert totals["data_version"] == 1
+    assert totals["engine"] == "embedded"
+    assert totals["source"] in set(Rollup.objects.values_list("name", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("query", "revenue"),
+    [
+        ("?branch=A", BRANCH_A_REVENUE),
+        ("?branch=A&branch=B", BRANCH_A_REVENUE + BRANCH_B_REVENUE),
+        ("?start=2019-01-01&end=2019-01-31", JANUARY_REVENUE),
+        ("?datasource=sales&start=2019-01-01&end=2019-03-31", REVENUE),
+        ("?start=2019-01-31&end=2019-01-01", None),  # reversed: see test_bad_parameters
+    ][:4],
+)
+def test_filtered_summary_matches_the_literals(real_sales, viewer_api: Client, query: str, revenue: float) -> None:
+    totals = summary(viewer_api, query)
+    assert totals["total_revenue"] == pytest.approx(revenue, abs=0.005)
+    assert totals["data_version"] == 1
+    assert totals["engine"] == "embedded"
+    assert totals["source"] != "raw", "a branch or date filter is covered by a rollup"
+
+
+def test_unknown_datasource_is_zeros_and_no_version(real_sales, viewer_api: Client) -> None:
+    totals = summary(viewer_api, "?datasource=nothing_here")
+    assert totals == {
+        "total_revenue": 0,
+        "total_cost": 0,
+        "gross_profit": 0,
+        "gross_margin": None,
+        "lines": 0,
+        "transactions": 0,
+        "units_sold": 0,
+        "average_ticket": None,
+        "data_version": None,
+        "engine": "embedded",
+        "source": "none",
+    }
+
+
+def test_unknown_query_parameters_are_ignored(real_sales, viewer_api: Client) -> None:
+    """Only the documented dimension parameters filter; anything else is ignored, not an error."""
+    everything = summary(viewer_api)
+    assert summary(viewer_api, "?colour=red&region=North&invoice_id=765-26-6951") == everything
+
+
+def test_a_value_no_row_has_gives_zeros_with_the_version(real_sales, viewer_api: Client) -> None:
+    totals = summary(viewer_api, "?branch=Z&product_line=x%27%29%3B%20DROP%20TABLE%20y%3B%20--")
+    assert (totals["total_revenue"], totals["lines"], totals["data_version"]) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        ("?start=2019-01-31&end=2019-01-01", 400, "invalid_query"),
+        ("?start=31/01/2019", 422, None),
+        ("?end=yesterday", 422, None),
+    ],
+)
+def test_bad_parameters(real_sales, viewer_api: Client, query: str, status: int, code: str | None) -> None:
+    response = viewer_api.get(f"/api/metrics/summary{query}")
+    assert response.status_code == status, response.content
+    if code is not None:
+        assert response.json()["code"] == code
+
+
+def test_anonymous_gets_401_json(client: Client) -> None:
+    response = client.get("/api/metrics/summary")
+    assert response.status_code == 401
+    assert response["Content-Type"].startswith("application/json")
+
+
+def test_a_branch_scoped_user_sees_only_their_branch(real_sales, viewer, viewer_api: Client) -> None:
+    BranchScope.objects.create(user=viewer, branches=["A"])
+    assert summary(viewer_api)["total_revenue"] == pytest.approx(BRANCH_A_REVENUE, abs=0.005)
+    assert summary(viewer_api, "?branch=A&branch=B")["total_revenue"] == pytest.approx(BRANCH_A_REVENUE, abs=0.005)
+    assert summary(viewer_api, "?branch=B")["lines"] == 0
+
+
+def test_summary_costs_a_small_constant_number_of_queries(
+    real_sales, viewer_api: Client, django_assert_max_num_queries
+) -> None:
+    with django_assert_max_num_queries(SUMMARY_MAX_QUERIES):
+        first = summary(viewer_api, "?branch=A")
+    # Cached: no more queries than the first time.
+    with django_assert_max_num_queries(SUMMARY_MAX_QUERIES):
+        assert summary(viewer_api, "?branch=A") == first
+    with django_assert_max_num_queries(SUMMARY_MAX_QUERIES):
+        summary(viewer_api, "?datasource=nothing_here")
+
+
+def test_session_summary_costs_a_small_constant_number_of_queries(
+    real_sales, viewer, client: Client, django_assert_max_num_queries
+) -> None:
+    client.force_login(viewer)
+    summary(client)  # the first request may touch the session
+    with django_assert_max_num_queries(SUMMARY_MAX_QUERIES):
+        totals = summary(client, "?start=2019-01-01&end=2019-01-31")
+    assert totals["total_revenue"] == pytest.approx(JANUARY_REVENUE, abs=0.005)

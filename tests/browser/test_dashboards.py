@@ -1,0 +1,147 @@
+"""The issue's "Done when", in a real browser: upload, watch the task, read the numbers, filter,
+go back, visit every page, export a table, and a phone-size Overview."""
+
+import csv
+import io
+import re
+from collections import defaultdict
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import REAL_FILE
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PAGES = {
+    "overview": "/",
+    "sales": "/sales",
+    "products": "/products",
+    "branches": "/branches",
+    "profitability": "/profitability",
+    "uploads": "/uploads",
+}
+REVENUE = '[data-kpi="Revenue"]'
+
+
+def real_revenue_by_branch() -> dict[str, float]:
+    """Straight from the source file, for reconciling what the pages and exports show."""
+    totals: dict[str, float] = defaultdict(float)
+    with REAL_FILE.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            totals[row["Branch"]] += float(row["Total"])
+    return dict(totals)
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def test_upload_the_real_file_then_read_and_filter_the_overview(web, page, uploader, tasks_inline) -> None:
+    by_branch = real_revenue_by_branch()
+    assert money(sum(by_branch.values())) == "322,966.75"
+    assert money(by_branch["A"]) == "106,200.37"
+
+    web.login(uploader)
+    web.visit("/uploads")
+    page.set_input_files("#id_file", str(REAL_FILE))
+    expect(page.locator("#upload-status")).to_contain_text("Looks good")
+    expect(page.locator("#preview-summary")).to_contain_text("1000 rows checked, 0 rejected")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url(re.compile(r"/uploads/[0-9a-f-]{36}$"))
+    expect(page.locator("#task-status .status")).to_have_text("Succeeded")
+    expect(page.locator("#task-status")).to_contain_text("Published 1,000 rows")
+    web.assert_clean("on the task page")
+
+    web.visit("/")
+    expect(page.locator(REVENUE)).to_have_text("322,966.75")
+    first_url = page.url
+    # Choosing a branch swaps only the panels (HTMX): the page itself is not reloaded.
+    page.evaluate("() => { window.__sameDocument = true; }")
+    page.select_option('#filter-bar select[name="branch"]', "A")
+    expect(page.locator(REVENUE)).to_have_text("106,200.37")
+    assert page.evaluate("() => window.__sameDocument === true"), "the filter reloaded the whole page"
+    assert "branch=A" in page.url, page.url
+    web.charts_wait()
+    assert all(web.charts_live()), "charts were not drawn again after the swap"
+    web.assert_clean("after filtering")
+
+    # Back to the unfiltered Overview (HTMX restores it from its history): numbers and charts return.
+    page.go_back()
+    page.wait_for_url(first_url)
+    expect(page.locator(REVENUE)).to_have_text("322,966.75")
+    web.charts_wait()
+    assert all(web.charts_live()), "charts are blank after going back"
+    page.go_forward()
+    expect(page.locator(REVENUE)).to_have_text("106,200.37")
+    web.charts_wait()
+    assert all(web.charts_live()), "charts are blank after going forward"
+    assert page.evaluate("() => window.__sameDocument === true"), "back/forward reloaded the whole page"
+
+    # The URL is shareable: opened in another tab, it shows the same filtered numbers and filter.
+    shared = page.context.new_page()
+    shared.goto(page.url)
+    expect(shared.locator(REVENUE)).to_have_text("106,200.37")
+    expect(shared.locator('#filter-bar select[name="branch"] option[value="A"]')).to_have_js_property("selected", True)
+    expect(shared.locator('#filter-bar select[name="branch"] option[value="B"]')).to_have_js_property("selected", False)
+    shared.close()
+    web.assert_clean("after back and forward")
+
+
+def test_every_page_renders_with_charts_and_no_console_errors(web, page, viewer, real_data) -> None:
+    web.login(viewer)
+    for name, path in PAGES.items():
+        web.visit(path)
+        expect(page.locator("nav.mainnav a[aria-current=page]")).to_have_count(1)
+        if name != "uploads":
+            charts = page.locator(".chart")
+            assert charts.count() > 0, f"{name}: no charts"
+            assert page.locator(".chart canvas").count() >= charts.count(), f"{name}: a chart has no canvas"
+            assert all(web.charts_live()), f"{name}: a chart is not drawn"
+            expect(page.locator(".panel-error")).to_have_count(0)
+        else:
+            expect(page.locator("#task-list")).to_contain_text("supermarket_sales.csv")
+        web.screenshot(name)
+        web.assert_clean(f"on {path}")
+
+
+def test_export_a_filtered_table_as_csv(web, page, viewer, real_data) -> None:
+    by_branch = real_revenue_by_branch()
+    web.login(viewer)
+    web.visit("/branches")
+    page.select_option('#filter-bar select[name="branch"]', ["A", "C"])
+    expect(page.locator("#panel-comparison tbody tr")).to_have_count(2)
+    link = page.locator("#panel-comparison .panel-exports a", has_text="CSV")
+    expect(link).to_have_attribute("href", re.compile(r"branch=A&branch=C"))
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.suggested_filename == "branches-branch_comparison.csv"
+    text = open(download.path(), encoding="utf-8-sig").read()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Branches compared"]
+    assert ["Datasource: sales"] in rows[:6]
+    assert ["Period: all data"] in rows[:6]
+    assert ["Branch: A, C"] in rows[:6]
+    header_at = next(i for i, row in enumerate(rows) if row and row[0] == "Branch")
+    header = rows[header_at]
+    assert header[:3] == ["Branch", "Revenue", "Gross profit"]
+    body = {row[0]: row for row in rows[header_at + 1 :] if row}
+    assert set(body) == {"A", "C"}
+    for branch in ("A", "C"):
+        assert float(body[branch][1]) == pytest.approx(by_branch[branch], abs=1e-6)
+    web.assert_clean("after the export")
+
+
+def test_phone_sized_overview_does_not_overflow(phone, viewer, real_data) -> None:
+    phone.login(viewer)
+    phone.visit("/")
+    page = phone.page
+    expect(page.locator(REVENUE)).to_have_text("322,966.75")
+    widths = page.evaluate(
+        """() => ({viewport: window.innerWidth, body: document.body.scrollWidth,
+                   document: document.documentElement.scrollWidth})"""
+    )
+    assert widths["body"] <= widths["viewport"], widths
+    assert widths["document"] <= widths["viewport"], widths
+    phone.screenshot("overview-phone")
