@@ -78,6 +78,12 @@ class QuerySpec:
         for name in self.metric_names:
             if name not in METRICS:
                 raise QueryError(f"Unknown metric {name!r}. Known: {', '.join(METRICS)}.")
+        # A result row is keyed by column name: a dimension named like a metric (the `revenue`
+        # column) or given twice would silently overwrite another column.
+        if clash := sorted(set(self.dimensions) & set(METRICS)):
+            raise QueryError(f"{', '.join(clash)} is a metric, not a dimension.")
+        if len(set(self.dimensions)) != len(self.dimensions):
+            raise QueryError("A dimension can be asked for once.")
 
     def cache_key(self) -> str:
         payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True, default=str)
@@ -158,6 +164,8 @@ class Breakdown(QuerySpec):
             raise QueryError("A breakdown has one or two dimensions.")
         if self.sort is not None and self.sort not in (*self.metrics, *self.by):
             raise QueryError("sort must be one of the breakdown's metrics or dimensions.")
+        if self.limit is not None and self.limit < 1:
+            raise QueryError("limit must be at least 1.")
 
 
 def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:

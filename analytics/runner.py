@@ -15,7 +15,7 @@ from analytics.engines import Engine, get_engine
 from analytics.metrics import METRICS
 from analytics.query import Filters, QueryError, QuerySpec, Summary, TimeSeries, comparison_range
 from analytics.routing import rollup_choose
-from analytics.sql import VIRTUAL_DIMENSIONS, compile_spec
+from analytics.sql import VIRTUAL_DIMENSIONS, compile_date_extent, compile_spec
 
 CACHE_SECONDS = 24 * 3600
 # Dimensions every datasource can be asked about even before its first upload.
@@ -48,7 +48,8 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     """
     started = time.perf_counter()
     spec.validate()
-    filters = scope_apply(spec.filters, allowed=user_allowed_branches(user=user))
+    allowed = user_allowed_branches(user=user)
+    filters = scope_apply(spec.filters, allowed=allowed)
     engine = get_engine()
     snapshot = datasource_snapshot(name=spec.datasource)
     if snapshot is None:
@@ -63,7 +64,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
         return cached
     result = _execute(spec, filters=filters, snapshot=snapshot, engine=engine)
     if spec.comparison is not None:
-        start, end = _period_of(filters, snapshot)
+        start, end = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
         compare_start, compare_end = comparison_range(spec.comparison, start, end)
         result.comparison = _execute(
             spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
@@ -128,13 +129,37 @@ def _row(columns: list[str], values: tuple) -> dict[str, Any]:
     return row
 
 
-def _period_of(filters: Filters, snapshot: Snapshot) -> tuple[dt.date, dt.date]:
+def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None) -> tuple[dt.date, dt.date]:
+    """First and last day of the data the user may see.
+
+    A scoped user's "all data" is their branches' data: another branch's later rows must not
+    stretch their period (and so its comparison), exactly as if those rows did not exist.
+    """
+    if allowed is None:
+        return snapshot.date_range
+    scope = Filters(include={"branch": allowed})
+    probe = Summary(datasource=snapshot.datasource.name, metrics=("lines",))
+    rollup = rollup_choose(spec=probe, filters=scope, snapshot=snapshot) if engine.uses_rollup_files else None
+    compiled = compile_date_extent(
+        source=engine.source(snapshot=snapshot, rollup=rollup), dialect=engine.dialect, filters=scope
+    )
+    first, last = engine.execute(compiled.sql, compiled.params)[0]
+    if first is None:  # nothing visible: every period is empty for this user anyway
+        return snapshot.date_range
+    return _day(first), _day(last)
+
+
+def _day(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
     """The filter's range, or the data's own first and last day when the filter is open.
 
     An open side never passes the given one: a start after the last day of data (or an end
     before the first) gives a one-day period, not an invalid range.
     """
-    first, last = snapshot.date_range
+    first, last = data_days
     start, end = filters.start or first, filters.end or last
     if filters.end is None:
         end = max(start, end)
@@ -167,7 +192,8 @@ def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started:
 
 
 def _zero(metric: str) -> float | int | None:
-    return None if METRICS[metric].is_ratio or metric in ("average_ticket", "average_unit_price") else 0
+    # A metric of two parts is a quotient (margin, averages): undefined without rows, as in SQL.
+    return None if len(METRICS[metric].parts) > 1 else 0
 
 
 def _filters_key(filters: Filters) -> str:

@@ -126,6 +126,17 @@ def compile_spec(
     )
 
 
+def compile_date_extent(*, source: Source, dialect: Dialect, filters: Filters) -> CompiledQuery:
+    """SQL for the first and last day of the rows `filters` keep (e.g. the days a branch scope sees)."""
+    params: list = list(source.table_params)
+    column = dialect.date_column
+    sql = f"SELECT min({column}), max({column}) FROM {source.table_sql}"  # noqa: S608
+    where = _where(filters=filters, dialect=dialect, params=params)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return CompiledQuery(sql=sql, params=params, dimension_columns=[], metric_columns=[])
+
+
 def _part_sql(part: str, source: Source) -> str:
     return f"sum({part})" if source.is_rollup else PARTS[part].raw_sql
 

@@ -3,4 +3,16 @@ from django.apps import AppConfig
 
 class DashboardConfig(AppConfig):
     name = "dashboard"
-    verbose_name = "Dashboards"
+    verbose_name = "Dashboards and alerts"
+
+    def ready(self) -> None:
+        from analytics.signals import publish_completed
+
+        publish_completed.connect(_on_publish, dispatch_uid="dashboard-alerts-on-publish")
+
+
+def _on_publish(sender, *, datasource_name: str, **kwargs) -> None:
+    """Signals only enqueue: alert evaluation runs as its own task."""
+    from dashboard.tasks import alerts_evaluate_queue
+
+    alerts_evaluate_queue(datasource=datasource_name)

