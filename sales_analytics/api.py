@@ -88,10 +88,12 @@ def health(request: HttpRequest):
 def _register_routers() -> None:
     # Imported here so the app routers can import the error types above without a cycle.
     from analytics.api import router as metrics_router
+    from dashboard.api import router as alerts_router
     from ingestion.api import router as ingestion_router
 
     api.add_router("/ingest", ingestion_router)
     api.add_router("/metrics", metrics_router)
+    api.add_router("/alerts", alerts_router)
 
 
 _register_routers()

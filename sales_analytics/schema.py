@@ -4,6 +4,7 @@ import graphene
 
 from accounts.roles import Role
 from analytics.graphql import AnalyticsQuery
+from dashboard.graphql import AlertsQuery
 from ingestion.graphql import IngestionMutation, IngestionQuery
 
 
@@ -12,7 +13,7 @@ class Viewer(graphene.ObjectType):
     roles = graphene.List(graphene.NonNull(graphene.String), required=True)
 
 
-class Query(AnalyticsQuery, IngestionQuery, graphene.ObjectType):
+class Query(AnalyticsQuery, IngestionQuery, AlertsQuery, graphene.ObjectType):
     viewer = graphene.Field(Viewer, required=True, description="The authenticated caller.")
 
     def resolve_viewer(root, info) -> Viewer:

@@ -1,0 +1,99 @@
+"""REST endpoints for alerts: /api/alerts."""
+
+import datetime as dt
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from accounts.roles import Capability
+from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert_events_visible
+from dashboard.models import AlertEvent, AlertRule
+from sales_analytics.errors import ApiError, require_capability
+
+router = Router(tags=["alerts"])
+
+
+class AlertOut(Schema):
+    id: int
+    rule: str
+    kind: str
+    severity: str
+    datasource: str
+    metric: str
+    key: str
+    branch: str
+    day: dt.date | None
+    status: str
+    value: float | None
+    expected: float | None
+    message: str
+    opened_at: dt.datetime
+    resolved_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_rule(event: AlertEvent) -> str:
+        return event.rule.name
+
+    @staticmethod
+    def resolve_kind(event: AlertEvent) -> str:
+        return event.rule.kind
+
+    @staticmethod
+    def resolve_severity(event: AlertEvent) -> str:
+        return event.rule.severity
+
+    @staticmethod
+    def resolve_datasource(event: AlertEvent) -> str:
+        return event.rule.datasource
+
+    @staticmethod
+    def resolve_metric(event: AlertEvent) -> str:
+        return event.rule.metric
+
+
+class RuleOut(Schema):
+    id: int
+    name: str
+    datasource: str
+    metric: str
+    kind: str
+    group_by: str
+    filters: dict
+    params: dict
+    severity: str
+    enabled: bool
+
+
+@router.get("", response=list[AlertOut])
+@paginate(LimitOffsetPagination)
+def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
+    """Alert events, newest first, limited to the caller's branches."""
+    require_capability(request, Capability.VIEW_DASHBOARDS)
+    return alert_events_visible(user=request.user, statuses=[status] if status else None)
+
+
+@router.get("/rules", response=list[RuleOut])
+def list_rules(request: HttpRequest):
+    """Alert rules (their scope and condition)."""
+    require_capability(request, Capability.VIEW_DASHBOARDS)
+    return list(AlertRule.objects.all())
+
+
+def _event_or_404(request: HttpRequest, event_id: int) -> AlertEvent:
+    event = alert_events_visible(user=request.user).filter(pk=event_id).first()
+    if event is None:
+        raise ApiError(404, "alert_not_found", f"No alert {event_id}.")
+    return event
+
+
+@router.post("/{event_id}/acknowledge", response=AlertOut)
+def acknowledge(request: HttpRequest, event_id: int):
+    require_capability(request, Capability.VIEW_DASHBOARDS)
+    return alert_event_acknowledge(event=_event_or_404(request, event_id), user=request.user)
+
+
+@router.post("/{event_id}/resolve", response=AlertOut)
+def resolve(request: HttpRequest, event_id: int):
+    require_capability(request, Capability.VIEW_DASHBOARDS)
+    return alert_event_resolve(event=_event_or_404(request, event_id))
