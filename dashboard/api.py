@@ -9,7 +9,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from accounts.roles import Capability
 from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert_events_visible
 from dashboard.models import AlertEvent, AlertRule
-from sales_analytics.errors import ApiError, require_capability
+from sales_analytics.errors import ApiError, error_responses, require_capability
 
 router = Router(tags=["alerts"])
 
@@ -65,7 +65,7 @@ class RuleOut(Schema):
     enabled: bool
 
 
-@router.get("", response=list[AlertOut])
+@router.get("", response={200: list[AlertOut], **error_responses(422)})
 @paginate(LimitOffsetPagination)
 def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
     """Alert events, newest first, limited to the caller's branches."""
@@ -73,7 +73,7 @@ def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
     return alert_events_visible(user=request.user, statuses=[status] if status else None)
 
 
-@router.get("/rules", response=list[RuleOut])
+@router.get("/rules", response={200: list[RuleOut], **error_responses()})
 def list_rules(request: HttpRequest):
     """Alert rules (their scope and condition)."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
@@ -87,13 +87,13 @@ def _event_or_404(request: HttpRequest, event_id: int) -> AlertEvent:
     return event
 
 
-@router.post("/{event_id}/acknowledge", response=AlertOut)
+@router.post("/{event_id}/acknowledge", response={200: AlertOut, **error_responses(404, 422)})
 def acknowledge(request: HttpRequest, event_id: int):
     require_capability(request, Capability.VIEW_DASHBOARDS)
     return alert_event_acknowledge(event=_event_or_404(request, event_id), user=request.user)
 
 
-@router.post("/{event_id}/resolve", response=AlertOut)
+@router.post("/{event_id}/resolve", response={200: AlertOut, **error_responses(404, 422)})
 def resolve(request: HttpRequest, event_id: int):
     require_capability(request, Capability.VIEW_DASHBOARDS)
     return alert_event_resolve(event=_event_or_404(request, event_id))

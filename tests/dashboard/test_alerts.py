@@ -1,0 +1,282 @@
+"""Alert rules that fire and rules that stay quiet, event life cycle, notifications, exposure."""
+
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.services import user_branch_scope_set
+from dashboard.alerts import alert_rule_evaluate, alerts_backfill, alerts_evaluate, robust_z
+from dashboard.models import AlertEvent, AlertRule, Notification
+from dashboard.notifications import notifications_send_due
+from ingestion.models import IngestionTask
+from tests.analytics.helpers import rows_publish, sale_line
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+START = dt.date(2024, 1, 1)  # a Monday
+WEEKS = 10
+
+
+def weekly_rows(
+    *, branch: str = "A", spike_day: dt.date | None = None, spike: float = 3000.0, days: int = WEEKS * 7
+) -> list[dict]:
+    """A store whose Mondays are big (1,000) and other days small (200), with one optional spike."""
+    rows = []
+    for offset in range(days):
+        day = START + dt.timedelta(days=offset)
+        base = 1000.0 if day.weekday() == 0 else 200.0
+        # A little noise that keeps Mondays Mondays.
+        amount = base * (1 + 0.03 * ((offset * 7) % 5 - 2) / 2)
+        if day == spike_day:
+            amount = spike
+        rows.append(
+            sale_line(
+                date=day, branch=branch, revenue=amount, cost=amount * 0.6, gross_profit=amount * 0.4, unit_price=amount
+            )
+        )
+    return rows
+
+
+def rule(**fields) -> AlertRule:
+    defaults = {"name": "rule", "datasource": "shop", "metric": "revenue", "kind": AlertRule.Kind.ANOMALY}
+    return AlertRule.objects.create(**{**defaults, **fields})
+
+
+def test_robust_z_ignores_the_usual_and_flags_the_unusual() -> None:
+    history = [1000, 980, 1020, 1010, 995, 1005, 990, 1015]
+    assert abs(robust_z(1012, history)[0]) < 1
+    assert robust_z(3000, history)[0] > 20
+    assert robust_z(100, history)[0] < -20
+
+
+def test_one_monday_spike_among_normal_monday_peaks_opens_exactly_one_alert() -> None:
+    spike_day = START + dt.timedelta(weeks=8)  # a Monday
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    anomaly = rule(name="Revenue anomaly", group_by="branch")
+    alerts_backfill(datasource="shop", start=START, end=START + dt.timedelta(days=WEEKS * 7 - 1))
+    events = list(AlertEvent.objects.filter(rule=anomaly))
+    assert [(e.day, e.branch) for e in events] == [(spike_day, "A")]
+    assert "spike" in events[0].message and "Monday" in events[0].message
+    assert events[0].expected == pytest.approx(1000, rel=0.05)
+
+
+def test_weekly_pattern_alone_never_fires() -> None:
+    rows_publish(datasource="shop", rows=weekly_rows())
+    rule(name="Revenue anomaly", group_by="branch")
+    outcome = alerts_backfill(datasource="shop", start=START, end=START + dt.timedelta(days=WEEKS * 7 - 1))
+    assert outcome.opened == 0
+
+
+def test_threshold_fires_and_stays_quiet() -> None:
+    rows_publish(datasource="shop", rows=weekly_rows())
+    low = rule(kind=AlertRule.Kind.THRESHOLD, params={"operator": "below", "value": 500, "window_days": 1})
+    monday, tuesday = START + dt.timedelta(weeks=2), START + dt.timedelta(weeks=2, days=1)
+    assert alert_rule_evaluate(rule=low, day=monday).opened == 0
+    assert alert_rule_evaluate(rule=low, day=tuesday).opened == 1
+    high = rule(kind=AlertRule.Kind.THRESHOLD, params={"operator": "above", "value": 5000, "window_days": 7})
+    assert alert_rule_evaluate(rule=high, day=tuesday).opened == 0
+
+
+def test_change_fires_and_stays_quiet() -> None:
+    rows = weekly_rows(days=14) + [sale_line(date=START + dt.timedelta(days=d), revenue=2000.0) for d in range(14, 21)]
+    rows_publish(datasource="shop", rows=rows)
+    change = rule(kind=AlertRule.Kind.CHANGE, params={"percent": 50, "direction": "up", "window_days": 7})
+    assert alert_rule_evaluate(rule=change, day=START + dt.timedelta(days=13)).opened == 0  # week 2 vs week 1
+    assert alert_rule_evaluate(rule=change, day=START + dt.timedelta(days=20)).opened == 1  # week 3 doubled
+    down = rule(kind=AlertRule.Kind.CHANGE, params={"percent": 50, "direction": "down", "window_days": 7})
+    assert alert_rule_evaluate(rule=down, day=START + dt.timedelta(days=20)).opened == 0
+
+
+def test_freshness_fires_for_the_silent_branch_only_and_resolves() -> None:
+    rows = weekly_rows(branch="A", days=30) + weekly_rows(branch="B", days=20)
+    rows_publish(datasource="shop", rows=rows)
+    fresh = rule(kind=AlertRule.Kind.FRESHNESS, params={"days": 5})
+    day = START + dt.timedelta(days=29)
+    assert alert_rule_evaluate(rule=fresh, day=day).opened == 1
+    event = AlertEvent.objects.get(rule=fresh)
+    assert event.branch == "B" and event.status == AlertEvent.Status.OPEN
+    assert alert_rule_evaluate(rule=fresh, day=START + dt.timedelta(days=18)).resolved == 1
+
+
+def test_quality_fires_on_failed_and_mostly_rejected_uploads_only(uploader_api, tasks_inline) -> None:
+    import io
+
+    def upload(name: str, text: str) -> None:
+        handle = io.BytesIO(text.encode())
+        handle.name = name
+        uploader_api.post("/api/ingest/upload", {"file": handle, "datasource_name": "shop"})
+
+    header = "Date,Branch,Product line,Quantity,Total\n"
+    upload("good.csv", header + "".join(f"2024-01-{d:02d},A,Food,1,10\n" for d in range(1, 21)))
+    upload("some-bad.csv", header + "".join(f"2024-02-{d:02d},A,Food,{'x' if d < 4 else 1},10\n" for d in range(1, 21)))
+    upload("broken.csv", header + "".join(f"2024-03-{d:02d},A,Food,x,10\n" for d in range(1, 21)))
+    assert IngestionTask.objects.filter(status="failed").count() == 1
+    quality = rule(kind=AlertRule.Kind.QUALITY, params={"max_rejected_ratio": 0.10})
+    alert_rule_evaluate(rule=quality, day=dt.date.today())
+    messages = sorted(e.message for e in AlertEvent.objects.filter(rule=quality))
+    assert len(messages) == 2
+    assert "broken.csv failed" in messages[0] and "some-bad.csv rejected 15.0%" in messages[1]
+    lenient = rule(kind=AlertRule.Kind.QUALITY, params={"max_rejected_ratio": 1.0, "on_failure": False})
+    assert alert_rule_evaluate(rule=lenient, day=dt.date.today()).opened == 0
+
+
+def test_open_alert_is_not_notified_again_and_resolves_when_clear(mailoutbox) -> None:
+    rows_publish(datasource="shop", rows=weekly_rows(branch="A", days=30) + weekly_rows(branch="B", days=20))
+    fresh = rule(kind=AlertRule.Kind.FRESHNESS, params={"days": 5}, notify_emails=["boss@example.com"])
+    day = START + dt.timedelta(days=29)
+    alert_rule_evaluate(rule=fresh, day=day)
+    notifications_send_due()
+    assert len(mailoutbox) == 1
+    assert "No data for branch B" in mailoutbox[0].body
+    assert mailoutbox[0].to == ["boss@example.com"]
+    alert_rule_evaluate(rule=fresh, day=day)  # still firing: same event, no new notification
+    notifications_send_due()
+    assert len(mailoutbox) == 1
+    assert AlertEvent.objects.filter(rule=fresh).count() == 1
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    _Receiver.received = []
+    _Receiver.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", _Receiver
+    server.shutdown()
+
+
+def test_webhook_receives_json_with_slack_text(webhook_server) -> None:
+    url, receiver = webhook_server
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url, severity="critical")
+    alerts_evaluate(datasource="shop", day=spike_day)
+    assert notifications_send_due() == 1
+    content_type, payload = receiver.received[0]
+    assert content_type == "application/json"
+    assert payload["text"].startswith("[CRITICAL] Spike watch:")
+    assert payload["alert"]["day"] == spike_day.isoformat()
+    assert payload["alert"]["branch"] == "A"
+    assert payload["alert"]["value"] == pytest.approx(3000)
+    assert Notification.objects.get().status == Notification.Status.SENT
+
+
+def test_failed_webhook_is_recorded_retried_and_never_breaks_evaluation(webhook_server) -> None:
+    url, receiver = webhook_server
+    receiver.status = 500
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url)
+    assert alerts_evaluate(datasource="shop", day=spike_day).opened == 1
+    notifications_send_due()
+    notification = Notification.objects.get()
+    assert notification.status == Notification.Status.FAILED
+    assert "500" in notification.last_error and notification.attempts == 1
+    receiver.status = 200
+    notifications_send_due()
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.SENT and notification.attempts == 2
+
+
+def test_publish_triggers_evaluation(uploader_api, tasks_inline) -> None:
+    import io
+
+    rule(kind=AlertRule.Kind.THRESHOLD, params={"operator": "above", "value": 5, "window_days": 1})
+    handle = io.BytesIO(b"Date,Branch,Product line,Quantity,Total\n2024-01-01,A,Food,1,10\n")
+    handle.name = "one.csv"
+    uploader_api.post("/api/ingest/upload", {"file": handle, "datasource_name": "shop"})
+    assert AlertEvent.objects.filter(rule__datasource="shop").count() == 1
+
+
+def test_schedules_install_is_rerunnable() -> None:
+    from django_q.models import Schedule
+
+    call_command("install_schedules", stdout=None)
+    call_command("install_schedules", stdout=None)
+    assert set(Schedule.objects.values_list("func", flat=True)) == {
+        "dashboard.tasks.alerts_evaluate_all_task",
+        "dashboard.tasks.notifications_send_task",
+    }
+
+
+def test_alerts_page_api_and_graphql_are_scoped(viewer, admin_user) -> None:
+    rows_publish(datasource="shop", rows=weekly_rows(branch="A", days=30) + weekly_rows(branch="B", days=20))
+    alert_rule_evaluate(rule=rule(kind=AlertRule.Kind.FRESHNESS, params={"days": 5}), day=START + dt.timedelta(29))
+    user_branch_scope_set(user=viewer, branches=["A"])
+    scoped = Client()
+    scoped.force_login(viewer)
+    assert "No data for branch B" not in scoped.get("/alerts").content.decode()
+    assert scoped.get("/api/alerts").json()["count"] == 0
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/alerts").content.decode()
+    assert "No data for branch B" in page and "New rule" in page
+    event = AlertEvent.objects.get()
+    assert admin.get("/api/alerts?status=open").json()["items"][0]["branch"] == "B"
+    graphql = admin.post("/graphql", {"query": "{ alerts { branch status message } }"}, content_type="application/json")
+    assert graphql.json()["data"]["alerts"][0]["branch"] == "B"
+    admin.post(f"/alerts/{event.pk}/acknowledge")
+    event.refresh_from_db()
+    assert event.status == AlertEvent.Status.ACKNOWLEDGED
+    admin.post(f"/alerts/{event.pk}/resolve")
+    event.refresh_from_db()
+    assert event.status == AlertEvent.Status.RESOLVED
+
+
+def test_rule_editor_for_admins_only(viewer, admin_user) -> None:
+    client = Client()
+    client.force_login(viewer)
+    assert client.get("/alerts/rules/new").status_code == 403
+    client.force_login(admin_user)
+    response = client.post(
+        "/alerts/rules/new",
+        {
+            "name": "Low Mondays",
+            "datasource": "shop",
+            "metric": "revenue",
+            "filters": '{"branch": ["A"]}',
+            "group_by": "",
+            "kind": "threshold",
+            "params": '{"operator": "below", "value": 100}',
+            "severity": "warning",
+            "enabled": "on",
+            "notify_emails": '["a@example.com"]',
+            "webhook_url": "",
+        },
+    )
+    assert response.status_code == 302, response.content
+    assert AlertRule.objects.get().params == {"operator": "below", "value": 100}
+    bad = client.post(
+        "/alerts/rules/new",
+        {
+            "name": "x",
+            "datasource": "shop",
+            "metric": "revenue",
+            "filters": "{}",
+            "kind": "threshold",
+            "params": '{"nonsense": 1}',
+            "severity": "info",
+            "notify_emails": "[]",
+        },
+    )
+    assert "Unknown parameter" in bad.content.decode()
