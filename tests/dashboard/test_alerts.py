@@ -144,7 +144,7 @@ class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(type(self).status)
