@@ -242,3 +242,9 @@ def _segment_create(
         path=key,
         version=version,
     )
+
+
+def datasource_mark_demo(*, name: str) -> None:
+    """Label a datasource as generated demo data: every page shows it as such."""
+    datasource_get_or_create(name=name)
+    Datasource.objects.filter(name=name, is_demo=False).update(is_demo=True)

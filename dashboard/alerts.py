@@ -4,8 +4,9 @@ findings open events, events that stop firing resolve themselves, and new events
 Anomaly method (documented for users on the Alerts page): the day's value is compared with the
 same weekday in the trailing N weeks (default 8). With m the median and MAD the median absolute
 deviation of those N values, the robust z-score is 0.6745 × (value − m) / MAD; the rule fires when
-|z| ≥ z_threshold (default 4.5). MAD is floored at 2.5 % of |m| so a perfectly flat history does not
-turn pennies into alerts. Comparing like weekdays means an ordinary Saturday peak is expected.
+|z| ≥ z_threshold (default 4.5). MAD is floored at 6.75 % of |m|: eight past values are few, and a
+tighter floor lets ordinary noise cross the threshold. Comparing like weekdays means an ordinary Saturday
+peak is expected.
 """
 
 import datetime as dt
@@ -31,7 +32,7 @@ CONDITION_DEFAULTS: dict[str, dict] = {
     AlertRule.Kind.FRESHNESS: {"days": 3},
     AlertRule.Kind.QUALITY: {"max_rejected_ratio": 0.05, "on_failure": True, "lookback_days": 7},
 }
-MAD_FLOOR_SHARE = 0.025
+MAD_FLOOR_SHARE = 0.0675
 
 
 @dataclass(frozen=True)

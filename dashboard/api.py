@@ -4,12 +4,13 @@ import datetime as dt
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from accounts.roles import Capability
 from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert_events_visible
 from dashboard.models import AlertEvent, AlertRule
 from sales_analytics.errors import ApiError, error_responses, require_capability
+from sales_analytics.pagination import BoundedLimitOffsetPagination
 
 router = Router(tags=["alerts"])
 
@@ -66,7 +67,7 @@ class RuleOut(Schema):
 
 
 @router.get("", response={200: list[AlertOut], **error_responses(422)})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedLimitOffsetPagination)
 def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
     """Alert events, newest first, limited to the caller's branches."""
     require_capability(request, Capability.VIEW_DASHBOARDS)

@@ -19,26 +19,36 @@ branch-day (σ=`NOISE_BRANCH_DAY`) and the product line within it (σ=`NOISE_LIN
 day deviates by ≈5 % (log sd) from its expectation, a branch × product-line day by ≈8 %.
 
 Sale lines are spread over the cells in proportion to their expected line count (systematic
-sampling: exactly `rows` lines, each cell within one line of its expectation), grouped into
-invoices of 1–4 lines of different product lines, and given prices and quantities; unit prices
-are then scaled within each cell (clamped to ×0.5…×2) so a cell's revenue lands on its expected
-value. Its noise is therefore the designed noise above, not the accident of a few large tickets;
-with few rows per cell (under ~10 per branch-day) the clamp binds and the data get noisier.
+sampling: exactly `rows` lines, each cell within one line of its expectation) and grouped into
+invoices of 1–4 lines of different product lines (one branch, day, time, customer and payment
+each; ≈2.1 lines on average). Prices and quantities are drawn stratified within each cell, and
+unit prices are then scaled (clamped to ×0.4…×2.5) so each cell's revenue, then each
+branch-day's, lands on its expected value: the noise in the data is the designed noise above,
+not the accident of a few large tickets. Below ≈10 lines per branch-day (≈50 000 rows over
+3 years) a cell holds one line or none, the clamp binds, and the data get noisier. Costs
+follow a gross margin per product line (±branch, ±3 % per line); `gross income` = `Total` −
+`cogs` and `gross margin percentage` = `gross income` / `Total` × 100, as in the real file.
 
-Anomalies (`ANOMALY_PLAN`, 6 by default) are one-day revenue events at one branch: a spike
-(×2.5–×3, on a Monday–Thursday), a drop (to 20–25 %, on a Friday–Sunday), or a product-line
-spike (×5–×6 for one product line at one branch: a promotion). They are at least 9 weeks after
+Anomalies (`ANOMALY_PLAN`, 6) are one-day revenue events at one branch: a spike (×2.5 or ×3,
+on a Monday–Thursday), a drop (to 20 % or 25 %, on a Friday–Sunday), or a product-line spike
+(×8 or ×10 for one product line at one branch: a promotion). They are at least 9 weeks after
 the start, away from the festive season (15 Nov–15 Jan) and spread over the range, so none sits
-in another's trailing 8-week window. Each is strong at its own scope and at its branch (a
-product-line spike raises its branch's day by ≈+70–90 %); at coarser scopes (all branches,
-one product line over all branches) a branch-sized effect is diluted by the branch's share and
-may fall under a threshold.
+in another's trailing 8-week window. An anomaly shows at every scope of its branch that holds
+its cells: a branch entry in the branch's total and in each of its product lines, a
+product-line entry in that line at that branch and in the branch's total (≈ +100 %):
+`demo_anomalies_for_scope` lists the entries a rule on one branch (and optionally one product
+line) must flag. At scopes without a branch (the datasource total, a product line over all
+branches) the effect is diluted by the branch's share and may or may not cross a threshold.
 
-A note for the anomaly rule: a robust z-score from only 8 trailing values is heavy-tailed
-(median/MAD of 8 Gaussian values: |z| > 6 for ~1 % of ordinary days), so it needs a floor on
-the scale, e.g. `max(1.4826 × MAD, 0.1 × median)`; with that floor ordinary days of this
-dataset stay well below 4 and every manifest anomaly scores above 6 at its scope
-(tests/ingestion/test_demo.py checks it).
+For the anomaly rule: a robust z-score from only 8 trailing values is heavy-tailed (median and
+MAD of 8 Gaussian values: |z| > 6 on ~1 % of ordinary days), so its scale needs a floor:
+z = (x − median) / max(1.4826 × MAD, 0.1 × median), i.e. 0.6745 × (x − median) / max(MAD,
+0.0675 × median). Measured with that floor on branch-days (seeds 1–7 and 42, 50 000 to 200 000
+rows): ordinary days stay below |z| 4, anomalies score 6 to 25 (drops ≈ −7.5: the floor caps
+a drop to 20 % at −8), so a threshold of 4.5 flags exactly the manifest. A floor of 2.5 % of the
+median is too tight for this noise (dozens of ordinary branch-days above 4.5), and with 20 000
+rows even the 10 % floor lets a few ordinary days through. tests/ingestion/test_demo.py checks
+the 200 000-row case for one seed.
 
 Everything is vectorised (Polars, with pyarrow's seeded generator as in bench/generate.py;
 numpy is not a dependency): 500 000 rows take a few seconds; the same arguments give the
@@ -129,7 +139,7 @@ TAX_RATE = 0.05
 SEASON_PEAK_DAY, SEASON_AMPLITUDE = 350, 0.15
 DECEMBER_BUMP, DECEMBER_BUMP_DAY, DECEMBER_BUMP_WIDTH = 0.05, 352, 15.0
 NOISE_DAY, NOISE_BRANCH_DAY, NOISE_LINE = 0.025, 0.035, 0.06
-INVOICE_BREAK_PROBABILITY = 0.3  # between two lines of a round
+INVOICE_BREAK_PROBABILITY = 0.1  # between two lines of a round
 MAX_LINES_PER_INVOICE = 4
 PRICE_SCALE_MIN, PRICE_SCALE_MAX = 0.4, 2.5
 
@@ -137,10 +147,10 @@ PRICE_SCALE_MIN, PRICE_SCALE_MAX = 0.4, 2.5
 ANOMALY_PLAN: tuple[tuple[str, bool, float], ...] = (
     ("spike", False, 3.0),
     ("drop", False, 0.2),
-    ("spike", True, 6.0),
+    ("spike", True, 10.0),
     ("spike", False, 2.5),
     ("drop", False, 0.25),
-    ("spike", True, 5.0),
+    ("spike", True, 8.0),
 )
 ANOMALY_HISTORY_DAYS = 63  # nine weeks of history before the first one
 FESTIVE_SEASON = ((11, 15), (1, 15))  # (month, day) from … to: no anomalies there
@@ -189,6 +199,21 @@ def demo_manifest_write(*, datasource: str, anomalies: list[dict[str, Any]], det
 def demo_manifest_load(datasource: str) -> list[dict[str, Any]]:
     """The anomalies injected into `datasource` by `load_demo` (FileNotFoundError when none)."""
     return json.loads(demo_manifest_path(datasource).read_text(encoding="utf-8"))["anomalies"]
+
+
+def demo_anomalies_for_scope(
+    anomalies: list[dict[str, Any]], *, branch: str, product_line: str | None = None
+) -> list[dict[str, Any]]:
+    """The manifest entries a revenue anomaly rule on `branch` (and `product_line`, if given) must flag.
+
+    A branch entry shows in every product line of its branch; a product-line entry in its line
+    and in its branch's total, not in the branch's other lines.
+    """
+    return [
+        anomaly
+        for anomaly in anomalies
+        if anomaly["branch"] == branch and (product_line is None or anomaly["product_line"] in (None, product_line))
+    ]
 
 
 # --- internals -----------------------------------------------------------------------------------
@@ -367,11 +392,19 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         # of an invoice cut from one round are different product lines; a promotion's extra lines
         # end up as single-line invoices in the later rounds.
         .sort("branch_day", "round", "order_key")
-        .with_columns(pl.int_range(pl.len()).over("branch_day", "round").alias("position"))
-        .with_columns(draw.uniform(rows, 41).alias("break_draw"))
+        .with_columns(
+            pl.int_range(pl.len()).over("branch_day", "round").alias("position"),
+            draw.uniform(rows, 41).alias("break_draw"),
+            (draw.uniform(rows, 46) * (MAX_LINES_PER_INVOICE - 1)).floor().cast(pl.Int64).alias("phase"),
+        )
     )
+    # A new invoice at the start of each round, at least every MAX_LINES_PER_INVOICE lines (from a
+    # random phase per round, so a round of 6 splits 4+2, 3+3 or 2+4) and otherwise now and then.
+    phase = pl.col("phase").first().over("branch_day", "round")
     starts = (
-        (pl.col("position") % MAX_LINES_PER_INVOICE == 0) | (pl.col("break_draw") < INVOICE_BREAK_PROBABILITY)
+        (pl.col("position") == 0)
+        | ((pl.col("position") + phase) % MAX_LINES_PER_INVOICE == 0)
+        | (pl.col("break_draw") < INVOICE_BREAK_PROBABILITY)
     ).cast(pl.Int64)
     lines = lines.with_columns((starts.cum_sum() - 1).alias("invoice"))
     lines = lines.with_columns(pl.int_range(pl.len()).over("invoice").alias("position"))
@@ -381,11 +414,9 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
 
     low = per_line([p.low for p in PRODUCT_LINES])
     high = per_line([p.high for p in PRODUCT_LINES])
-    lines = lines.with_columns(
-        _stratified(draw, rows, 42).alias("price_draw"),
-        _stratified(draw, rows, 45).alias("quantity_draw"),
-        (draw.uniform(rows, 44) * 0.06 - 0.03).alias("margin_jitter"),
-    )
+    lines = _stratified(lines, draw, 42, "price_draw")
+    lines = _stratified(lines, draw, 45, "quantity_draw")
+    lines = lines.with_columns((draw.uniform(rows, 44) * 0.06 - 0.03).alias("margin_jitter"))
     lines = lines.with_columns(
         (low + (high - low) * pl.col("price_draw")).alias("raw_price"),
         (_cumulative(QUANTITY_WEIGHTS).search_sorted(lines["quantity_draw"], side="right").cast(pl.Int64) + 1).alias(
@@ -454,12 +485,14 @@ def _lines(draw: _Draws, cells: pl.DataFrame, *, rows: int) -> pl.DataFrame:
     )
 
 
-def _stratified(draw: _Draws, rows: int, stream: int) -> pl.Expr:
-    """Uniform draws stratified within each cell: its n lines get one value from each n-th of [0, 1),
-    in random order. Each line is still uniform, but a cell's sum is close to its expectation, so
-    the price scaling that follows stays near 1."""
-    order = pl.lit(draw.uniform(rows, stream)).rank("ordinal").over("cell") - 1
-    return (order.cast(pl.Float64) + pl.lit(draw.uniform(rows, stream + 1))) / pl.len().over("cell")
+def _stratified(lines: pl.DataFrame, draw: _Draws, stream: int, name: str) -> pl.DataFrame:
+    """Add uniform draws stratified within each cell: its n lines get one value from each n-th of
+    [0, 1), in random order. Each line is still uniform, but a cell's sum is close to its
+    expectation, so the price scaling that follows stays near 1."""
+    rows = lines.height
+    lines = lines.with_columns(draw.uniform(rows, stream).alias(name))
+    order = pl.col(name).rank("ordinal").over("cell").cast(pl.Float64) - 1
+    return lines.with_columns(((order + draw.uniform(rows, stream + 1)) / pl.len().over("cell")).alias(name))
 
 
 def _cumulative(weights: tuple[float, ...]) -> pl.Series:
