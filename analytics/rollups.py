@@ -70,6 +70,9 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
     table = _raw_table([str(path) for path in segment_paths])
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
+        # Bounded memory for large datasources: DuckDB spills its aggregation state to disk.
+        con.execute("SET memory_limit = '500MB'")
+        con.execute(f"SET temp_directory = '{workdir / 'duckdb-spill'}'")
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
         # Curated rows carry every canonical column; an all-NULL invoice_id means "no invoice ids".
         has_invoice_id = "invoice_id" in columns and bool(
@@ -90,17 +93,19 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
 
 
 def _invoice_constant_dimensions(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> list[str]:
-    """Dimensions (and `date`) that never take two values within one invoice; NULL counts as a value."""
+    """Dimensions (and `date`) that never take two values within one invoice; NULL counts as a value.
+
+    min ≠ max, or some but not all values NULL, means two values: cheaper than count(DISTINCT …).
+    """
     candidates = ["date", *[d for d in ROLLUP_CANDIDATE_DIMENSIONS if d in columns]]
-    checks = ", ".join(
-        f"max(CASE WHEN n_{i} > 1 THEN 1 ELSE 0 END) AS {quote(name)}" for i, name in enumerate(candidates)
-    )
-    distinct = ", ".join(
-        f"count(DISTINCT coalesce(CAST({quote(name)} AS VARCHAR), '\u0000')) AS n_{i}"
+    inner_checks = ", ".join(
+        f"(min({quote(name)}) IS DISTINCT FROM max({quote(name)}) "
+        f"OR (count({quote(name)}) > 0 AND count({quote(name)}) < count(*))) AS v_{i}"
         for i, name in enumerate(candidates)
     )
+    outer = ", ".join(f"coalesce(bool_or(v_{i}), false)" for i in range(len(candidates)))
     sql = (
-        f"SELECT {checks} FROM (SELECT {distinct} FROM {table} "  # noqa: S608
+        f"SELECT {outer} FROM (SELECT {inner_checks} FROM {table} "  # noqa: S608
         "WHERE invoice_id IS NOT NULL GROUP BY invoice_id)"
     )
     row = con.execute(sql).fetchone()
