@@ -1,18 +1,43 @@
 """The thin metrics router: /api/metrics/*."""
 
 import datetime as dt
+from typing import Annotated
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
+from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
-from analytics.metrics import SUMMARY_METRICS
+from analytics.metrics import METRICS, SUMMARY_METRICS
 from analytics.query import Breakdown, Comparison, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
 from analytics.runner import QueryResult, run_query
-from sales_analytics.errors import ApiError, require_capability
+from sales_analytics.errors import ApiError, error_responses, require_capability
 
 router = Router(tags=["metrics"])
+
+# 400 `invalid_query`: rules across parameters (start after end, sort not among the columns, an unknown
+# dimension of this datasource); 422 `invalid_request`: a parameter of the wrong type.
+METRIC_RESPONSES = error_responses(400, 422)
+GRAINS = ("day", "week", "month", "quarter", "year")
+DIMENSIONS_HELP = (
+    "A dimension: branch, product_line, city, customer_type, gender, payment, weekday, hour, "
+    "or any extra column the datasource was loaded with."
+)
+
+
+def documented(schema: dict, description: str = "") -> WithJsonSchema:
+    """The OpenAPI description of a parameter that the query layer checks itself (400 when wrong)."""
+    return WithJsonSchema({**schema, "description": description} if description else schema)
+
+
+MetricNames = Annotated[
+    list[str],
+    documented(
+        {"type": "array", "items": {"type": "string", "enum": list(METRICS)}},
+        "Metrics to compute (repeat the parameter); the first ranks top-N. Default: revenue.",
+    ),
+]
 
 FILTER_DIMENSIONS = ("branch", "product_line", "city", "customer_type", "gender", "payment")
 
@@ -54,7 +79,7 @@ def filters_from(query: FilterQuery) -> Filters:
         raise ApiError(400, "invalid_query", str(exc)) from None
 
 
-@router.get("/summary", response=SummaryOut)
+@router.get("/summary", response={200: SummaryOut, **METRIC_RESPONSES})
 def summary(request: HttpRequest, query: Query[FilterQuery]):
     """KPI totals; `start`/`end` are inclusive whole days; dimension parameters repeat for several values."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
@@ -82,7 +107,7 @@ def summary(request: HttpRequest, query: Query[FilterQuery]):
 class SpecQuery(FilterQuery):
     exclude_branch: list[str] = []
     exclude_product_line: list[str] = []
-    metric: list[str] = []
+    metric: MetricNames = []
     comparison: Comparison | None = None
 
 
@@ -140,8 +165,13 @@ def _datasource(query: FilterQuery) -> str:
     return query.datasource or settings.DEFAULT_DATASOURCE
 
 
-@router.get("/timeseries", response=ResultOut)
-def timeseries(request: HttpRequest, query: Query[SpecQuery], grain: str = "day", split_by: str | None = None):
+@router.get("/timeseries", response={200: ResultOut, **METRIC_RESPONSES})
+def timeseries(
+    request: HttpRequest,
+    query: Query[SpecQuery],
+    grain: Annotated[str, documented({"type": "string", "enum": list(GRAINS), "default": "day"})] = "day",
+    split_by: Annotated[str | None, documented({"type": "string"}, DIMENSIONS_HELP)] = None,
+):
     """Metrics per day, week, month, quarter or year; `split_by` adds one series per dimension value."""
     try:
         spec = TimeSeries(
@@ -157,9 +187,15 @@ def timeseries(request: HttpRequest, query: Query[SpecQuery], grain: str = "day"
     return answer(request, spec)
 
 
-@router.get("/topn", response=ResultOut)
+@router.get("/topn", response={200: ResultOut, **METRIC_RESPONSES})
 def topn(
-    request: HttpRequest, query: Query[SpecQuery], dimension: str = "product_line", n: int = 10, ascending: bool = False
+    request: HttpRequest,
+    query: Query[SpecQuery],
+    dimension: Annotated[
+        str, documented({"type": "string", "default": "product_line"}, DIMENSIONS_HELP)
+    ] = "product_line",
+    n: Annotated[int, documented({"type": "integer", "minimum": 1, "maximum": 1000, "default": 10})] = 10,
+    ascending: bool = False,
 ):
     """The top (or bottom) `n` values of a dimension by the first `metric` (default revenue)."""
     metrics = tuple(query.metric) or ("revenue",)
@@ -176,14 +212,19 @@ def topn(
     return answer(request, spec)
 
 
-@router.get("/breakdown", response=ResultOut)
+@router.get("/breakdown", response={200: ResultOut, **METRIC_RESPONSES})
 def breakdown(
     request: HttpRequest,
     query: Query[SpecQuery],
-    by: list[str] = Query(["branch"]),
-    sort: str | None = None,
+    by: list[str] = Query(
+        ["branch"],
+        min_length=1,
+        max_length=2,
+        description="One or two dimensions (repeat the parameter). " + DIMENSIONS_HELP,
+    ),
+    sort: Annotated[str | None, documented({"type": "string"}, "One of the requested metrics or dimensions.")] = None,
     descending: bool = True,
-    limit: int | None = None,
+    limit: Annotated[int | None, documented({"type": "integer", "minimum": 1})] = None,
 ):
     """Metrics by one or two dimensions (e.g. `by=branch&by=product_line`)."""
     spec = Breakdown(
@@ -199,7 +240,7 @@ def breakdown(
     return answer(request, spec)
 
 
-@router.get("/compare", response=ResultOut)
+@router.get("/compare", response={200: ResultOut, **METRIC_RESPONSES})
 def compare(request: HttpRequest, query: Query[SpecQuery]):
     """KPI totals for the period and for `comparison` (default: the previous period of the same length)."""
     spec = Summary(

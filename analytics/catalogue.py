@@ -50,11 +50,22 @@ def datasource_snapshot(*, name: str) -> Snapshot | None:
     Filtering by version numbers (not the `active` flag) makes the reads consistent even
     while a publish commits between them.
     """
-    datasource = Datasource.objects.filter(name=name).first()
+    datasource = _datasource_read(name=name)
     if datasource is None or datasource.data_version == 0:
         return None
     segments, rollups = _version_files(datasource)
     return Snapshot(datasource=datasource, version=datasource.data_version, segments=segments, rollups=rollups)
+
+
+# Every run_query reads its datasource row afresh (a publish in another process must show at
+# once). Through a queryset that read costs ~0.18 ms on SQLite, almost all of it building the
+# SQL; a fixed raw select costs ~0.06 ms and still converts every field (UUID, JSON) as the
+# ORM does, on every backend. It is the largest piece of run_query's own time per question.
+_DATASOURCE_BY_NAME = f"SELECT * FROM {Datasource._meta.db_table} WHERE name = %s"  # noqa: S608
+
+
+def _datasource_read(*, name: str) -> Datasource | None:
+    return next(iter(Datasource.objects.raw(_DATASOURCE_BY_NAME, [name])), None)
 
 
 def _version_files(datasource: Datasource) -> tuple[tuple[Segment, ...], tuple[Rollup, ...]]:

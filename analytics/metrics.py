@@ -28,8 +28,10 @@ PARTS: dict[str, Part] = {
         Part("lines", "count(*)"),
         Part("rating_sum", "sum(rating)"),
         Part("rating_count", "count(rating)"),
-        # Exact distinct count; not additive across rollup cells (see analytics.routing).
-        Part("invoices", "count(DISTINCT invoice_id)", needs_column="invoice_id"),
+        # Exact distinct count; not additive across rollup cells (see analytics.routing). A line
+        # without an invoice id is a transaction of its own, so a branch's count never depends on
+        # whether *other* rows of the datasource carry ids (branch scope = rows deleted).
+        Part("invoices", "count(DISTINCT invoice_id) + count(*) - count(invoice_id)", needs_column="invoice_id"),
     )
 }
 

@@ -170,10 +170,13 @@ class Breakdown(QuerySpec):
 
 def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
     """The period to compare [start, end] with: the same length just before, or one year earlier."""
-    if comparison is Comparison.PREVIOUS_PERIOD:
-        length = (end - start).days + 1
-        return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
-    return _year_earlier(start), _year_earlier(end)
+    try:
+        if comparison is Comparison.PREVIOUS_PERIOD:
+            length = (end - start).days + 1
+            return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+        return _year_earlier(start), _year_earlier(end)
+    except (OverflowError, ValueError):  # before 1 January of year 1
+        raise QueryError("The comparison period would start before the year 1: choose a later start.") from None
 
 
 def _year_earlier(day: dt.date) -> dt.date:

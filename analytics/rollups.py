@@ -37,8 +37,17 @@ ROLLUP_DEFINITIONS: tuple[RollupDefinition, ...] = (
     RollupDefinition("day_branch", ("branch",)),
     RollupDefinition("day_product_line", ("product_line",)),
     RollupDefinition("day_branch_product_line", ("branch", "product_line")),
+    # Dimensions usually shared by all lines of an invoice: transactions stay exact here.
+    RollupDefinition("day_invoice_dimensions", ("branch", "city", "customer_type", "gender", "payment")),
+    RollupDefinition("day_hour_branch", ("branch", "hour")),
     RollupDefinition("day_all_dimensions", ROLLUP_CANDIDATE_DIMENSIONS),
 )
+# Rollup keys computed from stored columns; `hour` exists only when the rows have times.
+COMPUTED_DIMENSIONS: dict[str, str] = {"hour": "hour(datetime)"}
+
+
+def _dimension_sql(name: str) -> str:
+    return COMPUTED_DIMENSIONS.get(name, quote(name))
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,11 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
         constant = _invoice_constant_dimensions(con, table, columns) if has_invoice_id else []
         rollups = []
         seen_dimension_sets: set[tuple[str, ...]] = set()
+        available = set(columns)
+        if "datetime" in columns and con.execute(f"SELECT count(datetime) FROM {table}").fetchone()[0]:  # noqa: S608
+            available.add("hour")
         for definition in ROLLUP_DEFINITIONS:
-            dimensions = tuple(d for d in definition.dimensions if d in columns)
+            dimensions = tuple(d for d in definition.dimensions if d in available)
             if dimensions in seen_dimension_sets:
                 continue
             seen_dimension_sets.add(dimensions)
@@ -98,9 +110,11 @@ def _invoice_constant_dimensions(con: duckdb.DuckDBPyConnection, table: str, col
     min ≠ max, or some but not all values NULL, means two values: cheaper than count(DISTINCT …).
     """
     candidates = ["date", *[d for d in ROLLUP_CANDIDATE_DIMENSIONS if d in columns]]
+    if "datetime" in columns:
+        candidates.append("hour")
     inner_checks = ", ".join(
-        f"(min({quote(name)}) IS DISTINCT FROM max({quote(name)}) "
-        f"OR (count({quote(name)}) > 0 AND count({quote(name)}) < count(*))) AS v_{i}"
+        f"(min({_dimension_sql(name)}) IS DISTINCT FROM max({_dimension_sql(name)}) "
+        f"OR (count({_dimension_sql(name)}) > 0 AND count({_dimension_sql(name)}) < count(*))) AS v_{i}"
         for i, name in enumerate(candidates)
     )
     outer = ", ".join(f"coalesce(bool_or(v_{i}), false)" for i in range(len(candidates)))
@@ -125,8 +139,10 @@ def _rollup_build(
     parts = [p for p in ADDITIVE_PARTS if PARTS[p].needs_column is None or PARTS[p].needs_column in columns]
     if has_invoice_id:
         parts.append("invoices")
-    select = [quote(key) for key in keys] + [f"{_raw_or_null(PARTS[p].raw_sql, columns)} AS {p}" for p in parts]
-    group = ", ".join(quote(key) for key in keys)
+    select = [f"{_dimension_sql(key)} AS {quote(key)}" for key in keys] + [
+        f"{_raw_or_null(PARTS[p].raw_sql, columns)} AS {p}" for p in parts
+    ]
+    group = ", ".join(_dimension_sql(key) for key in keys)
     path = workdir / f"{name}-{uuid.uuid4().hex}.parquet"
     escaped = str(path).replace("'", "''")
     con.execute(

@@ -4,12 +4,14 @@ import datetime as dt
 import logging
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 from django.db import transaction
 
+from analytics.engines import EngineProgress, get_engine
 from analytics.models import Datasource, Rollup, Segment
 from analytics.rollups import VersionFacts, version_facts_build
 from analytics.segments import rollup_storage_key, segment_file_store, segment_local_path, segment_storage_key
@@ -37,6 +39,8 @@ class PublishRequest:
 class PublishOutcome:
     data_version: int
     already_published: bool
+    # The engine's own task id (a Druid ingestion task), when the engine loads rows itself.
+    engine_task_id: str | None = None
 
 
 class PublishConflict(Exception):
@@ -53,16 +57,30 @@ def datasource_get_or_create(*, name: str) -> Datasource:
     return datasource
 
 
-def datasource_publish(*, request: PublishRequest) -> PublishOutcome:
+def datasource_publish(
+    *,
+    request: PublishRequest,
+    check_cancelled: Callable[[], None] | None = None,
+    on_engine_progress: EngineProgress | None = None,
+) -> PublishOutcome:
     """Switch the upload's rows in atomically: readers see the old version or the new one, never a mix.
 
-    Safe to call twice for the same upload: the second call changes nothing.
+    An engine that loads rows itself (Druid) does so first; the catalogue switches only once the
+    rows are queryable there. `check_cancelled` raises to stop that load; `on_engine_progress`
+    hears the engine's task id and progress. Safe to call twice for the same upload: the second
+    call changes nothing.
     """
     datasource = datasource_get_or_create(name=request.datasource_name)
+    engine = get_engine()
+    engine_task_id = None
     for _attempt in range(_MAX_PUBLISH_ATTEMPTS):
         published = _published_version(datasource=datasource, upload_id=request.upload_id)
         if published is not None:
-            return PublishOutcome(data_version=published, already_published=True)
+            return PublishOutcome(data_version=published, already_published=True, engine_task_id=engine_task_id)
+        # Idempotent: a second call (after a conflict, or a retried task) finds its earlier load.
+        engine_task_id = engine.publish(
+            request=request, check_cancelled=check_cancelled, on_progress=on_engine_progress
+        )
         with tempfile.TemporaryDirectory(prefix="publish-") as workdir:
             plan = _publish_plan(datasource=datasource, request=request, workdir=Path(workdir))
             try:
@@ -70,7 +88,7 @@ def datasource_publish(*, request: PublishRequest) -> PublishOutcome:
             except PublishConflict:
                 logger.info("publish of %s raced another publish; computing again", request.upload_id)
                 continue
-        return PublishOutcome(data_version=version, already_published=False)
+        return PublishOutcome(data_version=version, already_published=False, engine_task_id=engine_task_id)
     raise PublishConflict(f"datasource {datasource.name} kept changing during publish")
 
 

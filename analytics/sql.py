@@ -5,6 +5,7 @@ Values are always bound parameters; identifiers come only from the validated dim
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ BUCKET = "bucket"
 
 # Dimensions computed from the date or time rather than stored: name → column they need
 # (None: the day, which every rollup keeps).
-VIRTUAL_DIMENSIONS: dict[str, str | None] = {"weekday": None, "hour": "datetime"}
+VIRTUAL_DIMENSIONS: dict[str, str | None] = {"weekday": None, "hour": "hour"}
 
 
 class Dialect(Protocol):
@@ -34,6 +35,10 @@ class Dialect(Protocol):
 
     def date_range(self, params: list, start: dt.date | None, end: dt.date | None) -> list[str]:
         """WHERE clauses for an inclusive whole-day range."""
+        ...
+
+    def order_term(self, sql: str, *, direction: str | None = None) -> str:
+        """An ORDER BY term that sorts NULLs last, ascending unless `direction` says otherwise."""
         ...
 
 
@@ -61,6 +66,10 @@ class DuckDBDialect:
             clauses.append(f"{self.date_column} <= {self.parameter(params, end)}")
         return clauses
 
+    def order_term(self, sql: str, *, direction: str | None = None) -> str:
+        # DuckDB sorts NULLs last in both directions by default; said explicitly with a direction.
+        return sql if direction is None else f"{sql} {direction} NULLS LAST"
+
 
 def quote(identifier: str) -> str:
     if not _IDENTIFIER.match(identifier):
@@ -76,6 +85,10 @@ class Source:
     table_sql: str  # e.g. read_parquet(?) or "sales"
     table_params: tuple = ()
     is_rollup: bool = False
+    # SQL per metric part where the source stores parts itself (Druid's rolled-up metric columns).
+    part_sql: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Dimensions the source stores as columns, including virtual ones a rollup precomputed (hour).
+    stored_dimensions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,7 +113,8 @@ def compile_spec(
         group_sql.append(dialect.time_grains[spec.grain].format(column=dialect.date_column))
         group_aliases.append(BUCKET)
     for dimension in spec.dimensions:
-        group_sql.append(dialect.virtual_dimensions.get(dimension) or quote(dimension))
+        stored = dimension in source.stored_dimensions
+        group_sql.append(quote(dimension) if stored else dialect.virtual_dimensions.get(dimension) or quote(dimension))
         group_aliases.append(dimension)
     parts = metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
     part_sql = [f"{_part_sql(part, source)} AS {part}" for part in parts]
@@ -116,7 +130,7 @@ def compile_spec(
         f"{metric_expression(name, has_invoice_id=has_invoice_id)} AS {quote(name)}" for name in metric_columns
     ]
     sql = f"SELECT {', '.join(outer_select)} FROM ({inner}) AS cells"  # noqa: S608
-    sql += _order_and_limit(spec, group_aliases)
+    sql += _order_and_limit(spec, group_aliases, dialect)
     return CompiledQuery(
         sql=sql,
         params=params,
@@ -138,6 +152,8 @@ def compile_date_extent(*, source: Source, dialect: Dialect, filters: Filters) -
 
 
 def _part_sql(part: str, source: Source) -> str:
+    if part in source.part_sql:
+        return source.part_sql[part]
     return f"sum({part})" if source.is_rollup else PARTS[part].raw_sql
 
 
@@ -158,18 +174,19 @@ def _where(*, filters: Filters, dialect: Dialect, params: list) -> list[str]:
     return clauses
 
 
-def _order_and_limit(spec: QuerySpec, group_aliases: list[str]) -> str:
+def _order_and_limit(spec: QuerySpec, group_aliases: list[str], dialect: Dialect) -> str:
     if isinstance(spec, TimeSeries):
-        order = [quote(BUCKET)] + [quote(alias) for alias in group_aliases[1:]]
+        order = [dialect.order_term(quote(alias)) for alias in group_aliases]
         return " ORDER BY " + ", ".join(order)
     if isinstance(spec, TopN):
         direction = "ASC" if spec.ascending else "DESC"
-        return f" ORDER BY {quote(spec.metric)} {direction} NULLS LAST, {quote(spec.dimension)} LIMIT {int(spec.n)}"
+        ranking = dialect.order_term(quote(spec.metric), direction=direction)
+        return f" ORDER BY {ranking}, {dialect.order_term(quote(spec.dimension))} LIMIT {int(spec.n)}"
     if isinstance(spec, Breakdown):
         sort = spec.sort or spec.metrics[0]
         direction = "DESC" if spec.descending else "ASC"
-        tiebreak = ", ".join(quote(alias) for alias in group_aliases)
-        sql = f" ORDER BY {quote(sort)} {direction} NULLS LAST, {tiebreak}"
+        tiebreak = ", ".join(dialect.order_term(quote(alias)) for alias in group_aliases)
+        sql = f" ORDER BY {dialect.order_term(quote(sort), direction=direction)}, {tiebreak}"
         return sql + (f" LIMIT {int(spec.limit)}" if spec.limit else "")
     if isinstance(spec, Summary):
         return ""

@@ -81,6 +81,8 @@ def django_start(var_dir: Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    # Fail now, not after loading 10 M rows, if the query layer does not import.
+    import analytics.runner  # noqa: F401
 
 
 def viewer_create() -> int:
@@ -200,7 +202,7 @@ class Statement:
     sql: str
     params: list
     source: str
-    source_path: str | None
+    period: tuple[dt.date | None, dt.date | None]
 
 
 def statements(spec: Any, *, raw: bool) -> list[Statement]:
@@ -229,8 +231,7 @@ def statements(spec: Any, *, raw: bool) -> list[Statement]:
         query = compile_spec(
             spec, source=source, dialect=engine.dialect, has_invoice_id=snapshot.datasource.has_invoice_id, filters=one
         )
-        path = str(source.table_params[0]) if rollup is not None else None
-        compiled.append(Statement(query.sql, query.params, source.name, path))
+        compiled.append(Statement(query.sql, query.params, source.name, (one.start, one.end)))
     return compiled
 
 
@@ -295,32 +296,41 @@ class SizeFigures:
 
 
 def specs_measure(*, specs: dict[str, Any], viewer: int, repeat: int, raw_repeat: int) -> list[SpecFigures]:
+    """Each spec through run_query and bare DuckDB, checked equal first, then timed round-robin:
+    every round runs every spec both ways (alternating which goes first), so a burst of load on
+    the shared machine lands on all specs and on both sides alike."""
     from analytics.runner import run_query
 
     con = bare_connection()
-    figures = []
+    plans = []
     for name, spec in specs.items():
         on_rollup = statements(spec, raw=False)
         on_raw = statements(spec, raw=True)
         result = run_query(spec, user=viewer_fresh(viewer), use_cache=False)
-        if on_rollup[0].sql != result.sql or on_rollup[0].source != result.source:
+        answers = [result] + ([result.comparison] if result.comparison is not None else [])
+        if [(s.sql, s.source, s.period) for s in on_rollup] != [(a.sql, a.source, a.period) for a in answers]:
             raise SystemExit(f"{name}: the benchmark's SQL is not the SQL run_query ran; update statements().")
         one = SpecFigures(name, "+".join(dict.fromkeys(s.source for s in on_rollup)))
         one.checks = results_check(result=result, bare=bare_run(con, on_rollup), raw=bare_run(con, on_raw))
-        for _ in range(WARMUP_RUNS):
-            run_query(spec, user=viewer_fresh(viewer), use_cache=False)
-            bare_run(con, on_rollup)
-        # Interleaved, so both meet the same moments of a noisy machine.
-        for _ in range(repeat):
+        plans.append((one, spec, on_rollup, on_raw))
+    for round_number in range(WARMUP_RUNS + repeat):
+        for one, spec, on_rollup, _ in plans:
             user = viewer_fresh(viewer)
-            one.ours.append(timed(lambda spec=spec, user=user: run_query(spec, user=user, use_cache=False)))
-            one.bare.append(timed(lambda on_rollup=on_rollup: bare_run(con, on_rollup)))
-        bare_run(con, on_raw)
-        for _ in range(raw_repeat):
-            one.raw.append(timed(lambda on_raw=on_raw: bare_run(con, on_raw)))
-        figures.append(one)
+            sides = [
+                (one.ours, lambda spec=spec, user=user: run_query(spec, user=user, use_cache=False)),
+                (one.bare, lambda on_rollup=on_rollup: bare_run(con, on_rollup)),
+            ]
+            for times, call in sides if round_number % 2 else reversed(sides):
+                elapsed = timed(call)
+                if round_number >= WARMUP_RUNS:
+                    times.append(elapsed)
+    for round_number in range(1 + raw_repeat):
+        for one, _, _, on_raw in plans:
+            elapsed = timed(lambda on_raw=on_raw: bare_run(con, on_raw))
+            if round_number:
+                one.raw.append(elapsed)
     con.close()
-    return figures
+    return [one for one, *_ in plans]
 
 
 def results_check(*, result: Any, bare: list[list[tuple]], raw: list[list[tuple]]) -> list[str]:
@@ -363,11 +373,15 @@ def sets_measure(*, sizes: list[SizeFigures], spec_sets: list[dict[str, Any]], v
     for _ in range(WARMUP_RUNS):
         for specs in spec_sets:
             page(specs, viewer_fresh(viewer))
-    for _ in range(repeat):
+    for round_number in range(repeat):
         for size, specs, statements_of_set in zip(sizes, spec_sets, compiled, strict=True):
             user = viewer_fresh(viewer)
-            size.set_ours.append(timed(lambda specs=specs, user=user: page(specs, user)))
-            size.set_bare.append(timed(lambda s=statements_of_set: bare_run(con, s)))
+            sides = [
+                (size.set_ours, lambda specs=specs, user=user: page(specs, user)),
+                (size.set_bare, lambda s=statements_of_set: bare_run(con, s)),
+            ]
+            for times, call in sides if round_number % 2 else reversed(sides):
+                times.append(timed(call))
     con.close()
 
 
@@ -494,8 +508,8 @@ def main() -> int:
         sets_measure(sizes=sizes, spec_sets=spec_sets, viewer=viewer, repeat=args.repeat)
 
         print(
-            f"\nmilliseconds; ours = run_query(use_cache=False) as a viewer; {args.repeat} runs "
-            f"({args.raw_repeat} on raw); bare = duckdb.execute(same SQL, same params)"
+            f"\nmilliseconds, {args.repeat} runs ({args.raw_repeat} on raw); ours = run_query(use_cache=False) "
+            "as a viewer, a new request's user object each time; bare = duckdb.execute(same SQL, same params)"
         )
         for size in sizes:
             print("\n".join(size_report(size, preset=args.preset)))

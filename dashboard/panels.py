@@ -484,7 +484,7 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
         "valueKind": "percent",
         "option": {
             "tooltip": {"position": "top"},
-            "grid": {"left": 80, "right": 20, "top": 10, "bottom": 90},
+            "grid": {"left": 80, "right": 20, "top": 10, "bottom": 115},
             "xAxis": {"type": "category", "data": lines, "axisLabel": {"rotate": 30}},
             "yAxis": {"type": "category", "data": branches},
             "visualMap": {

@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated, Literal
 from uuid import UUID
 
 from django.conf import settings
@@ -11,10 +12,11 @@ from django.http import FileResponse, HttpRequest
 from django.urls import reverse
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
+from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
-from analytics.models import Datasource
+from analytics.models import DATASOURCE_NAME_PATTERN, Datasource
 from ingestion import errors
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
@@ -26,7 +28,8 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
-from sales_analytics.errors import ApiError, require_capability
+from sales_analytics.errors import ApiError, error_responses, require_capability
+from sales_analytics.pagination import BoundedLimitOffsetPagination
 
 router = Router(tags=["ingestion"])
 
@@ -67,8 +70,12 @@ class TaskOut(Schema):
         return f"/api/ingest/tasks/{task.pk}/error-report" if task.error_report_key else None
 
 
+# A Literal, not the TextChoices class: OpenAPI components are named by class, and other apps have a `Status` too.
+TaskStatusName = Literal[tuple(IngestionTask.Status.values)]
+
+
 class TaskFilters(Schema):
-    status: IngestionTask.Status | None = None
+    status: TaskStatusName | None = None
     datasource: str | None = None
 
 
@@ -79,15 +86,15 @@ def _task_or_404(task_id: UUID) -> IngestionTask:
     return task
 
 
-@router.get("/tasks", response=list[TaskOut])
-@paginate(LimitOffsetPagination)
+@router.get("/tasks", response={200: list[TaskOut], **error_responses(422)})
+@paginate(BoundedLimitOffsetPagination)
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     """Ingestion tasks, newest first."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
     return ingestion_task_list(status=filters.status, datasource=filters.datasource)
 
 
-@router.get("/status/{task_id}", response=TaskOut, url_name="ingestion_task_status")
+@router.get("/status/{task_id}", response={200: TaskOut, **error_responses(404, 422)}, url_name="ingestion_task_status")
 def task_status(request: HttpRequest, task_id: UUID):
     """One task's status, stage, progress, counts and first errors."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
@@ -100,15 +107,90 @@ class UploadAccepted(Schema):
     status_url: str
 
 
+def _documented(description: str, **schema) -> WithJsonSchema:
+    """How an upload option is documented. The fields stay text here: `upload_options_parse` reads
+    them (400 `invalid_option` when wrong), and an empty or missing one means "not given"."""
+    return WithJsonSchema({**schema, "description": description})
+
+
+# Typed options travel as JSON text (`5`, `0.3`, `true`, `{"Total": "revenue"}`), as the `encoding`
+# below tells clients; a browser form's plain `5` or `true` is the same text.
+JSON_ENCODED_OPTIONS = ("mapping", "header_row", "max_rejected_ratio", "force")
+
+
 class UploadForm(Schema):
-    datasource_name: str = "sales"
-    mode: str | None = None
-    mapping: str | None = None
-    date_format: str | None = None
-    sheet: str | None = None
-    header_row: str | None = None
-    max_rejected_ratio: str | None = None
-    force: str | None = None
+    datasource_name: Annotated[
+        str,
+        _documented(
+            "Datasource to load into: lowercase letters, digits and underscores (empty: sales).",
+            type=["string", "null"],  # any text is a name to check; a null arrives as the text "null"
+            pattern=rf"^\s*({DATASOURCE_NAME_PATTERN.strip('^$')})?\s*$",  # surrounding spaces are trimmed
+            default="sales",
+        ),
+    ] = "sales"
+    mode: Annotated[
+        str | None,
+        _documented(
+            "append adds rows (default, also when empty); replace swaps out the file's date range.",
+            enum=["append", "replace", ""],
+        ),
+    ] = None
+    mapping: Annotated[
+        str | None,
+        _documented(
+            'Source column → canonical field, e.g. {"Total": "revenue"}; "" or null ignores a column.',
+            type="object",
+            additionalProperties={"type": ["string", "null"]},
+        ),
+    ] = None
+    date_format: Annotated[
+        str | None, _documented("strftime format of the date column, e.g. %d/%m/%y.", type=["string", "null"])
+    ] = None
+    sheet: Annotated[
+        str | None, _documented("Excel sheet to read (default: the best match).", type=["string", "null"])
+    ] = None
+    header_row: Annotated[
+        str | None, _documented("1-based row of the header (default: found).", type="integer", minimum=1)
+    ] = None
+    max_rejected_ratio: Annotated[
+        str | None,
+        _documented(
+            "Largest share of rejected rows that still publishes the valid ones (default 0.25).",
+            type="number",
+            minimum=0,
+            maximum=1,
+        ),
+    ] = None
+    force: Annotated[
+        str | None, _documented("Load even if this exact file was published before (default false).", type="boolean")
+    ] = None
+
+
+class PreviewValidation(Schema):
+    rows_checked: int
+    rows_rejected: int
+    errors: list[dict]
+
+
+class PreviewProblem(Schema):
+    code: str
+    detail: str
+
+
+class PreviewOut(Schema):
+    detected_format: str
+    detected_encoding: str
+    detected_delimiter: str
+    detected_sheet: str
+    detected_header_row: int | None
+    decimal_comma: bool
+    columns: list[str]
+    sample_rows: list[dict]
+    proposed_mapping: dict[str, str | None]
+    date_format: str | None
+    schema_drift: list[str]
+    validation: PreviewValidation | None
+    problems: list[PreviewProblem]
 
 
 def uploaded_file_or_error(request: HttpRequest, file: UploadedFile | None) -> UploadedFile:
@@ -136,7 +218,26 @@ def upload_options_from(form: UploadForm) -> UploadOptions:
     )
 
 
-@router.post("/upload", response={202: UploadAccepted}, url_name="upload")
+# The file is optional to the handler only so that a body past MAX_UPLOAD_MB (dropped while streaming)
+# answers 413 instead of a validation error; every request must send it (400 `file_required`).
+UPLOAD_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {"required": ["file"]},
+                "encoding": {name: {"contentType": "application/json"} for name in JSON_ENCODED_OPTIONS},
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/upload",
+    response={202: UploadAccepted, **error_responses(400, 409, 413, 415, 422)},
+    url_name="upload",
+    openapi_extra=UPLOAD_BODY,
+)
 def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | None = File(None)):
     """Store the raw file, queue its ingestion and answer at once; follow `status_url`."""
     require_capability(request, Capability.UPLOAD_DATA)
@@ -160,7 +261,12 @@ def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | No
     )
 
 
-@router.post("/preview", url_name="preview")
+@router.post(
+    "/preview",
+    response={200: PreviewOut, **error_responses(400, 413, 415, 422)},
+    url_name="preview",
+    openapi_extra=UPLOAD_BODY,
+)
 def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | None = File(None)):
     """Detected format, proposed mapping, date format, sample rows and a validation summary. Publishes nothing."""
     from ingestion.pipeline import ingestion_preview
@@ -177,21 +283,33 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
     )
 
 
-@router.post("/tasks/{task_id}/retry", response={202: TaskOut})
+@router.post("/tasks/{task_id}/retry", response={202: TaskOut, **error_responses(404, 409, 422)})
 def retry_task(request: HttpRequest, task_id: UUID):
     """Run a failed or cancelled task again from its stored raw file."""
     require_capability(request, Capability.UPLOAD_DATA)
     return Status(202, ingestion_task_retry(task=_task_or_404(task_id)))
 
 
-@router.post("/tasks/{task_id}/cancel", response=TaskOut)
+@router.post("/tasks/{task_id}/cancel", response={200: TaskOut, **error_responses(404, 409, 422)})
 def cancel_task(request: HttpRequest, task_id: UUID):
     """Cancel a queued task now, or a running one at its next checkpoint."""
     require_capability(request, Capability.UPLOAD_DATA)
     return ingestion_task_cancel(task=_task_or_404(task_id))
 
 
-@router.get("/tasks/{task_id}/error-report", response={200: None}, url_name="ingestion_task_error_report")
+@router.get(
+    "/tasks/{task_id}/error-report",
+    response={200: None, **error_responses(404, 422)},
+    url_name="ingestion_task_error_report",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The error report (CSV, cells neutralised against formula injection).",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
 def error_report(request: HttpRequest, task_id: UUID):
     """The rejected rows as CSV: source row number, column, value and reason."""
     require_capability(request, Capability.VIEW_DASHBOARDS)

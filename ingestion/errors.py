@@ -18,6 +18,7 @@ HEADER_ONLY = "header_only"  # 422
 UNDECODABLE_TEXT = "undecodable_text"  # 422
 UNSAFE_ARCHIVE = "unsafe_archive"  # 415 (zip bomb, encrypted or broken .xlsx)
 SHEET_NOT_FOUND = "sheet_not_found"  # 422
+HEADER_ROW_NOT_FOUND = "header_row_not_found"  # 422 (the header_row option names an empty or missing row)
 FILE_TOO_LARGE = "file_too_large"  # 413
 MISSING_REQUIRED_COLUMN = "missing_required_column"  # 422
 INVALID_MAPPING = "invalid_mapping"  # 422

@@ -16,6 +16,7 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
+from sales_analytics.pagination import MAX_OFFSET
 
 MAX_PAGE = 200
 
@@ -125,8 +126,8 @@ class IngestionQuery(graphene.ObjectType):
 
     @staticmethod
     def resolve_ingestion_tasks(root, info, limit: int, offset: int, status=None, datasource=None):
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise GraphQLError(f"limit must be 1–{MAX_PAGE} and offset ≥ 0.")
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+            raise GraphQLError(f"limit must be 1–{MAX_PAGE} and offset 0–{MAX_OFFSET}.")
         tasks = ingestion_task_list(status=status.value if status else None, datasource=datasource)
         return IngestionTaskPage(total_count=tasks.count(), items=list(tasks[offset : offset + limit]))
 

@@ -17,18 +17,27 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from analytics.engines import EngineError
 from analytics.services import PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import date_format_choose
 from ingestion.errors import IngestionError
+from ingestion.mapping import ColumnMapping as ResolvedMapping
 from ingestion.mapping import mapping_drift, mapping_resolve
 from ingestion.models import ColumnMapping, IngestionTask
-from ingestion.readers import DetectedSource, source_detect, source_read_batches, source_read_column
+from ingestion.readers import (
+    DetectedSource,
+    excel_sheets_shared,
+    source_detect,
+    source_read_batches,
+    source_read_column,
+)
 from ingestion.services import TaskProgress, raw_local_path
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
 FIRST_ERRORS_KEPT = 20
+ROW_ESTIMATE_SAMPLE_BYTES = 4 << 20
 ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
 
@@ -39,6 +48,16 @@ def pipeline_run(*, task: IngestionTask, progress: TaskProgress) -> None:
 
 
 def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> None:
+    # Detection, the date column and the batches read one parsed Excel sheet; it is released
+    # before publishing.
+    with excel_sheets_shared():
+        detected, mapping, drift, outcome = _read_and_validate(task=task, progress=progress, workdir=workdir)
+    _publish(task=task, progress=progress, detected=detected, mapping=mapping, drift=drift, outcome=outcome)
+
+
+def _read_and_validate(
+    *, task: IngestionTask, progress: TaskProgress, workdir: Path
+) -> tuple[DetectedSource, ResolvedMapping, list[str], "ValidationOutcome"]:
     options = task.options
     progress.stage(Stage.READING, 10, "Reading the file and detecting its format.")
     raw_path = raw_local_path(task=task, workdir=workdir)
@@ -74,25 +93,45 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
     )
     _policy_check(task=task, outcome=outcome)
     progress.check_cancelled()
+    return detected, mapping, drift, outcome
 
+
+def _publish(
+    *,
+    task: IngestionTask,
+    progress: TaskProgress,
+    detected: DetectedSource,
+    mapping: ResolvedMapping,
+    drift: list[str],
+    outcome: "ValidationOutcome",
+) -> None:
     progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
-    published = datasource_publish(
-        request=PublishRequest(
-            datasource_name=task.datasource.name,
-            upload_id=task.pk,
-            upload_name=task.original_filename,
-            uploaded_at=task.created_at,
-            curated_path=outcome.curated_path,
-            rows=outcome.rows_valid,
-            interval_start=outcome.interval_start,
-            interval_end=outcome.interval_end,
-            replace=task.mode == IngestionTask.Mode.REPLACE,
+    try:
+        published = datasource_publish(
+            request=PublishRequest(
+                datasource_name=task.datasource.name,
+                upload_id=task.pk,
+                upload_name=task.original_filename,
+                uploaded_at=task.created_at,
+                curated_path=outcome.curated_path,
+                rows=outcome.rows_valid,
+                interval_start=outcome.interval_start,
+                interval_end=outcome.interval_end,
+                replace=task.mode == IngestionTask.Mode.REPLACE,
+            ),
+            check_cancelled=progress.check_cancelled,
+            on_engine_progress=lambda engine_task_id, message: progress.update(
+                92, message, engine_task_id=engine_task_id
+            ),
         )
-    )
+    except EngineError as exc:
+        raise IngestionError(
+            exc.code, f"{exc.detail} Nothing was published; the raw file is kept, so the task can be retried."
+        ) from exc
     ColumnMapping.objects.update_or_create(
         datasource=task.datasource, defaults={"mapping": mapping.fields, "source_columns": detected.columns}
     )
-    task.engine_task_id = f"embedded:{task.datasource.name}:v{published.data_version}"
+    task.engine_task_id = published.engine_task_id or f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
     drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""
     progress.finish(
@@ -205,11 +244,15 @@ def _estimate_rows(raw_path: Path, detected: DetectedSource) -> int:
     if detected.format == "parquet":
         return pq.ParquetFile(raw_path).metadata.num_rows
     if detected.format == "csv":
+        # Scaled from the first megabytes rather than counted: counting read the whole file
+        # once more just for the progress bar.
         newline = b"\n\x00" if (detected.encoding or "").startswith("utf-16-le") else b"\n"
-        count = 0
+        size = raw_path.stat().st_size
         with raw_path.open("rb") as handle:
-            while chunk := handle.read(16 * 1024 * 1024):
-                count += chunk.count(newline)
+            sample = handle.read(ROW_ESTIMATE_SAMPLE_BYTES)
+        count = sample.count(newline)
+        if len(sample) < size:
+            count = round(count * size / max(len(sample), 1))
         return max(count - (detected.header_row or 1) + 1, 1)
     return 0
 
@@ -243,6 +286,13 @@ def ingestion_preview(*, local_path: Path, original_filename: str, datasource, o
     Format problems raise (415/422); mapping and date problems are returned as `problems`
     so the upload page can show an editable mapping.
     """
+    with excel_sheets_shared():
+        return _preview(
+            local_path=local_path, original_filename=original_filename, datasource=datasource, options=options
+        )
+
+
+def _preview(*, local_path: Path, original_filename: str, datasource, options: dict) -> dict:
     detected = source_detect(
         local_path, filename_hint=original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
     )

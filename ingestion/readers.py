@@ -30,6 +30,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,9 +267,8 @@ def _header_index_override(rows: list[list[str | None]], header_row: int, label:
     index = header_row - 1
     if index >= len(rows) or _row_is_blank(rows[index]):
         raise IngestionError(
-            errors.INVALID_OPTION,
+            errors.HEADER_ROW_NOT_FOUND,
             f"Row {header_row} of '{label}' is not a header row (it is empty or missing).",
-            status=400,
         )
     return index
 
@@ -746,7 +746,43 @@ def _csv_block_parse(
 # --- Excel ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class _ExcelShared:
+    readers: dict[tuple[str, int, int], fastexcel.ExcelReader]
+    # id(reader), sheet → (reader, kept alive so its id stays unique; whole sheet; visible)
+    sheets: dict[tuple[int, str], tuple[fastexcel.ExcelReader, pl.DataFrame, bool]]
+
+
+_EXCEL_SHARED: ContextVar[_ExcelShared | None] = ContextVar("excel_shared", default=None)
+
+
+@contextmanager
+def excel_sheets_shared() -> Iterator[None]:
+    """Within the block, each Excel sheet is parsed once and reused by every read of that file.
+
+    Parsing is the whole cost of reading a workbook, and calamine parses the entire sheet even
+    for the first rows, so detection, `source_read_column` and `source_read_batches` of one task
+    would otherwise parse it three times. The sheets are released when the block ends.
+    """
+    token = _EXCEL_SHARED.set(_ExcelShared(readers={}, sheets={}))
+    try:
+        yield
+    finally:
+        _EXCEL_SHARED.reset(token)
+
+
 def _excel_open(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
+    shared = _EXCEL_SHARED.get()
+    if shared is not None:
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in shared.readers:
+            shared.readers[key] = _excel_open_uncached(path, label, kind)
+        return shared.readers[key]
+    return _excel_open_uncached(path, label, kind)
+
+
+def _excel_open_uncached(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
     try:
         return fastexcel.read_excel(path)
     except Exception as exc:  # calamine reports every unreadable workbook with its own exception types
@@ -761,13 +797,33 @@ def _excel_sheet_load(
 ) -> tuple[pl.DataFrame, bool]:
     """Sheet cells as text from row 1 (empty rows above the data kept: index = row number - 1),
     and whether the sheet is visible."""
+    shared = _EXCEL_SHARED.get()
+    if shared is None:
+        return _excel_sheet_parse(reader, sheet, n_rows, label)
+    key = (id(reader), sheet)
+    if key not in shared.sheets:
+        frame, visible = _excel_sheet_parse(reader, sheet, None, label)
+        shared.sheets[key] = (reader, frame, visible)
+    _, frame, visible = shared.sheets[key]
+    return (frame if n_rows is None else frame.head(n_rows)), visible
+
+
+def _excel_sheet_parse(
+    reader: fastexcel.ExcelReader, sheet: str, n_rows: int | None, label: str
+) -> tuple[pl.DataFrame, bool]:
     try:
         loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes="string")
         frame = loaded.to_polars()
     except Exception as exc:  # calamine has many exception types; any of them means unreadable
         raise _unsupported(label, f"sheet '{sheet}' cannot be read ({exc})") from exc
     visible = str(getattr(loaded, "visible", "visible")) == "visible"
-    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in frame.columns), visible
+    # Only a column with a ":" can hold a date-time; skipping the others halves the cost.
+    dated = [
+        name
+        for name in frame.columns
+        if frame[name].dtype != pl.String or frame[name].str.contains(":", literal=True).any()
+    ]
+    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in dated), visible
 
 
 def _excel_rows(

@@ -114,11 +114,14 @@ def _ratio_parse(ratio: float | str | None) -> float:
 def _flag_parse(flag: bool | str | None) -> bool:
     if isinstance(flag, bool):
         return flag
-    return (flag or "").strip().lower() in ("1", "true", "yes", "on")
+    text = (flag or "").strip().lower()
+    if text not in ("", "true", "false"):
+        raise IngestionError(errors.INVALID_OPTION, "force must be true or false.", status=400)
+    return text == "true"
 
 
 def datasource_name_check(*, name: str) -> str:
-    name = (name or settings.DEFAULT_DATASOURCE).strip()
+    name = (name or "").strip() or settings.DEFAULT_DATASOURCE  # blank, like empty, means the default
     try:
         datasource_name_validator(name)
     except ValidationError as exc:

@@ -9,7 +9,46 @@ from ingestion.errors import IngestionError
 from sales_analytics.errors import ApiError
 from sales_analytics.health import health_report
 
-api = NinjaAPI(
+
+class SalesAnalyticsAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        _query_values_not_null(schema)
+        return schema
+
+
+def _query_values_not_null(schema: dict) -> None:
+    """A query parameter is text: null cannot be sent, only left out.
+
+    Pydantic documents `x: T | None = None` as `anyOf: [T, null]` with `default: null`; for a query
+    parameter that would promise the server accepts the text "null". Left out is what None means.
+    A file part is likewise sent or left out. (Other multipart fields document their own empty and
+    null values: see ingestion.api.UploadForm.)
+    """
+    for methods in schema["paths"].values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    parameter["schema"] = _without_null(parameter["schema"])
+            form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+            fields = form.get("schema", {}).get("properties", {})
+            for name, field in fields.items():
+                if {"type": "string", "format": "binary"} in field.get("anyOf", []):
+                    fields[name] = _without_null(field)
+
+
+def _without_null(field: dict) -> dict:
+    options = field.get("anyOf")
+    if options and {"type": "null"} in options:
+        rest = [option for option in options if option != {"type": "null"}]
+        field = {key: value for key, value in field.items() if key != "anyOf"}
+        field = {**rest[0], **field} if len(rest) == 1 else {**field, "anyOf": rest}
+    if "default" in field and field["default"] is None:
+        field = {key: value for key, value in field.items() if key != "default"}
+    return field
+
+
+api = SalesAnalyticsAPI(
     title="Sales Analytics API",
     version="1.0",
     description="Upload sales files, follow their ingestion and read every dashboard number.",

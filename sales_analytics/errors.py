@@ -1,6 +1,8 @@
 """API errors with stable codes: every refusal is `{"detail": "...", "code": "..."}`."""
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from ninja import Schema
 
 from accounts.roles import Capability, permission_name
 
@@ -23,3 +25,32 @@ def require_capability(request: HttpRequest, capability: Capability) -> None:
             "permission_denied",
             f"Your role does not allow this (needs the '{capability.value}' permission).",
         )
+
+
+class ErrorOut(Schema):
+    """Every refusal's body. `errors` lists each invalid field of a 422 `invalid_request`."""
+
+    detail: str
+    code: str
+    errors: list[dict] | None = None
+
+
+def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """OpenAPI responses of an authenticated endpoint: 401 and 403 always, plus `statuses`."""
+    return dict.fromkeys(sorted({401, 403, *statuses}), ErrorOut)
+
+
+# Programs get JSON from the API and GraphQL prefixes, even for a URL that matches no route.
+_API_PREFIXES = ("/api/", "/graphql")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path_info.startswith(_API_PREFIXES):
+        return JsonResponse({"detail": f"No API endpoint at {request.path_info}.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path_info.startswith(_API_PREFIXES):
+        return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+    return defaults.server_error(request)

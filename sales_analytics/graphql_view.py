@@ -20,20 +20,32 @@ def _graphql_error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
 
 
-def _selection_depth(node: Any, fragments: dict, seen: frozenset = frozenset()) -> int:
+def _selection_depth(node: Any, fragments: dict, seen: frozenset = frozenset(), introspection: bool = False) -> int:
+    """How deep `node`'s selections nest, fragments expanded.
+
+    Inside introspection (`__schema`, `__type`) an `ofType` does not count: it unwraps one list or
+    non-null wrapper (a single object, at most a few levels deep in any schema). The standard
+    introspection query (GraphiQL, gql, graphql-core) nests `ofType` nine times; counted, it would
+    be refused, while `type { fields { type { fields … } } }`, the costly nesting, still counts.
+    """
     selection_set = getattr(node, "selection_set", None)
     if selection_set is None:
         return 0
     deepest = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
-            deepest = max(deepest, 1 + _selection_depth(selection, fragments, seen))
+            name = selection.name.value
+            inside = introspection or name.startswith("__")
+            step = 0 if introspection and name == "ofType" else 1
+            deepest = max(deepest, step + _selection_depth(selection, fragments, seen, inside))
         elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _selection_depth(selection, fragments, seen))
+            deepest = max(deepest, _selection_depth(selection, fragments, seen, introspection))
         elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
             fragment = fragments.get(selection.name.value)
             if fragment is not None:
-                deepest = max(deepest, _selection_depth(fragment, fragments, seen | {selection.name.value}))
+                deepest = max(
+                    deepest, _selection_depth(fragment, fragments, seen | {selection.name.value}, introspection)
+                )
     return deepest
 
 

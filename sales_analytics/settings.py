@@ -217,6 +217,14 @@ else:
 ANALYTICS_ENGINE: str = env.str("ANALYTICS_ENGINE", default="embedded")
 DRUID_ROUTER_URL: str = env.str("DRUID_ROUTER_URL", default="http://127.0.0.1:8888")
 DRUID_TIMEOUT_SECONDS: int = env.int("DRUID_TIMEOUT_SECONDS", default=30)
+# Retries (with backoff) of a Druid call that found the router unreachable or overloaded.
+DRUID_RETRIES: int = env.int("DRUID_RETRIES", default=3)
+# How long a publish waits for its Druid ingestion task and for the new segments to be queryable.
+DRUID_PUBLISH_TIMEOUT_SECONDS: int = env.int("DRUID_PUBLISH_TIMEOUT_SECONDS", default=1800)
+# Credentials put into the ingestion's S3 input source when Druid must read the bucket with
+# another key than its own (druid.s3.accessKey/secretKey). Empty: Druid's own key pair.
+DRUID_S3_ACCESS_KEY_ID: str = env.str("DRUID_S3_ACCESS_KEY_ID", default="")
+DRUID_S3_SECRET_ACCESS_KEY: str = env.str("DRUID_S3_SECRET_ACCESS_KEY", default="")
 
 # --- Product ------------------------------------------------------------------------
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)

@@ -4,6 +4,9 @@ from django.urls import include, path
 from sales_analytics.api import api
 from sales_analytics.graphql_view import graphql_endpoint
 
+handler404 = "sales_analytics.errors.page_not_found"
+handler500 = "sales_analytics.errors.server_error"
+
 admin.site.site_header = "Sales Analytics administration"
 admin.site.site_title = "Sales Analytics admin"
 

@@ -1,5 +1,6 @@
 """Analytics engines behind one small protocol, looked up by name at call time."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -11,6 +12,22 @@ from django.core.exceptions import ImproperlyConfigured
 class EngineHealth:
     ok: bool
     detail: str
+
+
+class EngineError(Exception):
+    """The engine could not do what was asked; `detail` is one plain sentence a user can act on."""
+
+    code = "engine_error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+# Called while an engine loads an upload: (engine task id, message for the upload's task row).
+EngineProgress = Callable[[str, str], None]
 
 
 class Engine(Protocol):
@@ -28,6 +45,20 @@ class Engine(Protocol):
         ...
 
     def execute(self, sql: str, params: list) -> list[tuple]: ...
+
+    def publish(
+        self,
+        *,
+        request: Any,
+        check_cancelled: Callable[[], None] | None = None,
+        on_progress: EngineProgress | None = None,
+    ) -> str | None:
+        """Load an upload's curated rows (`analytics.services.PublishRequest`) before the catalogue switch.
+
+        Returns the engine's task id (None when the engine reads the catalogue's files itself).
+        Safe to call again for the same upload: it never loads the rows twice.
+        """
+        ...
 
 
 def _embedded() -> Engine:

@@ -50,9 +50,14 @@ class EmbeddedEngine:
                 table_sql="read_parquet(?)",
                 table_params=(str(segment_local_path(segment=rollup)),),
                 is_rollup=True,
+                stored_dimensions=tuple(rollup.dimensions),
             )
         paths = [str(segment_local_path(segment=segment)) for segment in snapshot.segments]
         return Source(name="raw", table_sql="read_parquet(?, union_by_name = true)", table_params=(paths,))
 
     def execute(self, sql: str, params: list) -> list[tuple]:
         return _connection().execute(sql, params).fetchall()
+
+    def publish(self, *, request, check_cancelled=None, on_progress=None) -> None:
+        """Nothing to load: queries read the segment and rollup files the catalogue switches in."""
+        return None

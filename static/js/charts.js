@@ -32,6 +32,20 @@
     if (option.yAxis && option.yAxis.type === "value") {
       option.yAxis.axisLabel = { formatter: spec.valueKind === "percent" ? format : function (v) { return whole.format(v); } };
     }
+    const heatmap = (option.series || []).some(function (series) { return series.type === "heatmap"; });
+    if (heatmap && !option.tooltip.formatter) {
+      // Name both axes (branch and product line), not just the column; names are data: escaped.
+      const escape = window.echarts.format.encodeHTML;
+      const xs = option.xAxis.data, ys = option.yAxis.data;
+      option.tooltip.formatter = function (point) {
+        const v = point.value;
+        return escape(String(ys[v[1]])) + " · " + escape(String(xs[v[0]])) + "<br>" + point.marker + format(v[2]);
+      };
+    }
+    if (option.visualMap && !option.visualMap.formatter) {
+      // The heatmap's colour scale: margins as 4.8%, not the bare fraction rounded to "0".
+      option.visualMap.formatter = format;
+    }
     const chart = window.echarts.init(element, null, { renderer: "canvas" });
     chart.setOption(option);
     charts.add(chart);

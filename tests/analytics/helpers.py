@@ -48,8 +48,16 @@ def days_between(first: int, last: int) -> st.SearchStrategy[dt.date]:
     return st.integers(first, last).map(lambda offset: FIRST_DAY + dt.timedelta(days=offset))
 
 
-# A dataset's days: a dense fortnight, a stretch around 29 February 2024 (offset 424), two years, or a mix.
-DAY_WINDOWS = (days_between(0, 12), days_between(395, 430), days_between(0, 800))
+# Around 29 February 2024 and the same days a year earlier: "same period last year" edge cases.
+LEAP_DAYS = tuple(
+    dt.date(year, month, day)
+    for year in (2023, 2024)
+    for month, day in ((2, 27), (2, 28), (2, 29), (3, 1))
+    if (year, month, day) != (2023, 2, 29)
+)
+# A dataset's days: a dense fortnight, a stretch around 29 February 2024 (offset 424), two years,
+# the days around both ends of February, or a mix.
+DAY_WINDOWS = (days_between(0, 12), days_between(395, 430), days_between(0, 800), st.sampled_from(LEAP_DAYS))
 days = st.one_of(*DAY_WINDOWS)
 # Filter bounds may also fall before or after all the data.
 filter_days = days | days_between(-60, 860)
@@ -134,18 +142,25 @@ def line_headers(draw, universe: Universe) -> Row:
 def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     """Sale lines in one of three invoice regimes.
 
-    - `invoices`: multi-line invoices whose lines share the header (date, branch, payment, …)
-      except for the keys in `varying` (usually just product_line);
+    - `invoices` (twice as likely): multi-line invoices whose lines share the header (date,
+      branch, payment, …) except for the product line, a few random keys, or one optional
+      dimension that some lines lack;
     - `messy`: lines pick invoice ids from a small pool, so invoices span days and branches;
     - `none`: no invoice ids at all (transactions are then lines).
     """
-    regime = draw(st.sampled_from(("invoices", "messy", "none")))
+    regime = draw(st.sampled_from(("invoices", "invoices", "messy", "none")))
     universe = draw(universes())
     with_times = draw(st.booleans())
     rows: list[Row] = []
     if regime == "invoices":
-        varying = draw(
-            st.just(frozenset({"product_line"})) | st.frozensets(st.sampled_from(("date", *DIMENSIONS)), max_size=3)
+        # What may differ between an invoice's lines: the product line (the usual case), a few
+        # keys at random, or only whether one optional dimension is there (NULL beside a value
+        # is still two rollup cells, however alike they look).
+        optional = [d for d in DIMENSIONS if d not in REQUIRED_DIMENSIONS]
+        varying, sometimes_missing = draw(
+            st.tuples(st.just(frozenset({"product_line"})), st.none())
+            | st.tuples(st.frozensets(st.sampled_from(("date", *DIMENSIONS)), max_size=3), st.none())
+            | st.tuples(st.just(frozenset()), st.sampled_from(optional))
         )
         for number in range(draw(st.integers(1, 12))):
             header = draw(line_headers(universe))
@@ -153,6 +168,8 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
                 line = dict(header)
                 for key in varying:
                     line[key] = draw(universe[key])
+                if sometimes_missing is not None:
+                    line[sometimes_missing] = draw(st.sampled_from((header[sometimes_missing], None)))
                 rows.append({**line, **draw(line_amounts()), "invoice_id": f"INV-{number:03d}"})
     else:
         pool = draw(st.integers(1, 8))
@@ -322,16 +339,17 @@ def _quotient(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else numerator / denominator
 
 
-def metric_values(rows: list[Row], names: tuple[str, ...], *, has_invoice_id: bool) -> dict[str, Any]:
+def metric_values(rows: list[Row], names: tuple[str, ...]) -> dict[str, Any]:
     """Each metric from its definition in DESIGN.md: sums, counts, exact distinct invoices, ratios of sums."""
     revenue = sum(row["revenue"] for row in rows)
     gross_profit = sum(row["gross_profit"] for row in rows)
     units = sum(row["quantity"] for row in rows)
     ratings = [row["rating"] for row in rows if row["rating"] is not None]
-    if has_invoice_id:
-        transactions = len({row["invoice_id"] for row in rows if row["invoice_id"] is not None})
-    else:
-        transactions = len(rows)
+    # Distinct invoice ids; a line without one is a transaction of its own (all of them when
+    # the datasource has no invoice ids at all).
+    transactions = len({row["invoice_id"] for row in rows if row["invoice_id"] is not None}) + sum(
+        1 for row in rows if row["invoice_id"] is None
+    )
     values = {
         "revenue": revenue,
         "cost": sum(row["cost"] for row in rows),
@@ -369,18 +387,15 @@ def key_columns(spec: QuerySpec) -> tuple[str, ...]:
     return ("bucket", *spec.dimensions) if isinstance(spec, TimeSeries) else tuple(spec.dimensions)
 
 
-def oracle_groups(spec: QuerySpec, rows: list[Row], *, filters: Filters, has_invoice_id: bool) -> dict[tuple, dict]:
+def oracle_groups(spec: QuerySpec, rows: list[Row], *, filters: Filters) -> dict[tuple, dict]:
     """Every answer row the spec has over `rows` (before any ordering or limit), keyed by its group."""
     kept = [row for row in rows if row_matches(row, filters)]
     if isinstance(spec, Summary):
-        return {(): metric_values(kept, spec.metric_names, has_invoice_id=has_invoice_id)}
+        return {(): metric_values(kept, spec.metric_names)}
     grouped: dict[tuple, list[Row]] = defaultdict(list)
     for row in kept:
         grouped[group_key(spec, row)].append(row)
-    return {
-        key: metric_values(members, spec.metric_names, has_invoice_id=has_invoice_id)
-        for key, members in grouped.items()
-    }
+    return {key: metric_values(members, spec.metric_names) for key, members in grouped.items()}
 
 
 def comparison_period(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
@@ -449,11 +464,9 @@ def _metrics_check(spec: QuerySpec, actual: Row, expected: dict, context: str) -
         )
 
 
-def answer_check(
-    result, spec: QuerySpec, rows: list[Row], *, filters: Filters, has_invoice_id: bool, context: str = ""
-) -> None:
+def answer_check(result, spec: QuerySpec, rows: list[Row], *, filters: Filters, context: str = "") -> None:
     """`result.rows` is the answer to `spec` over `rows` (with `filters`), ordering rules included."""
-    expected = oracle_groups(spec, rows, filters=filters, has_invoice_id=has_invoice_id)
+    expected = oracle_groups(spec, rows, filters=filters)
     columns = key_columns(spec)
     keys = [tuple(row[column] for column in columns) for row in result.rows]
     context = f"{context}{type(spec).__name__}"
@@ -493,16 +506,16 @@ def answer_check(
             )
 
 
-def full_answer_check(result, spec: QuerySpec, rows: list[Row], *, has_invoice_id: bool) -> None:
+def full_answer_check(result, spec: QuerySpec, rows: list[Row]) -> None:
     """The answer, and the comparison period's answer when the spec asks for one."""
-    answer_check(result, spec, rows, filters=spec.filters, has_invoice_id=has_invoice_id)
+    answer_check(result, spec, rows, filters=spec.filters)
     if spec.comparison is None:
         assert result.comparison is None
         return
     assert result.comparison is not None, "a spec with a comparison got none"
     start, end = comparison_period(spec.comparison, *open_period(spec.filters, rows))
     shifted = replace(spec.filters, start=start, end=end)
-    answer_check(result.comparison, spec, rows, filters=shifted, has_invoice_id=has_invoice_id, context="comparison ")
+    answer_check(result.comparison, spec, rows, filters=shifted, context="comparison ")
 
 
 # --- which rollup should answer ----------------------------------------------------------------
@@ -511,11 +524,12 @@ def full_answer_check(result, spec: QuerySpec, rows: list[Row], *, has_invoice_i
 def invoice_constant_keys(rows: list[Row]) -> set[str]:
     """Keys (date and dimensions) with one value (NULL being a value) in every invoice."""
     values: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    keys = ("date", *DIMENSIONS, "hour")
     for row in rows:
         if row["invoice_id"] is not None:
-            for key in ("date", *DIMENSIONS):
-                values[key][row["invoice_id"]].add(row[key])
-    return {key for key in ("date", *DIMENSIONS) if all(len(seen) == 1 for seen in values[key].values())}
+            for key in keys:
+                values[key][row["invoice_id"]].add(dimension_of(row, key))
+    return {key for key in keys if all(len(seen) == 1 for seen in values[key].values())}
 
 
 def filter_dimensions(filters: Filters) -> set[str]:
@@ -531,19 +545,22 @@ def expected_source(spec: QuerySpec, rows: list[Row], *, filters: Filters, rollu
     row — every rollup key the answer sums over (day included, unless a day series groups by
     it) has one value per invoice.
     """
-    # The weekday comes from the day, which every rollup keeps; the hour needs the time, which none keeps.
+    # The weekday comes from the day, which every rollup keeps; the hour is kept by the rollups
+    # that list it, which exist only when some row has a time of day.
     needed = (set(spec.dimensions) | filter_dimensions(filters)) - {"weekday"}
-    needed = {"datetime" if dimension == "hour" else dimension for dimension in needed}
+    has_times = any(row["datetime"] is not None for row in rows)
     has_invoice_id = any(row["invoice_id"] is not None for row in rows)
     needs_invoices = has_invoice_id and bool(INVOICE_METRICS & set(spec.metric_names))
     grouped = set(spec.dimensions) | ({"date"} if isinstance(spec, TimeSeries) and spec.grain is Grain.DAY else set())
     constant = invoice_constant_keys(rows)
     covering = []
     for name, kept in rollups.items():
+        if "hour" in kept and not has_times:
+            continue
         if not needed <= set(kept):
             continue
         if needs_invoices and not ({"date", *kept} - grouped) <= constant:
             continue
-        cells = len({(row["date"], *(row[d] for d in kept)) for row in rows})
+        cells = len({(row["date"], *(dimension_of(row, d) for d in kept)) for row in rows})
         covering.append((cells, name))
     return min(covering)[1] if covering else "raw"

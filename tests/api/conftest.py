@@ -2,6 +2,8 @@
 
 import httpx
 import pytest
+from django.core.files.base import ContentFile
+from django.test import Client
 
 from accounts.services import api_token_create, user_branch_scope_set
 from tests.factories import UserFactory
@@ -41,3 +43,15 @@ def published(live_server, role_groups, tasks_inline, real_file) -> str:
         status = client.get(f"/api/ingest/status/{task_id}").json()
     assert status["status"] == "succeeded", status
     return task_id
+
+
+@pytest.fixture
+def published_inline(role_groups, tasks_inline, real_file, django_capture_on_commit_callbacks) -> str:
+    """The same in-process (test client, no live server): the on-commit queueing is executed inline."""
+    client = Client(HTTP_AUTHORIZATION=bearer(UserFactory(role="uploader"))["Authorization"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/ingest/upload", {"file": ContentFile(real_file.read_bytes(), name="s.csv")})
+    assert response.status_code == 202, response.content
+    status = client.get(response.json()["status_url"]).json()
+    assert status["status"] == "succeeded", status
+    return status["task_id"]

@@ -140,9 +140,25 @@ class Web:
                })"""
         )
 
+    def tooltips(self) -> list[str]:
+        """Each chart's tooltip for its first data point, as text (what a hover shows)."""
+        texts = []
+        for index in range(self.page.locator(".chart").count()):
+            chart = self.page.locator(".chart").nth(index)
+            chart.scroll_into_view_if_needed()
+            chart.evaluate(
+                "el => echarts.getInstanceByDom(el).dispatchAction({type: 'showTip', seriesIndex: 0, dataIndex: 0})"
+            )
+            tooltip = chart.locator(":scope > div").filter(has_not=self.page.locator("canvas")).last
+            tooltip.wait_for(state="visible")
+            texts.append(tooltip.inner_text())
+        return texts
+
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        if self.page.locator(".chart").count():
+            self.page.wait_for_timeout(1_200)  # ECharts' entry animation (1 s by default) has ended
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
