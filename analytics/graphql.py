@@ -7,6 +7,7 @@ import graphene
 from django.conf import settings
 from graphql import GraphQLError
 
+from analytics.engines import EngineError
 from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN
 from analytics.runner import QueryResult, run_query
 
@@ -57,6 +58,8 @@ class DashboardQuery:
             return run_query(spec, user=self.user)
         except QueryError as exc:
             raise GraphQLError(str(exc)) from None
+        except EngineError as exc:
+            raise GraphQLError(exc.detail, extensions={"code": exc.code}) from None
 
 
 class RevenueSummary(graphene.ObjectType):

@@ -5,6 +5,7 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.authentication import BearerTokenAuth, BrowserSessionAuth
+from analytics.engines import EngineError
 from ingestion.errors import IngestionError
 from sales_analytics.errors import ApiError
 from sales_analytics.health import health_report
@@ -22,8 +23,8 @@ def _query_values_not_null(schema: dict) -> None:
 
     Pydantic documents `x: T | None = None` as `anyOf: [T, null]` with `default: null`; for a query
     parameter that would promise the server accepts the text "null". Left out is what None means.
-    A file part is likewise sent or left out. (Other multipart fields document their own empty and
-    null values: see ingestion.api.UploadForm.)
+    A file part is likewise sent or left out. (The other multipart fields are documented one by one:
+    see ingestion.api.UploadForm.)
     """
     for methods in schema["paths"].values():
         for operation in methods.values():
@@ -82,6 +83,12 @@ def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 @api.exception_handler(IngestionError)
 def on_ingestion_error(request: HttpRequest, exc: IngestionError) -> HttpResponse:
     return error_response(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(EngineError)
+def on_engine_error(request: HttpRequest, exc: EngineError) -> HttpResponse:
+    # The engine is down or refused the query: a service problem, said plainly, never a stack trace.
+    return error_response(request, 503, exc.code, exc.detail)
 
 
 @api.exception_handler(AuthenticationError)

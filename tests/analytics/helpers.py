@@ -143,8 +143,8 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     """Sale lines in one of three invoice regimes.
 
     - `invoices` (twice as likely): multi-line invoices whose lines share the header (date,
-      branch, payment, …) except for the product line, a few random keys, or one optional
-      dimension that some lines lack;
+      branch, payment, …) except for the product line, the day, a few random keys, or one
+      optional dimension that some lines lack;
     - `messy`: lines pick invoice ids from a small pool, so invoices span days and branches;
     - `none`: no invoice ids at all (transactions are then lines).
     """
@@ -153,12 +153,13 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
     with_times = draw(st.booleans())
     rows: list[Row] = []
     if regime == "invoices":
-        # What may differ between an invoice's lines: the product line (the usual case), a few
-        # keys at random, or only whether one optional dimension is there (NULL beside a value
-        # is still two rollup cells, however alike they look).
+        # What may differ between an invoice's lines: the product line (the usual case), the day
+        # (lines booked later), a few keys at random, or only whether one optional dimension is
+        # there (NULL beside a value is still two rollup cells, however alike they look).
         optional = [d for d in DIMENSIONS if d not in REQUIRED_DIMENSIONS]
         varying, sometimes_missing = draw(
             st.tuples(st.just(frozenset({"product_line"})), st.none())
+            | st.tuples(st.just(frozenset({"date"})), st.none())
             | st.tuples(st.frozensets(st.sampled_from(("date", *DIMENSIONS)), max_size=3), st.none())
             | st.tuples(st.just(frozenset()), st.sampled_from(optional))
         )
@@ -169,7 +170,8 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
                 for key in varying:
                     line[key] = draw(universe[key])
                 if sometimes_missing is not None:
-                    line[sometimes_missing] = draw(st.sampled_from((header[sometimes_missing], None)))
+                    present = header[sometimes_missing] or DIMENSION_VALUES[sometimes_missing][0]
+                    line[sometimes_missing] = draw(st.sampled_from((present, None)))
                 rows.append({**line, **draw(line_amounts()), "invoice_id": f"INV-{number:03d}"})
     else:
         pool = draw(st.integers(1, 8))
@@ -181,8 +183,15 @@ def sales_rows(draw, max_rows: int = 40) -> list[Row]:
         for row in rows:
             if draw(st.integers(0, 3)) == 0:
                 row["invoice_id"] = None
+    # In the `invoices` regime an invoice's lines share its time of day; other lines get their own.
+    invoice_hours: dict[str, int | None] = {}
     for row in rows:
-        hour = draw(st.none() | st.integers(0, 23)) if with_times else None
+        if regime == "invoices" and row["invoice_id"] in invoice_hours:
+            hour = invoice_hours[row["invoice_id"]]
+        else:
+            hour = draw(st.none() | st.integers(0, 23)) if with_times else None
+            if regime == "invoices" and row["invoice_id"] is not None:
+                invoice_hours[row["invoice_id"]] = hour
         row["datetime"] = None if hour is None else dt.datetime.combine(row["date"], dt.time(hour, 30))
     return rows[:max_rows] if regime == "invoices" else rows
 
@@ -257,9 +266,12 @@ def filters(draw) -> Filters:
         dimension: st.lists(st.sampled_from((*DIMENSION_VALUES[dimension], ABSENT_VALUE)), max_size=3)
         for dimension in DIMENSIONS
     }
-    include = draw(st.dictionaries(dimensions, st.just(()), max_size=2))
+    # Often no dimension filter at all, or only on the branch, so the narrow rollups get asked too.
+    filtered = st.sampled_from(draw(st.sampled_from((DIMENSIONS, ("branch",)))))
+    most = draw(st.sampled_from((2, 0)))
+    include = draw(st.dictionaries(filtered, st.just(()), max_size=most))
     include = {dimension: tuple(draw(value_lists[dimension])) for dimension in include}
-    exclude = draw(st.dictionaries(dimensions, st.just(()), max_size=2))
+    exclude = draw(st.dictionaries(filtered, st.just(()), max_size=most))
     exclude = {dimension: tuple(draw(value_lists[dimension])) for dimension in exclude}
     return Filters(start=start, end=end, include=include, exclude=exclude)
 
