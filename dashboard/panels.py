@@ -385,7 +385,8 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
     return Panel("ranking", "Product lines ranked by revenue", table=table, chart=chart, links=links, wide=True)
 
 
-def panel_product_trend(ctx: PanelContext) -> Panel:
+def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Panel:
+    """Revenue over time, one line per value of `dimension`."""
     grain = ctx.filters.grain
     result = ctx.run(
         TimeSeries(
@@ -393,28 +394,30 @@ def panel_product_trend(ctx: PanelContext) -> Panel:
             filters=ctx.filters.analytics_filters,
             metrics=("revenue",),
             grain=grain,
-            split_by="product_line",
+            split_by=dimension,
         )
     )
     labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
     series: dict[str, list] = {}
     for row in result.rows:
-        series.setdefault(_text(row["product_line"]), [None] * len(labels))[
+        series.setdefault(_text(row[dimension]), [None] * len(labels))[
             labels.index(_bucket_label(row["bucket"], grain))
         ] = row["revenue"]
     rows = [
-        {"period": _bucket_label(row["bucket"], grain), "product_line": row["product_line"], "revenue": row["revenue"]}
+        {"period": _bucket_label(row["bucket"], grain), dimension: row[dimension], "revenue": row["revenue"]}
         for row in result.rows
     ]
     return Panel(
         "trend",
-        f"Revenue per product line by {grain.name.lower()}",
+        f"Revenue per {label.lower()} by {grain.name.lower()}",
         wide=True,
         chart=_series_chart("line", labels, series, value_kind="currency"),
-        table=Table(
-            [Column("period", "Period"), Column("product_line", "Product line"), metric_column("revenue")], rows
-        ),
+        table=Table([Column("period", "Period"), Column(dimension, label), metric_column("revenue")], rows),
     )
+
+
+def panel_product_trend(ctx: PanelContext) -> Panel:
+    return _split_trend_panel(ctx, dimension="product_line", label="Product line")
 
 
 # --- Branches ---------------------------------------------------------------------------
@@ -430,33 +433,7 @@ def panel_branch_comparison(ctx: PanelContext) -> Panel:
 
 
 def panel_branch_trend(ctx: PanelContext) -> Panel:
-    grain = ctx.filters.grain
-    result = ctx.run(
-        TimeSeries(
-            datasource=ctx.datasource,
-            filters=ctx.filters.analytics_filters,
-            metrics=("revenue",),
-            grain=grain,
-            split_by="branch",
-        )
-    )
-    labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
-    series: dict[str, list] = {}
-    for row in result.rows:
-        series.setdefault(_text(row["branch"]), [None] * len(labels))[
-            labels.index(_bucket_label(row["bucket"], grain))
-        ] = row["revenue"]
-    rows = [
-        {"period": _bucket_label(row["bucket"], grain), "branch": row["branch"], "revenue": row["revenue"]}
-        for row in result.rows
-    ]
-    return Panel(
-        "trend",
-        f"Revenue per branch by {grain.name.lower()}",
-        wide=True,
-        chart=_series_chart("line", labels, series, value_kind="currency"),
-        table=Table([Column("period", "Period"), Column("branch", "Branch"), metric_column("revenue")], rows),
-    )
+    return _split_trend_panel(ctx, dimension="branch", label="Branch")
 
 
 # --- Profitability ----------------------------------------------------------------------
