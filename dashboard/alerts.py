@@ -82,10 +82,10 @@ def evaluate_threshold(rule: AlertRule, day: dt.date) -> list[Finding]:
         fired = value > limit if params["operator"] == "above" else value < limit
         if fired:
             findings.append(
-                Finding(
-                    key=f"{group}|{day}",
-                    branch=_branch(rule, group),
-                    day=day,
+                _day_finding(
+                    rule,
+                    group,
+                    day,
                     value=value,
                     expected=limit,
                     message=f"{rule.metric} {value:,.2f}{_group_label(rule, group)} is {params['operator']} "
@@ -118,10 +118,10 @@ def evaluate_change(rule: AlertRule, day: dt.date) -> list[Finding]:
         )
         if fired:
             findings.append(
-                Finding(
-                    key=f"{group}|{day}",
-                    branch=_branch(rule, group),
-                    day=day,
+                _day_finding(
+                    rule,
+                    group,
+                    day,
                     value=value,
                     expected=base,
                     message=f"{rule.metric}{_group_label(rule, group)} changed {change:+.1f}% "
@@ -176,10 +176,10 @@ def evaluate_anomaly(rule: AlertRule, day: dt.date) -> list[Finding]:
         if abs(z) >= float(params["z_threshold"]):
             kind = "spike" if z > 0 else "drop"
             findings.append(
-                Finding(
-                    key=f"{group}|{day}",
-                    branch=_branch(rule, group),
-                    day=day,
+                _day_finding(
+                    rule,
+                    group,
+                    day,
                     value=value,
                     expected=median,
                     message=f"Unusual {rule.metric} {kind}{_group_label(rule, group)} on {day:%A %Y-%m-%d}: "
@@ -253,6 +253,15 @@ EVALUATORS = {
     AlertRule.Kind.FRESHNESS: evaluate_freshness,
     AlertRule.Kind.QUALITY: evaluate_quality,
 }
+
+
+def _day_finding(
+    rule: AlertRule, group: str, day: dt.date, *, value: float, expected: float | None, message: str
+) -> Finding:
+    """A finding about one day of one group (the key that lets the day's re-check resolve it)."""
+    return Finding(
+        key=f"{group}|{day}", branch=_branch(rule, group), day=day, value=value, expected=expected, message=message
+    )
 
 
 def _branch(rule: AlertRule, group: str) -> str:
