@@ -110,6 +110,7 @@ def alert_event_action(request: HttpRequest, event_id: int, action: str) -> Http
 
 
 class AlertRuleForm(forms.ModelForm):
+    webhook_url = forms.URLField(required=False, assume_scheme="https")
     metric = forms.ChoiceField(choices=[(name, metric.label) for name, metric in METRICS.items()])
     group_by = forms.ChoiceField(
         required=False, choices=[("", "Whole scope"), ("branch", "Each branch"), ("product_line", "Each product line")]
