@@ -18,25 +18,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.compute as pc
 
-COLUMNS: tuple[str, ...] = (
-    "Invoice ID",
-    "Branch",
-    "City",
-    "Customer type",
-    "Gender",
-    "Product line",
-    "Unit price",
-    "Quantity",
-    "Tax 5%",
-    "Total",
-    "Date",
-    "Time",
-    "Payment",
-    "cogs",
-    "gross margin percentage",
-    "gross income",
-    "Rating",
-)
+# The real file's 17 columns, declared once with the demo generator.
+from ingestion.demo import COLUMNS
+
 # The real file's date style; ISO_DATE is the other common one.
 REAL_DATE = "%-d-%b-%Y"
 ISO_DATE = "%Y-%m-%d"
