@@ -26,6 +26,13 @@ TASKS_SHOWN = 50
 FIXABLE_CODES = ("missing_required_column", "invalid_mapping", "ambiguous_dates", "invalid_date_format")
 
 
+def _task_or_404(task_id: str) -> IngestionTask:
+    task = ingestion_task_get(task_id=task_id)
+    if task is None:
+        raise Http404("No such task")
+    return task
+
+
 def _options_from(data) -> dict:
     return {
         "mode": data.get("mode"),
@@ -95,9 +102,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = ingestion_task_get(task_id=task_id)
-    if task is None:
-        raise Http404("No such task")
+    task = _task_or_404(task_id)
     context = {
         "page": "uploads",
         "task": task,
@@ -112,9 +117,7 @@ def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
 @require_POST
 @capability_required(Capability.UPLOAD_DATA)
 def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = ingestion_task_get(task_id=task_id)
-    if task is None:
-        raise Http404("No such task")
+    task = _task_or_404(task_id)
     try:
         options = upload_options_parse(**_options_from(request.POST)) if request.POST.get("with_options") else None
         ingestion_task_retry(task=task, options=options)
@@ -127,9 +130,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
 @require_POST
 @capability_required(Capability.UPLOAD_DATA)
 def upload_task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = ingestion_task_get(task_id=task_id)
-    if task is None:
-        raise Http404("No such task")
+    task = _task_or_404(task_id)
     try:
         ingestion_task_cancel(task=task)
     except IngestionError as exc:

@@ -169,6 +169,15 @@ class UploadFile(graphene.Mutation):
         return UploadFile(task=task)
 
 
+def _task_action(info, task_id: str, action) -> IngestionTask:
+    """Retry or cancel, with the same permission check and error shape."""
+    _require_upload_permission(info)
+    try:
+        return action(task=_task_or_error(task_id))
+    except IngestionError as exc:
+        raise _ingestion_error(exc) from None
+
+
 class RetryIngestionTask(graphene.Mutation):
     class Arguments:
         id = graphene.ID(required=True)
@@ -177,11 +186,7 @@ class RetryIngestionTask(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id: str):
-        _require_upload_permission(info)
-        try:
-            return RetryIngestionTask(task=ingestion_task_retry(task=_task_or_error(id)))
-        except IngestionError as exc:
-            raise _ingestion_error(exc) from None
+        return RetryIngestionTask(task=_task_action(info, id, ingestion_task_retry))
 
 
 class CancelIngestionTask(graphene.Mutation):
@@ -192,11 +197,7 @@ class CancelIngestionTask(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id: str):
-        _require_upload_permission(info)
-        try:
-            return CancelIngestionTask(task=ingestion_task_cancel(task=_task_or_error(id)))
-        except IngestionError as exc:
-            raise _ingestion_error(exc) from None
+        return CancelIngestionTask(task=_task_action(info, id, ingestion_task_cancel))
 
 
 class IngestionMutation(graphene.ObjectType):
