@@ -91,6 +91,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
             datasource_name=request.POST.get("datasource_name", ""),
             options=upload_options_parse(**_options_from(request.POST)),
             user=request.user,
+            owned=True,
         )
     except IngestionError as exc:
         messages.error(request, exc.detail)

@@ -41,6 +41,7 @@ class TaskOut(Schema):
     stage: str
     progress: int
     message: str
+    error_code: str  # the stable code of a failed task's refusal, "" otherwise
     original_filename: str
     rows_total: int | None
     rows_valid: int | None
@@ -250,6 +251,7 @@ def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | No
         datasource_name=form.datasource_name,
         options=upload_options_from(form),
         user=request.user,
+        owned=True,
     )
     return Status(
         202,

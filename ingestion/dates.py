@@ -13,6 +13,7 @@ likely an id than a date.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -78,7 +79,12 @@ class DateChoice:
 
 def date_format_choose(values: pl.Series, *, explicit: str | None = None) -> DateChoice:
     """Choose the date format of a whole column (or validate the explicit one)."""
-    counts = _value_counts(values)
+    return date_format_choose_counted(date_value_counts(values), explicit=explicit)
+
+
+def date_format_choose_counted(counts: pl.DataFrame, *, explicit: str | None = None) -> DateChoice:
+    """`date_format_choose` from the column's `date_value_counts`, which a reader can build block
+    by block: a large file's date column is never held whole."""
     if explicit is not None:
         fmt = date_format_validate(explicit)
         return _choice_make(fmt, counts, _datetime_any_parse(counts["value"], fmt))
@@ -143,11 +149,22 @@ def date_time_merge(dates: pl.Series, times: pl.Series) -> pl.Series:
     return frame.select(merged).to_series().alias(dates.name)
 
 
-def _value_counts(values: pl.Series) -> pl.DataFrame:
-    # Distinct values carry the work; their counts weight the score so "most rows" wins.
+def date_value_counts(values: pl.Series) -> pl.DataFrame:
+    """Distinct non-empty values (`value`) with their row counts (`count`), most frequent first.
+
+    Distinct values carry the work; their counts weight the score so "most rows" wins.
+    """
     text = values.cast(pl.String).str.strip_chars()
     text = text.filter(text.is_not_null() & (text != ""))
-    return text.alias("value").value_counts(name="count", sort=True)
+    return text.alias("value").value_counts(name="count", sort=True).with_columns(pl.col("count").cast(pl.Int64))
+
+
+def date_value_counts_merge(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    """One `date_value_counts` from those of consecutive parts of a column."""
+    merged = pl.DataFrame(schema={"value": pl.String, "count": pl.Int64})
+    for part in parts:
+        merged = pl.concat([merged, part]).group_by("value").agg(pl.col("count").sum())
+    return merged.sort(["count", "value"], descending=[True, False])
 
 
 def _datetime_any_parse(text: pl.Series, fmt: str) -> pl.Series:

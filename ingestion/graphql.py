@@ -163,6 +163,7 @@ class UploadFile(graphene.Mutation):
                 datasource_name=datasource_name,
                 options=upload_options_parse(**options),
                 user=info.context.user,
+                owned=True,
             )
         except IngestionError as exc:
             raise _ingestion_error(exc) from None

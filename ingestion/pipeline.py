@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
@@ -20,17 +21,18 @@ from django.core.files.storage import default_storage
 from analytics.engines import EngineError
 from analytics.services import PublishRequest, datasource_publish
 from ingestion import errors
-from ingestion.dates import date_format_choose
+from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
 from ingestion.mapping import mapping_drift, mapping_resolve
 from ingestion.models import ColumnMapping, IngestionTask
+from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
     DetectedSource,
     excel_sheets_shared,
+    source_column_parts,
     source_detect,
     source_read_batches,
-    source_read_column,
 )
 from ingestion.services import TaskProgress, raw_local_path
 from ingestion.transform import TransformPlan, batch_transform
@@ -73,8 +75,7 @@ def _read_and_validate(
         columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
     )
     drift = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
-    date_values = source_read_column(raw_path, detected, mapping.fields["date"])
-    date_choice = date_format_choose(date_values, explicit=options.get("date_format"))
+    date_choice = _date_format_choose(raw_path, detected, mapping, explicit=options.get("date_format"))
     plan = TransformPlan.from_mapping(
         mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
     )
@@ -142,6 +143,15 @@ def _publish(
     )
 
 
+def _date_format_choose(
+    path: Path, detected: DetectedSource, mapping: ResolvedMapping, *, explicit: str | None
+) -> DateChoice:
+    """The date column's format, from its distinct values counted block by block."""
+    parts = source_column_parts(path, detected, mapping.fields["date"])
+    counts = date_value_counts_merge(date_value_counts(part) for part in parts)
+    return date_format_choose_counted(counts, explicit=explicit)
+
+
 def _describe(detected: DetectedSource) -> str:
     parts = [f"{detected.format.upper()} file"]
     if detected.encoding:
@@ -183,24 +193,26 @@ class ValidationOutcome:
 def _validate_all(
     *, task: IngestionTask, progress: TaskProgress, raw_path: Path, detected: DetectedSource, plan, workdir: Path
 ) -> ValidationOutcome:
-    """Every batch is transformed and validated; valid rows stream into one curated Parquet file."""
+    """Every batch is transformed and validated; valid rows stream into one curated Parquet file.
+
+    The next batch is read and the previous one written in threads while this one is validated.
+    """
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
     rejected_rows: set[int] = set()
     estimated_rows = _estimate_rows(raw_path, detected)
-    writer: pq.ParquetWriter | None = None
+    curated = _CuratedWriter(outcome.curated_path)
+    sink: BackgroundConsumer[pa.Table] = BackgroundConsumer(curated.write, name="ingest-write")
+    batches = prefetched(lambda: source_read_batches(raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS))
     with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
         report = csv.writer(report_file)
         report.writerow(ERROR_REPORT_COLUMNS)
         try:
-            for batch in source_read_batches(raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS):
+            for batch in batches:
                 result = batch_transform(batch, plan)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
                 if result.valid.height:
-                    table = result.valid.to_arrow()
-                    if writer is None:
-                        writer = pq.ParquetWriter(outcome.curated_path, table.schema, compression="zstd")
-                    writer.write_table(table.cast(writer.schema))
+                    sink.put(result.valid.to_arrow())
                     _extend_interval(outcome=outcome, dates=result.valid["date"])
                 outcome.rows_valid += result.valid.height
                 percent = 25 + int(60 * min(outcome.rows_total / max(estimated_rows, outcome.rows_total, 1), 1.0))
@@ -213,13 +225,35 @@ def _validate_all(
                     errors=outcome.first_errors,
                 )
                 progress.check_cancelled()
-        finally:
-            if writer is not None:
-                writer.close()
+        except BaseException:
+            batches.close()
+            sink.close(raise_failure=False)
+            curated.close()
+            raise
+    sink.close()
+    curated.close()
     if outcome.rows_rejected:
         task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
         task.save(update_fields=["error_report_key"])
     return outcome
+
+
+class _CuratedWriter:
+    """Valid rows appended to one Parquet file; its schema is the first batch's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _report_rejected(*, report, rejected: pl.DataFrame, outcome: ValidationOutcome, seen: set[int]) -> None:
@@ -314,8 +348,7 @@ def _preview(*, local_path: Path, original_filename: str, datasource, options: d
         )
         preview["proposed_mapping"] = mapping.fields
         preview["schema_drift"] = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
-        date_values = source_read_column(local_path, detected, mapping.fields["date"])
-        date_choice = date_format_choose(date_values, explicit=options.get("date_format"))
+        date_choice = _date_format_choose(local_path, detected, mapping, explicit=options.get("date_format"))
         preview["date_format"] = date_choice.format
     except IngestionError as exc:
         preview["problems"].append({"code": exc.code, "detail": exc.detail})

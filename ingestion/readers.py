@@ -122,6 +122,38 @@ def source_detect(
     """What the file is and how to read it, from its content; refusals raise IngestionError."""
     path = Path(path)
     label = filename_hint or path.name
+    kind, head = _source_kind(path, label=label, header_row=header_row)
+    if kind in ("xlsx", "xls"):
+        return _excel_detect(path, kind, label=label, sheet=sheet, header_row=header_row)
+    if kind == "parquet":
+        return _parquet_detect(path, label=label)
+    return _text_detect(path, head, label=label, header_row=header_row)
+
+
+def source_check(
+    path: Path, *, filename_hint: str = "", sheet: str | None = None, header_row: int | None = None
+) -> None:
+    """The checks an upload request makes before keeping the file: those of `source_detect`,
+    except that an Excel workbook's sheets are listed but not parsed.
+
+    calamine parses a whole sheet even to show its first rows (over a second per 100 k rows), so
+    finding the header of a workbook is left to the worker; a workbook with no data then fails
+    its task with the same code that `source_detect` raises.
+    """
+    path = Path(path)
+    label = filename_hint or path.name
+    kind, _ = _source_kind(path, label=label, header_row=header_row)
+    if kind not in ("xlsx", "xls"):
+        source_detect(path, filename_hint=filename_hint, sheet=sheet, header_row=header_row)
+        return
+    names = list(_excel_open(path, label, kind).sheet_names)
+    if sheet is not None:
+        _sheet_resolve(names, sheet, label)
+
+
+def _source_kind(path: Path, *, label: str, header_row: int | None) -> tuple[str, bytes]:
+    """ "xlsx", "xls", "parquet" or "text" by the first bytes, and those bytes; archives are
+    checked for bombs here, before anything inflates them."""
     if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
         raise IngestionError(errors.INVALID_OPTION, "header_row must be a row number (1 or more).", status=400)
     if path.stat().st_size == 0:
@@ -129,12 +161,12 @@ def source_detect(
     head = _head_read(path, 64 << 10)
     if head.startswith(MAGIC_ZIP):
         archive_check(path, label=label)
-        return _excel_detect(path, "xlsx", label=label, sheet=sheet, header_row=header_row)
+        return "xlsx", head
     if head.startswith(MAGIC_OLE2):
-        return _excel_detect(path, "xls", label=label, sheet=sheet, header_row=header_row)
+        return "xls", head
     if head.startswith(MAGIC_PARQUET):
-        return _parquet_detect(path, label=label)
-    return _text_detect(path, head, label=label, header_row=header_row)
+        return "parquet", head
+    return "text", head
 
 
 def source_read_batches(path: Path, detected: DetectedSource, *, batch_rows: int = 250_000) -> Iterator[pl.DataFrame]:
@@ -160,17 +192,23 @@ def source_read_batches(path: Path, detected: DetectedSource, *, batch_rows: int
 
 def source_read_column(path: Path, detected: DetectedSource, column: str) -> pl.Series:
     """One column over the whole file as strings (nulls kept), e.g. to choose a date format."""
+    parts = list(source_column_parts(path, detected, column))
+    if not parts:
+        return pl.Series(column, [], dtype=pl.String)
+    return pl.concat(parts, rechunk=True)
+
+
+def source_column_parts(path: Path, detected: DetectedSource, column: str) -> Iterator[pl.Series]:
+    """`source_read_column` in consecutive parts, so a caller can fold a large file's column
+    without holding it whole."""
     if column not in detected.columns:
         raise IngestionError(
             errors.INVALID_MAPPING, f"Column '{column}' is not in the file (columns: {', '.join(detected.columns)})."
         )
     if detected.format == "csv":
-        parts = list(_csv_column_parts(Path(path), detected, column))
+        yield from _csv_column_parts(Path(path), detected, column)
     else:
-        parts = [batch[column] for batch in source_read_batches(path, detected)]
-    if not parts:
-        return pl.Series(column, [], dtype=pl.String)
-    return pl.concat(parts, rechunk=True)
+        yield from (batch[column] for batch in source_read_batches(path, detected))
 
 
 def archive_check(path: Path, *, label: str = "") -> None:

@@ -160,17 +160,20 @@ def ingestion_upload_receive(
     datasource_name: str,
     options: UploadOptions,
     user: AbstractBaseUser | None,
+    owned: bool = False,
 ) -> IngestionTask:
     """Check the file is one we can read, keep it raw in storage, create its task and queue it.
 
-    Refusals raise IngestionError and leave nothing behind.
+    `owned`: the file is an upload's temporary copy that the caller gives away, so local storage
+    may move it into place instead of copying hundreds of megabytes. Refusals raise
+    IngestionError and leave nothing behind.
     """
-    from ingestion.readers import source_detect
+    from ingestion.readers import source_check
 
     datasource_name = datasource_name_check(name=datasource_name)
     if size_bytes == 0:
         raise IngestionError(errors.EMPTY_FILE, "The file is empty.")
-    source_detect(local_path, filename_hint=original_filename, sheet=options.sheet, header_row=options.header_row)
+    source_check(local_path, filename_hint=original_filename, sheet=options.sheet, header_row=options.header_row)
     if not options.force:
         earlier = ingestion_duplicate_find(datasource_name=datasource_name, sha256=sha256)
         if earlier is not None:
@@ -185,7 +188,8 @@ def ingestion_upload_receive(
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
     with local_path.open("rb") as handle:
-        stored_key = default_storage.save(key, File(handle, name=Path(key).name))
+        content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
+        stored_key = default_storage.save(key, content)
     datasource = datasource_get_or_create(name=datasource_name)
     with transaction.atomic():
         task = IngestionTask.objects.create(
@@ -205,6 +209,14 @@ def ingestion_upload_receive(
         )
         ingestion_task_enqueue(task=task)
     return task
+
+
+class _MovableFile(File):
+    """A file storage may take by renaming: FileSystemStorage moves anything that has a
+    `temporary_file_path`, other storages read it as usual."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
 
 
 def ingestion_task_enqueue(*, task: IngestionTask) -> None:

@@ -9,6 +9,7 @@ Every problem becomes one row of the error report (source row number, source col
 value, reason in plain words); a row with any problem is left out of `valid`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -106,9 +107,10 @@ def batch_transform(batch: pl.DataFrame, plan: TransformPlan) -> BatchResult:
     parsed = _measures_derive(parsed, plan.mapping)
     check_problems = _batch_validate(parsed, batch, plan.mapping)
     rejected = _problems_merge(parse_problems, check_problems, plan.mapping, batch.columns)
-    bad_rows = rejected["row_number"].unique()
-    valid = parsed.filter(~pl.col(ROW_NUMBER).is_in(bad_rows.implode()))
-    return BatchResult(valid=_output_select(valid, plan.mapping), rejected=rejected)
+    if rejected.height:
+        bad_rows = rejected["row_number"].unique()
+        parsed = parsed.filter(~pl.col(ROW_NUMBER).is_in(bad_rows.implode()))
+    return BatchResult(valid=_output_select(parsed, plan.mapping), rejected=rejected)
 
 
 def decimal_parse(values: pl.Series, *, decimal_comma: bool) -> pl.Series:
@@ -172,11 +174,11 @@ def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Seri
     # Null tokens ("n/a", "-") hold no digits, so no date or time format reads them: parsing the
     # cells as they are gives the same nulls as clearing the tokens first, without that pass.
     values = batch[source]
-    parsed = date_parse(values, plan.date_format)
+    parsed = parse_distinct(values, lambda distinct: date_parse(distinct, plan.date_format))
     problems = [_problems_make(batch, source, _unreadable(values, parsed), _date_reason(plan.date_format))]
     moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
     if plan.time_source:
-        times = time_parse(batch[plan.time_source])
+        times = parse_distinct(batch[plan.time_source], time_parse)
         problems.append(
             _problems_make(
                 batch,
@@ -188,6 +190,25 @@ def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Seri
         moment = date_time_merge(parsed, times)
     date_only = parsed.dt.date() if parsed.dtype == pl.Datetime else parsed
     return [date_only.alias("date"), moment.cast(pl.Datetime("us")).alias("datetime")], problems
+
+
+# Parsing each distinct value once pays when values repeat at least this many times on average.
+DISTINCT_PARSE_MIN_REPEATS = 4
+
+
+def parse_distinct(values: pl.Series, parse: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """`parse(values)`, computed on the distinct values and mapped back.
+
+    Dates and times repeat heavily (a year of sales has 365 dates, a day 1,440 minutes) and
+    trying several formats on each distinct value is far cheaper than on every row.
+    """
+    distinct = values.unique()
+    if len(distinct) * DISTINCT_PARSE_MIN_REPEATS > len(values):
+        return parse(values)
+    parsed = parse(distinct)
+    lookup = pl.DataFrame({"value": distinct, "parsed": parsed})
+    mapped = values.to_frame("value").join(lookup, on="value", how="left", maintain_order="left")
+    return mapped["parsed"].alias(values.name)
 
 
 def _date_reason(fmt: str) -> str:
@@ -374,6 +395,9 @@ def _problems_merge(
     parse: list[pl.DataFrame], checks: pl.DataFrame, mapping: ColumnMapping, columns: list[str]
 ) -> pl.DataFrame:
     """One report row per problem, in source order: a cell that failed parsing is not reported again."""
+    parse = [frame for frame in parse if frame.height]
+    if not parse and not checks.height:
+        return pl.DataFrame(schema=REJECTED_SCHEMA)  # the usual clean batch: nothing to sort out
     parsed = pl.concat([pl.DataFrame(schema=REJECTED_SCHEMA), *parse])
     # A computed measure is null because an input failed: the input's own report says why.
     derived_sources = [_report_source(name, mapping) for name in mapping.derived]

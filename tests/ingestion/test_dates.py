@@ -150,3 +150,14 @@ def test_time_column_replaces_the_time_of_a_datetime_but_keeps_it_when_missing()
     moments = pl.Series([datetime(2019, 1, 1, 10), datetime(2019, 1, 2, 11)])
     merged = date_time_merge(moments, pl.Series([time(13, 8), None]))
     assert merged.to_list() == [datetime(2019, 1, 1, 13, 8), datetime(2019, 1, 2, 11)]
+
+
+def test_counts_merged_from_parts_choose_as_the_whole_column() -> None:
+    from ingestion.dates import date_format_choose_counted, date_value_counts, date_value_counts_merge
+
+    values = ["25/12/2019", "01/02/2019", " 25/12/2019 ", None, "", "soon", "13/01/2020"] * 3
+    whole = date_format_choose(pl.Series(values))
+    parts = [pl.Series(values[start : start + 4]) for start in range(0, len(values), 4)]
+    merged = date_value_counts_merge(date_value_counts(part) for part in parts)
+    assert dict(merged.iter_rows()) == {"25/12/2019": 6, "01/02/2019": 3, "soon": 3, "13/01/2020": 3}
+    assert date_format_choose_counted(merged) == whole

@@ -260,3 +260,19 @@ def test_dimensions_are_stripped_strings():
     columns = ["Date", "Branch", "Product line", "Quantity", "Total", "City", "Colour"]
     result = transform(columns, [["03/01/19", "  A ", " Food", "1", "1", " Yangon ", "  "]])
     assert result.valid.select("branch", "product_line", "city", "colour").row(0) == ("A", "Food", "Yangon", None)
+
+
+@pytest.mark.parametrize("repeats", [1, 10])
+def test_parse_distinct_matches_parsing_every_value(repeats: int) -> None:
+    from ingestion.dates import time_parse
+    from ingestion.transform import parse_distinct
+
+    values = pl.Series("Time", ["13:08", "1:08 PM", None, "noon", " 09:00 ", "13:08"] * repeats)
+    calls: list[int] = []
+
+    def counted(series: pl.Series) -> pl.Series:
+        calls.append(len(series))
+        return time_parse(series)
+
+    assert parse_distinct(values, counted).to_list() == time_parse(values).to_list()
+    assert calls == ([len(values)] if repeats == 1 else [5])  # only the 5 distinct values when they repeat

@@ -1,5 +1,6 @@
 """The real file and every refusal, through the REST API with tasks run by django-q2 inline."""
 
+import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -10,6 +11,8 @@ from django.test import Client
 
 from analytics.models import Segment
 from ingestion.models import IngestionTask
+from ingestion.services import UploadOptions, ingestion_upload_receive
+from tests.ingestion import sample_files as sf
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,3 +182,42 @@ def test_partly_invalid_rows_are_reported_exactly(uploader_api, tasks_inline) ->
     assert len(lines) == 4
     assert "'=HYPERLINK(1)" in text  # neutralised against formula injection
     assert summary(uploader_api)["lines"] == 17
+
+
+def test_workbook_sheets_are_parsed_by_the_worker_not_the_request(uploader_api, tmp_path, tasks_inline) -> None:
+    # The request only lists the sheets (parsing one costs seconds for a large workbook); a
+    # workbook with a header and no rows is accepted, then its task fails with header_only.
+    path = sf.xlsx_write(tmp_path / "header.xlsx", {"Data": [sf.SALES_HEADER]})
+    response = upload(uploader_api, "header.xlsx", path.read_bytes())
+    assert response.status_code == 202, response.content
+    status = status_of(uploader_api, response.json()["task_id"])
+    assert (status["status"], status["error_code"]) == ("failed", "header_only")
+    assert not Segment.objects.exists()
+
+
+def test_unknown_sheet_is_refused_by_the_request(uploader_api, tmp_path) -> None:
+    path = sf.xlsx_write(tmp_path / "sales.xlsx", {"Data": [sf.SALES_HEADER]})
+    response = upload(uploader_api, "sales.xlsx", path.read_bytes(), sheet="Nope")
+    assert response.status_code == 422
+    assert response.json()["code"] == "sheet_not_found"
+    assert not IngestionTask.objects.exists()
+
+
+def test_uploaded_temporary_file_is_moved_into_storage(real_file: Path, tmp_path: Path) -> None:
+    # An upload's temporary copy is renamed into local storage, not copied; a file named on the
+    # command line is the user's and stays where it is.
+    owned, users = tmp_path / "upload.tmp", tmp_path / "mine.csv"
+    owned.write_bytes(real_file.read_bytes())
+    users.write_bytes(real_file.read_bytes())
+    digest = hashlib.sha256(real_file.read_bytes()).hexdigest()
+    common = {"size_bytes": owned.stat().st_size, "datasource_name": "moves", "user": None}
+    moved = ingestion_upload_receive(
+        local_path=owned, original_filename="a.csv", sha256=digest, options=UploadOptions(), owned=True, **common
+    )
+    kept = ingestion_upload_receive(
+        local_path=users, original_filename="b.csv", sha256=digest, options=UploadOptions(force=True), **common
+    )
+    assert not owned.exists() and users.exists()
+    for task in (moved, kept):
+        with default_storage.open(task.raw_key, "rb") as stored:
+            assert stored.read() == real_file.read_bytes()
