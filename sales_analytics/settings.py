@@ -204,7 +204,11 @@ Q_CLUSTER: dict = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
-    "poll": 0.5,
+    # KB of peak RSS after which a worker is replaced once its task ends: one large upload's
+    # memory is returned to the machine instead of being carried into every later task.
+    "max_rss": env.int("Q_MAX_RSS_MB", default=400) * 1024,
+    # How often the ORM broker looks for queued tasks: an upload waits up to this long for a worker.
+    "poll": 0.2,
     "cache": "default",
     "label": "Background tasks",
 }

@@ -164,3 +164,12 @@ def test_kept_secret_key_is_used_without_debug_and_environment_wins(tmp_path: Pa
 
     assert kept == "kept-key-from-an-earlier-make-run"
     assert from_env == "from-the-environment"
+
+
+def test_worker_is_replaced_after_a_task_that_passed_the_memory_limit(monkeypatch) -> None:
+    from django_q.conf import Conf
+    from django_q.worker import rss_check
+
+    assert Conf.MAX_RSS == 400 * 1024  # Q_MAX_RSS_MB's default reaches django-q2, in KB
+    monkeypatch.setattr(Conf, "MAX_RSS", 1024)
+    assert rss_check()  # past the limit: the worker leaves its loop after the task and is replaced
