@@ -80,7 +80,7 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
         # Bounded memory for large datasources: DuckDB spills its aggregation state to disk.
-        con.execute("SET memory_limit = '500MB'")
+        con.execute("SET memory_limit = '400MB'")
         con.execute(f"SET temp_directory = '{workdir / 'duckdb-spill'}'")
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
         # Curated rows carry every canonical column; an all-NULL invoice_id means "no invoice ids".

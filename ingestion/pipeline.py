@@ -7,8 +7,9 @@ dashboards as they were and the raw file where it was.
 
 import csv
 import datetime as dt
+import itertools
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +40,8 @@ from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
 FIRST_ERRORS_KEPT = 20
+# Parts of the date column (a CSV block or a batch each) that choose the format before validating.
+DATE_SAMPLE_PARTS = 2
 ROW_ESTIMATE_SAMPLE_BYTES = 4 << 20
 ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
@@ -75,7 +78,8 @@ def _read_and_validate(
         columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
     )
     drift = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
-    date_choice = _date_format_choose(raw_path, detected, mapping, explicit=options.get("date_format"))
+    explicit_format = options.get("date_format")
+    date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
     plan = TransformPlan.from_mapping(
         mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
     )
@@ -89,9 +93,22 @@ def _read_and_validate(
     progress.check_cancelled()
 
     progress.stage(Stage.VALIDATING, 25, "Validating rows.")
-    outcome = _validate_all(
-        task=task, progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir
-    )
+    outcome = _validate_all(progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir)
+    if explicit_format is None:
+        # The format came from the first rows; the whole column decides, as if counted first.
+        final = date_format_choose_counted(outcome.date_counts)
+        if final.format != plan.date_format:
+            progress.update(
+                25,
+                f"The whole date column reads best as {final.format}, not {plan.date_format} as its first rows "
+                "did; validating again.",
+                detected_date_format=final.format,
+            )
+            plan = replace(plan, date_format=final.format)
+            outcome = _validate_all(progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir)
+    if outcome.rows_rejected:
+        task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
+        task.save(update_fields=["error_report_key"])
     _policy_check(task=task, outcome=outcome)
     progress.check_cancelled()
     return detected, mapping, drift, outcome
@@ -152,6 +169,31 @@ def _date_format_choose(
     return date_format_choose_counted(counts, explicit=explicit)
 
 
+def _date_format_first_choice(
+    path: Path, detected: DetectedSource, mapping: ResolvedMapping, *, explicit: str | None
+) -> DateChoice:
+    """The date format to validate with: an explicit one, else the one the first rows read best.
+
+    Reading the whole date column first cost a full extra pass over the file; instead the
+    validation pass counts the column's values and the whole column confirms (or corrects, with
+    a second pass) this choice. When the first rows cannot decide (all empty, nothing parses,
+    ambiguous so far) the whole column is counted first, as before.
+    """
+    parts = source_column_parts(path, detected, mapping.fields["date"])
+    try:
+        sample = list(itertools.islice(parts, DATE_SAMPLE_PARTS))
+    finally:
+        parts.close()
+    try:
+        return date_format_choose_counted(
+            date_value_counts_merge(date_value_counts(part) for part in sample), explicit=explicit
+        )
+    except IngestionError:
+        if explicit is not None:
+            raise
+        return _date_format_choose(path, detected, mapping, explicit=None)
+
+
 def _describe(detected: DetectedSource) -> str:
     parts = [f"{detected.format.upper()} file"]
     if detected.encoding:
@@ -188,10 +230,12 @@ class ValidationOutcome:
     interval_start: dt.date | None = None
     interval_end: dt.date | None = None
     first_errors: list[dict] = field(default_factory=list)
+    # Distinct values of the date column with their row counts (dates.date_value_counts).
+    date_counts: pl.DataFrame = field(default_factory=lambda: date_value_counts_merge([]))
 
 
 def _validate_all(
-    *, task: IngestionTask, progress: TaskProgress, raw_path: Path, detected: DetectedSource, plan, workdir: Path
+    *, progress: TaskProgress, raw_path: Path, detected: DetectedSource, plan: TransformPlan, workdir: Path
 ) -> ValidationOutcome:
     """Every batch is transformed and validated; valid rows stream into one curated Parquet file.
 
@@ -207,7 +251,11 @@ def _validate_all(
         report = csv.writer(report_file)
         report.writerow(ERROR_REPORT_COLUMNS)
         try:
+            date_source = plan.mapping.fields["date"]
             for batch in batches:
+                outcome.date_counts = date_value_counts_merge(
+                    [outcome.date_counts, date_value_counts(batch[date_source])]
+                )
                 result = batch_transform(batch, plan)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
@@ -232,9 +280,6 @@ def _validate_all(
             raise
     sink.close()
     curated.close()
-    if outcome.rows_rejected:
-        task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
-        task.save(update_fields=["error_report_key"])
     return outcome
 
 

@@ -1,11 +1,14 @@
 """Every input class through the whole pipeline (upload → worker → publish → summary)."""
 
+import datetime as dt
 import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from ingestion import readers
+from ingestion.models import IngestionTask
 from tests.ingestion import sample_files as files
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,8 +39,6 @@ def _xls(path: Path) -> Path:
 
 
 def _typed(row: list[str]) -> list:
-    import datetime as dt
-
     day = dt.datetime.strptime(row[0], "%d/%m/%Y")
     return [day, row[1], row[2], int(row[3]), float(row[4]), float(row[5])]
 
@@ -154,3 +155,22 @@ def _upload_preview(client, path: Path):
     handle = io.BytesIO(path.read_bytes())
     handle.name = path.name
     return client.post("/api/ingest/preview", {"file": handle})
+
+
+def test_date_format_of_the_first_rows_is_confirmed_by_the_whole_column(
+    uploader_api, tmp_path: Path, tasks_inline, settings, monkeypatch
+) -> None:
+    # The first rows are ISO dates, the rest (five times as many) day-first: the whole column
+    # decides, so the ISO rows are the rejected ones, exactly as if the column had been counted first.
+    monkeypatch.setattr(readers, "_block_bytes", lambda batch_rows: 256)  # many small parts
+    settings.INGEST_BATCH_ROWS = 20
+    rows = files.sales_rows(120)
+    for row in rows[:20]:
+        row[0] = dt.datetime.strptime(row[0], "%d/%m/%Y").strftime("%Y-%m-%d")
+    path = files.csv_write(tmp_path / "mixed.csv", [files.SALES_HEADER, *rows])
+    status = uploader_api.get(_upload(uploader_api, path).json()["status_url"]).json()
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_total"], status["rows_valid"], status["rows_rejected"]) == (120, 100, 20)
+    assert {error["value"] for error in status["errors"]} <= {row[0] for row in rows[:20]}
+    task = IngestionTask.objects.get(pk=status["task_id"])
+    assert task.detected_date_format == "%d/%m/%Y"
