@@ -1,10 +1,13 @@
 """Streams uploads to a temporary file, hashing and enforcing the size limit as bytes arrive."""
 
 import hashlib
+import weakref
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+
+from ingestion.overlap import BackgroundConsumer
 
 
 def upload_limit_bytes() -> int:
@@ -26,17 +29,24 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         super().new_file(*args, **kwargs)
         self._sha256 = hashlib.sha256()
         self._received = 0
+        # Hashing (which releases the GIL) runs in a thread while the chunk is written to disk.
+        self._hasher = BackgroundConsumer(self._sha256.update, name="upload-sha256")
+        # However the request ends (a client gone mid-upload raises past every handler hook),
+        # the thread ends with the handler.
+        weakref.finalize(self, self._hasher.close, raise_failure=False)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self._received += len(raw_data)
         if self._received > upload_limit_bytes():
             self.request.upload_too_large = True
+            self._hasher.close(raise_failure=False)
             self.file.close()
             raise StopUpload(connection_reset=False)
-        self._sha256.update(raw_data)
+        self._hasher.put(raw_data)
         return super().receive_data_chunk(raw_data, start)
 
     def file_complete(self, file_size: int) -> TemporaryUploadedFile:
         uploaded = super().file_complete(file_size)
+        self._hasher.close()
         uploaded.sha256 = self._sha256.hexdigest()
         return uploaded

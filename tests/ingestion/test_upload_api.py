@@ -221,3 +221,23 @@ def test_uploaded_temporary_file_is_moved_into_storage(real_file: Path, tmp_path
     for task in (moved, kept):
         with default_storage.open(task.raw_key, "rb") as stored:
             assert stored.read() == real_file.read_bytes()
+
+
+def test_upload_hash_is_computed_beside_the_write_over_many_chunks(settings) -> None:
+    import threading
+
+    from django.test import RequestFactory
+
+    from ingestion.uploads import HashingUploadHandler
+
+    content = b"".join(f"{i},row {i}\n".encode() for i in range(200_000))
+    handler = HashingUploadHandler(RequestFactory().post("/"))
+    handler.chunk_size = 64 * 1024
+    handler.new_file("file", "big.csv", "text/csv", len(content))
+    for start in range(0, len(content), handler.chunk_size):
+        handler.receive_data_chunk(content[start : start + handler.chunk_size], start)
+    uploaded = handler.file_complete(len(content))
+    assert uploaded.sha256 == hashlib.sha256(content).hexdigest()
+    uploaded.seek(0)
+    assert uploaded.read() == content
+    assert not [thread for thread in threading.enumerate() if thread.name == "upload-sha256"]
