@@ -516,3 +516,21 @@ def test_values_kept_exactly_as_written(tmp_path):
     path = sf.text_write(tmp_path / "raw.csv", "Invoice ID,Date,Total,Quantity\n007,03/01/19,1e3,0012\n")
     frame = read_all(path, source_detect(path))
     assert frame.rows() == [("007", "03/01/19", "1e3", "0012", 2)]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [" A", "A ", "\tA", "A\t", "A\x0b", "\x0cA", "\u00a0A", "A\u3000", '"A\n"', '" A "', "A"],
+    ids=repr,
+)
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_cells_are_trimmed_whichever_whitespace_is_at_their_edge(tmp_path, cell: str, newline: str) -> None:
+    # Only columns with whitespace at some cell's edge are trimmed: the others must come out the same.
+    rows = [["Date", "Branch", "Total"], ["01/02/2019", "B", "1"], ["02/02/2019", cell, "2 "]]
+    text = newline.join(",".join(row) for row in rows) + newline
+    path = tmp_path / "cells.csv"
+    path.write_bytes(text.encode())
+    batch = next(source_read_batches(path, source_detect(path)))
+    assert batch["Branch"].to_list() == ["B", "A"]
+    assert batch["Total"].to_list() == ["1", "2"]
+    assert batch["Date"].to_list() == ["01/02/2019", "02/02/2019"]
