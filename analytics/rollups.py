@@ -15,6 +15,10 @@ import duckdb
 from analytics.metrics import ADDITIVE_PARTS, PARTS
 from analytics.sql import quote
 
+# DuckDB's share of the worker's memory while rollups are built; more spills less (500 MB was
+# 0.3 s faster for 3.8 M rows) but comes on top of what validation left allocated.
+ROLLUP_MEMORY_LIMIT = "320MB"
+
 # Low-cardinality dimensions that rollups may keep.
 ROLLUP_CANDIDATE_DIMENSIONS: tuple[str, ...] = (
     "branch",
@@ -80,7 +84,7 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
         # Bounded memory for large datasources: DuckDB spills its aggregation state to disk.
-        con.execute("SET memory_limit = '400MB'")
+        con.execute(f"SET memory_limit = '{ROLLUP_MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{workdir / 'duckdb-spill'}'")
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
         # Curated rows carry every canonical column; an all-NULL invoice_id means "no invoice ids".

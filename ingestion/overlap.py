@@ -30,16 +30,19 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     Closing the returned generator early stops the thread and closes the source iterator there.
     """
     handoff: queue.Queue = queue.Queue(maxsize=1)
+    # One item may exist ahead of the caller's: the next one is only read once the caller took
+    # this one (a queue alone would let a third be built while the second waits to be taken).
+    ahead = threading.Semaphore(1)
     stop = threading.Event()
     context = contextvars.copy_context()
 
     def produce() -> None:
         items = make_items()
         try:
-            for item in items:
-                if not _put(handoff, item, stop):
+            while _acquire(ahead, stop):
+                item = next(items, _DONE)
+                if not _put(handoff, item, stop) or item is _DONE:
                     return
-            _put(handoff, _DONE, stop)
         except BaseException as error:  # handed to the consumer, who re-raises it
             _put(handoff, _Failure(error), stop)
         finally:
@@ -52,6 +55,7 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     try:
         while True:
             item = handoff.get()
+            ahead.release()
             if item is _DONE:
                 return
             if isinstance(item, _Failure):
@@ -60,6 +64,14 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     finally:
         stop.set()
         thread.join()
+
+
+def _acquire(slot: threading.Semaphore, stop: threading.Event) -> bool:
+    """Take `slot` unless the consumer stopped; False when it did."""
+    while not stop.is_set():
+        if slot.acquire(timeout=_POLL_SECONDS):
+            return True
+    return False
 
 
 def _put(handoff: queue.Queue, item: object, stop: threading.Event) -> bool:

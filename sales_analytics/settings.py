@@ -234,7 +234,7 @@ DRUID_S3_SECRET_ACCESS_KEY: str = env.str("DRUID_S3_SECRET_ACCESS_KEY", default=
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
 # Rows validated per batch: bounds the worker's memory on large files.
-INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=250_000)
+INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=150_000)
 # Uploads stream to temporary files: the whole file is never held in memory.
 FILE_UPLOAD_HANDLERS = ["ingestion.uploads.HashingUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -82,3 +82,22 @@ def test_background_consumer_error_surfaces_and_never_hangs() -> None:
     with pytest.raises(OSError, match="disk full"):
         sink.close()
     sink.close(raise_failure=False)  # the caller handling its own error is not interrupted
+
+
+def test_prefetched_builds_at_most_one_item_ahead() -> None:
+    # Each item is a large batch: a second one built ahead would be memory held for nothing.
+    produced: list[int] = []
+
+    def items():
+        for number in range(10):
+            produced.append(number)
+            yield number
+
+    batches = prefetched(items)
+    assert next(batches) == 0
+    time.sleep(0.3)  # ample time for a reader that does not wait to build several more
+    assert produced == [0, 1]
+    assert next(batches) == 1
+    time.sleep(0.3)
+    assert produced == [0, 1, 2]
+    batches.close()

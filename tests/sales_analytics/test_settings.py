@@ -173,3 +173,18 @@ def test_worker_is_replaced_after_a_task_that_passed_the_memory_limit(monkeypatc
     assert Conf.MAX_RSS == 400 * 1024  # Q_MAX_RSS_MB's default reaches django-q2, in KB
     monkeypatch.setattr(Conf, "MAX_RSS", 1024)
     assert rss_check()  # past the limit: the worker leaves its loop after the task and is replaced
+
+
+def test_polars_returns_freed_memory_quickly_in_every_process_unless_told_otherwise(settings) -> None:
+    import subprocess
+    import sys
+
+    from tests.processes import django_subprocess_env
+
+    probe = "import sales_analytics, os; print(os.environ['_RJEM_MALLOC_CONF'])"
+    env = {key: value for key, value in django_subprocess_env().items() if key != "_RJEM_MALLOC_CONF"}
+    run = {"cwd": settings.BASE_DIR, "capture_output": True, "text": True, "check": True}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, **run)
+    assert "dirty_decay_ms:1000" in default.stdout  # seconds, not jemalloc's 10 s default
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "_RJEM_MALLOC_CONF": "narenas:1"}, **run)
+    assert chosen.stdout.strip() == "narenas:1"
