@@ -241,3 +241,18 @@ def test_upload_hash_is_computed_beside_the_write_over_many_chunks(settings) -> 
     uploaded.seek(0)
     assert uploaded.read() == content
     assert not [thread for thread in threading.enumerate() if thread.name == "upload-sha256"]
+
+
+def test_published_segment_keeps_date_statistics_for_pruning(uploader_api, real_file: Path, tasks_inline) -> None:
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from analytics.segments import segment_local_path
+
+    upload(uploader_api, "supermarket_sales.csv", real_file.read_bytes())
+    metadata = pq.ParquetFile(segment_local_path(segment=Segment.objects.get())).metadata
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    date_stats = metadata.row_group(0).column(names.index("date")).statistics
+    assert date_stats.has_min_max
+    assert (date_stats.min, date_stats.max) == (dt.date(2019, 1, 1), dt.date(2019, 3, 30))
