@@ -15,9 +15,10 @@ import duckdb
 from analytics.metrics import ADDITIVE_PARTS, PARTS
 from analytics.sql import quote
 
-# DuckDB's share of the worker's memory while rollups are built; more spills less (500 MB was
-# 0.3 s faster for 3.8 M rows) but comes on top of what validation left allocated.
-ROLLUP_MEMORY_LIMIT = "320MB"
+# DuckDB's share of the worker's memory while rollups are built: more spills less (for 3.8 M rows
+# 320 MB took 0.5 s longer than 500 MB) but comes on top of what validation left allocated,
+# and the worker's whole peak should stay under 1 GB.
+ROLLUP_MEMORY_LIMIT = "400MB"
 
 # Low-cardinality dimensions that rollups may keep.
 ROLLUP_CANDIDATE_DIMENSIONS: tuple[str, ...] = (
