@@ -37,8 +37,9 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     context = contextvars.copy_context()
 
     def produce() -> None:
-        items = make_items()
+        items: Iterator[Item] | None = None
         try:
+            items = make_items()
             while _acquire(ahead, stop):
                 item = next(items, _DONE)
                 if not _put(handoff, item, stop) or item is _DONE:
@@ -54,7 +55,7 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     thread.start()
     try:
         while True:
-            item = handoff.get()
+            item = _take(handoff, thread)
             ahead.release()
             if item is _DONE:
                 return
@@ -64,6 +65,17 @@ def prefetched(make_items: Callable[[], Iterator[Item]]) -> Iterator[Item]:
     finally:
         stop.set()
         thread.join()
+
+
+def _take(handoff: queue.Queue, thread: threading.Thread) -> object:
+    """The next item; a producer that ended without handing one over (which it never should)
+    raises here instead of leaving the caller waiting forever."""
+    while True:
+        try:
+            return handoff.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if not thread.is_alive() and handoff.empty():
+                raise RuntimeError("the reading thread ended without a result") from None
 
 
 def _acquire(slot: threading.Semaphore, stop: threading.Event) -> bool:

@@ -247,10 +247,10 @@ def _validate_all(
     curated = _CuratedWriter(outcome.curated_path)
     sink: BackgroundConsumer[pa.Table] = BackgroundConsumer(curated.write, name="ingest-write")
     batches = prefetched(lambda: source_read_batches(raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS))
-    with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
-        report = csv.writer(report_file)
-        report.writerow(ERROR_REPORT_COLUMNS)
-        try:
+    try:
+        with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
+            report = csv.writer(report_file)
+            report.writerow(ERROR_REPORT_COLUMNS)
             date_source = plan.mapping.fields["date"]
             for batch in batches:
                 outcome.date_counts = date_value_counts_merge(
@@ -273,13 +273,15 @@ def _validate_all(
                     errors=outcome.first_errors,
                 )
                 progress.check_cancelled()
-        except BaseException:
-            batches.close()
-            sink.close(raise_failure=False)
-            curated.close()
-            raise
-    sink.close()
-    curated.close()
+    except BaseException:
+        batches.close()
+        sink.close(raise_failure=False)
+        curated.close()
+        raise
+    try:
+        sink.close()  # raises the writer's error, if it had one
+    finally:
+        curated.close()
     return outcome
 
 

@@ -2,6 +2,7 @@
 and a retry succeeds without counting anything twice."""
 
 import io
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,22 @@ def test_unknown_task_is_404(viewer_api) -> None:
     response = viewer_api.get("/api/ingest/status/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert response.json()["code"] == "task_not_found"
+
+
+@pytest.mark.parametrize("target", ["source_read_batches", "_CuratedWriter.write"], ids=["read-ahead", "write-behind"])
+def test_a_crash_in_a_reading_or_writing_thread_fails_the_task(
+    target: str, uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    # Batches are read ahead and written behind in threads: their errors must reach the task.
+    def crash(*args, **kwargs):
+        raise OSError(f"injected crash in {target}")
+
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(getattr(pipeline, owner) if owner else pipeline, name, crash)
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert (task.status, task.stage) == (IngestionTask.Status.FAILED, "validating")
+    assert f"injected crash in {target}" in task.message
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0
+    assert not [thread for thread in threading.enumerate() if thread.name in ("ingest-read", "ingest-write")]

@@ -101,3 +101,12 @@ def test_prefetched_builds_at_most_one_item_ahead() -> None:
     time.sleep(0.3)
     assert produced == [0, 1, 2]
     batches.close()
+
+
+def test_prefetched_raises_when_the_source_cannot_even_start() -> None:
+    def make_items():
+        raise FileNotFoundError("raw file gone")
+
+    with pytest.raises(FileNotFoundError, match="raw file gone"):
+        next(prefetched(make_items))
+    assert not _threads_named("ingest-read")
