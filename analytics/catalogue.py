@@ -5,7 +5,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from analytics.models import Datasource, Rollup, Segment
+from analytics.models import Datasource, Rollup, Segment, datasource_name_possible
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ _DATASOURCE_BY_NAME = f"SELECT * FROM {Datasource._meta.db_table} WHERE name = %
 
 
 def _datasource_read(*, name: str) -> Datasource | None:
+    if not datasource_name_possible(name):
+        return None
     return next(iter(Datasource.objects.raw(_DATASOURCE_BY_NAME, [name])), None)
 
 

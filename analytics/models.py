@@ -1,11 +1,21 @@
 """The catalogue of published data: datasources, their data versions and segments."""
 
+import re
 import uuid
 
 from django.core.validators import RegexValidator
 from django.db import models
 
 DATASOURCE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_DATASOURCE_NAME = re.compile(DATASOURCE_NAME_PATTERN)
+
+
+def datasource_name_possible(name: str) -> bool:
+    """Whether some datasource could have this name. Lookups skip names that cannot: PostgreSQL
+    refuses text with NUL characters outright (a 500 instead of "no such datasource")."""
+    return _DATASOURCE_NAME.fullmatch(name) is not None
+
+
 datasource_name_validator = RegexValidator(
     DATASOURCE_NAME_PATTERN,
     "A datasource name is 1–63 characters: lowercase letters, digits and underscores, starting with a letter.",

@@ -2,6 +2,7 @@
 
 from django.db.models import QuerySet
 
+from analytics.models import datasource_name_possible
 from ingestion.models import IngestionTask
 
 
@@ -10,6 +11,8 @@ def ingestion_task_list(*, status: str | None = None, datasource: str | None = N
     if status:
         tasks = tasks.filter(status=status)
     if datasource:
+        if not datasource_name_possible(datasource):
+            return tasks.none()
         tasks = tasks.filter(datasource__name=datasource)
     return tasks
 

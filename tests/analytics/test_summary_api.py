@@ -158,3 +158,11 @@ def test_session_summary_costs_a_small_constant_number_of_queries(
     with django_assert_max_num_queries(SUMMARY_WARM_QUERIES + 1):
         totals = summary(client, "?start=2019-01-01&end=2019-01-31")
     assert totals["total_revenue"] == pytest.approx(JANUARY_REVENUE, abs=0.005)
+
+
+@pytest.mark.parametrize("name", ["t\x00x", "Sales", "sales\n", "../etc"], ids=repr)
+def test_a_name_no_datasource_can_have_answers_like_an_unknown_one(viewer_api, name: str) -> None:
+    # PostgreSQL refuses a NUL in a query parameter: such names must not reach the database.
+    response = viewer_api.get("/api/metrics/summary", {"datasource": name})
+    assert response.status_code == 200, response.content
+    assert response.json()["lines"] == 0 and response.json()["data_version"] is None

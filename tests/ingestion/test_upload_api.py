@@ -258,3 +258,10 @@ def test_published_segment_keeps_date_statistics_for_pruning(uploader_api, real_
     date_stats = metadata.row_group(0).column(names.index("date")).statistics
     assert date_stats.has_min_max
     assert (date_stats.min, date_stats.max) == (dt.date(2019, 1, 1), dt.date(2019, 3, 30))
+
+
+def test_task_list_for_a_name_no_datasource_can_have_is_empty(uploader_api, real_file: Path, tasks_inline) -> None:
+    upload(uploader_api, "supermarket_sales.csv", real_file.read_bytes())
+    response = uploader_api.get("/api/ingest/tasks", {"datasource": "sales\x00"})  # PostgreSQL refuses NUL
+    assert response.status_code == 200, response.content
+    assert (response.json()["items"], response.json()["count"]) == ([], 0)
