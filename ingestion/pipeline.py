@@ -5,6 +5,7 @@ has been validated, and publishing is one atomic switch, so a failure anywhere l
 dashboards as they were and the raw file where it was.
 """
 
+import contextlib
 import csv
 import datetime as dt
 import itertools
@@ -93,7 +94,14 @@ def _read_and_validate(
     progress.check_cancelled()
 
     progress.stage(Stage.VALIDATING, 25, "Validating rows.")
-    outcome = _validate_all(progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir)
+    outcome = _validate_all(
+        progress=progress,
+        raw_path=raw_path,
+        detected=detected,
+        plan=plan,
+        workdir=workdir,
+        count_dates=explicit_format is None,
+    )
     if explicit_format is None:
         # The format came from the first rows; the whole column decides, as if counted first.
         final = date_format_choose_counted(outcome.date_counts)
@@ -235,11 +243,18 @@ class ValidationOutcome:
 
 
 def _validate_all(
-    *, progress: TaskProgress, raw_path: Path, detected: DetectedSource, plan: TransformPlan, workdir: Path
+    *,
+    progress: TaskProgress,
+    raw_path: Path,
+    detected: DetectedSource,
+    plan: TransformPlan,
+    workdir: Path,
+    count_dates: bool = False,
 ) -> ValidationOutcome:
     """Every batch is transformed and validated; valid rows stream into one curated Parquet file.
 
     The next batch is read and the previous one written in threads while this one is validated.
+    `count_dates`: also count the date column's values (`outcome.date_counts`).
     """
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
     rejected_rows: set[int] = set()
@@ -252,10 +267,10 @@ def _validate_all(
             report = csv.writer(report_file)
             report.writerow(ERROR_REPORT_COLUMNS)
             date_source = plan.mapping.fields["date"]
+            date_counts: list[pl.DataFrame] = []
             for batch in batches:
-                outcome.date_counts = date_value_counts_merge(
-                    [outcome.date_counts, date_value_counts(batch[date_source])]
-                )
+                if count_dates:
+                    date_counts.append(date_value_counts(batch[date_source]))
                 result = batch_transform(batch, plan)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
@@ -276,12 +291,14 @@ def _validate_all(
     except BaseException:
         batches.close()
         sink.close(raise_failure=False)
-        curated.close()
+        with contextlib.suppress(Exception):  # the error being raised says more than this one
+            curated.close()
         raise
     try:
         sink.close()  # raises the writer's error, if it had one
     finally:
         curated.close()
+    outcome.date_counts = date_value_counts_merge(date_counts)
     return outcome
 
 

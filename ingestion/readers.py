@@ -140,8 +140,10 @@ def source_check(
     except that an Excel workbook's sheets are listed but not parsed.
 
     calamine parses a whole sheet even to show its first rows (over a second per 100 k rows), so
-    finding the header of a workbook is left to the worker; a workbook with no data then fails
-    its task with the same code that `source_detect` raises.
+    finding the header of a workbook is left to the worker: a workbook with no data, only a
+    header, or a `header_row` on a blank row is accepted (202) and its task fails with the code
+    `source_detect` raises (`empty_file`, `header_only`, `header_row_not_found`). Not a workbook,
+    an unsafe archive or an unknown `sheet` are still refused at once.
     """
     path = Path(path)
     label = filename_hint or path.name

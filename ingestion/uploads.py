@@ -45,6 +45,13 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self._hasher.put(raw_data)
         return super().receive_data_chunk(raw_data, start)
 
+    def upload_interrupted(self) -> None:
+        # The handler and its request refer to each other, so the finalizer above would only run
+        # at the next cyclic garbage collection: end the thread now.
+        if hasattr(self, "_hasher"):
+            self._hasher.close(raise_failure=False)
+        super().upload_interrupted()
+
     def file_complete(self, file_size: int) -> TemporaryUploadedFile:
         uploaded = super().file_complete(file_size)
         self._hasher.close()

@@ -110,3 +110,20 @@ def test_prefetched_raises_when_the_source_cannot_even_start() -> None:
     with pytest.raises(FileNotFoundError, match="raw file gone"):
         next(prefetched(make_items))
     assert not _threads_named("ingest-read")
+
+
+def test_background_consumer_closed_from_its_own_thread_neither_hangs_nor_raises() -> None:
+    # A garbage-collection finalizer may run close() inside the consumer thread itself.
+    done = threading.Event()
+    box: list[BackgroundConsumer] = []
+
+    def consume(item: int) -> None:
+        box[0].close()
+        done.set()
+
+    sink = BackgroundConsumer(consume, name="test-write")
+    box.append(sink)
+    sink.put(1)
+    assert done.wait(5)
+    sink.close()
+    assert not _threads_named("test-write")

@@ -265,3 +265,11 @@ def test_task_list_for_a_name_no_datasource_can_have_is_empty(uploader_api, real
     response = uploader_api.get("/api/ingest/tasks", {"datasource": "sales\x00"})  # PostgreSQL refuses NUL
     assert response.status_code == 200, response.content
     assert (response.json()["items"], response.json()["count"]) == ([], 0)
+
+
+def test_workbook_header_row_on_a_blank_row_fails_the_task_with_its_code(uploader_api, tmp_path, tasks_inline) -> None:
+    path = sf.xlsx_write(tmp_path / "sales.xlsx", {"Data": [sf.SALES_HEADER, *sf.sales_rows(3), [None], ["x"]]})
+    response = upload(uploader_api, "sales.xlsx", path.read_bytes(), header_row="5")
+    assert response.status_code == 202, response.content
+    status = status_of(uploader_api, response.json()["task_id"])
+    assert (status["status"], status["error_code"]) == ("failed", "header_row_not_found")
