@@ -195,17 +195,9 @@ def source_read_batches(path: Path, detected: DetectedSource, *, batch_rows: int
         frames.close()  # a caller that stops early (preview) removes temporary files at once
 
 
-def source_read_column(path: Path, detected: DetectedSource, column: str) -> pl.Series:
-    """One column over the whole file as strings (nulls kept), e.g. to choose a date format."""
-    parts = list(source_column_parts(path, detected, column))
-    if not parts:
-        return pl.Series(column, [], dtype=pl.String)
-    return pl.concat(parts, rechunk=True)
-
-
 def source_column_parts(path: Path, detected: DetectedSource, column: str) -> Iterator[pl.Series]:
-    """`source_read_column` in consecutive parts, so a caller can fold a large file's column
-    without holding it whole."""
+    """One column over the whole file as strings (nulls kept), in consecutive parts, so a caller
+    can fold a large file's column (e.g. count its dates) without holding it whole."""
     if column not in detected.columns:
         raise IngestionError(
             errors.INVALID_MAPPING, f"Column '{column}' is not in the file (columns: {', '.join(detected.columns)})."
@@ -847,7 +839,7 @@ def excel_sheets_shared() -> Iterator[None]:
     """Within the block, each Excel sheet is parsed once and reused by every read of that file.
 
     Parsing is the whole cost of reading a workbook, and calamine parses the entire sheet even
-    for the first rows, so detection, `source_read_column` and `source_read_batches` of one task
+    for the first rows, so detection, `source_column_parts` and `source_read_batches` of one task
     would otherwise parse it three times. The sheets are released when the block ends.
     """
     token = _EXCEL_SHARED.set(_ExcelShared(readers={}, sheets={}))
