@@ -6,7 +6,9 @@ per cell too; summing it across cells is exact only when no invoice spans two of
 cells, which is what `invoice_constant_dimensions` records (see analytics.routing).
 """
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,18 +79,28 @@ def _raw_table(paths: list[str]) -> str:
     return f"read_parquet([{listed}], union_by_name = true)"
 
 
-def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionFacts:
-    """Columns, per-invoice constant dimensions and every rollup of a prospective data version."""
+@contextlib.contextmanager
+def _connection(workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     workdir.mkdir(parents=True, exist_ok=True)
-    if not segment_paths:
-        return VersionFacts(columns=[], has_invoice_id=False, invoice_constant_dimensions=[], rollups=[])
-    table = _raw_table([str(path) for path in segment_paths])
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
         # Bounded memory for large datasources: DuckDB spills its aggregation state to disk.
         con.execute(f"SET memory_limit = '{ROLLUP_MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{workdir / 'duckdb-spill'}'")
-        columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
+        yield con
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
+
+
+def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionFacts:
+    """Columns, per-invoice constant dimensions and every rollup of a prospective data version."""
+    if not segment_paths:
+        return VersionFacts(columns=[], has_invoice_id=False, invoice_constant_dimensions=[], rollups=[])
+    table = _raw_table([str(path) for path in segment_paths])
+    with _connection(workdir) as con:
+        columns = _columns(con, table)
         # Curated rows carry every canonical column; an all-NULL invoice_id means "no invoice ids".
         has_invoice_id = "invoice_id" in columns and bool(
             con.execute(f"SELECT count(invoice_id) FROM {table}").fetchone()[0]  # noqa: S608
@@ -110,13 +122,78 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
         for name, dimensions in sorted(wanted, key=lambda item: -len(item[1])):
             finer = _finer_rollup(list(built.values()), dimensions, constant if has_invoice_id else None)
             if finer is not None:
-                built[name] = _rollup_derive(con, finer, name, dimensions, workdir)
+                built[name] = _rollup_sum(con, [finer.local_path], finer.dimensions, name, dimensions, workdir)
             else:
                 built[name] = _rollup_build(con, table, name, dimensions, has_invoice_id, columns, workdir)
         rollups = [built[name] for name, _ in wanted]
     return VersionFacts(
         columns=columns, has_invoice_id=has_invoice_id, invoice_constant_dimensions=constant, rollups=rollups
     )
+
+
+def version_facts_append(
+    *, previous: VersionFacts, previous_paths: list[Path], added_path: Path, workdir: Path
+) -> VersionFacts | None:
+    """The facts of `previous` (the version of `previous_paths`) with the rows of `added_path`
+    appended, from its rollups and the added rows alone: publishing a day's file to a datasource of
+    years costs that file, not the years. None when that would not be exact; then build from rows.
+
+    Cells add up exactly, the distinct invoice count too when no invoice has lines on both
+    sides (checked: an invoice id of the added rows among the previous ones means None), and a
+    dimension is then constant within every invoice when it is on each side.
+    """
+    if not previous.rollups or not previous_paths:
+        return None
+    added = version_facts_build(segment_paths=[added_path], workdir=workdir / "added")
+    if added.has_invoice_id != previous.has_invoice_id or _rollup_shapes(added) != _rollup_shapes(previous):
+        return None
+    previous_by_name = {rollup.name: rollup for rollup in previous.rollups}
+    with _connection(workdir) as con:
+        if any(
+            _columns_typed(con, rollup.local_path) != _columns_typed(con, previous_by_name[rollup.name].local_path)
+            for rollup in added.rollups
+        ):
+            return None  # e.g. rollups stored by an earlier release with other part types
+        if added.has_invoice_id and _invoices_shared(con, previous_paths, added_path):
+            return None
+        rollups = [
+            _rollup_sum(
+                con,
+                [previous_by_name[rollup.name].local_path, rollup.local_path],
+                rollup.dimensions,
+                rollup.name,
+                rollup.dimensions,
+                workdir,
+            )
+            for rollup in added.rollups
+        ]
+        columns = _columns(con, _raw_table([str(path) for path in [*previous_paths, added_path]]))
+    constant = [name for name in previous.invoice_constant_dimensions if name in added.invoice_constant_dimensions]
+    return VersionFacts(
+        columns=columns, has_invoice_id=added.has_invoice_id, invoice_constant_dimensions=constant, rollups=rollups
+    )
+
+
+def _rollup_shapes(facts: VersionFacts) -> dict[str, tuple[str, ...]]:
+    return {rollup.name: rollup.dimensions for rollup in facts.rollups}
+
+
+def _columns_typed(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[str, str]]:
+    source = "read_parquet('" + str(path).replace("'", "''") + "')"
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]  # noqa: S608
+
+
+def _invoices_shared(con: duckdb.DuckDBPyConnection, previous_paths: list[Path], added_path: Path) -> bool:
+    """Whether some invoice id of the added rows is also among the previous rows'."""
+    previous = _raw_table([str(path) for path in previous_paths])
+    added = _raw_table([str(added_path)])
+    # Only the invoice id column of the previous rows is read; row groups whose id range misses
+    # the added ids are skipped.
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {previous} p SEMI JOIN "  # noqa: S608
+        f"(SELECT DISTINCT invoice_id FROM {added} WHERE invoice_id IS NOT NULL) a ON p.invoice_id = a.invoice_id)"
+    )
+    return bool(con.execute(sql).fetchone()[0])
 
 
 def _finer_rollup(
@@ -137,18 +214,23 @@ def _finer_rollup(
     return min(exact, key=lambda rollup: rollup.rows) if exact else None
 
 
-def _rollup_derive(
-    con: duckdb.DuckDBPyConnection, finer: BuiltRollup, name: str, dimensions: tuple[str, ...], workdir: Path
+def _rollup_sum(
+    con: duckdb.DuckDBPyConnection,
+    sources: list[Path],
+    source_dimensions: tuple[str, ...],
+    name: str,
+    dimensions: tuple[str, ...],
+    workdir: Path,
 ) -> BuiltRollup:
-    """A rollup summed from a finer one: a few thousand cells read instead of every row."""
-    source = "read_parquet('" + str(finer.local_path).replace("'", "''") + "')"
+    """A rollup summed from built ones (one schema): a finer one, or the same one of two sets of rows."""
+    source = "read_parquet([" + ", ".join("'" + str(path).replace("'", "''") + "'" for path in sources) + "])"
     described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608
     keys = [quote(key) for key in ("date", *dimensions)]
     # Each part keeps the type the rows gave it, so every rollup of a version has one schema.
     parts = [
         f"CAST(sum({quote(column)}) AS {column_type}) AS {quote(column)}"
         for column, column_type, *_ in described
-        if column not in ("date", *finer.dimensions)
+        if column not in ("date", *source_dimensions)
     ]
     group = ", ".join(keys)
     return _rollup_write(

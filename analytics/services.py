@@ -13,7 +13,7 @@ from django.db import transaction
 
 from analytics.engines import EngineProgress, get_engine
 from analytics.models import Datasource, Rollup, Segment
-from analytics.rollups import VersionFacts, version_facts_build
+from analytics.rollups import BuiltRollup, VersionFacts, version_facts_append, version_facts_build
 from analytics.segments import rollup_storage_key, segment_file_store, segment_local_path, segment_storage_key
 from analytics.signals import publish_completed
 
@@ -110,6 +110,7 @@ class _Remainder:
 class _PublishPlan:
     """Everything the switch needs, computed (and stored) before the short catalogue transaction."""
 
+    base_version: int  # the data version this plan adds to
     active_ids: list[int]
     replaced: list[Segment]
     new_key: str
@@ -119,6 +120,8 @@ class _PublishPlan:
 
 
 def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: Path) -> _PublishPlan:
+    # Read first: a version published after this point fails the switch, which then plans again.
+    base = Datasource.objects.get(pk=datasource.pk)
     active = list(Segment.objects.filter(datasource=datasource, active=True).order_by("id"))
     replaced = [s for s in active if request.replace and _overlaps(s, request)]
     new_key = segment_file_store(
@@ -132,8 +135,16 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         if remainder is not None:
             remainders.append(remainder[0])
             local_paths.append(remainder[1])
-    local_paths.append(request.curated_path)
-    facts = version_facts_build(segment_paths=local_paths, workdir=workdir / "rollups")
+    facts = None
+    if not replaced:
+        facts = version_facts_append(
+            previous=_version_facts(base),
+            previous_paths=local_paths,
+            added_path=request.curated_path,
+            workdir=workdir / "rollups",
+        )
+    if facts is None:
+        facts = version_facts_build(segment_paths=[*local_paths, request.curated_path], workdir=workdir / "rollups")
     rollup_keys = {
         rollup.name: segment_file_store(
             local_path=rollup.local_path, key=rollup_storage_key(datasource_name=datasource.name, name=rollup.name)
@@ -141,12 +152,32 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         for rollup in facts.rollups
     }
     return _PublishPlan(
+        base_version=base.data_version,
         active_ids=[s.pk for s in active],
         replaced=replaced,
         new_key=new_key,
         remainders=remainders,
         facts=facts,
         rollup_keys=rollup_keys,
+    )
+
+
+def _version_facts(datasource: Datasource) -> VersionFacts:
+    """The stored facts of the datasource's current version, its rollups as local files."""
+    rollups = Rollup.objects.filter(datasource=datasource, version=datasource.data_version)
+    return VersionFacts(
+        columns=datasource.columns,
+        has_invoice_id=datasource.has_invoice_id,
+        invoice_constant_dimensions=datasource.invoice_constant_dimensions,
+        rollups=[
+            BuiltRollup(
+                name=rollup.name,
+                dimensions=tuple(rollup.dimensions),
+                local_path=segment_local_path(segment=rollup),
+                rows=rollup.rows,
+            )
+            for rollup in rollups
+        ],
     )
 
 
@@ -184,8 +215,8 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
         current_ids = list(
             Segment.objects.filter(datasource=locked, active=True).order_by("id").values_list("pk", flat=True)
         )
-        if current_ids != plan.active_ids:
-            raise PublishConflict("active segments changed")
+        if current_ids != plan.active_ids or locked.data_version != plan.base_version:
+            raise PublishConflict("a version was published meanwhile")
         version = locked.data_version + 1
         _segment_create(
             locked,

@@ -1,4 +1,5 @@
-"""Which dimensions stay constant within an invoice: hashed comparison equals the exact one."""
+"""Rollups and the facts of a data version: hashed comparisons equal exact ones, rollups summed
+from finer ones or from the previous version's equal rollups built from every row."""
 
 from datetime import date, datetime
 from pathlib import Path
@@ -6,8 +7,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from analytics import rollups
+from tests.analytics.helpers import sale_line, sales_frame, sales_rows
 
 ROWS = {
     "invoice_id": ["i1", "i1", "i2", "i2", "i3", "i3", "i4", None],
@@ -70,11 +75,11 @@ def test_rollups_summed_from_finer_ones_equal_rollups_built_from_rows(
     path = tmp_path / "rows.parquet"
     rows.write_parquet(path)
     derived: list[str] = []
-    derive = rollups._rollup_derive
+    derive = rollups._rollup_sum
     monkeypatch.setattr(
         rollups,
-        "_rollup_derive",
-        lambda con, finer, name, *args: derived.append(name) or derive(con, finer, name, *args),
+        "_rollup_sum",
+        lambda con, sources, summed, name, *args: derived.append(name) or derive(con, sources, summed, name, *args),
     )
     facts = rollups.version_facts_build(segment_paths=[path], workdir=tmp_path / "facts")
     table = f"read_parquet('{path}')"
@@ -103,3 +108,78 @@ def test_rollups_summed_from_finer_ones_equal_rollups_built_from_rows(
         "day_product_line",
     ]  # day_invoice_dimensions would drop product_line
     assert sorted(derived) == (summed if with_invoice_ids else sorted([*summed, "day_invoice_dimensions"]))
+
+
+# --- appending: the new version's facts from the previous rollups and the added rows ------------
+
+
+def _rollup_frames(facts: rollups.VersionFacts) -> dict[str, pl.DataFrame]:
+    return {rollup.name: pl.read_parquet(rollup.local_path) for rollup in facts.rollups}
+
+
+def _facts_equal(got: rollups.VersionFacts, expected: rollups.VersionFacts) -> None:
+    assert got.columns == expected.columns
+    assert got.has_invoice_id == expected.has_invoice_id
+    assert got.invoice_constant_dimensions == expected.invoice_constant_dimensions
+    assert [(r.name, r.dimensions, r.rows) for r in got.rollups] == [
+        (r.name, r.dimensions, r.rows) for r in expected.rollups
+    ]
+    for name, frame in _rollup_frames(got).items():
+        wanted = _rollup_frames(expected)[name]
+        assert frame.schema == wanted.schema, name
+        # Amounts are float sums taken in another order; counts and keys are exact.
+        assert_frame_equal(frame, wanted, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def _append_not_exact(first: list[dict], second: list[dict]) -> bool:
+    """What version_facts_append must refuse: an invoice on both sides, or sides whose rollups differ
+    in kind (invoice ids or times of day on one side only)."""
+
+    def ids(rows: list[dict]) -> set[str]:
+        return {row["invoice_id"] for row in rows if row["invoice_id"] is not None}
+
+    def timed(rows: list[dict]) -> bool:
+        return any(row["datetime"] is not None for row in rows)
+
+    return bool(ids(first) & ids(second)) or bool(ids(first)) != bool(ids(second)) or timed(first) != timed(second)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=sales_rows(), cut=st.integers(1, 39))
+def test_appended_facts_equal_facts_built_from_every_row(tmp_path_factory, rows, cut) -> None:
+    cut = min(cut, len(rows) - 1) or 1
+    first, second = rows[:cut], rows[cut:]
+    if not second:
+        first, second = rows[:-1], rows[-1:]
+    if not first:
+        return  # one row: nothing to append to
+    workdir = tmp_path_factory.mktemp("append")
+    paths = [workdir / "first.parquet", workdir / "second.parquet"]
+    for path, part in zip(paths, (first, second), strict=True):
+        sales_frame(part).write_parquet(path)
+    previous = rollups.version_facts_build(segment_paths=paths[:1], workdir=workdir / "previous")
+
+    appended = rollups.version_facts_append(
+        previous=previous, previous_paths=paths[:1], added_path=paths[1], workdir=workdir / "appended"
+    )
+
+    event("refused" if appended is None else "appended")
+    assert (appended is None) == _append_not_exact(first, second)
+    if appended is not None:
+        _facts_equal(appended, rollups.version_facts_build(segment_paths=paths, workdir=workdir / "full"))
+
+
+def test_an_invoice_on_both_sides_is_not_appended(tmp_path: Path) -> None:
+    line = sale_line(invoice_id="INV-1")
+    paths = [tmp_path / "first.parquet", tmp_path / "second.parquet"]
+    sales_frame([line]).write_parquet(paths[0])
+    # The same invoice's second line, another product: summing each side's count would give 2.
+    sales_frame([{**line, "product_line": "Drinks"}]).write_parquet(paths[1])
+    previous = rollups.version_facts_build(segment_paths=paths[:1], workdir=tmp_path / "previous")
+
+    assert (
+        rollups.version_facts_append(
+            previous=previous, previous_paths=paths[:1], added_path=paths[1], workdir=tmp_path / "appended"
+        )
+        is None
+    )

@@ -1,0 +1,68 @@
+"""Appending an upload builds the new version's rollups from the previous ones and the added rows."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from analytics import rollups, services
+from analytics.query import Breakdown, Summary
+from analytics.runner import run_query
+from tests.analytics.publishing import sales_rows, synthetic_publish
+
+pytestmark = pytest.mark.django_db
+
+
+def _transactions_by_branch(rows: list[dict]) -> dict[str, int]:
+    invoices: dict[str, set[str]] = {}
+    for row in rows:
+        invoices.setdefault(row["branch"], set()).add(row["invoice_id"])
+    return {branch: len(ids) for branch, ids in invoices.items()}
+
+
+def test_an_append_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -> None:
+    january = sales_rows(start=dt.date(2024, 1, 1), days=31, seed=1)
+    february = sales_rows(start=dt.date(2024, 2, 1), days=29, seed=2)
+    synthetic_publish(datasource="shop", rows=january, workdir=tmp_path)
+    built_from: list[list[Path]] = []
+    build = rollups.version_facts_build
+
+    def spy(*, segment_paths: list[Path], workdir: Path) -> rollups.VersionFacts:
+        built_from.append(segment_paths)
+        return build(segment_paths=segment_paths, workdir=workdir)
+
+    for module in (rollups, services):  # services calls it for a full rebuild
+        monkeypatch.setattr(module, "version_facts_build", spy)
+
+    synthetic_publish(datasource="shop", rows=february, workdir=tmp_path)
+
+    assert len(built_from) == 1 and len(built_from[0]) == 1, "only the added rows are aggregated"
+    assert "curated-" in built_from[0][0].name
+    rows = january + february
+    summary = run_query(Summary(datasource="shop", metrics=("revenue", "transactions", "lines")), user=None)
+    assert summary.source != "raw"
+    assert summary.first["transactions"] == len({row["invoice_id"] for row in rows})
+    assert summary.first["lines"] == len(rows)
+    assert summary.first["revenue"] == pytest.approx(sum(row["revenue"] for row in rows), abs=0.005)
+    breakdown = run_query(Breakdown(datasource="shop", by=("branch",), metrics=("transactions",)), user=None)
+    assert breakdown.source != "raw"
+    assert {row["branch"]: row["transactions"] for row in breakdown.rows} == _transactions_by_branch(rows)
+
+
+def test_an_invoice_split_across_uploads_is_counted_once(tmp_path: Path, monkeypatch) -> None:
+    first_line = sales_rows(start=dt.date(2024, 3, 1), days=1, per_day=1, seed=3)[0]
+    second_line = {**first_line, "product_line": "Sports and travel", "revenue": 5.0, "quantity": 1}
+    synthetic_publish(datasource="split", rows=[first_line], workdir=tmp_path)
+    appended = []
+    append = services.version_facts_append
+    monkeypatch.setattr(
+        services, "version_facts_append", lambda **kwargs: appended.append(result := append(**kwargs)) or result
+    )
+
+    synthetic_publish(datasource="split", rows=[second_line], workdir=tmp_path)
+
+    assert appended == [None], "an invoice on both sides is rebuilt from every row"
+    summary = run_query(Summary(datasource="split", metrics=("transactions", "lines")), user=None)
+    assert (summary.first["transactions"], summary.first["lines"]) == (1, 2)
+    by_branch = run_query(Breakdown(datasource="split", by=("branch",), metrics=("transactions",)), user=None)
+    assert [row["transactions"] for row in by_branch.rows] == [1]
