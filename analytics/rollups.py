@@ -23,6 +23,9 @@ from analytics.sql import quote
 # 1.00 GB at 400 MB).
 ROLLUP_MEMORY_LIMIT = "320MB"
 
+# DuckDB draws a progress bar on stderr for queries over 2 s, even into a worker's log file.
+DUCKDB_QUIET = "SET enable_progress_bar = false"
+
 # Low-cardinality dimensions that rollups may keep.
 ROLLUP_CANDIDATE_DIMENSIONS: tuple[str, ...] = (
     "branch",
@@ -84,6 +87,7 @@ def _connection(workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     workdir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
         con.execute("SET threads TO 2")
+        con.execute(DUCKDB_QUIET)
         # Bounded memory for large datasources: DuckDB spills its aggregation state to disk.
         con.execute(f"SET memory_limit = '{ROLLUP_MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{workdir / 'duckdb-spill'}'")

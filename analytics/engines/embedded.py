@@ -9,6 +9,7 @@ from django.conf import settings
 from analytics.catalogue import Snapshot
 from analytics.engines import EngineHealth
 from analytics.models import Rollup
+from analytics.rollups import DUCKDB_QUIET
 from analytics.segments import segment_local_path
 from analytics.sql import DuckDBDialect, Source
 
@@ -26,6 +27,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
     if con is None:
         con = duckdb.connect()
         con.execute("SET threads TO 2")
+        con.execute(DUCKDB_QUIET)
         _local.connection = con
     return con
 
