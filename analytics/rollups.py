@@ -148,6 +148,11 @@ def version_facts_append(
     """
     if not previous.rollups or not previous_paths:
         return None
+    # The cheap refusal first: it reads one column, where building the added facts reads all.
+    if previous.has_invoice_id:
+        with _connection(workdir) as con:
+            if _invoices_shared(con, previous_paths, added_path):
+                return None
     added = version_facts_build(segment_paths=[added_path], workdir=workdir / "added")
     if added.has_invoice_id != previous.has_invoice_id or _rollup_shapes(added) != _rollup_shapes(previous):
         return None
@@ -158,8 +163,6 @@ def version_facts_append(
             for rollup in added.rollups
         ):
             return None  # e.g. rollups stored by an earlier release with other part types
-        if added.has_invoice_id and _invoices_shared(con, previous_paths, added_path):
-            return None
         rollups = [
             _rollup_sum(
                 con,
