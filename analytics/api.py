@@ -10,7 +10,18 @@ from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
 from analytics.metrics import METRICS, SUMMARY_METRICS
-from analytics.query import Breakdown, Comparison, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
+from analytics.query import (
+    LIMIT_MAX,
+    Breakdown,
+    Comparison,
+    Filters,
+    Grain,
+    QueryError,
+    QuerySpec,
+    Summary,
+    TimeSeries,
+    TopN,
+)
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
 
@@ -224,7 +235,7 @@ def breakdown(
     ),
     sort: Annotated[str | None, documented({"type": "string"}, "One of the requested metrics or dimensions.")] = None,
     descending: bool = True,
-    limit: Annotated[int | None, documented({"type": "integer", "minimum": 1})] = None,
+    limit: Annotated[int | None, documented({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})] = None,
 ):
     """Metrics by one or two dimensions (e.g. `by=branch&by=product_line`)."""
     spec = Breakdown(

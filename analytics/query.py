@@ -90,6 +90,10 @@ class QuerySpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+# SQL engines take a LIMIT as a 64-bit integer; a larger one fails in the engine (was a 500).
+LIMIT_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Summary(QuerySpec):
     metrics: tuple[str, ...] = SUMMARY_METRICS
@@ -164,8 +168,8 @@ class Breakdown(QuerySpec):
             raise QueryError("A breakdown has one or two dimensions.")
         if self.sort is not None and self.sort not in (*self.metrics, *self.by):
             raise QueryError("sort must be one of the breakdown's metrics or dimensions.")
-        if self.limit is not None and self.limit < 1:
-            raise QueryError("limit must be at least 1.")
+        if self.limit is not None and not 1 <= self.limit <= LIMIT_MAX:
+            raise QueryError(f"limit must be between 1 and {LIMIT_MAX:,}.")
 
 
 def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:

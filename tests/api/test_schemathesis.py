@@ -191,6 +191,17 @@ def test_comparison_before_year_one_is_400(published_inline, uploader_client, ur
     assert response.json()["code"] == "invalid_query"
 
 
+@pytest.mark.parametrize("limit", ["9223372036854775808", "11986231770297067640136837103616"])
+@pytest.mark.django_db(transaction=False)
+def test_breakdown_limit_past_a_64_bit_integer_is_400(published_inline, uploader_client, limit: str) -> None:
+    # Was a 500 from DuckDB's LIMIT, and only when rows reached it: schemathesis found it rarely.
+    response = uploader_client.get(f"/api/metrics/breakdown?limit={limit}")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_query"
+    largest = uploader_client.get("/api/metrics/breakdown?limit=9223372036854775807")
+    assert largest.status_code == 200 and len(largest.json()["rows"]) == 3  # branches A, B, C
+
+
 @pytest.mark.parametrize(
     "url", ["/api/ingest/tasks?limit=39898865016401125376", "/api/ingest/tasks?offset=7624946370691629056"]
 )
