@@ -135,14 +135,9 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         if remainder is not None:
             remainders.append(remainder[0])
             local_paths.append(remainder[1])
-    facts = None
-    if not replaced:
-        facts = version_facts_append(
-            previous=_version_facts(base),
-            previous_paths=local_paths,
-            added_path=request.curated_path,
-            workdir=workdir / "rollups",
-        )
+    facts = (
+        None if replaced else _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir)
+    )
     if facts is None:
         facts = version_facts_build(segment_paths=[*local_paths, request.curated_path], workdir=workdir / "rollups")
     rollup_keys = {
@@ -160,6 +155,29 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         facts=facts,
         rollup_keys=rollup_keys,
     )
+
+
+def _facts_appended(
+    *, base: Datasource, previous_paths: list[Path], request: PublishRequest, workdir: Path
+) -> VersionFacts | None:
+    """The new version's facts from the previous version's and the added rows', or None: then
+    they are built from every row, which needs none of the previous version's rollup files."""
+    try:
+        return version_facts_append(
+            previous=_version_facts(base),
+            previous_paths=previous_paths,
+            added_path=request.curated_path,
+            workdir=workdir / "rollups",
+        )
+    except Exception:
+        # Building from every row is always exact: a previous rollup file that cannot be read
+        # (lost, or a failed download from S3) must not fail the upload.
+        logger.warning(
+            "publish of %s: appending to the previous rollups failed; building from every row",
+            request.upload_id,
+            exc_info=True,
+        )
+        return None
 
 
 def _version_facts(datasource: Datasource) -> VersionFacts:

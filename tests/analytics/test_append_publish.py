@@ -4,8 +4,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
 
 from analytics import rollups, services
+from analytics.models import Rollup
 from analytics.query import Breakdown, Summary
 from analytics.runner import run_query
 from tests.analytics.publishing import sales_rows, synthetic_publish
@@ -66,3 +69,22 @@ def test_an_invoice_split_across_uploads_is_counted_once(tmp_path: Path, monkeyp
     assert (summary.first["transactions"], summary.first["lines"]) == (1, 2)
     by_branch = run_query(Breakdown(datasource="split", by=("branch",), metrics=("transactions",)), user=None)
     assert [row["transactions"] for row in by_branch.rows] == [1]
+
+
+def test_a_lost_rollup_file_of_the_previous_version_does_not_fail_an_append(tmp_path: Path, caplog) -> None:
+    january = sales_rows(start=dt.date(2024, 1, 1), days=31, seed=4)
+    february = sales_rows(start=dt.date(2024, 2, 1), days=29, seed=5)
+    synthetic_publish(datasource="lost", rows=january, workdir=tmp_path)
+    rollup = Rollup.objects.filter(datasource__name="lost").order_by("rows").first()
+    default_storage.delete(rollup.path)
+    # With S3 storage the embedded engine also keeps a local copy.
+    (Path(settings.VAR_DIR) / "engine" / "files" / rollup.path).unlink(missing_ok=True)
+
+    outcome = synthetic_publish(datasource="lost", rows=february, workdir=tmp_path)
+
+    assert outcome.data_version == 2
+    assert "building from every row" in caplog.text
+    rows = january + february
+    by_branch = run_query(Breakdown(datasource="lost", by=("branch",), metrics=("transactions",)), user=None)
+    assert by_branch.source != "raw"
+    assert {row["branch"]: row["transactions"] for row in by_branch.rows} == _transactions_by_branch(rows)
