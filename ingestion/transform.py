@@ -253,7 +253,10 @@ def _unreadable(values: pl.Series, parsed: pl.Series) -> pl.Series:
 
 
 def _problems_make(batch: pl.DataFrame, source: str, mask: pl.Series, reason: str) -> pl.DataFrame:
-    rows = batch.filter(mask.fill_null(False))
+    mask = mask.fill_null(False)
+    if not mask.any():
+        return pl.DataFrame(schema=REJECTED_SCHEMA)  # the usual case: nothing to gather
+    rows = batch.select(ROW_NUMBER, source).filter(mask)
     return pl.DataFrame(
         {
             "row_number": rows[ROW_NUMBER].cast(pl.Int64),
