@@ -7,7 +7,9 @@ dashboards as they were and the raw file where it was.
 
 import contextlib
 import csv
+import ctypes
 import datetime as dt
+import gc
 import itertools
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -58,6 +60,7 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
     # before publishing.
     with excel_sheets_shared():
         detected, mapping, drift, outcome = _read_and_validate(task=task, progress=progress, workdir=workdir)
+    memory_release()
     _publish(task=task, progress=progress, detected=detected, mapping=mapping, drift=drift, outcome=outcome)
 
 
@@ -200,6 +203,16 @@ def _date_format_first_choice(
         if explicit is not None:
             raise
         return _date_format_choose(path, detected, mapping, explicit=None)
+
+
+def memory_release() -> None:
+    """Hand the memory validation freed back to the system before publishing's DuckDB needs it:
+    Python's cycles, Arrow's pool and glibc's heap keep freed memory for reuse otherwise, and the
+    worker's peak is validation's leftovers plus DuckDB's limit."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _describe(detected: DetectedSource) -> str:
