@@ -485,6 +485,10 @@ def csv_part(*, app: App, token: str, sampler: MemorySampler, source: Generated,
     )
     verdict = _verdict(ratio <= TARGET_RATIO)
     print(f"  ratio ours / baseline             {ratio:8.2f}     target ≤ {TARGET_RATIO}  {verdict}")
+    # For comparison only: the worker's part (read, map, validate, publish), without receiving,
+    # hashing and keeping the upload, which the baseline does not do either.
+    worker = sum((run.status.get("timings") or {}).values())
+    print(f"  worker alone (reading → succeeded){worker:8.2f} s   ratio {worker / baseline['seconds']:.2f} (no target)")
     _memory_verdicts(run.memory)
     print(
         f"  rows: {run.status['rows_total']:,} read, {run.status['rows_valid']:,} valid, "
