@@ -21,6 +21,7 @@ from ingestion import errors
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
+    HEADER_ROW_MAX,
     UploadOptions,
     datasource_name_check,
     ingestion_task_cancel,
@@ -151,7 +152,8 @@ class UploadForm(Schema):
         str | None, _documented("Excel sheet to read (default: the best match).", type=["string", "null"])
     ] = None
     header_row: Annotated[
-        str | None, _documented("1-based row of the header (default: found).", type="integer", minimum=1)
+        str | None,
+        _documented("1-based row of the header (default: found).", type="integer", minimum=1, maximum=HEADER_ROW_MAX),
     ] = None
     max_rejected_ratio: Annotated[
         str | None,

@@ -43,6 +43,7 @@ from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
 FIRST_ERRORS_KEPT = 20
+NO_DATA_ROWS = "The file has a header but no data rows."
 # Parts of the date column (a CSV block or a batch each) that choose the format before validating.
 DATE_SAMPLE_PARTS = 2
 ROW_ESTIMATE_SAMPLE_BYTES = 4 << 20
@@ -379,7 +380,7 @@ def _store_report(*, task: IngestionTask, report_path: Path) -> str:
 def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
     """Refuse the whole file when nothing is valid or too much was rejected."""
     if outcome.rows_total == 0:
-        raise IngestionError(errors.HEADER_ONLY, "The file has a header but no data rows.")
+        raise IngestionError(errors.HEADER_ONLY, NO_DATA_ROWS)
     limit = float(task.options.get("max_rejected_ratio", 0.25))
     ratio = outcome.rows_rejected / outcome.rows_total
     if outcome.rows_valid == 0 or ratio > limit:
@@ -435,7 +436,10 @@ def _preview(*, local_path: Path, original_filename: str, datasource, options: d
     plan = TransformPlan.from_mapping(
         mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
     )
-    first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)))
+    first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)), None)
+    if first_batch is None:  # every row after the header is blank (detection looked at the first rows only)
+        preview["problems"].append({"code": errors.HEADER_ONLY, "detail": NO_DATA_ROWS})
+        return preview
     result = batch_transform(first_batch, plan)
     preview["validation"] = {
         "rows_checked": first_batch.height,

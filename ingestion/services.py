@@ -87,6 +87,10 @@ def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
     return mapping
 
 
+# A sheet's last row; a larger header_row overflowed the Excel reader (a 500).
+HEADER_ROW_MAX = 1_048_576
+
+
 def _header_row_parse(header_row: int | str | None) -> int | None:
     if header_row in (None, ""):
         return None
@@ -94,8 +98,10 @@ def _header_row_parse(header_row: int | str | None) -> int | None:
         value = int(header_row)
     except (TypeError, ValueError):
         value = 0
-    if value < 1:
-        raise IngestionError(errors.INVALID_OPTION, "header_row must be a whole number ≥ 1.", status=400)
+    if not 1 <= value <= HEADER_ROW_MAX:
+        raise IngestionError(
+            errors.INVALID_OPTION, f"header_row must be a whole number from 1 to {HEADER_ROW_MAX:,}.", status=400
+        )
     return value
 
 

@@ -36,6 +36,7 @@ from sales_analytics.api import api
 from tests.api.conftest import bearer
 from tests.conftest import REAL_FILE
 from tests.factories import UserFactory
+from tests.ingestion import sample_files as sf
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -234,3 +235,24 @@ def test_upload_option_answers(uploader_client, fields: dict, status: int, code:
     assert response.status_code == status, response.content
     if code:
         assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize("endpoint", ["/api/ingest/upload", "/api/ingest/preview"])
+@pytest.mark.parametrize("header_row", ["1048577", "100000000000000000000"])
+def test_header_row_past_a_sheets_last_row_is_400(uploader_client, tmp_path, endpoint: str, header_row: str) -> None:
+    # Was a 500 on preview (the Excel reader overflowed) and a failed task on upload.
+    workbook = sf.xlsx_write(tmp_path / "s.xlsx", {"Sales": [["Date", "Total"], ["2019-01-05", 1]]})
+    upload = ContentFile(workbook.read_bytes(), name="s.xlsx")
+    response = uploader_client.post(endpoint, {"file": upload, "header_row": header_row})
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_option"
+
+
+def test_preview_of_a_file_whose_rows_are_all_blank_says_so(uploader_client) -> None:
+    # More blank rows than detection reads, and a date format given: was a 500 (no first batch).
+    body = b"Date,Branch,Product line,Quantity,Total\n" + b",,,,\n" * 300_000
+    response = uploader_client.post(
+        "/api/ingest/preview", {"file": ContentFile(body, name="b.csv"), "date_format": "%d/%m/%y"}
+    )
+    assert response.status_code == 200, response.content
+    assert [problem["code"] for problem in response.json()["problems"]] == ["header_only"]
