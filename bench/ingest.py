@@ -128,10 +128,15 @@ class MemoryPeaks:
     samples: int = 0
 
 
-def peak_rss_reset(pid: int) -> None:
-    """Start the kernel's record of the process's peak RSS (VmHWM) again from its current RSS."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as handle:
-        handle.write("5")
+def peak_rss_reset(pid: int) -> bool:
+    """Start the kernel's record of the process's peak RSS (VmHWM) again from its current RSS;
+    False where /proc does not allow it (then VmHWM holds the process's whole life)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
 
 
 class MemorySampler(threading.Thread):
@@ -145,6 +150,8 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.root = root
         self.peaks = MemoryPeaks()
+        self._window = 0  # a sample taken across the start of a window belongs to neither
+        self._kernel_peaks = True  # VmHWM restarts with each window; else sampled VmRSS only
         self._lock = threading.Lock()
         self._stopped = threading.Event()
 
@@ -152,8 +159,9 @@ class MemorySampler(threading.Thread):
         """The peaks so far, and start a new window."""
         with self._lock:
             peaks, self.peaks = self.peaks, MemoryPeaks()
+            self._window += 1
             for pid in process_tree(self.root):
-                peak_rss_reset(pid)
+                self._kernel_peaks &= peak_rss_reset(pid)
         return peaks
 
     def stop(self) -> None:
@@ -163,6 +171,7 @@ class MemorySampler(threading.Thread):
         count = 0
         while not self._stopped.wait(SAMPLE_SECONDS):
             count += 1
+            window = self._window
             with_pss = count % PSS_EVERY_SAMPLES == 0
             tree_rss = tree_pss = 0
             largest, largest_pid = 0, 0
@@ -171,10 +180,12 @@ class MemorySampler(threading.Thread):
                 tree_rss += status.get("VmRSS", 0)
                 if with_pss:
                     tree_pss += _proc_fields(pid, "smaps_rollup", ("Pss",)).get("Pss", 0)
-                peak = max(status.get("VmHWM", 0), status.get("VmRSS", 0))
+                peak = max(status.get("VmHWM", 0) if self._kernel_peaks else 0, status.get("VmRSS", 0))
                 if peak > largest:
                     largest, largest_pid = peak, pid
             with self._lock:
+                if window != self._window:
+                    continue
                 peaks = self.peaks
                 peaks.samples += 1
                 peaks.tree_rss = max(peaks.tree_rss, tree_rss)
