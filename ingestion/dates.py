@@ -234,8 +234,10 @@ def _excel_or_refuse(counts: pl.DataFrame) -> DateChoice:
 def _excel_parse(values: pl.Series) -> pl.Series:
     """Excel serial day numbers → Datetime (fraction = time of day); null outside 1990–2100."""
     number = values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-    offset = (number * 86_400_000_000).round(0).cast(pl.Int64).cast(pl.Duration("us"))
     in_range = number.is_between(*_EXCEL_RANGE).fill_null(False)
+    # Out-of-range numbers (a Unix time, 1e30, inf) do not fit the cast: they become null first.
+    kept = pl.select(pl.when(in_range).then(pl.lit(number))).to_series()
+    offset = (kept * 86_400_000_000).round(0).cast(pl.Int64).cast(pl.Duration("us"))
     epoch = pl.lit(_EXCEL_EPOCH, dtype=pl.Datetime("us"))
     return pl.select(pl.when(in_range).then(epoch + offset)).to_series().alias(values.name)
 

@@ -336,11 +336,17 @@ class _CuratedWriter:
             self._writer = None
 
 
+def _storable(value: object) -> object:
+    """A cell as the task row can store it: PostgreSQL refuses text with a NUL character (the
+    task then stayed `running`), so NUL is shown as ␀."""
+    return value.replace("\x00", "\u2400") if isinstance(value, str) else value
+
+
 def _report_rejected(*, report, rejected: pl.DataFrame, outcome: ValidationOutcome, seen: set[int]) -> None:
     for row in rejected.iter_rows(named=True):
         report.writerow([neutralize_cell(row[name]) for name in ERROR_REPORT_COLUMNS])
         if len(outcome.first_errors) < FIRST_ERRORS_KEPT:
-            outcome.first_errors.append({name: row[name] for name in ERROR_REPORT_COLUMNS})
+            outcome.first_errors.append({name: _storable(row[name]) for name in ERROR_REPORT_COLUMNS})
     # A row with several problems is one rejected row.
     new_rows = set(rejected["row_number"].to_list()) - seen if rejected.height else set()
     seen.update(new_rows)

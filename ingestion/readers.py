@@ -36,6 +36,7 @@ from pathlib import Path
 
 import fastexcel
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion import errors
@@ -264,11 +265,15 @@ def _head_read(path: Path, size: int) -> bytes:
 
 
 def columns_name(cells: list[str]) -> list[str]:
-    """Header cells as column names: stripped, `column_<n>` when blank, `_2`, `_3` on repeats."""
+    """Header cells as column names: stripped, `column_<n>` when blank, `_2`, `_3` on repeats.
+
+    NUL characters are dropped (PostgreSQL stores no text with one) and the readers' own
+    `__row_number` column is not a name a source column can take.
+    """
     names: list[str] = []
-    taken: set[str] = set()
+    taken: set[str] = {ROW_NUMBER}
     for position, cell in enumerate(cells, start=1):
-        base = (cell or "").strip() or f"column_{position}"
+        base = (cell or "").replace("\x00", "").strip() or f"column_{position}"
         name, suffix = base, 2
         while name in taken:
             name, suffix = f"{base}_{suffix}", suffix + 1
@@ -860,9 +865,28 @@ def _excel_open(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
     return _excel_open_uncached(path, label, kind)
 
 
+def is_library_panic(exc: BaseException) -> bool:
+    """A Rust library (calamine in fastexcel, Polars) panicked: pyo3 raises its PanicException,
+    a BaseException that `except Exception` lets through (a task then stayed `running`)."""
+    return type(exc).__name__ == "PanicException" and not isinstance(exc, Exception)
+
+
+@contextmanager
+def panics_as_errors() -> Iterator[None]:
+    """Within the block, a library panic is raised again as a RuntimeError, so that the usual
+    `except Exception` handling (a refusal, a failed task) applies to it."""
+    try:
+        yield
+    except BaseException as exc:
+        if not is_library_panic(exc):
+            raise
+        raise RuntimeError(f"a reading library failed ({str(exc)[:200]})") from exc
+
+
 def _excel_open_uncached(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
     try:
-        return fastexcel.read_excel(path)
+        with panics_as_errors():
+            return fastexcel.read_excel(path)
     except Exception as exc:  # calamine reports every unreadable workbook with its own exception types
         why = "it is not a readable Excel workbook"
         if kind == "xls":
@@ -890,8 +914,9 @@ def _excel_sheet_parse(
     reader: fastexcel.ExcelReader, sheet: str, n_rows: int | None, label: str
 ) -> tuple[pl.DataFrame, bool]:
     try:
-        loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes="string")
-        frame = loaded.to_polars()
+        with panics_as_errors():
+            loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes="string")
+            frame = loaded.to_polars()
     except Exception as exc:  # calamine has many exception types; any of them means unreadable
         raise _unsupported(label, f"sheet '{sheet}' cannot be read ({exc})") from exc
     visible = str(getattr(loaded, "visible", "visible")) == "visible"
@@ -1023,7 +1048,7 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
         raise IngestionError(errors.HEADER_ONLY, f"'{label}' has columns but no rows.")
     columns = columns_name(names)
     first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS))
-    frame = _parquet_text(pl.from_arrow(first), columns)
+    frame = _parquet_text(_parquet_batch_frame(first, label), columns, label)
     return DetectedSource(
         format="parquet",
         encoding=None,
@@ -1042,14 +1067,30 @@ def _parquet_frames(path: Path, detected: DetectedSource, *, batch_rows: int) ->
     parquet = _parquet_open(path, path.name)
     first_row = 1
     for record_batch in parquet.iter_batches(batch_size=batch_rows):
-        frame = _parquet_text(pl.from_arrow(record_batch), detected.columns)
+        frame = _parquet_text(_parquet_batch_frame(record_batch, path.name), detected.columns, path.name)
         yield _frame_normalize(frame, detected.columns, first_row)
         first_row += frame.height
 
 
-def _parquet_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+def _parquet_batch_frame(batch: pa.RecordBatch, label: str) -> pl.DataFrame:
+    """A record batch as a Polars frame; its columns by position (a file may repeat a name)."""
+    renamed = batch.rename_columns([f"c{i}" for i in range(batch.num_columns)])
+    try:
+        with panics_as_errors():
+            return pl.from_arrow(renamed)
+    except Exception as exc:  # Arrow types Polars cannot take (e.g. decimal256)
+        raise _unsupported(label, f"one of its column types cannot be read ({str(exc)[:200]})") from exc
+
+
+def _parquet_text(frame: pl.DataFrame, columns: list[str], label: str) -> pl.DataFrame:
     """Typed Parquet columns as the strings a CSV export would hold; dates in ISO form."""
-    return pl.DataFrame([_series_text(frame.to_series(i)).alias(name) for i, name in enumerate(columns)])
+    texts = []
+    for i, name in enumerate(columns):
+        try:
+            texts.append(_series_text(frame.to_series(i)).alias(name))
+        except pl.exceptions.PolarsError as exc:  # e.g. binary that is not UTF-8, durations
+            raise _unsupported(label, f"column '{name}' ({frame.to_series(i).dtype}) cannot be read as text") from exc
+    return pl.DataFrame(texts)
 
 
 def _series_text(series: pl.Series) -> pl.Series:

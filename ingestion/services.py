@@ -57,15 +57,29 @@ def upload_options_parse(
     mode = (mode or IngestionTask.Mode.APPEND).strip().lower()
     if mode not in IngestionTask.Mode.values:
         raise IngestionError(errors.INVALID_OPTION, "mode must be 'append' or 'replace'.", status=400)
+    parsed_mapping = _mapping_parse(mapping)
+    _no_nul_check(
+        mapping=" ".join(f"{key} {value}" for key, value in (parsed_mapping or {}).items()),
+        date_format=date_format,
+        sheet=sheet,
+    )
     return UploadOptions(
         mode=mode,
-        mapping=_mapping_parse(mapping),
+        mapping=parsed_mapping,
         date_format=(date_format or "").strip() or None,
         sheet=(sheet or "").strip() or None,
         header_row=_header_row_parse(header_row),
         max_rejected_ratio=_ratio_parse(max_rejected_ratio),
         force=_flag_parse(force),
     )
+
+
+def _no_nul_check(**options: str | None) -> None:
+    """No text option may hold a NUL character: no file's column, sheet or date can, and
+    PostgreSQL refuses to store one (a 500 when the task was created)."""
+    for name, value in options.items():
+        if value and "\x00" in value:
+            raise IngestionError(errors.INVALID_OPTION, f"{name} must not contain a NUL character.", status=400)
 
 
 def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
@@ -76,6 +90,8 @@ def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
             mapping = json.loads(mapping)
         except json.JSONDecodeError as exc:
             raise IngestionError(errors.INVALID_OPTION, f"mapping is not valid JSON ({exc.msg}).", status=400) from None
+        except RecursionError:
+            raise IngestionError(errors.INVALID_OPTION, "mapping is nested too deeply.", status=400) from None
     if not isinstance(mapping, dict) or not all(
         isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
     ):
@@ -365,6 +381,7 @@ class TaskProgress:
 def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = None) -> IngestionTask | None:
     """Run one task end to end; safe to call twice (the second call finds it not queued)."""
     from ingestion.pipeline import pipeline_run
+    from ingestion.readers import panics_as_errors
 
     task = ingestion_task_claim(task_id=task_id)
     if task is None:
@@ -372,7 +389,8 @@ def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = N
         return IngestionTask.objects.filter(pk=task_id).first()
     progress = TaskProgress(task, on_progress)
     try:
-        pipeline_run(task=task, progress=progress)
+        with panics_as_errors():
+            pipeline_run(task=task, progress=progress)
     except TaskCancelled:
         progress.finish(IngestionTask.Status.CANCELLED, "Cancelled. Nothing was published; the raw file is kept.")
     except IngestionError as exc:

@@ -69,17 +69,34 @@ class SalesGraphQLView(GraphQLView):
 
     def parse_body(self, request: HttpRequest) -> dict:
         if request.content_type != "multipart/form-data" or "operations" not in request.POST:
-            return super().parse_body(request)
+            try:
+                return super().parse_body(request)
+            except RecursionError as exc:  # json.loads of a deeply nested body (was a 500)
+                raise GraphQLHttpError("The request body is nested too deeply.") from exc
         # GraphQL multipart request spec: `operations` JSON, `map` {file key: ["variables.file"]}, the files.
         try:
             operations = json.loads(request.POST["operations"])
             file_map = json.loads(request.POST.get("map", "{}"))
-        except json.JSONDecodeError as exc:
-            raise GraphQLHttpError("operations and map must be JSON.") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise GraphQLHttpError("operations and map must be JSON, not nested too deeply.") from exc
+        if not isinstance(operations, dict) or not _is_file_map(file_map):
+            raise GraphQLHttpError(
+                "operations must be a JSON object, and map an object of file key → list of paths "
+                '(e.g. "variables.file").'
+            )
         for key, paths in file_map.items():
             for path in paths:
-                _assign(operations, path.split("."), request.FILES.get(key))
+                try:
+                    _assign(operations, path.split("."), request.FILES.get(key))
+                except (KeyError, IndexError, ValueError, TypeError) as exc:
+                    raise GraphQLHttpError(f"map path '{path[:100]}' does not lead into operations.") from exc
         return operations
+
+
+def _is_file_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(paths, list) and all(isinstance(path, str) for path in paths) for paths in value.values()
+    )
 
 
 class GraphQLHttpError(Exception):

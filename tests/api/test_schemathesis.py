@@ -256,3 +256,42 @@ def test_preview_of_a_file_whose_rows_are_all_blank_says_so(uploader_client) -> 
     )
     assert response.status_code == 200, response.content
     assert [problem["code"] for problem in response.json()["problems"]] == ["header_only"]
+
+
+UPLOAD_MUTATION = 'mutation($file: Upload!) { uploadFile(file: $file, datasourceName: "scratch") { task { id } } }'
+
+
+@pytest.mark.parametrize(
+    ("operations", "file_map"),
+    [
+        ({"query": UPLOAD_MUTATION, "variables": {"file": None}}, {"0": ["variables.file.x"]}),  # KeyError
+        ({"query": UPLOAD_MUTATION, "variables": {"file": None}}, {"0": ["nope.file"]}),
+        ({"query": UPLOAD_MUTATION, "variables": {"files": [None]}}, {"0": ["variables.files.x"]}),  # ValueError
+        ({"query": UPLOAD_MUTATION, "variables": {"files": [None]}}, {"0": ["variables.files.5"]}),  # IndexError
+        ({"query": UPLOAD_MUTATION, "variables": "file"}, {"0": ["variables.file"]}),  # TypeError
+        ([{"query": UPLOAD_MUTATION}], {"0": ["0.variables.file"]}),
+        (None, {"0": ["variables.file"]}),
+        ({"query": UPLOAD_MUTATION, "variables": {"file": None}}, ["variables.file"]),
+        ({"query": UPLOAD_MUTATION, "variables": {"file": None}}, {"0": "variables.file"}),
+        ({"query": UPLOAD_MUTATION, "variables": {"file": None}}, {"0": [1]}),
+    ],
+)
+def test_malformed_graphql_multipart_requests_are_400(uploader_client, operations, file_map) -> None:
+    # Each was a 500 from the multipart parser.
+    response = uploader_client.post(
+        "/graphql",
+        {"operations": json.dumps(operations), "map": json.dumps(file_map), "0": ContentFile(b"x", name="s.csv")},
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["extensions"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("part", ["operations", "map", "body"])
+def test_graphql_json_nested_too_deeply_is_400(uploader_client, part: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    if part == "body":
+        response = uploader_client.post("/graphql", deep, content_type="application/json")
+    else:
+        fields = {"operations": json.dumps({"query": UPLOAD_MUTATION}), "map": "{}", part: deep}
+        response = uploader_client.post("/graphql", {**fields, "0": ContentFile(b"x", name="s.csv")})
+    assert response.status_code == 400, response.content

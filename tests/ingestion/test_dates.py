@@ -161,3 +161,9 @@ def test_counts_merged_from_parts_choose_as_the_whole_column() -> None:
     merged = date_value_counts_merge(date_value_counts(part) for part in parts)
     assert dict(merged.iter_rows()) == {"25/12/2019": 6, "01/02/2019": 3, "soon": 3, "13/01/2020": 3}
     assert date_format_choose_counted(merged) == whole
+
+
+def test_serial_numbers_outside_the_range_are_unreadable_not_a_crash() -> None:
+    # A Unix time, 1e30, inf and NaN did not fit the day-offset cast (an internal error, a 500 on preview).
+    parsed = date_parse(pl.Series(["43466", "1546646400", "1e30", "inf", "NaN", "-1e300"]), EXCEL_SERIAL)
+    assert parsed.to_list() == [datetime(2019, 1, 1), None, None, None, None, None]

@@ -110,3 +110,22 @@ def test_a_crash_in_a_reading_or_writing_thread_fails_the_task(
     assert default_storage.exists(task.raw_key)
     assert Segment.objects.count() == 0
     assert not [thread for thread in threading.enumerate() if thread.name in ("ingest-read", "ingest-write")]
+
+
+class PanicException(BaseException):
+    """Stands in for pyo3's exception of the same name: a Rust library panicked."""
+
+
+def test_a_library_panic_fails_the_task_instead_of_leaving_it_running(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    # A BaseException passes `except Exception`: the task stayed `running` and retry answered 409.
+    def panic(*args, **kwargs):
+        raise PanicException("index out of bounds")
+
+    monkeypatch.setattr(pipeline, "batch_transform", panic)
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "internal_error")
+    assert "index out of bounds" in task.message
+    assert Segment.objects.count() == 0

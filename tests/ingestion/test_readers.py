@@ -9,12 +9,15 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import openpyxl
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ingestion import errors, readers
 from ingestion.errors import IngestionError
-from ingestion.readers import ROW_NUMBER, source_column_parts, source_detect, source_read_batches
+from ingestion.readers import ROW_NUMBER, columns_name, source_column_parts, source_detect, source_read_batches
 from tests.conftest import REAL_FILE
 from tests.ingestion import sample_files as sf
 
@@ -538,3 +541,55 @@ def test_cells_are_trimmed_whichever_whitespace_is_at_their_edge(tmp_path, cell:
     assert batch["Branch"].to_list() == ["B", "A"]
     assert batch["Total"].to_list() == ["1", "2"]
     assert batch["Date"].to_list() == ["01/02/2019", "02/02/2019"]
+
+
+def test_column_names_drop_nul_and_never_take_the_row_number_name() -> None:
+    # A NUL cannot be stored by PostgreSQL; a source column named like the readers' row number
+    # was overwritten by it (an internal error when mapped).
+    assert columns_name(["Bra\x00nch", "__row_number", "__row_number", "\x00"]) == [
+        "Branch",
+        "__row_number_2",
+        "__row_number_3",
+        "column_4",
+    ]
+
+
+def test_parquet_with_a_repeated_column_name_is_read_by_position(tmp_path):
+    path = tmp_path / "dup.parquet"
+    table = pa.table([pa.array(["2019-01-05"]), pa.array(["A"]), pa.array(["x"])], names=["Date", "Branch", "Branch"])
+    pq.write_table(table, path)
+    detected = source_detect(path)
+    assert detected.columns == ["Date", "Branch", "Branch_2"]
+    assert read_all(path, detected).rows() == [("2019-01-05", "A", "x", 1)]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([b"\xff\xfe"], pa.binary()),  # not UTF-8
+        pa.array([dt.timedelta(days=1)], pa.duration("us")),
+        pa.array([1], pa.decimal256(40, 0)),  # Polars panicked on it
+    ],
+    ids=["binary", "duration", "decimal256"],
+)
+def test_parquet_column_types_that_cannot_be_text_are_refused(tmp_path, column) -> None:
+    path = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"Date": pa.array(["2019-01-05"]), "Odd": column}), path)
+    refusal = refused(path)
+    assert (refusal.code, refusal.status) == (errors.UNSUPPORTED_FORMAT, 415)
+
+
+def test_a_workbook_the_excel_library_panics_on_is_refused(tmp_path) -> None:
+    # A date cell of -1e12 days made calamine panic: a BaseException that passed every handler,
+    # so the task stayed `running`.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Date", "Branch", "Product line", "Quantity", "Total"])
+    sheet.append([dt.date(2019, 1, 5), "A", "Food", 1, 2.5])
+    sheet.append([-1e12, "A", "Food", 1, 2.5])
+    sheet["A3"].number_format = "yyyy-mm-dd"
+    path = tmp_path / "panic.xlsx"
+    workbook.save(path)
+    refusal = refused(path)
+    assert (refusal.code, refusal.status) == (errors.UNSUPPORTED_FORMAT, 415)
+    assert "reading library failed" in refusal.detail

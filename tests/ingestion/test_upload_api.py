@@ -273,3 +273,33 @@ def test_workbook_header_row_on_a_blank_row_fails_the_task_with_its_code(uploade
     assert response.status_code == 202, response.content
     status = status_of(uploader_api, response.json()["task_id"])
     assert (status["status"], status["error_code"]) == ("failed", "header_row_not_found")
+
+
+def test_a_rejected_cell_holding_a_nul_is_reported_not_a_stuck_task(uploader_api, tasks_inline) -> None:
+    # PostgreSQL refuses text with NUL: storing the first errors failed and the task stayed `running`.
+    # The NUL comes after the part that format detection reads (there it means a binary file).
+    good = b"2019-01-05,A,Food,1,2.5\n" * 5000
+    content = b"Date,Branch,Product line,Quantity,Total\n" + good + b"2019-01-06,A,Food,1\x00,2.5\n"
+    response = upload(uploader_api, "nul.csv", content)
+    assert response.status_code == 202, response.content
+    status = status_of(uploader_api, response.json()["task_id"])
+    assert (status["status"], status["rows_valid"], status["rows_rejected"]) == ("succeeded", 5000, 1)
+    assert [(e["row_number"], e["column"], e["value"]) for e in status["errors"]] == [(5002, "Quantity", "1\u2400")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mapping": "[" * 100_000 + "]" * 100_000},  # was a 500 (RecursionError)
+        {"mapping": '{"To\\u0000tal": "revenue"}'},  # PostgreSQL refused the task row (a 500)
+        {"date_format": "%d/%m/%Y\x00"},
+        {"sheet": "Sales\x00"},
+    ],
+    ids=["deep-mapping", "nul-mapping", "nul-date-format", "nul-sheet"],
+)
+def test_options_no_file_could_match_are_400(uploader_api, fields: dict) -> None:
+    content = b"Date,Branch,Product line,Quantity,Total\n2019-01-05,A,Food,1,2.5\n"
+    response = upload(uploader_api, "s.csv", content, **fields)
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_option"
+    assert not IngestionTask.objects.exists()
