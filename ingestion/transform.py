@@ -24,6 +24,9 @@ from ingestion.schema import FIELDS_BY_NAME, FieldKind
 
 ROW_NUMBER = "__row_number"
 DATE_MIN = date(1990, 1, 1)
+# Largest amount (or rating) and quantity a line may carry, far past any sale.
+AMOUNT_MAX = 1e15
+QUANTITY_MAX = 1_000_000_000
 
 # The published column order; every canonical column is always present (null when the file
 # lacks it) so segments of one datasource share a schema. Extras follow in source order.
@@ -306,8 +309,12 @@ def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
     def finite() -> pa.Check:
         return pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).is_finite()), name="finite")
 
+    def plausible(limit: float = AMOUNT_MAX) -> pa.Check:
+        # Sums of amounts near the float limit overflow to infinity, which JSON cannot carry.
+        return pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).abs() <= limit), name="plausible")
+
     def measure(*checks: pa.Check, nullable: bool = True) -> pa.Column:
-        return pa.Column(pl.Float64, checks=[*checks, finite()], nullable=nullable)
+        return pa.Column(pl.Float64, checks=[*checks, finite(), plausible()], nullable=nullable)
 
     def text(*, nullable: bool = True) -> pa.Column:
         return pa.Column(pl.String, nullable=nullable)
@@ -318,7 +325,7 @@ def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
             "datetime": pa.Column(pl.Datetime("us"), nullable=True),
             "branch": text(nullable=False),
             "product_line": text(nullable=False),
-            "quantity": pa.Column(pl.Int64, nullable=False),
+            "quantity": pa.Column(pl.Int64, plausible(QUANTITY_MAX), nullable=False),
             "unit_price": measure(pa.Check.ge(0)),  # null only when quantity is 0
             "revenue": measure(nullable=False),
             "cost": measure(),
@@ -387,6 +394,8 @@ def _reason(field: str, check: str, mapping: ColumnMapping) -> str:
         return f"{words} must not be negative"
     if check == "finite":
         return f"{words} is not a finite number"
+    if check == "plausible":
+        return f"{words} is beyond ±{QUANTITY_MAX if field == 'quantity' else AMOUNT_MAX:,.0f}"
     return f"{words} fails check {check}"
 
 

@@ -294,3 +294,19 @@ def test_parse_distinct_matches_parsing_every_value(repeats: int) -> None:
 
     assert parse_distinct(values, counted).to_list() == time_parse(values).to_list()
     assert calls == ([len(values)] if repeats == 1 else [5])  # only the 5 distinct values when they repeat
+
+
+def test_amounts_and_quantities_past_any_sale_are_rejected() -> None:
+    # 1e308 is a finite float, but summing two overflowed the totals to infinity (invalid JSON).
+    rows = [
+        ["03/01/19", "A", "Food", "1", "1e308", "1e308", None],
+        ["03/01/19", "A", "Food", "2000000000", "1", "2000000000", None],
+        ["03/01/19", "A", "Food", "1", "999999999999999", "999999999999999", None],
+    ]
+    result = transform(BASIC, rows)
+    assert result.rejected.select("row_number", "column", "reason").rows() == [
+        (2, "Unit price", "unit price is beyond ±1,000,000,000,000,000"),
+        (2, "Total", "revenue is beyond ±1,000,000,000,000,000"),
+        (3, "Quantity", "quantity is beyond ±1,000,000,000"),
+    ]
+    assert result.valid["revenue"].to_list() == [999999999999999.0]
