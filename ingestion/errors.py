@@ -27,3 +27,6 @@ INVALID_DATE_FORMAT = "invalid_date_format"  # 422
 TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
 DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400
+# A task's own failures, not a refusal of the file (no HTTP status: they end a task).
+INTERNAL_ERROR = "internal_error"  # an unexpected error while running; the task can be retried
+WORKER_LOST = "worker_lost"  # the worker stopped (time limit, memory, crash) and left the task running

@@ -315,6 +315,44 @@ def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
     return task
 
 
+def task_stale_after() -> dt.timedelta:
+    """How long after it started a running task's worker counts as gone: past django-q2's time
+    limit, which kills the worker without a word to the task, no run can be alive."""
+    return dt.timedelta(seconds=settings.Q_CLUSTER["timeout"]) + dt.timedelta(minutes=5)
+
+
+def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
+    """Fail the tasks a vanished worker left `running` (killed at the time limit, out of memory, a
+    native library crash, a restart), so they show what happened and can be retried; publishing
+    is idempotent, so a task that had already published counts nothing twice. Returns how many."""
+    stale_before = (now or timezone.now()) - task_stale_after()
+    reaped = 0
+    for task_id in IngestionTask.objects.filter(
+        status=IngestionTask.Status.RUNNING, started_at__lt=stale_before
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            task = (
+                IngestionTask.objects.select_for_update()
+                .filter(pk=task_id, status=IngestionTask.Status.RUNNING, started_at__lt=stale_before)
+                .first()
+            )
+            if task is None:
+                continue  # it moved on meanwhile
+            task.status = IngestionTask.Status.FAILED
+            task.error_code = errors.WORKER_LOST
+            task.message = (
+                f"The worker stopped while {task.get_stage_display().lower()} (started "
+                f"{task.started_at:%Y-%m-%d %H:%M} UTC): it was stopped at the time limit, ran out of memory or "
+                "crashed. The raw file is kept; retry the task."
+            )
+            task.finished_at = timezone.now()
+            task.save()
+            reaped += 1
+    if reaped:
+        logger.warning("%d ingestion task(s) left running by a vanished worker marked failed", reaped)
+    return reaped
+
+
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
     """The raw file on local disk: the worker may run on another machine than the web process."""
     if isinstance(default_storage, FileSystemStorage):
@@ -401,6 +439,6 @@ def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = N
             IngestionTask.Status.FAILED,
             f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
             "Nothing was published; the raw file is kept, so the task can be retried.",
-            error_code="internal_error",
+            error_code=errors.INTERNAL_ERROR,
         )
     return task

@@ -14,3 +14,9 @@ def ingestion_task_execute(task_id: str) -> None:
 
 def ingestion_task_queue(*, task_id: str) -> None:
     async_task("ingestion.tasks.ingestion_task_execute", task_id, task_name=f"ingest {task_id}", group="ingestion")
+
+
+def ingestion_tasks_reap_task() -> int:
+    from ingestion.services import ingestion_tasks_reap
+
+    return ingestion_tasks_reap()

@@ -216,6 +216,7 @@ def test_schedules_install_is_rerunnable() -> None:
     assert set(Schedule.objects.values_list("func", flat=True)) == {
         "dashboard.tasks.alerts_evaluate_all_task",
         "dashboard.tasks.notifications_send_task",
+        "ingestion.tasks.ingestion_tasks_reap_task",
     }
 
 

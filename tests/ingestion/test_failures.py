@@ -129,3 +129,37 @@ def test_a_library_panic_fails_the_task_instead_of_leaving_it_running(
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "internal_error")
     assert "index out of bounds" in task.message
     assert Segment.objects.count() == 0
+
+
+def test_a_task_left_running_by_a_vanished_worker_is_failed_then_retried(
+    uploader_api, real_file: Path, request
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap, task_stale_after
+    from ingestion.tasks import ingestion_tasks_reap_task
+
+    # A worker claims the task and dies (killed at the time limit, out of memory, a native crash):
+    # no handler runs, so the task stayed `running` and retry refused it.
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    task = ingestion_task_claim(task_id=task_id)
+    recent = IngestionTask.objects.create(
+        datasource=task.datasource, status=IngestionTask.Status.RUNNING, started_at=timezone.now()
+    )
+    assert ingestion_tasks_reap_task() == 0  # not stale yet
+    IngestionTask.objects.filter(pk=task.pk).update(started_at=timezone.now() - task_stale_after() - dt.timedelta(1))
+
+    assert ingestion_tasks_reap() == 1
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    assert "retry the task" in task.message
+    recent.refresh_from_db()
+    assert recent.status == IngestionTask.Status.RUNNING  # a live run is left alone
+    request.getfixturevalue("tasks_inline")
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry").status_code == 202
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
