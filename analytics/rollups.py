@@ -94,8 +94,13 @@ def _connection(workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
+def _described(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of `table`."""
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]  # noqa: S608
+    return [name for name, _ in _described(con, table)]
 
 
 def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionFacts:
@@ -159,7 +164,8 @@ def version_facts_append(
     previous_by_name = {rollup.name: rollup for rollup in previous.rollups}
     with _connection(workdir) as con:
         if any(
-            _columns_typed(con, rollup.local_path) != _columns_typed(con, previous_by_name[rollup.name].local_path)
+            _described(con, _raw_table([str(rollup.local_path)]))
+            != _described(con, _raw_table([str(previous_by_name[rollup.name].local_path)]))
             for rollup in added.rollups
         ):
             return None  # e.g. rollups stored by an earlier release with other part types
@@ -183,11 +189,6 @@ def version_facts_append(
 
 def _rollup_shapes(facts: VersionFacts) -> dict[str, tuple[str, ...]]:
     return {rollup.name: rollup.dimensions for rollup in facts.rollups}
-
-
-def _columns_typed(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[str, str]]:
-    source = "read_parquet('" + str(path).replace("'", "''") + "')"
-    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]  # noqa: S608
 
 
 def _invoices_shared(con: duckdb.DuckDBPyConnection, previous_paths: list[Path], added_path: Path) -> bool:
@@ -230,13 +231,12 @@ def _rollup_sum(
     workdir: Path,
 ) -> BuiltRollup:
     """A rollup summed from built ones (one schema): a finer one, or the same one of two sets of rows."""
-    source = "read_parquet([" + ", ".join("'" + str(path).replace("'", "''") + "'" for path in sources) + "])"
-    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608
+    source = _raw_table([str(path) for path in sources])
     keys = [quote(key) for key in ("date", *dimensions)]
     # Each part keeps the type the rows gave it, so every rollup of a version has one schema.
     parts = [
         f"CAST(sum({quote(column)}) AS {column_type}) AS {quote(column)}"
-        for column, column_type, *_ in described
+        for column, column_type in _described(con, source)
         if column not in ("date", *source_dimensions)
     ]
     group = ", ".join(keys)

@@ -239,7 +239,7 @@ def _excel_parse(values: pl.Series) -> pl.Series:
     kept = pl.select(pl.when(in_range).then(pl.lit(number))).to_series()
     offset = (kept * 86_400_000_000).round(0).cast(pl.Int64).cast(pl.Duration("us"))
     epoch = pl.lit(_EXCEL_EPOCH, dtype=pl.Datetime("us"))
-    return pl.select(pl.when(in_range).then(epoch + offset)).to_series().alias(values.name)
+    return pl.select(epoch + pl.lit(offset)).to_series().alias(values.name)
 
 
 def _invalid_format(fmt: str, why: str) -> IngestionError:

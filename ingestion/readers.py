@@ -880,7 +880,7 @@ def panics_as_errors() -> Iterator[None]:
     except BaseException as exc:
         if not is_library_panic(exc):
             raise
-        raise RuntimeError(f"a reading library failed ({str(exc)[:200]})") from exc
+        raise RuntimeError(f"a native library (Polars, calamine) failed: {str(exc)[:200]}") from exc
 
 
 def _excel_open_uncached(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:

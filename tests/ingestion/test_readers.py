@@ -592,4 +592,4 @@ def test_a_workbook_the_excel_library_panics_on_is_refused(tmp_path) -> None:
     workbook.save(path)
     refusal = refused(path)
     assert (refusal.code, refusal.status) == (errors.UNSUPPORTED_FORMAT, 415)
-    assert "reading library failed" in refusal.detail
+    assert "native library (Polars, calamine) failed" in refusal.detail
