@@ -118,6 +118,8 @@ def _documented(description: str, **schema) -> WithJsonSchema:
 # Typed options travel as JSON text (`5`, `0.3`, `true`, `{"Total": "revenue"}`), as the `encoding`
 # below tells clients; a browser form's plain `5` or `true` is the same text.
 JSON_ENCODED_OPTIONS = ("mapping", "header_row", "max_rejected_ratio", "force")
+# Text options hold no NUL character (refused with 400: no file has one, PostgreSQL stores none).
+NO_NUL = "^[^\\u0000]*$"
 
 
 class UploadForm(Schema):
@@ -142,14 +144,17 @@ class UploadForm(Schema):
         _documented(
             'Source column → canonical field, e.g. {"Total": "revenue"}; "" or null ignores a column.',
             type="object",
-            additionalProperties={"type": ["string", "null"]},
+            propertyNames={"pattern": NO_NUL},
+            additionalProperties={"type": ["string", "null"], "pattern": NO_NUL},
         ),
     ] = None
     date_format: Annotated[
-        str | None, _documented("strftime format of the date column, e.g. %d/%m/%y.", type=["string", "null"])
+        str | None,
+        _documented("strftime format of the date column, e.g. %d/%m/%y.", type=["string", "null"], pattern=NO_NUL),
     ] = None
     sheet: Annotated[
-        str | None, _documented("Excel sheet to read (default: the best match).", type=["string", "null"])
+        str | None,
+        _documented("Excel sheet to read (default: the best match).", type=["string", "null"], pattern=NO_NUL),
     ] = None
     header_row: Annotated[
         str | None,
