@@ -16,15 +16,20 @@ Row numbers (`__row_number`, `header_row`) are 1-based:
 Memory stays bounded for large CSV files: the file is cut into blocks (≤ 8 MB) at record
 boundaries and each block is parsed by Polars on its own, so memory holds about one batch plus
 one block whatever the file size (~370 MB peak RSS for 250,000-row batches of a 200 MB or a
-500 MB file). Excel sheets are parsed whole by calamine (fastexcel); Parquet is read in
-record batches.
+500 MB file). Excel sheets are parsed whole by calamine (fastexcel), in a process of its own
+with a memory limit (a workbook can make calamine abort the process); Parquet is read in record
+batches.
 """
 
 import codecs
 import csv
 import io
+import json
+import logging
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections import Counter
@@ -34,7 +39,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-import fastexcel
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +46,8 @@ import pyarrow.parquet as pq
 from ingestion import errors
 from ingestion.errors import IngestionError
 from ingestion.schema import header_fit_score
+
+logger = logging.getLogger(__name__)
 
 ROW_NUMBER = "__row_number"
 DELIMITERS = (",", ";", "\t", "|")
@@ -62,6 +68,11 @@ BLOCK_BYTES_MIN = 64 << 10
 BLOCK_BYTES_MAX = 8 << 20
 # One record longer than this means the quotes never close: refuse instead of buffering the file.
 RECORD_BYTES_MAX = 64 << 20
+
+# calamine runs in a process of its own (excel_child.py), with this much address space to spare:
+# a sheet 1 M rows × 30 columns deep fits; a stray cell at XFD1048576 (512 GiB) does not.
+EXCEL_CHILD_SCRIPT = Path(__file__).with_name("excel_child.py")
+EXCEL_CHILD_MEMORY_BYTES = 4 << 30
 
 # Zip bomb limits, checked on the central directory before anything is inflated.
 ZIP_MAX_ENTRIES = 10_000
@@ -152,7 +163,7 @@ def source_check(
     if kind not in ("xlsx", "xls"):
         source_detect(path, filename_hint=filename_hint, sheet=sheet, header_row=header_row)
         return
-    names = list(_excel_open(path, label, kind).sheet_names)
+    names = _excel_open(path, label, kind).sheet_names
     if sheet is not None:
         _sheet_resolve(names, sheet, label)
 
@@ -829,11 +840,18 @@ def _csv_block_parse(
 # --- Excel ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Workbook:
+    path: Path
+    kind: str  # "xlsx" | "xls"
+    sheet_names: list[str]
+
+
 @dataclass
 class _ExcelShared:
-    readers: dict[tuple[str, int, int], fastexcel.ExcelReader]
-    # id(reader), sheet → (reader, kept alive so its id stays unique; whole sheet; visible)
-    sheets: dict[tuple[int, str], tuple[fastexcel.ExcelReader, pl.DataFrame, bool]]
+    workbooks: dict[tuple[str, int, int], _Workbook]
+    # (resolved path, sheet) → (whole sheet, visible)
+    sheets: dict[tuple[str, str], tuple[pl.DataFrame, bool]]
 
 
 _EXCEL_SHARED: ContextVar[_ExcelShared | None] = ContextVar("excel_shared", default=None)
@@ -847,21 +865,21 @@ def excel_sheets_shared() -> Iterator[None]:
     for the first rows, so detection, `source_column_parts` and `source_read_batches` of one task
     would otherwise parse it three times. The sheets are released when the block ends.
     """
-    token = _EXCEL_SHARED.set(_ExcelShared(readers={}, sheets={}))
+    token = _EXCEL_SHARED.set(_ExcelShared(workbooks={}, sheets={}))
     try:
         yield
     finally:
         _EXCEL_SHARED.reset(token)
 
 
-def _excel_open(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
+def _excel_open(path: Path, label: str, kind: str) -> _Workbook:
     shared = _EXCEL_SHARED.get()
     if shared is not None:
         stat = Path(path).stat()
         key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in shared.readers:
-            shared.readers[key] = _excel_open_uncached(path, label, kind)
-        return shared.readers[key]
+        if key not in shared.workbooks:
+            shared.workbooks[key] = _excel_open_uncached(path, label, kind)
+        return shared.workbooks[key]
     return _excel_open_uncached(path, label, kind)
 
 
@@ -883,56 +901,85 @@ def panics_as_errors() -> Iterator[None]:
         raise RuntimeError(f"a native library (Polars, calamine) failed: {str(exc)[:200]}") from exc
 
 
-def _excel_open_uncached(path: Path, label: str, kind: str) -> fastexcel.ExcelReader:
+def _excel_child_run(arguments: list[str], *, label: str, what: str) -> dict:
+    """Run calamine in `excel_child.py` (see there why a process of its own) and return its
+    answer. calamine's own errors come back as {"error": ...} for the caller to word; the child
+    killed by a signal (an allocation calamine could not make aborts it) is an unsafe file."""
+    # -I: the script's folder (ingestion/, with a selectors.py) must not shadow the stdlib.
+    command = [sys.executable, "-I", str(EXCEL_CHILD_SCRIPT), str(EXCEL_CHILD_MEMORY_BYTES), *arguments]
+    completed = subprocess.run(command, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    answer = _child_answer(completed.stdout)
+    if answer is None and completed.returncode < 0:
+        logger.warning("The Excel reader was killed by signal %s reading %s", -completed.returncode, label)
+        answer = {"error": "killed", "memory": True}
+    if answer is None:
+        raise RuntimeError(
+            f"the Excel reader process failed ({completed.returncode}): "
+            f"{completed.stderr.decode('utf-8', 'replace')[-500:]}"
+        )
+    if answer.get("memory"):
+        raise _unsafe(
+            label,
+            f"reading {what} needs more than {EXCEL_CHILD_MEMORY_BYTES >> 30} GB of memory. Excel sheets are "
+            "read as one block from the first to the last cell, so a stray cell far from the data (at XFD1048576, "
+            "say) makes the block huge: delete the cells beyond the data, or copy the data into a new workbook",
+        )
+    return answer
+
+
+def _child_answer(stdout: bytes) -> dict | None:
+    lines = stdout.decode("utf-8", "replace").strip().splitlines()
     try:
-        with panics_as_errors():
-            return fastexcel.read_excel(path)
-    except Exception as exc:  # calamine reports every unreadable workbook with its own exception types
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _excel_open_uncached(path: Path, label: str, kind: str) -> _Workbook:
+    answer = _excel_child_run(["names", str(path)], label=label, what="the workbook")
+    if "error" in answer:
         why = "it is not a readable Excel workbook"
         if kind == "xls":
             why += " (password-protected workbooks cannot be read)"
-        raise _unsupported(label, why) from exc
+        raise _unsupported(label, why)
+    return _Workbook(path=Path(path), kind=kind, sheet_names=[str(name) for name in answer["sheets"]])
 
 
-def _excel_sheet_load(
-    reader: fastexcel.ExcelReader, sheet: str, n_rows: int | None, label: str
-) -> tuple[pl.DataFrame, bool]:
+def _excel_sheet_load(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> tuple[pl.DataFrame, bool]:
     """Sheet cells as text from row 1 (empty rows above the data kept: index = row number - 1),
     and whether the sheet is visible."""
     shared = _EXCEL_SHARED.get()
     if shared is None:
-        return _excel_sheet_parse(reader, sheet, n_rows, label)
-    key = (id(reader), sheet)
+        return _excel_sheet_parse(workbook, sheet, n_rows, label)
+    key = (str(workbook.path.resolve()), sheet)
     if key not in shared.sheets:
-        frame, visible = _excel_sheet_parse(reader, sheet, None, label)
-        shared.sheets[key] = (reader, frame, visible)
-    _, frame, visible = shared.sheets[key]
+        shared.sheets[key] = _excel_sheet_parse(workbook, sheet, None, label)
+    frame, visible = shared.sheets[key]
     return (frame if n_rows is None else frame.head(n_rows)), visible
 
 
-def _excel_sheet_parse(
-    reader: fastexcel.ExcelReader, sheet: str, n_rows: int | None, label: str
-) -> tuple[pl.DataFrame, bool]:
-    try:
-        with panics_as_errors():
-            loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, n_rows=n_rows, dtypes="string")
-            frame = loaded.to_polars()
-    except Exception as exc:  # calamine has many exception types; any of them means unreadable
-        raise _unsupported(label, f"sheet '{sheet}' cannot be read ({exc})") from exc
-    visible = str(getattr(loaded, "visible", "visible")) == "visible"
+def _excel_sheet_parse(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> tuple[pl.DataFrame, bool]:
+    # The sheet goes by position: names come from the workbook and may hold what argv cannot.
+    index = workbook.sheet_names.index(sheet)
+    with tempfile.TemporaryDirectory(prefix="sheet-") as workdir:
+        out = Path(workdir) / "sheet.arrow"
+        arguments = ["sheet", str(workbook.path), str(index), "all" if n_rows is None else str(n_rows), str(out)]
+        answer = _excel_child_run(arguments, label=label, what=f"sheet '{sheet}'")
+        if "error" in answer:
+            raise _unsupported(label, f"sheet '{sheet}' cannot be read ({answer['error']})")
+        frame = pl.read_ipc(out)
     # Only a column with a ":" can hold a date-time; skipping the others halves the cost.
     dated = [
         name
         for name in frame.columns
         if frame[name].dtype != pl.String or frame[name].str.contains(":", literal=True).any()
     ]
-    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in dated), visible
+    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in dated), bool(answer["visible"])
 
 
-def _excel_rows(
-    reader: fastexcel.ExcelReader, sheet: str, n_rows: int, label: str
-) -> tuple[list[list[str | None]], bool]:
-    frame, visible = _excel_sheet_load(reader, sheet, n_rows, label)
+def _excel_rows(workbook: _Workbook, sheet: str, n_rows: int, label: str) -> tuple[list[list[str | None]], bool]:
+    frame, visible = _excel_sheet_load(workbook, sheet, n_rows, label)
     return [list(row) for row in frame.rows()], visible
 
 
@@ -944,15 +991,15 @@ def _excel_cell_text(cell: pl.Expr) -> pl.Expr:
 
 
 def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, header_row: int | None) -> DetectedSource:
-    reader = _excel_open(path, label, kind)
-    names = list(reader.sheet_names)
+    workbook = _excel_open(path, label, kind)
+    names = workbook.sheet_names
     n_rows = max(HEADER_SEARCH_ROWS, (header_row or 0)) + SAMPLE_ROWS + 1
     if sheet is not None:
         chosen = _sheet_resolve(names, sheet, label)
-        rows, _ = _excel_rows(reader, chosen, n_rows, label)
+        rows, _ = _excel_rows(workbook, chosen, n_rows, label)
         index = _header_index_override(rows, header_row, label) if header_row else _excel_header_index(rows)
     else:
-        chosen, rows, index = _sheet_choose(reader, names, n_rows, header_row=header_row, label=label)
+        chosen, rows, index = _sheet_choose(workbook, n_rows, header_row=header_row, label=label)
     if index is None:
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
     header, data = rows[index], rows[index + 1 :]
@@ -989,12 +1036,12 @@ def _excel_header_index(rows: list[list[str | None]]) -> int | None:
 
 
 def _sheet_choose(
-    reader: fastexcel.ExcelReader, names: list[str], n_rows: int, *, header_row: int | None, label: str
+    workbook: _Workbook, n_rows: int, *, header_row: int | None, label: str
 ) -> tuple[str, list[list[str | None]], int | None]:
     """The sheet whose header fits the schema best; on a tie a visible sheet, then the first one."""
     best: tuple[tuple[int, int, int], str, list[list[str | None]], int | None] | None = None
-    for position, name in enumerate(names):
-        rows, visible = _excel_rows(reader, name, n_rows, label)
+    for position, name in enumerate(workbook.sheet_names):
+        rows, visible = _excel_rows(workbook, name, n_rows, label)
         if all(_row_is_blank(row) for row in rows):
             continue
         if header_row is not None:
@@ -1017,8 +1064,8 @@ def _sheet_choose(
 def _excel_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
     if detected.format == "xlsx":
         archive_check(path)
-    reader = _excel_open(path, path.name, detected.format)
-    frame, _ = _excel_sheet_load(reader, detected.sheet or reader.sheet_names[0], None, path.name)
+    workbook = _excel_open(path, path.name, detected.format)
+    frame, _ = _excel_sheet_load(workbook, detected.sheet or workbook.sheet_names[0], None, path.name)
     header_row = detected.header_row or 1
     width = len(detected.columns)
     data = frame.slice(header_row)

@@ -114,6 +114,35 @@ def xls_write(path: Path, sheets: dict[str, list[list]]) -> Path:
     return path
 
 
+def xlsx_stray_cell_write(path: Path, reference: str) -> Path:
+    """The sales workbook plus one number at `reference` far from the data, as a careless
+    (XFD1048576, the last cell of a sheet) or a forged (ZZZZZZ99999999) file holds it."""
+    source = io.BytesIO()
+    xlsx_write(source, {"Sales": excel_sales_sheet()})  # type: ignore[arg-type]
+    row = "".join(ch for ch in reference if ch.isdigit())
+    stray = f'<row r="{row}"><c r="{reference}" t="n"><v>1</v></c></row></sheetData>'.encode()
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as patched:
+        for member in original.infolist():
+            data = original.read(member.filename)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", stray)
+            patched.writestr(member, data)
+    return path
+
+
+def xls_stray_cell_write(path: Path, *, row: int, column: int) -> Path:
+    """The sales sheet as .xls plus one number record moved to (row, column), 0-based: BIFF8
+    stores both as 16-bit fields, so a forged file can name column 65,535 (Excel stops at 255)."""
+    marker = 12345.678
+    xls_write(path, {"Sales": [*excel_sales_sheet(), [marker]]})
+    data = bytearray(path.read_bytes())
+    # NUMBER record: type, length, row, column, format, then the value.
+    value_at = data.index(struct.pack("<d", marker))
+    struct.pack_into("<HH", data, value_at - 6, row, column)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def excel_sales_sheet() -> list[list]:
     """A sheet as people make them: a title, a blank row, then the table with real dates."""
     return [

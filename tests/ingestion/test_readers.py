@@ -592,4 +592,48 @@ def test_a_workbook_the_excel_library_panics_on_is_refused(tmp_path) -> None:
     workbook.save(path)
     refusal = refused(path)
     assert (refusal.code, refusal.status) == (errors.UNSUPPORTED_FORMAT, 415)
-    assert "native library (Polars, calamine) failed" in refusal.detail
+    assert "sheet 'Sheet' cannot be read (PanicException" in refusal.detail
+
+
+@pytest.mark.parametrize("reference", ["XFD1048576", "ZZZZZZ99999999"])
+def test_a_stray_cell_far_from_the_data_is_refused_not_fatal(tmp_path, reference) -> None:
+    # calamine allocates the sheet from A1 to its last cell (512 GiB for XFD1048576) and aborted
+    # the whole process: the web worker on preview, the task's worker on upload.
+    path = sf.xlsx_stray_cell_write(tmp_path / "stray.xlsx", reference)
+    refusal = refused(path)
+    assert (refusal.code, refusal.status) == (errors.UNSAFE_ARCHIVE, 415)
+    assert "sheet 'Sales' needs more than 4 GB of memory" in refusal.detail
+    assert "stray cell" in refusal.detail
+
+
+def test_a_forged_xls_cell_position_is_refused_not_fatal(tmp_path) -> None:
+    path = sf.xls_stray_cell_write(tmp_path / "stray.xls", row=65_535, column=65_535)
+    refusal = refused(path)
+    assert (refusal.code, refusal.status) == (errors.UNSAFE_ARCHIVE, 415)
+    assert "needs more than 4 GB of memory" in refusal.detail
+
+
+def test_a_stray_cell_within_the_memory_limit_reads_the_table(tmp_path) -> None:
+    path = sf.xlsx_stray_cell_write(tmp_path / "stray.xlsx", "AAA5000")
+    detected = source_detect(path)
+    frame = read_all(path, detected)
+    assert detected.columns == ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total", "Time"]
+    assert frame["Branch"].to_list() == ["A", "B", "C"]
+
+
+def test_the_excel_reader_limits_its_memory(tmp_path, monkeypatch) -> None:
+    # 64 MB is too little for a dense 5,000 × 703 block (~110 MB of cells plus their text).
+    monkeypatch.setattr(readers, "EXCEL_CHILD_MEMORY_BYTES", 64 << 20)
+    path = sf.xlsx_stray_cell_write(tmp_path / "stray.xlsx", "AAA5000")
+    refusal = refused(path)
+    assert (refusal.code, refusal.status) == (errors.UNSAFE_ARCHIVE, 415)
+
+
+def test_an_excel_reader_that_fails_on_its_own_is_an_internal_error(tmp_path, monkeypatch) -> None:
+    # Not the file's fault (the child could not even start): no refusal blaming the file.
+    broken = tmp_path / "broken_child.py"
+    broken.write_text("raise SystemExit(1)\n")
+    monkeypatch.setattr(readers, "EXCEL_CHILD_SCRIPT", broken)
+    path = sf.xlsx_write(tmp_path / "sales.xlsx", {"Sales": sf.excel_sales_sheet()})
+    with pytest.raises(RuntimeError, match="the Excel reader process failed"):
+        source_detect(path)

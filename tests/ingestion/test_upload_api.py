@@ -303,3 +303,21 @@ def test_options_no_file_could_match_are_400(uploader_api, fields: dict) -> None
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid_option"
     assert not IngestionTask.objects.exists()
+
+
+def test_a_workbook_that_would_exhaust_memory_is_refused_by_preview_and_fails_its_task(
+    uploader_api, tmp_path, tasks_inline
+) -> None:
+    # One cell at XFD1048576 made calamine abort the process: the web worker on preview, the
+    # worker on upload (the task then stayed `running` until the reaper, an hour later).
+    path = sf.xlsx_stray_cell_write(tmp_path / "stray.xlsx", "XFD1048576")
+    preview = uploader_api.post("/api/ingest/preview", {"file": _named("stray.xlsx", path.read_bytes())})
+    assert preview.status_code == 415, preview.content
+    assert preview.json()["code"] == "unsafe_archive"
+    response = upload(uploader_api, "stray.xlsx", path.read_bytes())
+    assert response.status_code == 202, response.content
+    status = status_of(uploader_api, response.json()["task_id"])
+    assert (status["status"], status["error_code"]) == ("failed", "unsafe_archive")
+    assert "stray cell" in status["message"]
+    assert default_storage.exists(IngestionTask.objects.get().raw_key)
+    assert not Segment.objects.exists()
