@@ -67,9 +67,9 @@ class RevenueSummary(graphene.ObjectType):
     total_cost = graphene.Float(required=True)
     gross_profit = graphene.Float(required=True)
     gross_margin = graphene.Float()
-    lines = graphene.Int(required=True)
-    transactions = graphene.Int(required=True)
-    units_sold = graphene.Int(required=True)
+    lines = graphene.BigInt(required=True)
+    transactions = graphene.BigInt(required=True)
+    units_sold = graphene.BigInt(required=True)
     average_ticket = graphene.Float()
     data_version = graphene.Int()
     engine = graphene.String(required=True)
@@ -80,15 +80,15 @@ class SeriesPoint(graphene.ObjectType):
     period = graphene.Date(required=True)
     revenue = graphene.Float(required=True)
     gross_profit = graphene.Float(required=True)
-    transactions = graphene.Int(required=True)
-    units_sold = graphene.Int(required=True)
+    transactions = graphene.BigInt(required=True)
+    units_sold = graphene.BigInt(required=True)
 
 
 class ProductRow(graphene.ObjectType):
     product_line = graphene.String()
     value = graphene.Float(description="The ranking metric's value.")
     revenue = graphene.Float(required=True)
-    units_sold = graphene.Int(required=True)
+    units_sold = graphene.BigInt(required=True)
     gross_profit = graphene.Float(required=True)
     gross_margin = graphene.Float()
 
@@ -98,9 +98,9 @@ class BranchRow(graphene.ObjectType):
     revenue = graphene.Float(required=True)
     gross_profit = graphene.Float(required=True)
     gross_margin = graphene.Float()
-    transactions = graphene.Int(required=True)
+    transactions = graphene.BigInt(required=True)
     average_ticket = graphene.Float()
-    units_sold = graphene.Int(required=True)
+    units_sold = graphene.BigInt(required=True)
 
 
 class ProfitabilityCell(graphene.ObjectType):

@@ -6,7 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
-from analytics.metrics import METRICS, SUMMARY_METRICS
+from analytics.metrics import METRICS, PARTS, SUMMARY_METRICS
+
+# Names the SQL builder gives its own columns (the metric parts of its inner query, the time
+# bucket, the subquery): a dimension of the same name would be read as one of them. Ingestion
+# renames such source columns (analytics.sql.RESERVED_DIMENSION_NAMES); this refuses the rest.
+QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells"})
 
 
 class QueryError(ValueError):
@@ -84,6 +89,10 @@ class QuerySpec:
             raise QueryError(f"{', '.join(clash)} is a metric, not a dimension.")
         if len(set(self.dimensions)) != len(self.dimensions):
             raise QueryError("A dimension can be asked for once.")
+        if clash := sorted((set(self.dimensions) | self.filters.dimensions) & QUERY_COLUMN_NAMES):
+            raise QueryError(
+                f"{', '.join(clash)} cannot be grouped or filtered by: the query layer names its own columns so."
+            )
 
     def cache_key(self) -> str:
         payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True, default=str)

@@ -56,7 +56,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
         return _empty_result(spec, filters=filters, engine=engine, started=started)
     dimensions_check(spec=spec, filters=filters, snapshot=snapshot)
     token = snapshot.datasource.version_token
-    key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters)}"
+    key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters, allowed)}"
     cached = cache.get(key) if use_cache else None
     if cached is not None:
         cached.cached = True
@@ -196,9 +196,16 @@ def _zero(metric: str) -> float | int | None:
     return None if len(METRICS[metric].parts) > 1 else 0
 
 
-def _filters_key(filters: Filters) -> str:
-    """Stable across processes (unlike hash()), so web and worker share cache entries."""
-    payload = repr((filters.start, filters.end, sorted(filters.include.items()), sorted(filters.exclude.items())))
+def _filters_key(filters: Filters, allowed: tuple[str, ...] | None) -> str:
+    """Stable across processes (unlike hash()), so web and worker share cache entries.
+
+    The user's scope is part of it even when the scoped filters are the same: an open period,
+    and so a comparison period, ends at the last day the user may see (`_visible_days`).
+    """
+    scope = None if allowed is None else sorted(allowed)
+    payload = repr(
+        (filters.start, filters.end, sorted(filters.include.items()), sorted(filters.exclude.items()), scope)
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -33,6 +33,9 @@ class PublishRequest:
     interval_start: dt.date
     interval_end: dt.date
     replace: bool
+    # Called in the switch's transaction, under the datasource's lock, after every publish before
+    # it has committed: raising refuses this one (ingestion refuses a file published meanwhile).
+    before_switch: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,8 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
         )
         if current_ids != plan.active_ids or locked.data_version != plan.base_version:
             raise PublishConflict("a version was published meanwhile")
+        if request.before_switch is not None:
+            request.before_switch()
         version = locked.data_version + 1
         _segment_create(
             locked,

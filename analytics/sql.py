@@ -9,8 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from analytics.metrics import PARTS, metric_expression, metric_parts
-from analytics.query import Breakdown, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
+from analytics.metrics import METRICS, PARTS, metric_expression, metric_parts
+from analytics.query import (
+    QUERY_COLUMN_NAMES,
+    Breakdown,
+    Filters,
+    Grain,
+    QueryError,
+    QuerySpec,
+    Summary,
+    TimeSeries,
+    TopN,
+)
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 BUCKET = "bucket"
@@ -19,6 +29,11 @@ BUCKET = "bucket"
 # Dimensions computed from the date or time rather than stored: name → column they need
 # (None: the day, which every rollup keeps).
 VIRTUAL_DIMENSIONS: dict[str, str | None] = {"weekday": None, "hour": "hour"}
+
+# Names a stored dimension may not take (ingestion renames a source column so named): the
+# builder's own columns, the metrics, the dimensions computed from the date and time, and
+# Druid's time column.
+RESERVED_DIMENSION_NAMES: frozenset[str] = frozenset({*QUERY_COLUMN_NAMES, *METRICS, *VIRTUAL_DIMENSIONS, "__time"})
 
 
 class Dialect(Protocol):

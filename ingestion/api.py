@@ -21,6 +21,7 @@ from ingestion import errors
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
+    DATE_FORMAT_MAX_CHARS,
     HEADER_ROW_MAX,
     UploadOptions,
     datasource_name_check,
@@ -118,7 +119,8 @@ def _documented(description: str, **schema) -> WithJsonSchema:
 # Typed options travel as JSON text (`5`, `0.3`, `true`, `{"Total": "revenue"}`), as the `encoding`
 # below tells clients; a browser form's plain `5` or `true` is the same text.
 JSON_ENCODED_OPTIONS = ("mapping", "header_row", "max_rejected_ratio", "force")
-# Text options hold no NUL character (refused with 400: no file has one, PostgreSQL stores none).
+# Text options hold no NUL character (refused with 400: no file has one, PostgreSQL stores none);
+# lone surrogates, which JSON can escape but no pattern can name, are refused too.
 NO_NUL = "^[^\\u0000]*$"
 
 
@@ -150,7 +152,12 @@ class UploadForm(Schema):
     ] = None
     date_format: Annotated[
         str | None,
-        _documented("strftime format of the date column, e.g. %d/%m/%y.", type=["string", "null"], pattern=NO_NUL),
+        _documented(
+            "strftime format of the date column, e.g. %d/%m/%y.",
+            type=["string", "null"],
+            pattern=NO_NUL,
+            maxLength=DATE_FORMAT_MAX_CHARS,
+        ),
     ] = None
     sheet: Annotated[
         str | None,

@@ -15,12 +15,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from analytics.sql import RESERVED_DIMENSION_NAMES
 from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
 from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, REQUIRED_FIELDS, normalize_column_name
 
 # Names an extra dimension may never take: every canonical field plus the columns the
-# transform adds, so an extra can never shadow a measure in the published data.
-RESERVED_NAMES: frozenset[str] = frozenset({*FIELDS_BY_NAME, "datetime", "row_number", "__row_number"})
+# transform adds, so an extra can never shadow a measure in the published data, and the names
+# the query layer gives its own columns (a "Revenue sum" column clashed with the part
+# `revenue_sum`, an "Hour" column with the hour computed from the time).
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {*FIELDS_BY_NAME, "datetime", "row_number", "__row_number", *RESERVED_DIMENSION_NAMES}
+)
 
 _ALIAS_RANK: dict[str, tuple[str, int]] = {}
 for _field in CANONICAL_FIELDS:

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import ctypes
 import datetime as dt
+import functools
 import gc
 import itertools
 import tempfile
@@ -38,7 +39,7 @@ from ingestion.readers import (
     source_detect,
     source_read_batches,
 )
-from ingestion.services import TaskProgress, raw_local_path
+from ingestion.services import TaskProgress, ingestion_duplicate_refuse, raw_local_path
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
@@ -136,6 +137,9 @@ def _publish(
     outcome: "ValidationOutcome",
 ) -> None:
     progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
+    duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
+    if duplicate_check is not None:
+        duplicate_check()  # before an engine that loads rows itself (Druid) has loaded them
     try:
         published = datasource_publish(
             request=PublishRequest(
@@ -148,6 +152,7 @@ def _publish(
                 interval_start=outcome.interval_start,
                 interval_end=outcome.interval_end,
                 replace=task.mode == IngestionTask.Mode.REPLACE,
+                before_switch=duplicate_check,
             ),
             check_cancelled=progress.check_cancelled,
             on_engine_progress=lambda engine_task_id, message: progress.update(
@@ -170,6 +175,17 @@ def _publish(
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}).{drift_note}",
         progress=100,
     )
+
+
+def _duplicate_refuse(*, task: IngestionTask) -> None:
+    """The receiving request checked for this file already, but since then another task may have
+    published it (two uploads sent at once, or a retry after the same file was sent again)."""
+    try:
+        ingestion_duplicate_refuse(
+            datasource_name=task.datasource.name, sha256=task.sha256, exclude=task.pk, in_flight=False
+        )
+    except IngestionError as exc:
+        raise IngestionError(exc.code, f"{exc.detail} Nothing was published; the raw file is kept.") from None
 
 
 def _date_format_choose(
@@ -237,7 +253,7 @@ def _detected_fields(detected: DetectedSource) -> dict:
         "detected_format": detected.format,
         "detected_encoding": detected.encoding or "",
         "detected_delimiter": detected.delimiter or "",
-        "detected_sheet": detected.sheet or "",
+        "detected_sheet": (detected.sheet or "")[:255],  # the column's size; a forged workbook's name can be longer
         "detected_header_row": detected.header_row,
     }
 

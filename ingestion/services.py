@@ -15,11 +15,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from analytics.models import datasource_name_validator
+from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create
 from ingestion import errors
 from ingestion.errors import IngestionError
@@ -58,11 +58,15 @@ def upload_options_parse(
     if mode not in IngestionTask.Mode.values:
         raise IngestionError(errors.INVALID_OPTION, "mode must be 'append' or 'replace'.", status=400)
     parsed_mapping = _mapping_parse(mapping)
-    _no_nul_check(
+    _text_options_check(
         mapping=" ".join(f"{key} {value}" for key, value in (parsed_mapping or {}).items()),
         date_format=date_format,
         sheet=sheet,
     )
+    if date_format and len(date_format) > DATE_FORMAT_MAX_CHARS:
+        raise IngestionError(
+            errors.INVALID_OPTION, f"date_format must be at most {DATE_FORMAT_MAX_CHARS} characters.", status=400
+        )
     return UploadOptions(
         mode=mode,
         mapping=parsed_mapping,
@@ -74,12 +78,23 @@ def upload_options_parse(
     )
 
 
-def _no_nul_check(**options: str | None) -> None:
-    """No text option may hold a NUL character: no file's column, sheet or date can, and
-    PostgreSQL refuses to store one (a 500 when the task was created)."""
+# The task row keeps the date format it used (IngestionTask.detected_date_format).
+DATE_FORMAT_MAX_CHARS = 64
+
+
+def _text_options_check(**options: str | None) -> None:
+    """No text option may hold a NUL character or a lone surrogate (a JSON escape such as
+    "\\ud800"): no file's column, sheet or date can, and PostgreSQL refuses to store either
+    (a 500 when the task was created)."""
     for name, value in options.items():
         if value and "\x00" in value:
             raise IngestionError(errors.INVALID_OPTION, f"{name} must not contain a NUL character.", status=400)
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise IngestionError(
+                errors.INVALID_OPTION, f"{name} must be valid Unicode text (it holds a lone surrogate).", status=400
+            ) from None
 
 
 def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
@@ -163,14 +178,47 @@ def raw_storage_key(*, datasource_name: str, task_id: uuid.UUID, filename: str, 
     return f"raw/{datasource_name}/{when:%Y}/{when:%m}/{task_id}/{safe_filename(filename)}"
 
 
-def ingestion_duplicate_find(*, datasource_name: str, sha256: str) -> IngestionTask | None:
-    return (
-        IngestionTask.objects.filter(
-            datasource__name=datasource_name, sha256=sha256, status=IngestionTask.Status.SUCCEEDED
-        )
-        .order_by("created_at")
-        .first()
+def ingestion_duplicate_find(
+    *, datasource_name: str, sha256: str, in_flight: bool = False, exclude: uuid.UUID | None = None
+) -> IngestionTask | None:
+    """The earliest task that published this exact file to the datasource; with `in_flight`,
+    also one queued or running (a double-clicked upload would otherwise be loaded twice)."""
+    statuses = [IngestionTask.Status.SUCCEEDED]
+    if in_flight:
+        statuses += [IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING]
+    same_file = IngestionTask.objects.filter(datasource__name=datasource_name, sha256=sha256).exclude(pk=exclude)
+    earlier = same_file.filter(status__in=statuses).order_by("created_at").first()
+    if earlier is not None:
+        return earlier
+    # A task whose rows were switched in but which was not marked succeeded yet (it is finishing).
+    published = Segment.objects.filter(
+        datasource__name=datasource_name, upload_id__in=same_file.values("pk")
+    ).values_list("upload_id", flat=True)
+    return same_file.filter(pk__in=list(published[:1])).first()
+
+
+def ingestion_duplicate_refuse(
+    *, datasource_name: str, sha256: str, exclude: uuid.UUID | None = None, in_flight: bool = True
+) -> None:
+    """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
+    (with `in_flight`) is being loaded into it by another task."""
+    earlier = ingestion_duplicate_find(
+        datasource_name=datasource_name, sha256=sha256, in_flight=in_flight, exclude=exclude
     )
+    if earlier is None:
+        return
+    when = f"{earlier.original_filename}, {earlier.created_at:%Y-%m-%d %H:%M} UTC"
+    if earlier.status in (IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING):
+        detail = (
+            f"This exact file is already being loaded into '{datasource_name}' by task {earlier.pk} ({when}, "
+            f"{earlier.status}). Wait for it, or send force=true to load it twice."
+        )
+    else:
+        detail = (
+            f"This exact file was already published to '{datasource_name}' by task {earlier.pk} ({when}). "
+            "Send force=true to load it again."
+        )
+    raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
 
 
 def ingestion_upload_receive(
@@ -197,21 +245,41 @@ def ingestion_upload_receive(
         raise IngestionError(errors.EMPTY_FILE, "The file is empty.")
     source_check(local_path, filename_hint=original_filename, sheet=options.sheet, header_row=options.header_row)
     if not options.force:
-        earlier = ingestion_duplicate_find(datasource_name=datasource_name, sha256=sha256)
-        if earlier is not None:
-            raise IngestionError(
-                errors.DUPLICATE_UPLOAD,
-                f"This exact file was already published to '{datasource_name}' by task {earlier.pk} "
-                f"({earlier.original_filename}, {earlier.created_at:%Y-%m-%d %H:%M} UTC). "
-                "Send force=true to load it again.",
-                status=409,
-            )
+        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256)
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
     with local_path.open("rb") as handle:
         content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
         stored_key = default_storage.save(key, content)
+    try:
+        return _task_create(
+            task_id=task_id,
+            datasource_name=datasource_name,
+            stored_key=stored_key,
+            original_filename=original_filename,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            options=options,
+            user=user,
+        )
+    except BaseException:
+        # No task points at the file: it would be kept forever and found by nothing.
+        default_storage.delete(stored_key)
+        raise
+
+
+def _task_create(
+    *,
+    task_id: uuid.UUID,
+    datasource_name: str,
+    stored_key: str,
+    original_filename: str,
+    size_bytes: int,
+    sha256: str,
+    options: UploadOptions,
+    user: AbstractBaseUser | None,
+) -> IngestionTask:
     datasource = datasource_get_or_create(name=datasource_name)
     with transaction.atomic():
         task = IngestionTask.objects.create(
@@ -262,6 +330,9 @@ def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None =
         if options is not None:
             locked.options = asdict(options)
             locked.mode = options.mode
+        if not locked.options.get("force"):
+            # The file may have been published (or queued) by another upload since this one failed.
+            ingestion_duplicate_refuse(datasource_name=locked.datasource.name, sha256=locked.sha256, exclude=locked.pk)
         locked.status = IngestionTask.Status.QUEUED
         locked.stage = IngestionTask.Stage.STORING_RAW
         locked.progress = 5
@@ -311,7 +382,15 @@ def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
         task.errors = []
         task.notes = []
         task.rows_total = task.rows_valid = task.rows_rejected = None
+        # What an earlier attempt found or produced must not show as this one's.
+        stale_report = task.error_report_key
+        task.error_report_key = task.engine_task_id = ""
+        task.detected_format = task.detected_encoding = task.detected_delimiter = task.detected_sheet = ""
+        task.detected_header_row = None
+        task.detected_date_format = ""
         task.save()
+        if stale_report:
+            transaction.on_commit(lambda: default_storage.delete(stale_report))
     return task
 
 
@@ -401,6 +480,8 @@ class TaskProgress:
         self.task.timings[current] = round(self.task.timings.get(current, 0.0) + now - self._stage_started, 3)
         self._stage_started = now
 
+    FINISH_FIELDS = ("status", "stage", "message", "error_code", "finished_at", "progress", "timings")
+
     def finish(self, status: str, message: str, *, error_code: str = "", progress: int | None = None) -> None:
         self._close_stage()
         self.task.status = status
@@ -411,7 +492,15 @@ class TaskProgress:
             self.task.progress = progress
         if status == IngestionTask.Status.SUCCEEDED:
             self.task.stage = IngestionTask.Stage.DONE
-        self.task.save()
+        try:
+            self.task.save()
+        except DatabaseError:
+            if status == IngestionTask.Status.SUCCEEDED:
+                raise
+            # A value the database refused (the error being reported, maybe) is still on the row
+            # object: record the outcome without it, or the task would stay `running`.
+            logger.exception("task %s: saving its outcome failed; saving the status alone", self.task.pk)
+            self.task.save(update_fields=self.FINISH_FIELDS)
         if self.on_progress is not None:
             self.on_progress(self.task)
 

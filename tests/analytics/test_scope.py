@@ -146,6 +146,32 @@ def test_open_ended_comparison_uses_the_visible_data_s_own_days(scoped_user, uns
         assert rows_equal(scoped.comparison.rows, expected.comparison.rows)
 
 
+@pytest.mark.parametrize("first", ["scoped", "unscoped"])
+def test_a_cached_comparison_is_never_served_to_a_user_of_another_scope(scoped_user, unscoped_user, db, first):
+    # Both ask for branch A, so their scoped filters are equal; their open periods are not (the
+    # unscoped one runs to B's last day), and whoever asked first filled the other's answer.
+    cache.clear()
+    rows = [
+        sale_line(branch="A", date=dt.date(2023, 3, 1), revenue=100.0),
+        sale_line(branch="A", date=dt.date(2024, 3, 1), revenue=10.0),
+        sale_line(branch="B", date=dt.date(2025, 3, 1), revenue=1000.0),
+    ]
+    rows_publish(datasource="scope_cache", rows=rows)
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+    spec = Summary(
+        datasource="scope_cache",
+        filters=Filters(include={"branch": ("A",)}),
+        comparison=Comparison.SAME_PERIOD_LAST_YEAR,
+    )
+    users = {"scoped": scoped_user, "unscoped": unscoped_user}
+    order = [first, *(name for name in users if name != first)]
+    answers = {name: run_query(spec, user=users[name]).comparison for name in order}
+    assert answers["scoped"].period == (dt.date(2022, 3, 1), dt.date(2023, 3, 1))
+    assert answers["scoped"].first["revenue"] == 100.0
+    assert answers["unscoped"].period == (dt.date(2022, 3, 1), dt.date(2024, 3, 1))
+    assert answers["unscoped"].first["revenue"] == 110.0
+
+
 def test_scope_with_no_visible_rows_answers_like_an_empty_datasource(two_branches, scoped_user, unscoped_user):
     user_branch_scope_set(user=scoped_user, branches=["Elsewhere"])
     spec = Summary(datasource=two_branches, metrics=tuple(METRICS), comparison=Comparison.PREVIOUS_PERIOD)

@@ -163,3 +163,27 @@ def test_a_task_left_running_by_a_vanished_worker_is_failed_then_retried(
     task.refresh_from_db()
     assert task.status == IngestionTask.Status.SUCCEEDED, task.message
     assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+@pytest.mark.postgres
+def test_a_value_the_database_refuses_fails_the_task_instead_of_leaving_it_running(
+    real_file: Path, tasks_inline
+) -> None:
+    # PostgreSQL refuses a date format longer than its column (the request refuses one now; this
+    # stands for any value that reaches the row): saving the failure must not fail the same way.
+    from ingestion.services import UploadOptions, ingestion_upload_receive
+
+    task = ingestion_upload_receive(
+        local_path=real_file,
+        original_filename="sales.csv",
+        sha256="1" * 64,
+        size_bytes=real_file.stat().st_size,
+        datasource_name="sales",
+        options=UploadOptions(date_format="%m/%d/%Y" + "x" * 80),
+        user=None,
+    )
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "internal_error")
+    assert "DataError" in task.message
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0

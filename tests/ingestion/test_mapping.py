@@ -161,6 +161,22 @@ def test_dimension_names_are_safe_and_never_collide():
     assert mapping.extras == {"sales": "Sales", "sales_2": "sales "}
 
 
+@pytest.mark.parametrize(
+    ("column", "dimension"),
+    [
+        ("Revenue sum", "revenue_sum_extra"),  # a metric part of the query layer's inner query
+        ("Invoices", "invoices_extra"),
+        ("Bucket", "bucket_extra"),  # a time series' own column
+        ("Hour", "hour_extra"),  # computed from the sale's time
+        ("Weekday", "weekday_extra"),
+        ("Gross margin", "gross_margin_extra"),  # a metric
+    ],
+)
+def test_an_extra_column_never_takes_a_name_the_query_layer_uses(column: str, dimension: str) -> None:
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Total", column])
+    assert mapping.extras == {dimension: column}
+
+
 def test_drift_sentences():
     saved = {"date": "Date", "revenue": "Total", "cost": "cogs", "branch": "Branch"}
     current = {"date": "Date", "revenue": "Sales", "branch": "Branch", "gross_profit": "Profit"}

@@ -321,3 +321,93 @@ def test_a_workbook_that_would_exhaust_memory_is_refused_by_preview_and_fails_it
     assert "stray cell" in status["message"]
     assert default_storage.exists(IngestionTask.objects.get().raw_key)
     assert not Segment.objects.exists()
+
+
+def test_a_date_format_longer_than_the_task_keeps_is_refused(uploader_api, real_file: Path) -> None:
+    # PostgreSQL refused to store it in the task row, which then stayed `running`.
+    response = upload(uploader_api, "a.csv", real_file.read_bytes(), date_format="%m/%d/%Y" + " " * 60)
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_option"
+    assert "at most 64 characters" in response.json()["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_mapping_holding_a_lone_surrogate_is_refused(uploader_api, real_file: Path) -> None:
+    # Plain ASCII JSON that decodes to text no database can store: a 500 on PostgreSQL.
+    response = upload(uploader_api, "a.csv", real_file.read_bytes(), mapping='{"\\ud800": "revenue"}')
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_option"
+    assert "lone surrogate" in response.json()["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_raw_file_no_task_could_be_created_for_is_not_left_in_storage(real_file: Path, monkeypatch) -> None:
+    from ingestion import services
+
+    stored: list[str] = []
+
+    def refuse(**kwargs):
+        stored.append(kwargs["stored_key"])
+        assert default_storage.exists(kwargs["stored_key"])
+        raise services.DatabaseError("injected: the task row could not be stored")
+
+    monkeypatch.setattr(services, "_task_create", refuse)
+    with pytest.raises(services.DatabaseError):
+        ingestion_upload_receive(
+            local_path=real_file,
+            original_filename="a.csv",
+            sha256="0" * 64,
+            size_bytes=real_file.stat().st_size,
+            datasource_name="sales",
+            options=UploadOptions(),
+            user=None,
+        )
+    assert stored and not default_storage.exists(stored[0])
+    assert real_file.exists()  # the caller's file (not owned) is untouched
+
+
+def test_retry_with_new_options_drops_the_earlier_attempts_error_report(uploader_api, tasks_inline) -> None:
+    from ingestion.services import ingestion_task_retry, upload_options_parse
+
+    rows = sf.sales_rows(40)  # day-first dates, some past the 12th
+    content = sf.csv_text([sf.SALES_HEADER, *rows]).encode()
+    task_id = upload(uploader_api, "jan.csv", content, date_format="%m/%d/%Y").json()["task_id"]
+    first = status_of(uploader_api, task_id)
+    assert (first["status"], first["error_code"]) == ("failed", "too_many_rejected_rows")
+    stale_key = IngestionTask.objects.get(pk=task_id).error_report_key
+    assert first["error_report_url"] and default_storage.exists(stale_key)
+
+    corrected = upload_options_parse(date_format="%d/%m/%Y")
+    ingestion_task_retry(task=IngestionTask.objects.get(pk=task_id), options=corrected)
+    second = status_of(uploader_api, task_id)
+    assert (second["status"], second["rows_rejected"]) == ("succeeded", 0)
+    assert second["error_report_url"] is None
+    assert not default_storage.exists(stale_key)
+
+
+def test_extra_columns_named_like_the_query_layer_s_own_are_kept_and_queryable(uploader_api, tasks_inline) -> None:
+    # "Revenue sum" clashed with the part revenue_sum (500), "Bucket" hid a time series' split
+    # values, "Hour" was shadowed by the hour of the sale's time.
+    content = (
+        b"Date,Time,Branch,Product line,Quantity,Total,Revenue sum,Bucket,Hour\n"
+        b"2024-01-10,09:15,A,Food,1,100,x,red,h1\n"
+        b"2024-01-10,17:40,A,Home,2,50,y,blue,h2\n"
+        b"2024-02-11,09:05,B,Home,3,25,x,red,h1\n"
+    )
+    assert status_of(uploader_api, upload(uploader_api, "x.csv", content).json()["task_id"])["status"] == "succeeded"
+
+    by_extra = uploader_api.get("/api/metrics/breakdown", {"by": "revenue_sum_extra", "metric": "revenue"})
+    assert by_extra.status_code == 200, by_extra.content
+    assert {row["revenue_sum_extra"]: row["revenue"] for row in by_extra.json()["rows"]} == {"x": 125.0, "y": 50.0}
+    split = uploader_api.get("/api/metrics/timeseries", {"split_by": "bucket_extra", "grain": "P1M"}).json()
+    assert {(row["bucket"], row["bucket_extra"], row["revenue"]) for row in split["rows"]} == {
+        ("2024-01-01", "blue", 50.0),
+        ("2024-01-01", "red", 100.0),
+        ("2024-02-01", "red", 25.0),
+    }
+    hours = uploader_api.get("/api/metrics/breakdown", {"by": "hour", "metric": "lines"}).json()
+    assert {row["hour"]: row["lines"] for row in hours["rows"]} == {9: 2, 17: 1}
+    by_hour_column = uploader_api.get("/api/metrics/breakdown", {"by": "hour_extra", "metric": "lines"}).json()
+    assert {row["hour_extra"]: row["lines"] for row in by_hour_column["rows"]} == {"h1": 2, "h2": 1}
+    reserved = uploader_api.get("/api/metrics/breakdown", {"by": "revenue_sum", "metric": "revenue"})
+    assert (reserved.status_code, reserved.json()["code"]) == (400, "invalid_query")

@@ -1,0 +1,139 @@
+"""The same file is published once per datasource unless forced: checked when it is received,
+when a task is retried, before publishing and again inside the publish switch."""
+
+import io
+from pathlib import Path
+
+import pytest
+
+import analytics.services as analytics_services
+from analytics.models import Segment
+from ingestion import pipeline, services
+from ingestion.models import IngestionTask
+from ingestion.services import ingestion_duplicate_find, ingestion_task_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _upload(client, content: bytes, **fields):
+    handle = io.BytesIO(content)
+    handle.name = "sales.csv"
+    return client.post("/api/ingest/upload", {"file": handle, **fields})
+
+
+def _lines(client) -> int:
+    return client.get("/api/metrics/summary").json()["lines"]
+
+
+def test_a_file_still_queued_is_not_accepted_twice(uploader_api, real_file: Path) -> None:
+    # A double-clicked upload: both were accepted and both published (every total doubled).
+    first = _upload(uploader_api, real_file.read_bytes()).json()  # no worker: stays queued
+    second = _upload(uploader_api, real_file.read_bytes())
+    assert second.status_code == 409, second.content
+    assert second.json()["code"] == "duplicate_upload"
+    assert f"already being loaded into 'sales' by task {first['task_id']}" in second.json()["detail"]
+    assert _upload(uploader_api, real_file.read_bytes(), force="true").status_code == 202
+
+
+def test_retry_after_the_same_file_was_published_by_another_upload_is_refused(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    real_publish = pipeline.datasource_publish
+
+    def crash(**kwargs):
+        raise RuntimeError("injected crash in publishing")
+
+    monkeypatch.setattr(pipeline, "datasource_publish", crash)
+    failed = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    assert IngestionTask.objects.get(pk=failed).status == IngestionTask.Status.FAILED
+    monkeypatch.setattr(pipeline, "datasource_publish", real_publish)
+    second = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]  # the failed one published nothing
+    assert IngestionTask.objects.get(pk=second).status == IngestionTask.Status.SUCCEEDED
+
+    response = uploader_api.post(f"/api/ingest/tasks/{failed}/retry")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "duplicate_upload"
+    assert second in response.json()["detail"]
+    assert IngestionTask.objects.get(pk=failed).status == IngestionTask.Status.FAILED
+    assert _lines(uploader_api) == 1000
+
+
+def test_retry_of_a_cancelled_upload_while_its_twin_is_queued_is_refused(uploader_api, real_file: Path) -> None:
+    cancelled = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    assert uploader_api.post(f"/api/ingest/tasks/{cancelled}/cancel").json()["status"] == "cancelled"
+    queued = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    response = uploader_api.post(f"/api/ingest/tasks/{cancelled}/retry")
+    assert response.status_code == 409
+    assert queued in response.json()["detail"]
+
+
+def test_uploads_received_at_the_same_moment_publish_once(uploader_api, real_file: Path, monkeypatch) -> None:
+    # Two requests both pass the check before either has created its task: the worker refuses
+    # the second before publishing.
+    monkeypatch.setattr(services, "ingestion_duplicate_refuse", lambda **kwargs: None)
+    first = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    second = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    monkeypatch.undo()
+    ingestion_task_run(task_id=first)
+    refused = ingestion_task_run(task_id=second)
+    assert (refused.status, refused.error_code) == (IngestionTask.Status.FAILED, "duplicate_upload")
+    assert "Nothing was published" in refused.message
+    assert _lines(uploader_api) == 1000
+
+
+def test_a_twin_published_while_this_one_was_publishing_is_refused_in_the_switch(
+    uploader_api, real_file: Path, monkeypatch
+) -> None:
+    # The check before publishing passed; the twin's switch committed before this one's: the
+    # switch itself, under the datasource's lock, must refuse.
+    monkeypatch.setattr(services, "ingestion_duplicate_refuse", lambda **kwargs: None)
+    first = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    second = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    monkeypatch.undo()
+    real_plan = analytics_services._publish_plan
+    twin_runs: list[str] = []
+
+    def plan_then_twin_publishes(**kwargs):
+        plan = real_plan(**kwargs)
+        if str(kwargs["request"].upload_id) == second and not twin_runs:
+            twin_runs.append(first)
+            ingestion_task_run(task_id=first)
+        return plan
+
+    monkeypatch.setattr(analytics_services, "_publish_plan", plan_then_twin_publishes)
+    refused = ingestion_task_run(task_id=second)
+    assert IngestionTask.objects.get(pk=first).status == IngestionTask.Status.SUCCEEDED
+    assert (refused.status, refused.error_code) == (IngestionTask.Status.FAILED, "duplicate_upload")
+    assert not Segment.objects.filter(upload_id=second).exists()
+    assert _lines(uploader_api) == 1000
+
+
+def test_a_task_whose_rows_are_switched_in_counts_as_published_before_it_is_marked(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    # Between its switch and its `succeeded` (or when a worker died in between) a task is still
+    # `running`; its segments say the file is published.
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, real_file.read_bytes()).json()["task_id"])
+    IngestionTask.objects.filter(pk=task.pk).update(status=IngestionTask.Status.RUNNING)
+    other = IngestionTask.objects.create(
+        datasource=task.datasource, original_filename="b.csv", size_bytes=1, sha256=task.sha256
+    )
+    found = ingestion_duplicate_find(datasource_name="sales", sha256=task.sha256, exclude=other.pk)
+    assert found is not None and found.pk == task.pk
+
+
+def test_forced_upload_and_its_retry_may_publish_the_same_file_again(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
+    real_publish = pipeline.datasource_publish
+
+    def crash(**kwargs):
+        raise RuntimeError("injected crash in publishing")
+
+    monkeypatch.setattr(pipeline, "datasource_publish", crash)
+    forced = _upload(uploader_api, real_file.read_bytes(), force="true").json()["task_id"]
+    monkeypatch.setattr(pipeline, "datasource_publish", real_publish)
+    assert uploader_api.post(f"/api/ingest/tasks/{forced}/retry").status_code == 202
+    assert IngestionTask.objects.get(pk=forced).status == IngestionTask.Status.SUCCEEDED
+    assert _lines(uploader_api) == 2000
