@@ -26,8 +26,8 @@ TASKS_SHOWN = 50
 FIXABLE_CODES = ("missing_required_column", "invalid_mapping", "ambiguous_dates", "invalid_date_format")
 
 
-def _task_or_404(task_id: str) -> IngestionTask:
-    task = ingestion_task_get(task_id=task_id)
+def _task_or_404(request: HttpRequest, task_id: str) -> IngestionTask:
+    task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None:
         raise Http404("No such task")
     return task
@@ -46,7 +46,7 @@ def _options_from(data) -> dict:
 
 
 def _task_context(request: HttpRequest) -> dict:
-    tasks = list(ingestion_task_list()[:TASKS_SHOWN])
+    tasks = list(ingestion_task_list(user=request.user)[:TASKS_SHOWN])
     return {
         "tasks": tasks,
         "any_active": any(not task.is_finished for task in tasks),
@@ -103,7 +103,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = _task_or_404(task_id)
+    task = _task_or_404(request, task_id)
     context = {
         "page": "uploads",
         "task": task,
@@ -118,7 +118,7 @@ def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
 @require_POST
 @capability_required(Capability.UPLOAD_DATA)
 def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = _task_or_404(task_id)
+    task = _task_or_404(request, task_id)
     try:
         options = upload_options_parse(**_options_from(request.POST)) if request.POST.get("with_options") else None
         ingestion_task_retry(task=task, options=options)
@@ -131,7 +131,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
 @require_POST
 @capability_required(Capability.UPLOAD_DATA)
 def upload_task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
-    task = _task_or_404(task_id)
+    task = _task_or_404(request, task_id)
     try:
         ingestion_task_cancel(task=task)
     except IngestionError as exc:
@@ -142,7 +142,7 @@ def upload_task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
 @require_GET
 @capability_required(Capability.UPLOAD_DATA)
 def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
-    task = ingestion_task_get(task_id=task_id)
+    task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.raw_key:
         raise Http404("No raw file")
     return FileResponse(default_storage.open(task.raw_key, "rb"), as_attachment=True, filename=Path(task.raw_key).name)
@@ -151,7 +151,7 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_error_report(request: HttpRequest, task_id: str) -> FileResponse:
-    task = ingestion_task_get(task_id=task_id)
+    task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.error_report_key:
         raise Http404("No error report")
     return FileResponse(

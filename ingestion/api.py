@@ -16,6 +16,7 @@ from ninja.pagination import paginate
 from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
+from accounts.selectors import user_allowed_branches
 from analytics.models import DATASOURCE_NAME_PATTERN, Datasource
 from ingestion import errors
 from ingestion.models import IngestionTask
@@ -82,8 +83,8 @@ class TaskFilters(Schema):
     datasource: str | None = None
 
 
-def _task_or_404(task_id: UUID) -> IngestionTask:
-    task = ingestion_task_get(task_id=str(task_id))
+def _task_or_404(request: HttpRequest, task_id: UUID) -> IngestionTask:
+    task = ingestion_task_get(user=request.user, task_id=str(task_id))
     if task is None:
         raise ApiError(404, "task_not_found", f"No ingestion task {task_id}.")
     return task
@@ -94,14 +95,14 @@ def _task_or_404(task_id: UUID) -> IngestionTask:
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     """Ingestion tasks, newest first."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
-    return ingestion_task_list(status=filters.status, datasource=filters.datasource)
+    return ingestion_task_list(user=request.user, status=filters.status, datasource=filters.datasource)
 
 
 @router.get("/status/{task_id}", response={200: TaskOut, **error_responses(404, 422)}, url_name="ingestion_task_status")
 def task_status(request: HttpRequest, task_id: UUID):
     """One task's status, stage, progress, counts and first errors."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
-    return _task_or_404(task_id)
+    return _task_or_404(request, task_id)
 
 
 class UploadAccepted(Schema):
@@ -296,6 +297,7 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
         original_filename=uploaded.name or "upload",
         datasource=Datasource.objects.filter(name=name).first(),
         options=asdict(options),
+        branches=user_allowed_branches(user=request.user),
     )
 
 
@@ -303,14 +305,14 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
 def retry_task(request: HttpRequest, task_id: UUID):
     """Run a failed or cancelled task again from its stored raw file."""
     require_capability(request, Capability.UPLOAD_DATA)
-    return Status(202, ingestion_task_retry(task=_task_or_404(task_id)))
+    return Status(202, ingestion_task_retry(task=_task_or_404(request, task_id)))
 
 
 @router.post("/tasks/{task_id}/cancel", response={200: TaskOut, **error_responses(404, 409, 422)})
 def cancel_task(request: HttpRequest, task_id: UUID):
     """Cancel a queued task now, or a running one at its next checkpoint."""
     require_capability(request, Capability.UPLOAD_DATA)
-    return ingestion_task_cancel(task=_task_or_404(task_id))
+    return ingestion_task_cancel(task=_task_or_404(request, task_id))
 
 
 @router.get(
@@ -329,7 +331,7 @@ def cancel_task(request: HttpRequest, task_id: UUID):
 def error_report(request: HttpRequest, task_id: UUID):
     """The rejected rows as CSV: source row number, column, value and reason."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
-    task = _task_or_404(task_id)
+    task = _task_or_404(request, task_id)
     if not task.error_report_key:
         raise ApiError(404, "no_error_report", "This task has no rejected rows, so no error report.")
     response = FileResponse(default_storage.open(task.error_report_key, "rb"), content_type="text/csv")

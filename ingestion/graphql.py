@@ -88,9 +88,9 @@ class IngestionTaskPage(graphene.ObjectType):
     items = graphene.List(graphene.NonNull(IngestionTaskType), required=True)
 
 
-def _task_or_error(task_id: str) -> IngestionTask:
+def _task_or_error(info, task_id: str) -> IngestionTask:
     try:
-        task = ingestion_task_get(task_id=task_id)
+        task = ingestion_task_get(user=info.context.user, task_id=task_id)
     except Exception:  # a malformed UUID is "not found", not a server error
         task = None
     if task is None:
@@ -122,13 +122,15 @@ class IngestionQuery(graphene.ObjectType):
 
     @staticmethod
     def resolve_ingestion_task(root, info, id: str) -> IngestionTask:
-        return _task_or_error(id)
+        return _task_or_error(info, id)
 
     @staticmethod
     def resolve_ingestion_tasks(root, info, limit: int, offset: int, status=None, datasource=None):
         if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
             raise GraphQLError(f"limit must be 1–{MAX_PAGE} and offset 0–{MAX_OFFSET}.")
-        tasks = ingestion_task_list(status=status.value if status else None, datasource=datasource)
+        tasks = ingestion_task_list(
+            user=info.context.user, status=status.value if status else None, datasource=datasource
+        )
         return IngestionTaskPage(total_count=tasks.count(), items=list(tasks[offset : offset + limit]))
 
 
@@ -174,7 +176,7 @@ def _task_action(info, task_id: str, action) -> IngestionTask:
     """Retry or cancel, with the same permission check and error shape."""
     _require_upload_permission(info)
     try:
-        return action(task=_task_or_error(task_id))
+        return action(task=_task_or_error(info, task_id))
     except IngestionError as exc:
         raise _ingestion_error(exc) from None
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from accounts.selectors import user_allowed_branches
 from analytics.engines import EngineError
 from analytics.services import PublishRequest, datasource_publish
 from ingestion import errors
@@ -39,7 +40,7 @@ from ingestion.readers import (
     source_detect,
     source_read_batches,
 )
-from ingestion.services import TaskProgress, ingestion_duplicate_refuse, raw_local_path
+from ingestion.services import TaskProgress, ingestion_duplicate_refuse, raw_local_path, replace_permission_check
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
@@ -70,6 +71,8 @@ def _read_and_validate(
     *, task: IngestionTask, progress: TaskProgress, workdir: Path
 ) -> tuple[DetectedSource, ResolvedMapping, list[str], "ValidationOutcome"]:
     options = task.options
+    if task.mode == IngestionTask.Mode.REPLACE:
+        replace_permission_check(user=task.created_by)  # also when a retry switched to replace
     progress.stage(Stage.READING, 10, "Reading the file and detecting its format.")
     raw_path = raw_local_path(task=task, workdir=workdir)
     detected = source_detect(
@@ -87,7 +90,10 @@ def _read_and_validate(
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
     plan = TransformPlan.from_mapping(
-        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
+        mapping=mapping,
+        date_format=date_choice.format,
+        decimal_comma=detected.decimal_comma,
+        branches=user_allowed_branches(user=task.created_by),
     )
     progress.update(
         25,
@@ -416,19 +422,27 @@ def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
 PREVIEW_ROWS_CHECKED = 5_000
 
 
-def ingestion_preview(*, local_path: Path, original_filename: str, datasource, options: dict) -> dict:
+def ingestion_preview(
+    *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None = None
+) -> dict:
     """What an upload would do, without storing or publishing anything.
 
     Format problems raise (415/422); mapping and date problems are returned as `problems`
-    so the upload page can show an editable mapping.
+    so the upload page can show an editable mapping. `branches`: the uploader's branch scope.
     """
     with excel_sheets_shared():
         return _preview(
-            local_path=local_path, original_filename=original_filename, datasource=datasource, options=options
+            local_path=local_path,
+            original_filename=original_filename,
+            datasource=datasource,
+            options=options,
+            branches=branches,
         )
 
 
-def _preview(*, local_path: Path, original_filename: str, datasource, options: dict) -> dict:
+def _preview(
+    *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None
+) -> dict:
     detected = source_detect(
         local_path, filename_hint=original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
     )
@@ -456,7 +470,7 @@ def _preview(*, local_path: Path, original_filename: str, datasource, options: d
         preview["problems"].append({"code": exc.code, "detail": exc.detail})
         return preview
     plan = TransformPlan.from_mapping(
-        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma
+        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma, branches=branches
     )
     first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)), None)
     if first_batch is None:  # every row after the header is blank (detection looked at the first rows only)

@@ -19,6 +19,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from accounts.selectors import user_allowed_branches
 from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create
 from ingestion import errors
@@ -221,6 +222,19 @@ def ingestion_duplicate_refuse(
     raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
 
 
+def replace_permission_check(*, user: AbstractBaseUser | None) -> None:
+    """Only a user who sees every branch may replace: a replace swaps out every branch's rows
+    of the file's days, which a branch-scoped uploader would delete unseen."""
+    allowed = user_allowed_branches(user=user)
+    if allowed is not None:
+        raise IngestionError(
+            "permission_denied",
+            "Replacing swaps out every branch's rows of the file's days, and your account covers only "
+            f"{', '.join(allowed)}: upload in append mode, or ask someone who sees every branch to replace.",
+            status=403,
+        )
+
+
 def ingestion_upload_receive(
     *,
     local_path: Path,
@@ -244,6 +258,8 @@ def ingestion_upload_receive(
     if size_bytes == 0:
         raise IngestionError(errors.EMPTY_FILE, "The file is empty.")
     source_check(local_path, filename_hint=original_filename, sheet=options.sheet, header_row=options.header_row)
+    if options.mode == IngestionTask.Mode.REPLACE:
+        replace_permission_check(user=user)
     if not options.force:
         ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256)
     task_id = uuid.uuid4()

@@ -88,11 +88,20 @@ class TransformPlan:
     date_format: str
     decimal_comma: bool = False
     time_column: str | None = None  # a separate time-of-day column; default: the mapped `time` field
+    # The uploader's branch scope: rows of other branches are rejected (None: every branch).
+    branches: tuple[str, ...] | None = None
 
     @classmethod
-    def from_mapping(cls, *, mapping: ColumnMapping, date_format: str, decimal_comma: bool = False) -> "TransformPlan":
+    def from_mapping(
+        cls,
+        *,
+        mapping: ColumnMapping,
+        date_format: str,
+        decimal_comma: bool = False,
+        branches: tuple[str, ...] | None = None,
+    ) -> "TransformPlan":
         """The plan for a resolved mapping; its `time` field, if any, becomes the time column."""
-        return cls(mapping=mapping, date_format=date_format, decimal_comma=decimal_comma)
+        return cls(mapping=mapping, date_format=date_format, decimal_comma=decimal_comma, branches=branches)
 
     @property
     def time_source(self) -> str | None:
@@ -109,7 +118,7 @@ def batch_transform(batch: pl.DataFrame, plan: TransformPlan) -> BatchResult:
     """Parse, derive and validate one batch; every row ends in exactly one of valid / rejected."""
     parsed, parse_problems = _batch_parse(batch, plan)
     parsed = _measures_derive(parsed, plan.mapping)
-    check_problems = _batch_validate(parsed, batch, plan.mapping)
+    check_problems = _batch_validate(parsed, batch, plan.mapping, branches=plan.branches)
     rejected = _problems_merge(parse_problems, check_problems, plan.mapping, batch.columns)
     if rejected.height:
         bad_rows = rejected["row_number"].unique()
@@ -303,8 +312,9 @@ def date_max(today: date | None = None) -> date:
     return base + timedelta(days=366) if (base.month, base.day) == (2, 29) else base.replace(year=base.year + 1)
 
 
-def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
-    """The row rules; built per call because the date bound moves with today."""
+def sales_schema(today: date | None = None, branches: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
+    """The row rules; built per call because the date bound moves with today. `branches`: the
+    only branches a (branch-scoped) uploader may load rows for."""
 
     def finite() -> pa.Check:
         return pa.Check(lambda data: data.lazyframe.select(pl.col(data.key).is_finite()), name="finite")
@@ -323,7 +333,7 @@ def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
         {
             "date": pa.Column(pl.Date, pa.Check.in_range(DATE_MIN, date_max(today)), nullable=False),
             "datetime": pa.Column(pl.Datetime("us"), nullable=True),
-            "branch": text(nullable=False),
+            "branch": pa.Column(pl.String, [pa.Check.isin(branches)] if branches is not None else [], nullable=False),
             "product_line": text(nullable=False),
             "quantity": pa.Column(pl.Int64, plausible(QUANTITY_MAX), nullable=False),
             "unit_price": measure(pa.Check.ge(0)),  # null only when quantity is 0
@@ -338,20 +348,27 @@ def sales_schema(today: date | None = None) -> pa.DataFrameSchema:
     )
 
 
-def _batch_validate(parsed: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
+def _batch_validate(
+    parsed: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping, *, branches: tuple[str, ...] | None
+) -> pl.DataFrame:
     """Pandera failure cases of the collected frame → report rows against source columns."""
     frame = _output_select(parsed, mapping, keep_row_number=True)
     # Depth forced: a PANDERA_VALIDATION_DEPTH=SCHEMA_ONLY environment must not skip value checks.
     with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         try:
-            sales_schema().validate(frame, lazy=True)
+            sales_schema(branches=branches).validate(frame, lazy=True)
         except pa.errors.SchemaErrors as errors:
-            return _failures_report(errors.failure_cases, frame, batch, mapping)
+            return _failures_report(errors.failure_cases, frame, batch, mapping, branches=branches)
     return pl.DataFrame(schema=REJECTED_SCHEMA)
 
 
 def _failures_report(
-    failures: pl.DataFrame, frame: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping
+    failures: pl.DataFrame,
+    frame: pl.DataFrame,
+    batch: pl.DataFrame,
+    mapping: ColumnMapping,
+    *,
+    branches: tuple[str, ...] | None,
 ) -> pl.DataFrame:
     if failures["index"].is_null().any():
         # A dtype or column failure means parsing built a wrong frame: a bug, not a bad row.
@@ -367,7 +384,7 @@ def _failures_report(
                 "row_number": frame[ROW_NUMBER].gather(indices),
                 "column": pl.repeat(source, len(indices), eager=True),
                 "value": values.cast(pl.String),
-                "reason": pl.repeat(_reason(str(field), str(check), mapping), len(indices), eager=True),
+                "reason": pl.repeat(_reason(str(field), str(check), mapping, branches), len(indices), eager=True),
             }
         )
         reports.append(report.cast(REJECTED_SCHEMA))  # type: ignore[arg-type]
@@ -382,7 +399,7 @@ def _report_source(field: str, mapping: ColumnMapping) -> str:
     return mapping.fields.get(field, field)
 
 
-def _reason(field: str, check: str, mapping: ColumnMapping) -> str:
+def _reason(field: str, check: str, mapping: ColumnMapping, branches: tuple[str, ...] | None = None) -> str:
     words = field.replace("_", " ")
     if field in mapping.derived:
         words += " (computed)"
@@ -394,6 +411,8 @@ def _reason(field: str, check: str, mapping: ColumnMapping) -> str:
         return f"{words} must not be negative"
     if check == "finite":
         return f"{words} is not a finite number"
+    if check.startswith("isin"):
+        return f"{words} is not one of your branches ({', '.join(branches or ())})"
     if check == "plausible":
         return f"{words} is beyond ±{QUANTITY_MAX if field == 'quantity' else AMOUNT_MAX:,.0f}"
     return f"{words} fails check {check}"

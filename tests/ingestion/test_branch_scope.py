@@ -1,0 +1,114 @@
+"""Branch scope on the ingestion side (DESIGN.md, security model): a scoped user never sees
+another branch's numbers through tasks, and a scoped uploader changes only their branches' rows."""
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from accounts.services import api_token_create, user_branch_scope_set
+from ingestion.models import IngestionTask
+from ingestion.services import ingestion_task_retry, ingestion_task_run, upload_options_parse
+from tests.conftest import token_client
+from tests.factories import TEST_PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BRANCH_B_FILE = (
+    b"Date,Branch,Product line,Quantity,Total\n"
+    b"2024-05-01,B,Food,1,1000\n2024-05-02,B,Food,x,5\n2024-05-03,B,Home,2,2000\n2024-05-04,B,Home,3,3000\n"
+)
+
+
+def _upload(client: Client, content: bytes, **fields):
+    handle = io.BytesIO(content)
+    handle.name = "sales.csv"
+    return client.post("/api/ingest/upload", {"file": handle, **fields})
+
+
+def _scoped(role: str, branches: list[str]):
+    user = UserFactory(role=role)
+    user_branch_scope_set(user=user, branches=branches)
+    return user, token_client(api_token_create(user=user)[1])
+
+
+@pytest.fixture
+def other_branch_task(uploader_api, tasks_inline) -> str:
+    """An unscoped uploader's file of branch B, with one rejected row (an error report)."""
+    body = _upload(uploader_api, BRANCH_B_FILE, max_rejected_ratio="0.5").json()
+    status = uploader_api.get(body["status_url"]).json()
+    assert (status["status"], status["rows_rejected"]) == ("succeeded", 1), status
+    return body["task_id"]
+
+
+def test_a_scoped_viewer_sees_no_task_of_another_user(role_groups, other_branch_task, uploader_api) -> None:
+    # The task shows B's row counts, rejected values and error report: B's numbers.
+    viewer, viewer_api = _scoped("viewer", ["A"])
+    assert viewer_api.get("/api/ingest/tasks").json()["items"] == []
+    for path in (f"/api/ingest/status/{other_branch_task}", f"/api/ingest/tasks/{other_branch_task}/error-report"):
+        response = viewer_api.get(path)
+        assert (response.status_code, response.json()["code"]) == (404, "task_not_found"), path
+    graphql = viewer_api.post(
+        "/graphql", {"query": "{ ingestionTasks { totalCount items { id } } }"}, content_type="application/json"
+    ).json()
+    assert graphql["data"]["ingestionTasks"] == {"totalCount": 0, "items": []}
+    browser = Client()
+    assert browser.login(username=viewer.username, password=TEST_PASSWORD)
+    assert other_branch_task not in browser.get("/uploads").content.decode()
+    assert browser.get(f"/uploads/{other_branch_task}").status_code == 404
+    assert browser.get(f"/uploads/{other_branch_task}/errors.csv").status_code == 404
+    # Everyone unscoped still sees it.
+    assert [task["task_id"] for task in uploader_api.get("/api/ingest/tasks").json()["items"]] == [other_branch_task]
+
+
+def test_a_scoped_uploader_cannot_fetch_another_user_s_raw_file(role_groups, other_branch_task) -> None:
+    uploader, _ = _scoped("uploader", ["A"])
+    browser = Client()
+    assert browser.login(username=uploader.username, password=TEST_PASSWORD)
+    assert browser.get(f"/uploads/{other_branch_task}/raw").status_code == 404
+
+
+def test_a_scoped_uploader_s_rows_of_other_branches_are_rejected(role_groups, tasks_inline) -> None:
+    _, scoped_api = _scoped("uploader", ["A"])
+    content = b"Date,Branch,Product line,Quantity,Total\n" + b"".join(
+        f"2024-05-0{day},{branch},Food,1,{10 * day}\n".encode() for day in range(1, 9) for branch in "AAAB"
+    )
+    body = _upload(scoped_api, content).json()
+    status = scoped_api.get(body["status_url"]).json()
+    assert (status["status"], status["rows_valid"], status["rows_rejected"]) == ("succeeded", 24, 8), status
+    assert {error["reason"] for error in status["errors"]} == {"branch is not one of your branches (A)"}
+    assert {error["value"] for error in status["errors"]} == {"B"}
+    totals = scoped_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "lines"}).json()["rows"]
+    assert totals == [{"branch": "A", "lines": 24}]
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert default_storage.exists(task.error_report_key)
+
+
+def test_a_scoped_uploader_may_not_replace(role_groups, other_branch_task, uploader_api) -> None:
+    # A replace swaps out every branch's rows of the file's days: B's, which this user never sees.
+    _, scoped_api = _scoped("uploader", ["A"])
+    response = _upload(scoped_api, b"Date,Branch,Product line,Quantity,Total\n2024-05-03,A,Food,1,10\n", mode="replace")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert "append mode" in response.json()["detail"]
+    assert IngestionTask.objects.count() == 1
+    rows = uploader_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "revenue"}).json()["rows"]
+    assert rows == [{"branch": "B", "revenue": 6000.0}]
+
+
+def test_a_retry_switched_to_replace_fails_for_a_scoped_uploader(
+    role_groups, other_branch_task, uploader_api, monkeypatch
+) -> None:
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # the scoped upload waits in the queue
+    _, scoped_api = _scoped("uploader", ["A"])
+    body = _upload(scoped_api, b"Date,Branch,Product line,Quantity,Total\n2024-05-03,A,Food,1,10\n").json()
+    assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel").json()["status"] == "cancelled"
+    task = ingestion_task_retry(
+        task=IngestionTask.objects.get(pk=body["task_id"]), options=upload_options_parse(mode="replace")
+    )
+    task = ingestion_task_run(task_id=str(task.pk))
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "permission_denied")
+    rows = uploader_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "revenue"}).json()["rows"]
+    assert rows == [{"branch": "B", "revenue": 6000.0}]
