@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from ingestion.errors import IngestionError
 from ingestion.models import ColumnMapping, IngestionTask
+from ingestion.selectors import ingestion_tasks_visible
 from ingestion.services import ingestion_task_cancel, ingestion_task_retry
 
 
@@ -27,6 +28,10 @@ class IngestionTaskAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["retry_tasks", "cancel_tasks"]
     list_select_related = ("datasource", "created_by")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[IngestionTask]:
+        # A branch-scoped staff user sees their own uploads only, as in the API and the pages.
+        return ingestion_tasks_visible(user=request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj: IngestionTask | None = None) -> list[str]:
         return [f.name for f in IngestionTask._meta.fields] + ["raw_file", "error_report"]

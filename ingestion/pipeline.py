@@ -40,7 +40,13 @@ from ingestion.readers import (
     source_detect,
     source_read_batches,
 )
-from ingestion.services import TaskProgress, ingestion_duplicate_refuse, raw_local_path, replace_permission_check
+from ingestion.services import (
+    TaskProgress,
+    ingestion_duplicate_refuse,
+    raw_local_path,
+    replace_permission_check,
+    text_storable,
+)
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 
@@ -188,7 +194,12 @@ def _duplicate_refuse(*, task: IngestionTask) -> None:
     published it (two uploads sent at once, or a retry after the same file was sent again)."""
     try:
         ingestion_duplicate_refuse(
-            datasource_name=task.datasource.name, sha256=task.sha256, exclude=task.pk, in_flight=False
+            datasource_name=task.datasource.name,
+            sha256=task.sha256,
+            exclude=task.pk,
+            in_flight=False,
+            publishing_before=task,
+            user=task.created_by,
         )
     except IngestionError as exc:
         raise IngestionError(exc.code, f"{exc.detail} Nothing was published; the raw file is kept.") from None
@@ -358,17 +369,11 @@ class _CuratedWriter:
             self._writer = None
 
 
-def _storable(value: object) -> object:
-    """A cell as the task row can store it: PostgreSQL refuses text with a NUL character (the
-    task then stayed `running`), so NUL is shown as ␀."""
-    return value.replace("\x00", "\u2400") if isinstance(value, str) else value
-
-
 def _report_rejected(*, report, rejected: pl.DataFrame, outcome: ValidationOutcome, seen: set[int]) -> None:
     for row in rejected.iter_rows(named=True):
         report.writerow([neutralize_cell(row[name]) for name in ERROR_REPORT_COLUMNS])
         if len(outcome.first_errors) < FIRST_ERRORS_KEPT:
-            outcome.first_errors.append({name: _storable(row[name]) for name in ERROR_REPORT_COLUMNS})
+            outcome.first_errors.append({name: text_storable(row[name]) for name in ERROR_REPORT_COLUMNS})
     # A row with several problems is one rejected row.
     new_rows = set(rejected["row_number"].to_list()) - seen if rejected.height else set()
     seen.update(new_rows)

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -180,10 +181,16 @@ def raw_storage_key(*, datasource_name: str, task_id: uuid.UUID, filename: str, 
 
 
 def ingestion_duplicate_find(
-    *, datasource_name: str, sha256: str, in_flight: bool = False, exclude: uuid.UUID | None = None
+    *,
+    datasource_name: str,
+    sha256: str,
+    in_flight: bool = False,
+    exclude: uuid.UUID | None = None,
+    publishing_before: IngestionTask | None = None,
 ) -> IngestionTask | None:
     """The earliest task that published this exact file to the datasource; with `in_flight`,
-    also one queued or running (a double-clicked upload would otherwise be loaded twice)."""
+    also one queued or running (a double-clicked upload would otherwise be loaded twice); with
+    `publishing_before`, also one publishing that was created before that task."""
     statuses = [IngestionTask.Status.SUCCEEDED]
     if in_flight:
         statuses += [IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING]
@@ -195,29 +202,58 @@ def ingestion_duplicate_find(
     published = Segment.objects.filter(
         datasource__name=datasource_name, upload_id__in=same_file.values("pk")
     ).values_list("upload_id", flat=True)
-    return same_file.filter(pk__in=list(published[:1])).first()
+    earlier = same_file.filter(pk__in=list(published[:1])).first()
+    if earlier is not None or publishing_before is None:
+        return earlier
+    # Twins publishing at once: an engine that loads rows before the switch (Druid) would load
+    # both, so the later-created one gives way. Each saved its stage before looking, so of two
+    # that overlap the later one always sees the earlier.
+    created = publishing_before.created_at
+    return (
+        same_file.filter(status=IngestionTask.Status.RUNNING, stage=IngestionTask.Stage.PUBLISHING)
+        .filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=publishing_before.pk))
+        .order_by("created_at")
+        .first()
+    )
 
 
 def ingestion_duplicate_refuse(
-    *, datasource_name: str, sha256: str, exclude: uuid.UUID | None = None, in_flight: bool = True
+    *,
+    datasource_name: str,
+    sha256: str,
+    exclude: uuid.UUID | None = None,
+    in_flight: bool = True,
+    publishing_before: IngestionTask | None = None,
+    user: AbstractBaseUser | None = None,
 ) -> None:
     """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
-    (with `in_flight`) is being loaded into it by another task."""
+    (with `in_flight`) is being loaded into it by another task. The other task is named unless
+    `user` may not see it (a branch-scoped user sees only their own uploads)."""
+    from ingestion.selectors import ingestion_tasks_visible
+
     earlier = ingestion_duplicate_find(
-        datasource_name=datasource_name, sha256=sha256, in_flight=in_flight, exclude=exclude
+        datasource_name=datasource_name,
+        sha256=sha256,
+        in_flight=in_flight,
+        exclude=exclude,
+        publishing_before=publishing_before,
     )
     if earlier is None:
         return
-    when = f"{earlier.original_filename}, {earlier.created_at:%Y-%m-%d %H:%M} UTC"
-    if earlier.status in (IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING):
+    if user is None or ingestion_tasks_visible(user=user).filter(pk=earlier.pk).exists():
+        by = f" by task {earlier.pk} ({earlier.original_filename}, {earlier.created_at:%Y-%m-%d %H:%M} UTC)"
+    else:
+        by = " by another user's upload"
+    loading = earlier.status in (IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING)
+    if loading and not Segment.objects.filter(upload_id=earlier.pk).exists():
         detail = (
-            f"This exact file is already being loaded into '{datasource_name}' by task {earlier.pk} ({when}, "
-            f"{earlier.status}). Wait for it, or send force=true to load it twice."
+            f"This exact file is already being loaded into '{datasource_name}'{by}. "
+            "Wait for it, or send force=true to load it twice."
         )
     else:
         detail = (
-            f"This exact file was already published to '{datasource_name}' by task {earlier.pk} ({when}). "
-            "Send force=true to load it again."
+            f"This exact file was already published to '{datasource_name}'{by}. Send force=true to load it "
+            "again; with mode=replace its days' rows are swapped for the file's instead of added to."
         )
     raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
 
@@ -261,7 +297,7 @@ def ingestion_upload_receive(
     if options.mode == IngestionTask.Mode.REPLACE:
         replace_permission_check(user=user)
     if not options.force:
-        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256)
+        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256, user=user)
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
@@ -280,8 +316,10 @@ def ingestion_upload_receive(
             user=user,
         )
     except BaseException:
-        # No task points at the file: it would be kept forever and found by nothing.
-        default_storage.delete(stored_key)
+        # A file no task points at would be kept forever and found by nothing; once the row
+        # exists (queueing runs after its commit and may fail) the file is the task's.
+        if not IngestionTask.objects.filter(pk=task_id).exists():
+            default_storage.delete(stored_key)
         raise
 
 
@@ -344,7 +382,8 @@ def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None =
                 status=409,
             )
         if options is not None:
-            locked.options = asdict(options)
+            # A fix-and-retry form sends the options it shows; `force` chosen at upload stays.
+            locked.options = {**asdict(options), "force": options.force or bool(locked.options.get("force"))}
             locked.mode = options.mode
         if not locked.options.get("force"):
             # The file may have been published (or queued) by another upload since this one failed.
@@ -459,6 +498,14 @@ def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
     return local
 
 
+def text_storable(value: object) -> object:
+    """Text as the task row can store it: PostgreSQL refuses a NUL character (shown as ␀) and
+    a lone surrogate (shown as �); a file's sheet name or cell can hold either."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\x00", "\u2400").encode("utf-8", "replace").decode("utf-8")
+
+
 class TaskCancelled(Exception):
     pass
 
@@ -478,7 +525,7 @@ class TaskProgress:
 
     def update(self, progress: int, message: str, **fields) -> None:
         self.task.progress = max(self.task.progress, min(progress, 100))
-        self.task.message = message
+        self.task.message = text_storable(message)
         for name, value in fields.items():
             setattr(self.task, name, value)
         changed = ["stage", "progress", "message", "timings", *fields]
@@ -501,7 +548,7 @@ class TaskProgress:
     def finish(self, status: str, message: str, *, error_code: str = "", progress: int | None = None) -> None:
         self._close_stage()
         self.task.status = status
-        self.task.message = message
+        self.task.message = text_storable(message)
         self.task.error_code = error_code
         self.task.finished_at = timezone.now()
         if progress is not None:

@@ -112,3 +112,22 @@ def test_a_retry_switched_to_replace_fails_for_a_scoped_uploader(
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "permission_denied")
     rows = uploader_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "revenue"}).json()["rows"]
     assert rows == [{"branch": "B", "revenue": 6000.0}]
+
+
+def test_a_duplicate_refusal_does_not_name_a_task_the_user_cannot_see(role_groups, other_branch_task) -> None:
+    _, scoped_api = _scoped("uploader", ["A"])
+    response = _upload(scoped_api, BRANCH_B_FILE)
+    assert (response.status_code, response.json()["code"]) == (409, "duplicate_upload")
+    assert "another user's upload" in response.json()["detail"]
+    assert other_branch_task not in response.json()["detail"]
+
+
+def test_the_admin_lists_a_scoped_staff_user_s_own_uploads_only(role_groups, other_branch_task) -> None:
+    staff = UserFactory(role="admin", is_staff=True)
+    user_branch_scope_set(user=staff, branches=["A"])
+    browser = Client()
+    assert browser.login(username=staff.username, password=TEST_PASSWORD)
+    listing = browser.get("/admin/ingestion/ingestiontask/")
+    assert listing.status_code == 200
+    assert other_branch_task not in listing.content.decode()
+    assert browser.get(f"/admin/ingestion/ingestiontask/{other_branch_task}/change/").status_code in (302, 404)

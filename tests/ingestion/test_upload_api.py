@@ -31,6 +31,19 @@ def _named(name: str, content: bytes):
     return handle
 
 
+def _receive(path: Path, *, sha256: str, **options) -> IngestionTask:
+    """The receiving service as a program calls it (no request, no user)."""
+    return ingestion_upload_receive(
+        local_path=path,
+        original_filename="a.csv",
+        sha256=sha256,
+        size_bytes=path.stat().st_size,
+        datasource_name="sales",
+        options=UploadOptions(**options),
+        user=None,
+    )
+
+
 def status_of(client: Client, task_id: str) -> dict:
     response = client.get(f"/api/ingest/status/{task_id}")
     assert response.status_code == 200
@@ -353,15 +366,7 @@ def test_a_raw_file_no_task_could_be_created_for_is_not_left_in_storage(real_fil
 
     monkeypatch.setattr(services, "_task_create", refuse)
     with pytest.raises(services.DatabaseError):
-        ingestion_upload_receive(
-            local_path=real_file,
-            original_filename="a.csv",
-            sha256="0" * 64,
-            size_bytes=real_file.stat().st_size,
-            datasource_name="sales",
-            options=UploadOptions(),
-            user=None,
-        )
+        _receive(real_file, sha256="0" * 64)
     assert stored and not default_storage.exists(stored[0])
     assert real_file.exists()  # the caller's file (not owned) is untouched
 
@@ -411,3 +416,29 @@ def test_extra_columns_named_like_the_query_layer_s_own_are_kept_and_queryable(u
     assert {row["hour_extra"]: row["lines"] for row in by_hour_column["rows"]} == {"h1": 2, "h2": 1}
     reserved = uploader_api.get("/api/metrics/breakdown", {"by": "revenue_sum", "metric": "revenue"})
     assert (reserved.status_code, reserved.json()["code"]) == (400, "invalid_query")
+
+
+def test_a_task_that_could_not_be_queued_keeps_its_raw_file(real_file: Path, monkeypatch) -> None:
+    # Queueing runs after the task row commits (a broker down raises there): the row exists, so
+    # the file is the task's and must stay (a retry can run it).
+    from ingestion import tasks
+
+    def broker_down(**kwargs):
+        raise ConnectionError("injected: the broker is down")
+
+    monkeypatch.setattr(tasks, "ingestion_task_queue", broker_down)
+    with pytest.raises(ConnectionError):
+        _receive(real_file, sha256="2" * 64)
+    task = IngestionTask.objects.get()
+    assert default_storage.exists(task.raw_key)
+
+
+def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: Path, tasks_inline) -> None:
+    # A sheet named with a NUL byte reached the failure message; saving it failed again and the
+    # task stayed `running` on PostgreSQL.
+    from ingestion.services import TaskProgress
+
+    task = _receive(real_file, sha256="3" * 64)
+    TaskProgress(task).finish(IngestionTask.Status.FAILED, "Sheet 'Data\x00x' \ud800 has no rows.", error_code="x")
+    task.refresh_from_db()
+    assert (task.status, task.message) == ("failed", "Sheet 'Data\u2400x' ? has no rows.")
