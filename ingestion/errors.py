@@ -29,4 +29,5 @@ DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400
 # A task's own failures, not a refusal of the file (no HTTP status: they end a task).
 INTERNAL_ERROR = "internal_error"  # an unexpected error while running; the task can be retried
+QUEUE_UNAVAILABLE = "queue_unavailable"  # the task queue (broker) refused the task; retry once it is back
 WORKER_LOST = "worker_lost"  # the worker stopped (time limit, memory, crash) and left the task running

@@ -365,10 +365,28 @@ class _MovableFile(File):
 
 def ingestion_task_enqueue(*, task: IngestionTask) -> None:
     """Queue the background run once the task row is committed (never before it exists)."""
+    task_id = str(task.pk)
+    transaction.on_commit(lambda: _queue_or_fail(task_id=task_id))
+
+
+def _queue_or_fail(*, task_id: str) -> None:
+    """Hand the task to the broker; when the broker cannot take it, fail the task at once (a
+    retry queues it again) rather than leave it `queued` for a run that never comes."""
     from ingestion.tasks import ingestion_task_queue
 
-    task_id = str(task.pk)
-    transaction.on_commit(lambda: ingestion_task_queue(task_id=task_id))
+    try:
+        ingestion_task_queue(task_id=task_id)
+    except Exception as exc:
+        logger.exception("task %s could not be queued", task_id)
+        IngestionTask.objects.filter(pk=task_id, status=IngestionTask.Status.QUEUED).update(
+            status=IngestionTask.Status.FAILED,
+            error_code=errors.QUEUE_UNAVAILABLE,
+            message=text_storable(
+                f"The task could not be queued ({type(exc).__name__}: {str(exc)[:200]}). The raw file is kept: "
+                "retry the task once the task queue is reachable again."
+            ),
+            finished_at=timezone.now(),
+        )
 
 
 def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None = None) -> IngestionTask:

@@ -418,19 +418,31 @@ def test_extra_columns_named_like_the_query_layer_s_own_are_kept_and_queryable(u
     assert (reserved.status_code, reserved.json()["code"]) == (400, "invalid_query")
 
 
-def test_a_task_that_could_not_be_queued_keeps_its_raw_file(real_file: Path, monkeypatch) -> None:
-    # Queueing runs after the task row commits (a broker down raises there): the row exists, so
-    # the file is the task's and must stay (a retry can run it).
+def test_a_task_the_broker_refuses_fails_at_once_and_can_be_retried(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    # Queueing runs after the task row commits: a broker that is down raised there (a 500, and a
+    # task `queued` forever that also blocked the same file as "already being loaded").
     from ingestion import tasks
+
+    real_queue = tasks.ingestion_task_queue
 
     def broker_down(**kwargs):
         raise ConnectionError("injected: the broker is down")
 
     monkeypatch.setattr(tasks, "ingestion_task_queue", broker_down)
-    with pytest.raises(ConnectionError):
-        _receive(real_file, sha256="2" * 64)
+    response = upload(uploader_api, "a.csv", real_file.read_bytes())
+    assert response.status_code == 202, response.content
+    status = status_of(uploader_api, response.json()["task_id"])
+    assert (status["status"], status["error_code"]) == ("failed", "queue_unavailable")
+    assert "ConnectionError: injected: the broker is down" in status["message"]
     task = IngestionTask.objects.get()
     assert default_storage.exists(task.raw_key)
+
+    monkeypatch.setattr(tasks, "ingestion_task_queue", real_queue)
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry").status_code == 202
+    assert status_of(uploader_api, str(task.pk))["status"] == "succeeded"
+    assert summary(uploader_api)["lines"] == 1000
 
 
 def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: Path, tasks_inline) -> None:
