@@ -13,6 +13,7 @@ class Upload:
     upload_id: str
     name: str
     uploaded_at: dt.datetime | None
+    uploaded_by_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,15 @@ class Snapshot:
         seen: dict[str, Upload] = {}
         for segment in sorted(self.segments, key=lambda s: (s.uploaded_at or s.created_at, s.pk)):
             key = str(segment.upload_id)
-            seen.setdefault(key, Upload(upload_id=key, name=segment.upload_name, uploaded_at=segment.uploaded_at))
+            seen.setdefault(
+                key,
+                Upload(
+                    upload_id=key,
+                    name=segment.upload_name,
+                    uploaded_at=segment.uploaded_at,
+                    uploaded_by_id=segment.uploaded_by_id,
+                ),
+            )
         return tuple(seen.values())
 
 

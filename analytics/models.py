@@ -3,6 +3,7 @@
 import re
 import uuid
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -57,6 +58,10 @@ class Segment(models.Model):
     upload_id = models.UUIDField(db_index=True)
     upload_name = models.CharField(max_length=255, blank=True)
     uploaded_at = models.DateTimeField(null=True, blank=True)
+    # Who uploaded it: a branch-scoped user is shown the names of their own uploads only.
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     interval_start = models.DateField()
     interval_end = models.DateField()
     rows = models.PositiveBigIntegerField()

@@ -18,6 +18,8 @@ from analytics.routing import rollup_choose
 from analytics.sql import VIRTUAL_DIMENSIONS, compile_date_extent, compile_spec
 
 CACHE_SECONDS = 24 * 3600
+# How another user's upload shows to a branch-scoped user (see `_provenance_for`).
+OTHER_UPLOAD_NAME = "another user's upload"
 # Dimensions every datasource can be asked about even before its first upload.
 BASE_DIMENSIONS = ("branch", "product_line")
 
@@ -61,7 +63,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     if cached is not None:
         cached.cached = True
         cached.timings = {"total_ms": _ms(started)}
-        return cached
+        return _provenance_for(cached, user=user, allowed=allowed)
     result = _execute(spec, filters=filters, snapshot=snapshot, engine=engine)
     if spec.comparison is not None:
         start, end = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
@@ -72,7 +74,29 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     result.timings["total_ms"] = _ms(started)
     if use_cache:
         cache.set(key, result, CACHE_SECONDS)
-    return result
+    return _provenance_for(result, user=user, allowed=allowed)
+
+
+def _provenance_for(
+    result: QueryResult, *, user: AbstractBaseUser | None, allowed: tuple[str, ...] | None
+) -> QueryResult:
+    """The uploads behind an answer as `user` may see them: a branch-scoped user sees the name
+    and id of their own uploads only (a file named for another branch tells its story); the
+    others stay as dated entries, so the freshness of the data still shows. Done per user after
+    the cache, which is shared by users of the same scope."""
+    if allowed is None:
+        return result
+    own = user.pk if user is not None else None
+    uploads = [
+        upload
+        if own is not None and upload.uploaded_by_id == own
+        else Upload(upload_id="", name=OTHER_UPLOAD_NAME, uploaded_at=upload.uploaded_at)
+        for upload in result.uploads
+    ]
+    comparison = result.comparison
+    if comparison is not None:
+        comparison = _provenance_for(comparison, user=user, allowed=allowed)
+    return replace(result, uploads=uploads, comparison=comparison)
 
 
 def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters:

@@ -33,6 +33,7 @@ class PublishRequest:
     interval_start: dt.date
     interval_end: dt.date
     replace: bool
+    uploaded_by_id: int | None = None  # the user who uploaded the file (None: a program or the CLI)
     # Called in the switch's transaction, under the datasource's lock, after every publish before
     # it has committed: raising refuses this one (ingestion refuses a file published meanwhile).
     before_switch: Callable[[], None] | None = None
@@ -247,6 +248,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
             request.upload_id,
             request.upload_name,
             request.uploaded_at,
+            request.uploaded_by_id,
             request.interval_start,
             request.interval_end,
             request.rows,
@@ -260,6 +262,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
                 source.upload_id,
                 source.upload_name,
                 source.uploaded_at,
+                source.uploaded_by_id,
                 remainder.interval_start,
                 remainder.interval_end,
                 remainder.rows,
@@ -298,6 +301,7 @@ def _segment_create(
     upload_id: uuid.UUID,
     upload_name: str,
     uploaded_at: dt.datetime | None,
+    uploaded_by_id: int | None,
     start: dt.date,
     end: dt.date,
     rows: int,
@@ -308,6 +312,7 @@ def _segment_create(
         upload_id=upload_id,
         upload_name=upload_name,
         uploaded_at=uploaded_at,
+        uploaded_by_id=uploaded_by_id,
         interval_start=start,
         interval_end=end,
         rows=rows,

@@ -164,6 +164,7 @@ def _publish(
                 interval_start=outcome.interval_start,
                 interval_end=outcome.interval_end,
                 replace=task.mode == IngestionTask.Mode.REPLACE,
+                uploaded_by_id=task.created_by_id,
                 before_switch=duplicate_check,
             ),
             check_cancelled=progress.check_cancelled,

@@ -36,7 +36,12 @@ def upload(client: Client, name: str, content: bytes, **fields) -> IngestionTask
 
 
 def provenance(task: IngestionTask) -> Upload:
-    return Upload(upload_id=str(task.pk), name=task.original_filename, uploaded_at=task.created_at)
+    return Upload(
+        upload_id=str(task.pk),
+        name=task.original_filename,
+        uploaded_at=task.created_at,
+        uploaded_by_id=task.created_by_id,
+    )
 
 
 @pytest.fixture
@@ -133,3 +138,39 @@ def test_a_filtered_query_reports_the_same_version(january_and_february) -> None
 def test_an_empty_datasource_has_no_version_and_no_uploads() -> None:
     result = run_query(Summary(datasource="nothing_yet"), user=None)
     assert (result.data_version, result.uploads, result.source) == (None, [], "none")
+
+
+def test_a_scoped_user_sees_the_names_of_their_own_uploads_only(january_and_february, role_groups) -> None:
+    # File names tell which branch or period a file covered; dated entries keep the freshness.
+    from accounts.services import api_token_create, user_branch_scope_set
+    from analytics.runner import OTHER_UPLOAD_NAME
+    from tests.conftest import token_client
+    from tests.factories import UserFactory
+
+    january, february = january_and_february
+    scoped = UserFactory(role="uploader")
+    user_branch_scope_set(user=scoped, branches=["A"])
+    scoped_api = token_client(api_token_create(user=scoped)[1])
+    march = upload(
+        scoped_api,
+        "march-a.csv",
+        sales_csv(dt.date(2024, 3, 1), dt.date(2024, 3, 2), amount=5, prefix="M"),
+        max_rejected_ratio="0.5",  # its branch B lines are rejected (the scope)
+    )
+    for _ in range(2):  # the second answer comes from the cache, shared with every user of scope A
+        result = run_query(Summary(datasource="sales", comparison=Comparison.PREVIOUS_PERIOD), user=scoped)
+        assert [(u.upload_id, u.name) for u in result.uploads] == [
+            ("", OTHER_UPLOAD_NAME),
+            ("", OTHER_UPLOAD_NAME),
+            (str(march.pk), "march-a.csv"),
+        ]
+        assert [u.uploaded_at for u in result.uploads] == [january.created_at, february.created_at, march.created_at]
+        assert {u.name for u in result.comparison.uploads} <= {OTHER_UPLOAD_NAME, "march-a.csv"}
+    other_scoped = UserFactory(role="viewer")
+    user_branch_scope_set(user=other_scoped, branches=["A"])
+    names = [u.name for u in run_query(Summary(datasource="sales"), user=other_scoped).uploads]
+    assert names == [OTHER_UPLOAD_NAME] * 3
+    unscoped = run_query(Summary(datasource="sales"), user=None)
+    assert [u.name for u in unscoped.uploads] == ["january.csv", "february.csv", "march-a.csv"]
+    rest = scoped_api.get("/api/metrics/breakdown", {"by": "branch"}).json()
+    assert [u["name"] for u in rest["uploads"]] == [OTHER_UPLOAD_NAME, OTHER_UPLOAD_NAME, "march-a.csv"]
