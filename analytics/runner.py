@@ -153,6 +153,17 @@ def _row(columns: list[str], values: tuple) -> dict[str, Any]:
     return row
 
 
+def data_days_visible(*, snapshot: Snapshot, user: AbstractBaseUser | None) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the snapshot's data that `user` may see; None when they see none.
+
+    Pages count their period presets back from it and show it as the data's range.
+    """
+    allowed = user_allowed_branches(user=user)
+    if allowed is None:
+        return snapshot.date_range
+    return _visible_extent(snapshot=snapshot, engine=get_engine(), allowed=allowed)
+
+
 def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None) -> tuple[dt.date, dt.date]:
     """First and last day of the data the user may see.
 
@@ -161,6 +172,11 @@ def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...
     """
     if allowed is None:
         return snapshot.date_range
+    # Nothing visible: every period is empty for this user anyway.
+    return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed) or snapshot.date_range
+
+
+def _visible_extent(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...]) -> tuple[dt.date, dt.date] | None:
     scope = Filters(include={"branch": allowed})
     probe = Summary(datasource=snapshot.datasource.name, metrics=("lines",))
     rollup = rollup_choose(spec=probe, filters=scope, snapshot=snapshot) if engine.uses_rollup_files else None
@@ -168,9 +184,7 @@ def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...
         source=engine.source(snapshot=snapshot, rollup=rollup), dialect=engine.dialect, filters=scope
     )
     first, last = engine.execute(compiled.sql, compiled.params)[0]
-    if first is None:  # nothing visible: every period is empty for this user anyway
-        return snapshot.date_range
-    return _day(first), _day(last)
+    return None if first is None else (_day(first), _day(last))
 
 
 def _day(value: dt.date | dt.datetime) -> dt.date:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.catalogue import datasource_snapshot
+from analytics.metrics import METRICS
 from analytics.query import Breakdown, Filters, Grain, Summary, TimeSeries
 from analytics.runner import run_query
 from dashboard.models import AlertEvent, AlertRule, Notification
@@ -67,6 +68,16 @@ def _values_by_group(rule: AlertRule, start: dt.date, end: dt.date) -> dict[str,
     return {"": result.first.get(rule.metric)}
 
 
+def _values_with_silent_groups(
+    rule: AlertRule, values: dict[str, float | None], day: dt.date
+) -> dict[str, float | None]:
+    """`values` plus every group seen up to `day` that had no rows in the window: for a sum or a
+    count that is 0 (a branch that sold nothing), not a missing value. Ratios stay undefined."""
+    if not rule.group_by or METRICS[rule.metric].is_ratio:
+        return values
+    return {**dict.fromkeys(_values_by_group(rule, None, day), 0.0), **values}
+
+
 def _group_label(rule: AlertRule, group: str) -> str:
     return f" for {rule.group_by.replace('_', ' ')} {group}" if group else ""
 
@@ -75,7 +86,7 @@ def evaluate_threshold(rule: AlertRule, day: dt.date) -> list[Finding]:
     params = rule_params(rule)
     start = day - dt.timedelta(days=int(params["window_days"]) - 1)
     findings = []
-    for group, value in _values_by_group(rule, start, day).items():
+    for group, value in _values_with_silent_groups(rule, _values_by_group(rule, start, day), day).items():
         if value is None:
             continue
         limit = float(params["value"])
@@ -105,6 +116,8 @@ def evaluate_change(rule: AlertRule, day: dt.date) -> list[Finding]:
         before_start, before_end = start - dt.timedelta(days=window), start - dt.timedelta(days=1)
     current = _values_by_group(rule, start, day)
     previous = _values_by_group(rule, before_start, before_end)
+    # A group that had the metric before and has no rows now dropped to 0 (-100 %).
+    current = _values_with_silent_groups(rule, current, day)
     findings = []
     for group, value in current.items():
         base = previous.get(group)
@@ -347,15 +360,24 @@ def _notifications_create(event: AlertEvent) -> None:
         transaction.on_commit(notifications_queue)
 
 
+# Rules about the feed itself: evaluated "now" they look at today, not at the last day with data
+# (a feed that stopped entirely, or uploads failing before any data was published).
+RULES_OF_NOW = (AlertRule.Kind.FRESHNESS, AlertRule.Kind.QUALITY)
+
+
 def alerts_evaluate(*, datasource: str, day: dt.date | None = None) -> EvaluationOutcome:
-    """Evaluate every enabled rule of `datasource` for `day` (default: the latest day with data)."""
+    """Evaluate every enabled rule of `datasource` for `day` (default: the latest day with data,
+    and today for the rules of the feed itself)."""
     total = EvaluationOutcome()
-    day = day or latest_data_day(datasource)
-    if day is None:
-        return total
+    latest = latest_data_day(datasource)
     for rule in AlertRule.objects.filter(datasource=datasource, enabled=True):
+        rule_day = day or latest
+        if day is None and rule.kind in RULES_OF_NOW:
+            rule_day = max(latest or dt.date.min, timezone.localdate())
+        if rule_day is None:
+            continue
         try:
-            outcome = alert_rule_evaluate(rule=rule, day=day)
+            outcome = alert_rule_evaluate(rule=rule, day=rule_day)
         except Exception:
             # One broken rule must not stop the others.
             logger.exception("alert rule %s failed to evaluate", rule.pk)

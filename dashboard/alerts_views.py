@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -30,9 +31,7 @@ def _trend_chart(event: AlertEvent, user) -> str:
     """Eight weeks of the rule's metric around the event, scoped like the page."""
     rule = event.rule
     end = event.day or dt.date.today()
-    include = {k: tuple(v) for k, v in (rule.filters or {}).items() if v}
-    if rule.group_by and event.key.split("|")[0]:
-        include[rule.group_by] = (event.key.split("|")[0],)
+    include = _event_scope(event)
     try:
         result = run_query(
             TimeSeries(
@@ -56,16 +55,22 @@ def _trend_chart(event: AlertEvent, user) -> str:
     return json.dumps({"valueKind": kind, "option": option}, cls=DjangoJSONEncoder)
 
 
-def _dashboard_link(event: AlertEvent) -> str:
+def _event_scope(event: AlertEvent) -> dict[str, tuple[str, ...]]:
+    """The rows an event is about: the rule's filters, the group that fired, the branch named."""
     rule = event.rule
-    params = [f"datasource={rule.datasource}"]
-    for name, values in (rule.filters or {}).items():
-        params += [f"{name}={value}" for value in values]
+    include = {name: tuple(values) for name, values in (rule.filters or {}).items() if values}
     if rule.group_by and event.key.split("|")[0]:
-        params.append(f"{rule.group_by}={event.key.split('|')[0]}")
+        include[rule.group_by] = (event.key.split("|")[0],)
+    if event.branch:  # a freshness event is about one branch without grouping by it
+        include["branch"] = (event.branch,)
+    return include
+
+
+def _dashboard_link(event: AlertEvent) -> str:
+    params: dict[str, object] = {"datasource": event.rule.datasource, **_event_scope(event)}
     if event.day:
-        params += ["preset=custom", f"start={event.day - dt.timedelta(days=27)}", f"end={event.day}"]
-    return "/?" + "&".join(params)
+        params.update(preset="custom", start=event.day - dt.timedelta(days=27), end=event.day)
+    return "/?" + urlencode(params, doseq=True)
 
 
 @require_GET

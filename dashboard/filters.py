@@ -5,15 +5,21 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import QueryDict
 
 from analytics.catalogue import Snapshot, datasource_snapshot
 from analytics.query import Filters, Grain, QueryError
+from analytics.runner import data_days_visible
 
+# The API's filter dimensions (analytics.api.FILTER_DIMENSIONS): a link that filters the API
+# filters the pages alike.
 MULTI_DIMENSIONS: tuple[tuple[str, str], ...] = (
     ("branch", "Branch"),
     ("product_line", "Product line"),
+    ("city", "City"),
     ("customer_type", "Customer type"),
+    ("gender", "Gender"),
     ("payment", "Payment"),
 )
 PRESETS: tuple[tuple[str, str], ...] = (
@@ -48,6 +54,8 @@ class PageFilters:
     include: dict[str, tuple[str, ...]] = field(default_factory=dict)
     grain_choice: str = "auto"
     snapshot: Snapshot | None = None
+    # First and last day of the data the user may see (a branch scope narrows it), or None.
+    visible_days: tuple[dt.date, dt.date] | None = None
 
     @property
     def analytics_filters(self) -> Filters:
@@ -55,7 +63,7 @@ class PageFilters:
 
     @property
     def data_range(self) -> tuple[dt.date, dt.date] | None:
-        return self.snapshot.date_range if self.snapshot is not None else None
+        return self.visible_days
 
     @property
     def grain(self) -> Grain:
@@ -100,14 +108,17 @@ class PageFilters:
         return lines
 
 
-def page_filters_parse(query: QueryDict) -> PageFilters:
+def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> PageFilters:
     """Read the filter bar from a query string; unknown or malformed values raise FilterError."""
     datasource = (query.get("datasource") or settings.DEFAULT_DATASOURCE).strip()
     snapshot = datasource_snapshot(name=datasource)
+    visible_days = data_days_visible(snapshot=snapshot, user=user) if snapshot is not None else None
     preset = query.get("preset") or ("custom" if query.get("start") or query.get("end") else "all")
+    if _dates_typed(query):
+        preset = "custom"
     if preset not in dict(PRESETS):
         raise FilterError(f"Unknown period preset {preset!r}.")
-    start, end = _period(preset, query, snapshot)
+    start, end = _period(preset, query, visible_days)
     include = {
         name: tuple(v for v in query.getlist(name) if v != "") for name, _ in MULTI_DIMENSIONS if query.getlist(name)
     }
@@ -119,17 +130,29 @@ def page_filters_parse(query: QueryDict) -> PageFilters:
         Filters(start=start, end=end, include=include)
     except QueryError as exc:
         raise FilterError(str(exc)) from None
-    return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot)
+    return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot, visible_days)
 
 
-def _period(preset: str, query: QueryDict, snapshot: Snapshot | None) -> tuple[dt.date | None, dt.date | None]:
+def _dates_typed(query: QueryDict) -> bool:
+    """Whether the filter bar was sent with dates typed over the ones it showed while its preset
+    was left as it was: without JavaScript (which switches the preset to "custom" as one types)
+    the form sends the preset still selected, which would otherwise win over the typed dates."""
+    if "shown_preset" not in query or query.get("preset") != query.get("shown_preset"):
+        return False  # a link, or a preset newly chosen: the preset decides
+    typed = (query.get("start") or "", query.get("end") or "")
+    return typed != (query.get("shown_start") or "", query.get("shown_end") or "")
+
+
+def _period(
+    preset: str, query: QueryDict, visible_days: tuple[dt.date, dt.date] | None
+) -> tuple[dt.date | None, dt.date | None]:
     if preset == "custom":
         return _date(query.get("start")), _date(query.get("end"))
-    if preset == "all" or snapshot is None:
+    if preset == "all" or visible_days is None:
         return None, None
-    # Presets count back from the last day with data, not from today: a file from last
-    # quarter still shows its own "last 30 days".
-    last = snapshot.date_range[1]
+    # Presets count back from the last day with data the user may see, not from today: a file
+    # from last quarter still shows its own "last 30 days", a branch its own.
+    last = visible_days[1]
     if preset.startswith("last_"):
         return last - dt.timedelta(days=int(preset.removeprefix("last_")) - 1), last
     if preset == "mtd":

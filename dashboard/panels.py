@@ -341,6 +341,8 @@ def panel_by_customer_type(ctx: PanelContext) -> Panel:
 
 # --- Products ---------------------------------------------------------------------------
 
+PRODUCT_LINES_SHOWN = 50
+
 
 def panel_product_ranking(ctx: PanelContext) -> Panel:
     metrics = ("revenue", "units_sold", "gross_profit", "gross_margin")
@@ -350,12 +352,20 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
             filters=ctx.filters.analytics_filters,
             dimension="product_line",
             metric="revenue",
-            n=50,
+            n=PRODUCT_LINES_SHOWN,
             also=metrics,
         )
     )
-    total = sum(row["revenue"] for row in result.rows) or None
+    # The share is of all revenue in the filters, not of the lines shown (at most PRODUCT_LINES_SHOWN).
+    total = ctx.run(
+        Summary(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue",))
+    ).first.get("revenue")
     rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in result.rows]
+    note = (
+        f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
+        if len(result.rows) == PRODUCT_LINES_SHOWN
+        else ""
+    )
     table = Table(
         [
             Column("product_line", "Product line"),
@@ -382,7 +392,9 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
         for r in rows
         if r["product_line"] is not None
     ]
-    return Panel("ranking", "Product lines ranked by revenue", table=table, chart=chart, links=links, wide=True)
+    return Panel(
+        "ranking", "Product lines ranked by revenue", table=table, chart=chart, links=links, wide=True, note=note
+    )
 
 
 def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Panel:

@@ -16,9 +16,13 @@ def alerts_evaluate_task(datasource: str, day: str | None = None) -> None:
 
 def alerts_evaluate_all_task() -> None:
     from analytics.catalogue import datasource_list
+    from dashboard.models import AlertRule
 
-    for datasource in datasource_list():
-        alerts_evaluate_task(datasource.name)
+    # A datasource with rules but no published data yet (every upload failed) is evaluated too.
+    names = {datasource.name for datasource in datasource_list()}
+    names |= set(AlertRule.objects.filter(enabled=True).values_list("datasource", flat=True))
+    for name in sorted(names):
+        alerts_evaluate_task(name)
 
 
 def notifications_send_task() -> None:

@@ -68,7 +68,7 @@ def dashboard_page(request: HttpRequest, page_key: str) -> HttpResponse:
     if page_key not in PAGES:
         raise Http404("No such page")
     try:
-        filters = page_filters_parse(request.GET)
+        filters = page_filters_parse(request.GET, user=request.user)
     except FilterError as exc:
         context = {"page": page_key, "page_title": PAGES[page_key].title, "filter_error": str(exc)}
         return render(request, "dashboard/page.html", context, status=400)
@@ -92,7 +92,7 @@ def dashboard_panel(request: HttpRequest, page_key: str, key: str) -> HttpRespon
     """One panel again (the retry button of a failed panel)."""
     builder = _panel_builder(page_key, key)
     try:
-        filters = page_filters_parse(request.GET)
+        filters = page_filters_parse(request.GET, user=request.user)
     except FilterError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     panel = panel_build(builder, PanelContext(filters=filters, user=request.user))
@@ -107,7 +107,7 @@ def dashboard_panel(request: HttpRequest, page_key: str, key: str) -> HttpRespon
 def dashboard_export(request: HttpRequest, page_key: str, key: str, fmt: str) -> HttpResponse:
     builder = _panel_builder(page_key, key)
     try:
-        filters = page_filters_parse(request.GET)
+        filters = page_filters_parse(request.GET, user=request.user)
     except FilterError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     panel = panel_build(builder, PanelContext(filters=filters, user=request.user))

@@ -26,6 +26,7 @@ from analytics.services import datasource_get_or_create
 from ingestion import errors
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
+from ingestion.signals import task_failed
 
 logger = logging.getLogger(__name__)
 
@@ -582,6 +583,8 @@ class TaskProgress:
             # object: record the outcome without it, or the task would stay `running`.
             logger.exception("task %s: saving its outcome failed; saving the status alone", self.task.pk)
             self.task.save(update_fields=self.FINISH_FIELDS)
+        if status == IngestionTask.Status.FAILED:
+            task_failed.send(sender=IngestionTask, datasource_name=self.task.datasource.name, task_id=str(self.task.pk))
         if self.on_progress is not None:
             self.on_progress(self.task)
 

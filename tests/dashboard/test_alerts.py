@@ -1,7 +1,10 @@
 """Alert rules that fire and rules that stay quiet, event life cycle, notifications, exposure."""
 
 import datetime as dt
+import html
+import io
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -40,6 +43,13 @@ def weekly_rows(
             )
         )
     return rows
+
+
+DAY = dt.date(2024, 1, 10)
+
+
+def kpi_of(page: str, label: str) -> str:
+    return re.search(rf'data-kpi="{label}">([^<]+)<', page).group(1)
 
 
 def rule(**fields) -> AlertRule:
@@ -307,3 +317,64 @@ def test_demo_backfill_opens_an_alert_for_every_manifest_anomaly_and_none_elsewh
     opened = {(event.day.isoformat(), event.branch) for event in AlertEvent.objects.filter(rule=anomaly)}
     expected = {(item["date"], item["branch"]) for item in anomalies}
     assert opened == expected
+
+
+def test_a_group_with_no_rows_is_zero_for_a_threshold_and_a_change() -> None:
+    # Branch B sells nothing from 8 Jan: below-threshold and down-50 % per branch must name it
+    # (both only looked at the groups that had rows in the window).
+    rows = [sale_line(date=dt.date(2024, 1, d), branch=b, revenue=1000.0) for d in range(1, 8) for b in "AB"]
+    rows += [sale_line(date=dt.date(2024, 1, d), branch="A", revenue=1000.0) for d in range(8, 15)]
+    rows_publish(datasource="shop", rows=rows)
+    low = rule(kind="threshold", group_by="branch", params={"operator": "below", "value": 100, "window_days": 1})
+    drop = rule(kind="change", group_by="branch", params={"percent": 50, "direction": "down", "window_days": 7})
+    for checked in (low, drop):
+        alert_rule_evaluate(rule=checked, day=dt.date(2024, 1, 14))
+        assert list(AlertEvent.objects.filter(rule=checked).values_list("branch", flat=True)) == ["B"]
+    assert "changed -100.0%" in AlertEvent.objects.get(rule=drop).message
+
+
+def test_freshness_scheduled_fires_when_the_whole_feed_stops() -> None:
+    # Every branch stopped on 10 Jan 2024: counted from the last day with data nothing is missing.
+    from dashboard.tasks import alerts_evaluate_all_task
+
+    rows_publish(
+        datasource="shop", rows=[sale_line(date=dt.date(2024, 1, d), branch=b) for d in range(1, 11) for b in "AB"]
+    )
+    fresh = rule(kind="freshness", params={"days": 3})
+    alerts_evaluate_all_task()  # the hourly schedule
+    assert sorted(AlertEvent.objects.filter(rule=fresh).values_list("branch", flat=True)) == ["A", "B"]
+
+
+def test_a_failed_upload_is_seen_by_the_quality_rule_at_once_even_before_any_data(uploader_api, tasks_inline) -> None:
+    quality = rule(kind="quality", params={"on_failure": True})
+    content = b"Date,Branch,Product line,Quantity,Total\n" + b"".join(
+        b"2024-01-%02d,A,Food,x,10\n" % d for d in range(1, 21)
+    )
+    upload = io.BytesIO(content)
+    upload.name = "broken.csv"
+    assert uploader_api.post("/api/ingest/upload", {"file": upload, "datasource_name": "shop"}).status_code == 202
+    assert IngestionTask.objects.get().status == IngestionTask.Status.FAILED
+    (event,) = AlertEvent.objects.filter(rule=quality)
+    assert event.message.startswith("Upload broken.csv failed:")
+
+
+def test_an_event_links_to_the_dashboard_of_its_scope(admin_user) -> None:
+    rows = [
+        sale_line(date=DAY, product_line="Food & Drinks", branch="A", revenue=10.0),
+        sale_line(date=DAY, product_line="Toys", branch="B", revenue=500.0),
+    ]
+    rows += [sale_line(date=dt.date(2024, 1, d), product_line="Toys", branch="C", revenue=1.0) for d in range(1, 4)]
+    rows_publish(datasource="shop", rows=rows)
+    low = rule(kind="threshold", group_by="product_line", params={"operator": "below", "value": 100, "window_days": 1})
+    fresh = rule(kind="freshness", params={"days": 5})
+    alert_rule_evaluate(rule=low, day=DAY)
+    alert_rule_evaluate(rule=fresh, day=DAY)
+    browser = Client()
+    browser.force_login(admin_user)
+    page = browser.get("/alerts").content.decode()
+    links = {html.unescape(href) for href in re.findall(r'<a href="([^"]+)">Open the dashboard for this scope', page)}
+    by_scope = {("product_line=Food+%26+Drinks" in link, "branch=C" in link): link for link in links}
+    food = by_scope[(True, False)]  # the ampersand was not encoded: the page filtered on "Food "
+    assert kpi_of(browser.get(food).content.decode(), "Revenue") == "10.00"
+    stale_c = by_scope[(False, True)]  # a freshness event names its branch, which the link lost
+    assert kpi_of(browser.get(stale_c).content.decode(), "Revenue") == "3.00"

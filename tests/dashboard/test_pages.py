@@ -1,6 +1,7 @@
 """Every page without JavaScript: plain GETs, numbers that reconcile, exports, failures, scope."""
 
 import csv
+import datetime as dt
 import io
 import re
 
@@ -175,3 +176,53 @@ def test_query_count_is_bounded(path: str, viewer_browser, published, django_ass
     viewer_browser.get(path)  # warm the per-process caches
     with django_assert_max_num_queries(20):
         viewer_browser.get(path)
+
+
+def test_without_javascript_typed_dates_win_over_the_preset_left_selected(viewer_browser, published) -> None:
+    # The form sends the preset still selected ("All data") with the dates typed over the empty
+    # boxes; JavaScript would have switched the preset to "custom".
+    page = viewer_browser.get("/").content.decode()
+    shown = dict(re.findall(r'<input type="hidden" name="(shown_\w+)" value="([^"]*)">', page))
+    assert shown == {"shown_preset": "all", "shown_start": "", "shown_end": ""}
+    typed = viewer_browser.get("/", {**shown, "preset": "all", "start": "2019-01-01", "end": "2019-01-31"})
+    assert kpi(typed.content.decode(), "Revenue") == "116,291.87"
+    # A preset newly chosen wins over the dates the boxes still hold.
+    january = dict(re.findall(r'<input type="hidden" name="(shown_\w+)" value="([^"]*)">', typed.content.decode()))
+    assert january == {"shown_preset": "custom", "shown_start": "2019-01-01", "shown_end": "2019-01-31"}
+    chosen = viewer_browser.get("/", {**january, "preset": "all", "start": "2019-01-01", "end": "2019-01-31"})
+    assert kpi(chosen.content.decode(), "Revenue") == "322,966.75"
+
+
+def test_city_and_gender_filter_the_pages_as_they_filter_the_api(viewer_browser, viewer_api, published) -> None:
+    for query in ({"city": "Yangon"}, {"gender": "Female"}):
+        api = viewer_api.get("/api/metrics/summary", query).json()
+        assert kpi(viewer_browser.get("/", query).content.decode(), "Revenue") == f"{api['total_revenue']:,.2f}"
+
+
+def test_a_scoped_user_s_presets_count_back_from_their_branches_last_day(viewer) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    start = dt.date(2024, 1, 1)
+    rows = [sale_line(date=start + dt.timedelta(days=d), branch="A", revenue=100.0) for d in range(31)]
+    rows += [sale_line(date=start + dt.timedelta(days=d), branch="B", revenue=50.0) for d in range(91)]
+    rows_publish(datasource="shop", rows=rows)
+    user_branch_scope_set(user=viewer, branches=["A"])
+    browser = Client()
+    browser.force_login(viewer)
+    page = browser.get("/", {"datasource": "shop", "preset": "last_7"}).content.decode()
+    assert kpi(page, "Revenue") == "700.00"  # A's 25–31 Jan, as if B's rows did not exist
+    assert "covering 2024-01-01 to 2024-01-31" in page  # the range of the data this user sees
+    assert "2024-03-31" not in page  # B's last day is not shown to an A-only user
+
+
+def test_product_shares_are_of_all_revenue_beyond_the_lines_shown(viewer_browser) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows = [sale_line(date=dt.date(2024, 1, 1), product_line=f"Line {i:02d}", revenue=100.0) for i in range(60)]
+    rows_publish(datasource="sales", rows=rows)
+    page = viewer_browser.get("/products").content.decode()
+    ranking = re.search(r'id="panel-product_ranking">(.*?)</section>', page, re.S).group(1)
+    shares = re.findall(r'<td class="percent">([^<]+)</td></tr>', ranking)
+    assert len(shares) == 50
+    assert set(shares) == {"1.7%"}  # 100 of 6,000, not of the 5,000 shown
+    assert "shares are of all revenue" in ranking
