@@ -33,6 +33,58 @@ CONDITION_DEFAULTS: dict[str, dict] = {
     AlertRule.Kind.FRESHNESS: {"days": 3},
     AlertRule.Kind.QUALITY: {"max_rejected_ratio": 0.05, "on_failure": True, "lookback_days": 7},
 }
+# What each condition parameter may hold: choices, or a number type with its bounds. A rule
+# saved with "Above" (read as below), a window of 0 or a value of "1k" (failing every run,
+# told to nobody) never fired as its author meant.
+PARAM_CHOICES: dict[str, tuple[str, ...]] = {
+    "operator": ("above", "below"),
+    "comparison": ("previous_period", "same_period_last_year"),
+    "direction": ("up", "down", "either"),
+}
+PARAM_NUMBERS: dict[str, tuple[type, float, float]] = {
+    "value": (float, -1e15, 1e15),
+    "percent": (float, 0.0, 1e6),
+    "z_threshold": (float, 0.1, 100.0),
+    "max_rejected_ratio": (float, 0.0, 1.0),
+    "window_days": (int, 1, 366),
+    "weeks": (int, 1, 104),
+    "min_history": (int, 1, 104),
+    "days": (int, 1, 366),
+    "lookback_days": (int, 1, 366),
+}
+
+
+def alert_params_clean(*, kind: str, params: dict) -> dict:
+    """A rule's condition parameters checked and typed; ValueError names the first bad one."""
+    allowed = CONDITION_DEFAULTS[kind]
+    if unknown := sorted(set(params) - set(allowed)):
+        raise ValueError(f"Unknown parameter {unknown[0]!r} for this kind; allowed: {', '.join(allowed)}.")
+    cleaned = {}
+    for name, value in params.items():
+        if name in PARAM_CHOICES:
+            if value not in PARAM_CHOICES[name]:
+                raise ValueError(f"{name} must be one of {', '.join(PARAM_CHOICES[name])} (got {value!r}).")
+            cleaned[name] = value
+        elif name in PARAM_NUMBERS:
+            kind_of, low, high = PARAM_NUMBERS[name]
+            cleaned[name] = _number_param(name, value, kind_of, low, high)
+        elif isinstance(value, bool):
+            cleaned[name] = value
+        else:
+            raise ValueError(f"{name} must be true or false (got {value!r}).")
+    return cleaned
+
+
+def _number_param(name: str, value: object, kind_of: type, low: float, high: float) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number (got {value!r}).")
+    if kind_of is int and value != int(value):
+        raise ValueError(f"{name} must be a whole number (got {value!r}).")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g} (got {value!r}).")
+    return kind_of(value)
+
+
 MAD_FLOOR_SHARE = 0.0675
 
 

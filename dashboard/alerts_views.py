@@ -21,6 +21,7 @@ from dashboard.alerts import (
     alert_event_acknowledge,
     alert_event_resolve,
     alert_events_visible,
+    alert_params_clean,
 )
 from dashboard.models import AlertEvent, AlertRule
 
@@ -151,10 +152,14 @@ class AlertRuleForm(forms.ModelForm):
     def clean_params(self) -> dict:
         value = self.cleaned_data["params"] or {}
         kind = self.cleaned_data.get("kind")
-        if kind and not set(value) <= set(CONDITION_DEFAULTS[kind]):
-            allowed = ", ".join(CONDITION_DEFAULTS[kind])
-            raise forms.ValidationError(f"Unknown parameter for this kind; allowed: {allowed}.")
-        return value
+        if not kind:
+            return value
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Use {"parameter": value, …}.')
+        try:
+            return alert_params_clean(kind=kind, params=value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_notify_emails(self) -> list:
         value = self.cleaned_data["notify_emails"] or []

@@ -71,6 +71,10 @@ def dashboard_page(request: HttpRequest, page_key: str) -> HttpResponse:
         filters = page_filters_parse(request.GET, user=request.user)
     except FilterError as exc:
         context = {"page": page_key, "page_title": PAGES[page_key].title, "filter_error": str(exc)}
+        if request.htmx and request.htmx.target == "panels":
+            # htmx swaps no 4xx answer: the panels would keep numbers the filter bar no longer
+            # describes, with no word why. The error replaces them instead.
+            return render(request, "dashboard/page.html#panels", context)
         return render(request, "dashboard/page.html", context, status=400)
     context = _page_context(request, page_key, filters)
     if request.htmx and request.htmx.target == "panels":

@@ -1,6 +1,7 @@
 """Number formatting for pages: amounts are rounded only here, for display."""
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import template
@@ -12,14 +13,21 @@ def format_value(value: Any, kind: str) -> str:
     if value is None:
         return "—"
     if kind == "currency":
-        return f"{value:,.2f}"
+        return f"{_cents(value):,.2f}"
     if kind == "percent":
         return f"{value * 100:.1f}%"
     if kind == "number":
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+        return f"{value:,.0f}" if float(value).is_integer() else f"{_cents(value):,.2f}"
     if kind == "datetime" and isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
+
+
+def _cents(value: float | int) -> Decimal:
+    """Rounded to the cent half up, from the value to 6 decimals: a sum of 43,731.135 is held as
+    43731.134999… in binary and would show as .13 here while an export (6 decimals, exact) shows
+    .14 once a spreadsheet rounds it."""
+    return Decimal(repr(round(float(value), 6))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 @register.filter

@@ -378,3 +378,40 @@ def test_an_event_links_to_the_dashboard_of_its_scope(admin_user) -> None:
     assert kpi_of(browser.get(food).content.decode(), "Revenue") == "10.00"
     stale_c = by_scope[(False, True)]  # a freshness event names its branch, which the link lost
     assert kpi_of(browser.get(stale_c).content.decode(), "Revenue") == "3.00"
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "error"),
+    [
+        ("threshold", {"operator": "Above", "value": 1000}, "operator must be one of above, below"),
+        ("threshold", {"operator": "below", "value": 1000, "window_days": 0}, "window_days must be between 1"),
+        ("threshold", {"operator": "below", "value": "1k"}, "value must be a number"),
+        ("change", {"direction": "Down", "percent": 10}, "direction must be one of up, down, either"),
+        ("anomaly", {"weeks": 2.5}, "weeks must be a whole number"),
+        ("quality", {"on_failure": "yes"}, "on_failure must be true or false"),
+        ("freshness", {"hours": 3}, "Unknown parameter 'hours'"),
+    ],
+)
+def test_the_rule_editor_refuses_conditions_that_would_invert_or_break_a_rule(admin_user, kind, params, error) -> None:
+    # "Above" was read as below; a window of 0 or a value "1k" failed every evaluation, unseen.
+    browser = Client()
+    browser.force_login(admin_user)
+    response = browser.post(
+        "/alerts/rules/new",
+        {
+            "name": "r",
+            "datasource": "shop",
+            "metric": "revenue",
+            "filters": "{}",
+            "group_by": "",
+            "kind": kind,
+            "params": json.dumps(params),
+            "severity": "warning",
+            "enabled": "on",
+            "notify_emails": "[]",
+            "webhook_url": "",
+        },
+    )
+    assert response.status_code == 200
+    assert error in html.unescape(response.content.decode())
+    assert not AlertRule.objects.exists()

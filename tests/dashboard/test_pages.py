@@ -226,3 +226,28 @@ def test_product_shares_are_of_all_revenue_beyond_the_lines_shown(viewer_browser
     assert len(shares) == 50
     assert set(shares) == {"1.7%"}  # 100 of 6,000, not of the 5,000 shown
     assert "shares are of all revenue" in ranking
+
+
+def test_amounts_show_as_an_export_opened_in_a_spreadsheet_shows_them() -> None:
+    # The real file's Wednesday revenue is exactly 43,731.135: held as 43731.134999… it showed as
+    # .13 on the page while the export (43731.135) reads .14 in a spreadsheet.
+    from dashboard.exports import _cell
+    from dashboard.templatetags.dashboard_format import format_value
+
+    assert _cell(43731.134999999995) == 43731.135
+    for value, shown in [(43731.134999999995, "43,731.14"), (-2.345, "-2.35"), (0.0049, "0.00"), (7.0, "7.00")]:
+        assert format_value(value, "currency") == shown
+
+
+def test_a_bad_filter_from_the_filter_bar_replaces_the_panels_with_the_error(viewer_browser, published) -> None:
+    # htmx swaps no 4xx answer: the panels kept the old numbers under the new, refused dates.
+    response = viewer_browser.get(
+        "/",
+        {"preset": "custom", "start": "2019-03-01", "end": "2019-01-01"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="panels",
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<div id="panels"') and 'role="alert"' in page and "<html" not in page
+    assert "data-kpi" not in page
