@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import QueryDict
 
 from analytics.catalogue import Snapshot, datasource_snapshot
-from analytics.query import Filters, Grain, QueryError
+from analytics.query import Comparison, Filters, Grain, QueryError, comparison_range
 from analytics.runner import data_days_visible
 
 # The API's filter dimensions (analytics.api.FILTER_DIMENSIONS): a link that filters the API
@@ -128,6 +128,9 @@ def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> Pa
         raise FilterError(f"Unknown grain {grain_choice!r}.")
     try:
         Filters(start=start, end=end, include=include)
+        if start is not None and end is not None:
+            # The key figures compare with the period before: refuse here what they cannot.
+            comparison_range(Comparison.PREVIOUS_PERIOD, start, end)
     except QueryError as exc:
         raise FilterError(str(exc)) from None
     return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot, visible_days)

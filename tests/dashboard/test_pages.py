@@ -251,3 +251,10 @@ def test_a_bad_filter_from_the_filter_bar_replaces_the_panels_with_the_error(vie
     assert response.status_code == 200
     assert page.lstrip().startswith('<div id="panels"') and 'role="alert"' in page and "<html" not in page
     assert "data-kpi" not in page
+
+
+def test_a_period_the_key_figures_cannot_compare_is_a_clear_400(viewer_browser, published) -> None:
+    # The previous period of 1990 … 9999 starts before the year 1: the KPI panel failed instead.
+    response = viewer_browser.get("/", {"preset": "custom", "start": "1990-01-01", "end": "9999-12-31"})
+    assert response.status_code == 400
+    assert "before the year 1" in response.content.decode()
