@@ -108,8 +108,15 @@ def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters
     return replace(filters, include={**filters.include, "branch": branches})
 
 
+# Stored columns that are not dimensions: the date (grouped by through a time series' grain) and
+# the measures. Druid keeps only dimensions as columns, so grouping by these answered there 503.
+NOT_DIMENSIONS = frozenset(
+    {"date", "datetime", "quantity", "unit_price", "revenue", "cost", "gross_profit", "tax", "rating"}
+)
+
+
 def dimensions_check(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> None:
-    known = set(snapshot.datasource.columns) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
+    known = (set(snapshot.datasource.columns) - NOT_DIMENSIONS) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
     unknown = (set(spec.dimensions) | filters.dimensions) - known
     if unknown:
         raise QueryError(f"Unknown dimension(s): {', '.join(sorted(unknown))}.")

@@ -189,6 +189,15 @@ def _where(*, filters: Filters, dialect: Dialect, params: list) -> list[str]:
     return clauses
 
 
+# Druid takes a LIMIT up to 2³¹ − 1 (a larger one was a 503); no answer has that many rows, so
+# a larger limit means the same as this one on every engine.
+ENGINE_LIMIT_MAX = 2**31 - 1
+
+
+def _limit(value: int) -> int:
+    return min(int(value), ENGINE_LIMIT_MAX)
+
+
 def _order_and_limit(spec: QuerySpec, group_aliases: list[str], dialect: Dialect) -> str:
     if isinstance(spec, TimeSeries):
         order = [dialect.order_term(quote(alias)) for alias in group_aliases]
@@ -196,13 +205,13 @@ def _order_and_limit(spec: QuerySpec, group_aliases: list[str], dialect: Dialect
     if isinstance(spec, TopN):
         direction = "ASC" if spec.ascending else "DESC"
         ranking = dialect.order_term(quote(spec.metric), direction=direction)
-        return f" ORDER BY {ranking}, {dialect.order_term(quote(spec.dimension))} LIMIT {int(spec.n)}"
+        return f" ORDER BY {ranking}, {dialect.order_term(quote(spec.dimension))} LIMIT {_limit(spec.n)}"
     if isinstance(spec, Breakdown):
         sort = spec.sort or spec.metrics[0]
         direction = "DESC" if spec.descending else "ASC"
         tiebreak = ", ".join(dialect.order_term(quote(alias)) for alias in group_aliases)
         sql = f" ORDER BY {dialect.order_term(quote(sort), direction=direction)}, {tiebreak}"
-        return sql + (f" LIMIT {int(spec.limit)}" if spec.limit else "")
+        return sql + (f" LIMIT {_limit(spec.limit)}" if spec.limit else "")
     if isinstance(spec, Summary):
         return ""
     raise QueryError(f"Unsupported spec {type(spec).__name__}.")

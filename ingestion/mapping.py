@@ -95,6 +95,9 @@ def mapping_derivable(fields: set[str]) -> tuple[str, ...]:
     return tuple(derived)
 
 
+DIMENSION_NAME_MAX = 63
+
+
 def dimension_name_make(column: str, taken: set[str]) -> str:
     """A safe snake_case name for an extra source column, unique among `taken`."""
     text = unicodedata.normalize("NFKD", str(column)).encode("ascii", "ignore").decode().lower()
@@ -103,9 +106,13 @@ def dimension_name_make(column: str, taken: set[str]) -> str:
         text = f"col_{text}"
     if text in RESERVED_NAMES:
         text = f"{text}_extra"
+    # Identifiers are at most 63 characters (PostgreSQL's limit, which the query layer keeps):
+    # a longer one was published, then refused by every query (and by Druid's publish).
+    text = text[:DIMENSION_NAME_MAX].rstrip("_")
     name, counter = text, 2
     while name in taken:
-        name, counter = f"{text}_{counter}", counter + 1
+        suffix = f"_{counter}"
+        name, counter = text[: DIMENSION_NAME_MAX - len(suffix)].rstrip("_") + suffix, counter + 1
     return name
 
 

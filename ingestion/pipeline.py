@@ -22,9 +22,11 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from accounts.selectors import user_allowed_branches
 from analytics.engines import EngineError
+from analytics.models import Datasource
 from analytics.services import PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
@@ -148,10 +150,10 @@ def _publish(
     drift: list[str],
     outcome: "ValidationOutcome",
 ) -> None:
-    progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
     duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
     if duplicate_check is not None:
-        duplicate_check()  # before an engine that loads rows itself (Druid) has loaded them
+        _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
+    progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
     try:
         published = datasource_publish(
             request=PublishRequest(
@@ -190,7 +192,17 @@ def _publish(
     )
 
 
-def _duplicate_refuse(*, task: IngestionTask) -> None:
+def _publishing_claim(*, task: IngestionTask) -> None:
+    """Enter the publishing stage unless this file was published meanwhile or a twin is publishing
+    it: checked and marked under the datasource's lock, so of twins arriving together exactly one
+    publishes. An engine that loads rows before the switch (Druid) would otherwise load both."""
+    with transaction.atomic():
+        Datasource.objects.select_for_update().get(pk=task.datasource_id)
+        _duplicate_refuse(task=task, publishing=True)
+        IngestionTask.objects.filter(pk=task.pk).update(stage=Stage.PUBLISHING)
+
+
+def _duplicate_refuse(*, task: IngestionTask, publishing: bool = False) -> None:
     """The receiving request checked for this file already, but since then another task may have
     published it (two uploads sent at once, or a retry after the same file was sent again)."""
     try:
@@ -199,7 +211,7 @@ def _duplicate_refuse(*, task: IngestionTask) -> None:
             sha256=task.sha256,
             exclude=task.pk,
             in_flight=False,
-            publishing_before=task,
+            publishing=publishing,
             user=task.created_by,
         )
     except IngestionError as exc:

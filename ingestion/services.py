@@ -16,7 +16,6 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -187,11 +186,11 @@ def ingestion_duplicate_find(
     sha256: str,
     in_flight: bool = False,
     exclude: uuid.UUID | None = None,
-    publishing_before: IngestionTask | None = None,
+    publishing: bool = False,
 ) -> IngestionTask | None:
     """The earliest task that published this exact file to the datasource; with `in_flight`,
     also one queued or running (a double-clicked upload would otherwise be loaded twice); with
-    `publishing_before`, also one publishing that was created before that task."""
+    `publishing`, also one running its publishing stage."""
     statuses = [IngestionTask.Status.SUCCEEDED]
     if in_flight:
         statuses += [IngestionTask.Status.QUEUED, IngestionTask.Status.RUNNING]
@@ -204,15 +203,10 @@ def ingestion_duplicate_find(
         datasource__name=datasource_name, upload_id__in=same_file.values("pk")
     ).values_list("upload_id", flat=True)
     earlier = same_file.filter(pk__in=list(published[:1])).first()
-    if earlier is not None or publishing_before is None:
+    if earlier is not None or not publishing:
         return earlier
-    # Twins publishing at once: an engine that loads rows before the switch (Druid) would load
-    # both, so the later-created one gives way. Each saved its stage before looking, so of two
-    # that overlap the later one always sees the earlier.
-    created = publishing_before.created_at
     return (
         same_file.filter(status=IngestionTask.Status.RUNNING, stage=IngestionTask.Stage.PUBLISHING)
-        .filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=publishing_before.pk))
         .order_by("created_at")
         .first()
     )
@@ -224,7 +218,7 @@ def ingestion_duplicate_refuse(
     sha256: str,
     exclude: uuid.UUID | None = None,
     in_flight: bool = True,
-    publishing_before: IngestionTask | None = None,
+    publishing: bool = False,
     user: AbstractBaseUser | None = None,
 ) -> None:
     """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
@@ -237,7 +231,7 @@ def ingestion_duplicate_refuse(
         sha256=sha256,
         in_flight=in_flight,
         exclude=exclude,
-        publishing_before=publishing_before,
+        publishing=publishing,
     )
     if earlier is None:
         return

@@ -367,3 +367,26 @@ def test_a_comparison_runs_the_same_sql_with_shifted_dates(published, engine_cal
     run_query(Summary(datasource="sales", filters=spec.filters, comparison=comparison), user=None)
     assert len(engine_calls) == 2
     assert engine_calls[0] == engine_calls[1]
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "druid"])
+def test_a_limit_beyond_32_bits_is_sent_as_the_largest_every_engine_takes(dialect: str) -> None:
+    # Druid refused LIMIT 2147483648 (a 503) although the API documents limits up to 2⁶³ − 1.
+    from analytics.engines.druid import DruidDialect
+
+    engine_dialect = DuckDBDialect() if dialect == "duckdb" else DruidDialect()
+    for spec in (
+        Breakdown(datasource="sales", by=("branch",), limit=2**63 - 1),
+        TopN(datasource="sales", dimension="branch", n=2**40),
+    ):
+        sql = compile_spec(spec, source=SOURCES["raw"], dialect=engine_dialect, has_invoice_id=True).sql
+        assert sql.endswith(" LIMIT 2147483647"), sql
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("column", ["date", "datetime", "quantity", "unit_price", "revenue"])
+def test_a_stored_measure_or_date_is_not_a_dimension(column: str, tmp_path: Path) -> None:
+    # The embedded engine grouped by them; Druid, which stores only dimensions, answered 503.
+    synthetic_publish(datasource="sales", rows=sales_rows(start=dt.date(2024, 1, 1), days=2), workdir=tmp_path)
+    with pytest.raises(QueryError, match=r"Unknown dimension|not a dimension"):
+        run_query(Breakdown(datasource="sales", by=(column,)), user=None)

@@ -89,12 +89,10 @@ def test_uploads_received_at_the_same_moment_publish_once(uploader_api, real_fil
 def test_a_twin_published_while_this_one_was_publishing_is_refused_in_the_switch(
     uploader_api, real_file: Path, monkeypatch
 ) -> None:
-    # The check before publishing passed; the twin's switch committed before this one's: the
-    # switch itself, under the datasource's lock, must refuse.
-    monkeypatch.setattr(services, "ingestion_duplicate_refuse", lambda **kwargs: None)
-    first = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    # This one entered publishing; a forced twin (which enters without checking) published the
+    # same file before this one's switch: the switch itself, under the datasource's lock, refuses.
     second = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
-    monkeypatch.undo()
+    first = _upload(uploader_api, real_file.read_bytes(), force="true").json()["task_id"]
     real_plan = analytics_services._publish_plan
     twin_runs: list[str] = []
 
@@ -137,23 +135,26 @@ def test_forced_upload_and_its_retry_may_publish_the_same_file_again(
     assert _lines(uploader_api) == 2000
 
 
-def test_of_twins_publishing_at_once_the_later_one_gives_way(uploader_api, real_file: Path, monkeypatch) -> None:
-    # Druid loads rows before the switch: the check inside the switch would come too late.
+@pytest.mark.parametrize("first_to_publish", ["earlier", "later"])
+def test_of_twins_reaching_publishing_together_exactly_one_publishes(
+    uploader_api, real_file: Path, monkeypatch, first_to_publish: str
+) -> None:
+    # Druid loads rows before the switch: the check inside the switch comes too late, and a rule
+    # by creation order let an earlier twin load after a later one had started (both counted).
+    from ingestion.errors import IngestionError
+
     monkeypatch.setattr(services, "ingestion_duplicate_refuse", lambda **kwargs: None)
-    first = IngestionTask.objects.get(pk=_upload(uploader_api, real_file.read_bytes()).json()["task_id"])
-    second = IngestionTask.objects.get(pk=_upload(uploader_api, real_file.read_bytes()).json()["task_id"])
-    publishing = {"status": IngestionTask.Status.RUNNING, "stage": IngestionTask.Stage.PUBLISHING}
-    IngestionTask.objects.filter(pk__in=[first.pk, second.pk]).update(**publishing)
-    found = ingestion_duplicate_find(
-        datasource_name="sales", sha256=first.sha256, exclude=second.pk, publishing_before=second
-    )
-    assert found is not None and found.pk == first.pk
-    assert (
-        ingestion_duplicate_find(
-            datasource_name="sales", sha256=first.sha256, exclude=first.pk, publishing_before=first
-        )
-        is None
-    )
+    earlier = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    later = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    monkeypatch.undo()
+    IngestionTask.objects.filter(pk__in=[earlier, later]).update(status=IngestionTask.Status.RUNNING)
+    winner, loser = (earlier, later) if first_to_publish == "earlier" else (later, earlier)
+    pipeline._publishing_claim(task=IngestionTask.objects.get(pk=winner))
+    assert IngestionTask.objects.get(pk=winner).stage == IngestionTask.Stage.PUBLISHING
+    with pytest.raises(IngestionError, match="already being loaded") as refused:
+        pipeline._publishing_claim(task=IngestionTask.objects.get(pk=loser))
+    assert refused.value.code == "duplicate_upload"
+    assert IngestionTask.objects.get(pk=loser).stage != IngestionTask.Stage.PUBLISHING
 
 
 def test_fix_and_retry_of_a_forced_upload_stays_forced(

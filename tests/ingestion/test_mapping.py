@@ -177,6 +177,15 @@ def test_an_extra_column_never_takes_a_name_the_query_layer_uses(column: str, di
     assert mapping.extras == {dimension: column}
 
 
+def test_a_long_column_name_becomes_a_dimension_name_every_engine_can_query() -> None:
+    # 70 characters were published, then refused by every query (and Druid's publish failed after loading).
+    column = "Promotion campaign identifier for the regional marketing team, v2 final"
+    name = dimension_name_make(column, set())
+    assert len(name) <= 63 and name.startswith("promotion_campaign_identifier")
+    second = dimension_name_make(column, {name})
+    assert len(second) <= 63 and second != name and second.endswith("_2")
+
+
 def test_drift_sentences():
     saved = {"date": "Date", "revenue": "Total", "cost": "cogs", "branch": "Branch"}
     current = {"date": "Date", "revenue": "Sales", "branch": "Branch", "gross_profit": "Profit"}
