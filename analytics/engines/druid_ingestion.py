@@ -87,6 +87,12 @@ NOT_DIMENSIONS = frozenset({"date", "datetime", "hour", "__time", *PARTS})
 Notify = Callable[[str, str], None]
 
 
+# A task that could not lock its time chunks (another upload holds them) is submitted again.
+LOCK_CONFLICT = "Failed to get lock"
+LOCK_RETRIES = 5
+LOCK_RETRY_SECONDS = 2.0
+
+
 def druid_task_id(*, datasource: str, upload_id: uuid.UUID, attempt: int) -> str:
     return f"{TASK_PREFIX}_{datasource}_{uuid.UUID(str(upload_id)).hex}_{attempt}"
 
@@ -115,15 +121,28 @@ def upload_ingest(
         task_id = succeeded[-1]
         notify(task_id, f"Druid task {task_id} had already loaded this upload; checking its rows are queryable.")
     else:
-        if running:
-            task_id = running[-1]
-            notify(task_id, f"Waiting for Druid task {task_id}, which is already loading this upload.")
-        else:
-            task_id = druid_task_id(datasource=datasource, upload_id=request.upload_id, attempt=len(earlier) + 1)
-            uri = _curated_store(storage=storage, request=request, attempt=len(earlier) + 1)
-            _task_submit(ingestion_spec(task_id=task_id, uri=uri, dimensions=dimensions, request=request))
-            notify(task_id, f"Druid task {task_id} submitted; it reads {uri}.")
-        _task_await(task_id=task_id, deadline=deadline, check_cancelled=check_cancelled, notify=notify)
+        for lock_retry in range(LOCK_RETRIES + 1):
+            if running:
+                task_id = running[-1]
+                notify(task_id, f"Waiting for Druid task {task_id}, which is already loading this upload.")
+            else:
+                attempt = len(earlier) + 1
+                task_id = druid_task_id(datasource=datasource, upload_id=request.upload_id, attempt=attempt)
+                uri = _curated_store(storage=storage, request=request, attempt=attempt)
+                _task_submit(ingestion_spec(task_id=task_id, uri=uri, dimensions=dimensions, request=request))
+                notify(task_id, f"Druid task {task_id} submitted; it reads {uri}.")
+            try:
+                _task_await(task_id=task_id, deadline=deadline, check_cancelled=check_cancelled, notify=notify)
+                break
+            except DruidIngestionFailed as exc:
+                # Two uploads loading the same days at once: Druid gives one of them the days'
+                # lock and fails the other, which succeeds once the first is done.
+                if LOCK_CONFLICT not in str(exc) or lock_retry == LOCK_RETRIES or time.monotonic() > deadline:
+                    raise
+                notify(task_id, f"Druid task {task_id} found its days locked by another upload; trying again.")
+                time.sleep(LOCK_RETRY_SECONDS * (lock_retry + 1))
+                earlier = _earlier_attempts(datasource=datasource, upload_id=request.upload_id)
+                running = []
         notify(task_id, f"Druid task {task_id} succeeded; waiting for its segments to be queryable.")
     _queryable_await(task_id=task_id, datasource=datasource, request=request, dimensions=dimensions, deadline=deadline)
     return task_id
