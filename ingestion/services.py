@@ -25,6 +25,7 @@ from analytics.services import datasource_get_or_create
 from ingestion import errors
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
+from ingestion.selectors import ingestion_tasks_visible
 from ingestion.signals import task_failed
 
 logger = logging.getLogger(__name__)
@@ -199,10 +200,8 @@ def ingestion_duplicate_find(
     if earlier is not None:
         return earlier
     # A task whose rows were switched in but which was not marked succeeded yet (it is finishing).
-    published = Segment.objects.filter(
-        datasource__name=datasource_name, upload_id__in=same_file.values("pk")
-    ).values_list("upload_id", flat=True)
-    earlier = same_file.filter(pk__in=list(published[:1])).first()
+    published = Segment.objects.filter(datasource__name=datasource_name).values("upload_id")
+    earlier = same_file.filter(pk__in=published).order_by("created_at").first()
     if earlier is not None or not publishing:
         return earlier
     return (
@@ -224,8 +223,6 @@ def ingestion_duplicate_refuse(
     """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
     (with `in_flight`) is being loaded into it by another task. The other task is named unless
     `user` may not see it (a branch-scoped user sees only their own uploads)."""
-    from ingestion.selectors import ingestion_tasks_visible
-
     earlier = ingestion_duplicate_find(
         datasource_name=datasource_name,
         sha256=sha256,
