@@ -1,10 +1,12 @@
 """Dashboard pages: full pages for plain requests, the panels partial for HTMX swaps."""
 
+import datetime as dt
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import capability_required
@@ -29,8 +31,10 @@ def _filter_options(ctx: PanelContext) -> list[dict]:
             Breakdown(datasource=ctx.datasource, by=(name,), metrics=("lines",), sort=name, descending=False)
         )
         values = [row[name] for row in result.rows if row[name] is not None]
+        selected = ctx.filters.include.get(name, ())
+        # A value chosen on another datasource stays offered (selected) so that it can be cleared.
+        values += [value for value in selected if value not in values]
         if values:
-            selected = set(ctx.filters.include.get(name, ()))
             options.append(
                 {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
             )
@@ -78,8 +82,33 @@ def dashboard_page(request: HttpRequest, page_key: str) -> HttpResponse:
         return render(request, "dashboard/page.html", context, status=400)
     context = _page_context(request, page_key, filters)
     if request.htmx and request.htmx.target == "panels":
-        return render(request, "dashboard/page.html#panels", context)
+        return _panels_answer(request, context, stale=_bar_parts_stale(request.GET, filters))
     return render(request, "dashboard/page.html", context)
+
+
+def _bar_parts_stale(query: QueryDict, filters: PageFilters) -> list[str]:
+    """The parts of the filter bar an HTMX answer makes wrong: HTMX swaps only the panels.
+
+    A preset fills in dates the bar does not show yet; another datasource has other values to
+    offer. A part is swapped only when it changed, so a field being typed in is not replaced.
+    """
+    stale = []
+    if (query.get("start") or "", query.get("end") or "") != (_day(filters.start), _day(filters.end)):
+        stale.append("bar_dates")
+    if query.get("shown_datasource") != filters.datasource:
+        stale += ["bar_options", "bar_actions"]
+    return stale
+
+
+def _day(value: dt.date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _panels_answer(request: HttpRequest, context: dict, *, stale: list[str]) -> HttpResponse:
+    """The panels, followed by the stale parts of the filter bar as out-of-band swaps."""
+    parts = [render_to_string("dashboard/page.html#panels", context, request)]
+    parts += [render_to_string(f"dashboard/page.html#{name}", {**context, "oob": True}, request) for name in stale]
+    return HttpResponse("".join(parts))
 
 
 def _panel_builder(page_key: str, key: str):

@@ -161,3 +161,32 @@ def test_phone_sized_overview_does_not_overflow(phone, viewer, real_data) -> Non
     assert widths["body"] <= widths["viewport"], widths
     assert widths["document"] <= widths["viewport"], widths
     phone.screenshot("overview-phone")
+
+
+def test_the_filter_bar_follows_a_preset_and_a_datasource_it_switches_to(web, page, viewer, real_data) -> None:
+    # htmx swapped only the panels: the date boxes kept the old period and the branch list the
+    # previous datasource's branches (choosing one of those gave zeros).
+    import datetime as dt
+
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="north", rows=[sale_line(date=dt.date(2024, 1, 1), branch="N1", revenue=10.0)])
+    web.login(viewer)
+    web.visit("/")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    page.select_option('#filter-bar select[name="preset"]', "last_7")
+    expect(page.locator('#filter-bar input[name="start"]')).to_have_value("2019-03-24")
+    expect(page.locator('#filter-bar input[name="end"]')).to_have_value("2019-03-30")
+    page.select_option('#filter-bar select[name="datasource"]', "north")
+    options = page.locator('#filter-bar select[name="branch"] option')
+    expect(options).to_have_count(1)
+    expect(options).to_have_text("N1")
+    page.select_option('#filter-bar select[name="preset"]', "all")
+    expect(page.locator('#filter-bar input[name="start"]')).to_have_value("")
+    page.select_option('#filter-bar select[name="branch"]', "N1")
+    expect(page.locator(REVENUE)).to_have_text("10.00")
+    assert page.evaluate("() => window.__sameDocument === true"), "the filter bar reloaded the whole page"
+    expect(page.locator("#filter-bar .filter-actions a", has_text="Reset")).to_have_attribute(
+        "href", "?datasource=north"
+    )
+    web.assert_clean("after switching datasource")

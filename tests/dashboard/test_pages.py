@@ -183,12 +183,17 @@ def test_without_javascript_typed_dates_win_over_the_preset_left_selected(viewer
     # boxes; JavaScript would have switched the preset to "custom".
     page = viewer_browser.get("/").content.decode()
     shown = dict(re.findall(r'<input type="hidden" name="(shown_\w+)" value="([^"]*)">', page))
-    assert shown == {"shown_preset": "all", "shown_start": "", "shown_end": ""}
+    assert shown == {"shown_preset": "all", "shown_start": "", "shown_end": "", "shown_datasource": "sales"}
     typed = viewer_browser.get("/", {**shown, "preset": "all", "start": "2019-01-01", "end": "2019-01-31"})
     assert kpi(typed.content.decode(), "Revenue") == "116,291.87"
     # A preset newly chosen wins over the dates the boxes still hold.
     january = dict(re.findall(r'<input type="hidden" name="(shown_\w+)" value="([^"]*)">', typed.content.decode()))
-    assert january == {"shown_preset": "custom", "shown_start": "2019-01-01", "shown_end": "2019-01-31"}
+    assert january == {
+        "shown_preset": "custom",
+        "shown_start": "2019-01-01",
+        "shown_end": "2019-01-31",
+        "shown_datasource": "sales",
+    }
     chosen = viewer_browser.get("/", {**january, "preset": "all", "start": "2019-01-01", "end": "2019-01-31"})
     assert kpi(chosen.content.decode(), "Revenue") == "322,966.75"
 
@@ -258,3 +263,46 @@ def test_a_period_the_key_figures_cannot_compare_is_a_clear_400(viewer_browser, 
     response = viewer_browser.get("/", {"preset": "custom", "start": "1990-01-01", "end": "9999-12-31"})
     assert response.status_code == 400
     assert "before the year 1" in response.content.decode()
+
+
+def _filter_bar_part(html: str, part: str) -> str | None:
+    """The out-of-band part of the filter bar an HTMX answer carries, or None."""
+    found = re.search(rf'<div id="{part}" class="filter-group" hx-swap-oob="true">(.*?)\n  </div>', html, re.S)
+    return found.group(1) if found else None
+
+
+def _bar_request(client: Client, query: dict) -> str:
+    return client.get("/", query, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="panels").content.decode()
+
+
+def test_a_preset_chosen_in_the_bar_fills_in_the_dates_it_stands_for(viewer_browser, published) -> None:
+    # htmx swapped only the panels: after "Last 7 days" the boxes still showed the old dates.
+    sent = {"datasource": "sales", "shown_datasource": "sales", "preset": "last_7", "shown_preset": "all"}
+    dates = _filter_bar_part(_bar_request(viewer_browser, {**sent, "start": "", "end": ""}), "filter-dates")
+    assert dates is not None
+    assert 'name="start" value="2019-03-24"' in dates and 'name="end" value="2019-03-30"' in dates
+    assert 'name="shown_preset" value="last_7"' in dates
+    # Dates the bar already shows (typed ones, say) are not swapped under the user's cursor.
+    typed = {**sent, "preset": "custom", "start": "2019-01-01", "end": "2019-01-31"}
+    answer = _bar_request(viewer_browser, typed)
+    assert kpi(answer, "Revenue") == "116,291.87"
+    assert "filter-dates" not in answer and "filter-options" not in answer
+
+
+def test_another_datasource_chosen_in_the_bar_offers_its_own_values(viewer_browser, published) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="north", rows=[sale_line(date=dt.date(2024, 1, 1), branch="N1", revenue=10.0)])
+    # Branch A was chosen on "sales"; the bar now switches to "north", which has no branch A.
+    sent = {"datasource": "north", "shown_datasource": "sales", "branch": "A", "start": "", "end": ""}
+    answer = _bar_request(viewer_browser, sent)
+    options = _filter_bar_part(answer, "filter-options")
+    assert options is not None
+    branches = re.search(r'<select name="branch"[^>]*>(.*?)</select>', options, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)"', branches) == ["N1", "A"]
+    assert '<option value="A" selected>' in branches  # still applied, so offered to be cleared
+    assert 'name="shown_datasource" value="north"' in options
+    assert 'href="?datasource=north"' in answer  # the bar's Reset link follows it too
+    # The same datasource again: the values offered stay as the user left them.
+    same = _bar_request(viewer_browser, {**sent, "shown_datasource": "north"})
+    assert _filter_bar_part(same, "filter-options") is None
