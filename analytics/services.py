@@ -69,10 +69,10 @@ def datasource_publish(
 ) -> PublishOutcome:
     """Switch the upload's rows in atomically: readers see the old version or the new one, never a mix.
 
-    An engine that loads rows itself (Druid) does so first; the catalogue switches only once the
-    rows are queryable there. `check_cancelled` raises to stop that load; `on_engine_progress`
-    hears the engine's task id and progress. Safe to call twice for the same upload: the second
-    call changes nothing.
+    An engine that loads rows itself (Druid) does so after the plan and before the switch; the
+    catalogue switches only once the rows are queryable there. `check_cancelled` raises to stop
+    that load; `on_engine_progress` hears the engine's task id and progress. Safe to call twice
+    for the same upload: the second call changes nothing.
     """
     datasource = datasource_get_or_create(name=request.datasource_name)
     engine = get_engine()
@@ -81,12 +81,14 @@ def datasource_publish(
         published = _published_version(datasource=datasource, upload_id=request.upload_id)
         if published is not None:
             return PublishOutcome(data_version=published, already_published=True, engine_task_id=engine_task_id)
-        # Idempotent: a second call (after a conflict, or a retried task) finds its earlier load.
-        engine_task_id = engine.publish(
-            request=request, check_cancelled=check_cancelled, on_progress=on_engine_progress
-        )
         with tempfile.TemporaryDirectory(prefix="publish-") as workdir:
+            # Planned first: whatever can fail (storing files, building the version's facts) fails
+            # before an engine that loads rows itself (Druid) has loaded rows it would count.
             plan = _publish_plan(datasource=datasource, request=request, workdir=Path(workdir))
+            # Idempotent: a second call (after a conflict, or a retried task) finds its earlier load.
+            engine_task_id = engine.publish(
+                request=request, check_cancelled=check_cancelled, on_progress=on_engine_progress
+            )
             try:
                 version = _switch_version(datasource=datasource, request=request, plan=plan)
             except PublishConflict:

@@ -170,3 +170,27 @@ def test_local_storage_is_refused_naming_s3_bucket(druid_engine, settings, tmp_p
     assert refused.value.code == "druid_needs_s3"
     assert "set S3_BUCKET" in refused.value.detail
     assert settings.S3_BUCKET  # the run has S3; only this test's storage is local
+
+
+@pytest.mark.django_db
+def test_a_publish_failing_before_its_switch_never_reaches_druid(druid_engine, druid_names, monkeypatch):
+    """Building the version's facts failed (a full disk, say): Druid must not have loaded the rows,
+    which it would count while the catalogue never switched them in."""
+    from analytics import services as analytics_services
+
+    datasource = druid_names("unplanned")
+    rows = sales_rows(start=dt.date(2024, 3, 1), days=5)
+
+    def disk_full(**kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(analytics_services, "version_facts_build", disk_full)
+    with tempfile.TemporaryDirectory() as workdir:
+        request = publish_request(datasource=datasource, rows=rows, workdir=Path(workdir))
+        with pytest.raises(OSError, match="No space left"):
+            datasource_publish(request=request)
+
+    task_id = druid_task_id(datasource=datasource, upload_id=request.upload_id, attempt=1)
+    response = druid_module.druid_call("GET", f"/druid/indexer/v1/task/{task_id}/status")
+    assert response.status_code == 404, f"Druid ran {task_id}: {response.text}"
+    nothing_published(datasource)
