@@ -33,10 +33,15 @@ def segment_local_path(*, segment: Segment | Rollup) -> Path:
     return storage_local_path(key=segment.path)
 
 
+def local_copies_dir() -> Path:
+    """Where files stored elsewhere (S3) are copied for reading; analytics.housekeeping prunes it."""
+    return Path(settings.VAR_DIR) / "engine" / "files"
+
+
 def storage_local_path(*, key: str) -> Path:
     if isinstance(default_storage, FileSystemStorage):
         return Path(default_storage.path(key))
-    local = Path(settings.VAR_DIR) / "engine" / "files" / key
+    local = local_copies_dir() / key
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)
         partial = local.with_suffix(f".{uuid.uuid4().hex}.part")

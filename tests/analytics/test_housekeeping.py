@@ -1,0 +1,93 @@
+"""The files sweep: what no data version needs goes, once older than the grace period; what a
+version reads, the history of retired segments, raw files and unknown folders stay."""
+
+import datetime as dt
+import io
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.management import call_command
+from django.utils import timezone
+
+from analytics.housekeeping import files_sweep
+from analytics.models import Rollup, Segment
+from analytics.segments import local_copies_dir
+from tests.analytics.publishing import rows_totals, sales_rows, synthetic_publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Its own name per run: under S3 the bucket outlives the test database, so files of earlier runs
+# (orphans by now) would be counted.
+DATASOURCE = f"swept_{uuid.uuid4().hex[:12]}"
+HOUR = dt.timedelta(hours=1)
+
+
+def _summary(client) -> dict:
+    response = client.get("/api/metrics/summary", {"datasource": DATASOURCE})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _local_copy(key: str) -> Path:
+    return local_copies_dir() / key
+
+
+def _stored(key: str) -> bool:
+    return default_storage.exists(key)
+
+
+def test_the_sweep_deletes_what_no_version_needs_and_keeps_what_one_reads(viewer_api, tmp_path: Path) -> None:
+    first = sales_rows(start=dt.date(2024, 1, 1), days=5, seed=1)
+    second = sales_rows(start=dt.date(2024, 1, 6), days=5, seed=2)
+    fix = sales_rows(start=dt.date(2024, 1, 3), days=2, seed=3)
+    for rows, replace in ((first, False), (second, False), (fix, True)):
+        synthetic_publish(datasource=DATASOURCE, rows=rows, workdir=tmp_path, replace=replace)
+        _summary(viewer_api)  # each version read once: with S3 storage, local copies of its files
+    superseded = list(Rollup.objects.filter(datasource__name=DATASOURCE, version__lt=3).values_list("path", flat=True))
+    current = list(Rollup.objects.filter(datasource__name=DATASOURCE, version=3).values_list("path", flat=True))
+    retired = list(Segment.objects.filter(datasource__name=DATASOURCE, active=False).values_list("path", flat=True))
+    assert superseded and current and retired
+    copied = [key for key in [*superseded, *retired] if _local_copy(key).exists()]
+    current_copied = [key for key in current if _local_copy(key).exists()]
+    orphan = default_storage.save(f"curated/{DATASOURCE}/refused-upload/rows.parquet", ContentFile(b"PAR1"))
+    unknown = default_storage.save("curated/another-deployment/rows.parquet", ContentFile(b"PAR1"))
+    raw = default_storage.save(f"raw/{DATASOURCE}/2024/01/upload/sales.csv", ContentFile(b"Date,Total\n"))
+
+    within_grace = files_sweep(grace=HOUR)
+    assert (within_grace.rollups_deleted, within_grace.orphans_deleted, within_grace.local_copies_deleted) == (0, 0, 0)
+    assert all(_stored(key) for key in [*superseded, orphan])
+
+    outcome = files_sweep(grace=HOUR, now=timezone.now() + 2 * HOUR)
+
+    assert outcome.rollups_deleted == len(superseded)
+    assert outcome.orphans_deleted == 1
+    assert not any(_stored(key) for key in [*superseded, orphan])
+    assert not Rollup.objects.filter(datasource__name=DATASOURCE, version__lt=3).exists()
+    assert all(_stored(key) for key in [*current, *retired, unknown, raw])  # retired segments are history
+    if not isinstance(default_storage, FileSystemStorage):
+        assert set(retired) <= set(copied) and set(copied) & set(superseded)  # the reads made copies
+        assert outcome.local_copies_deleted == len(retired)  # the rollups' copies went with them
+        assert not any(_local_copy(key).exists() for key in copied)
+        assert current_copied and all(_local_copy(key).exists() for key in current_copied)
+    expected = rows_totals([row for row in first if row["date"] not in {r["date"] for r in fix}] + second + fix)
+    summary = _summary(viewer_api)
+    assert summary["lines"] == expected["lines"]
+    assert summary["total_revenue"] == pytest.approx(expected["revenue"], abs=0.005)
+    default_storage.delete(unknown)
+    default_storage.delete(raw)
+
+
+def test_the_sweep_command_reports_what_it_deleted(tmp_path: Path) -> None:
+    rows = sales_rows(start=dt.date(2024, 1, 1), days=2)
+    synthetic_publish(datasource=DATASOURCE, rows=rows, workdir=tmp_path)
+    synthetic_publish(datasource=DATASOURCE, rows=sales_rows(start=dt.date(2024, 1, 3), days=2), workdir=tmp_path)
+    superseded = Rollup.objects.filter(datasource__name=DATASOURCE, version=1).count()
+    out = io.StringIO()
+    call_command("files_sweep", "--grace-hours", "24", stdout=out)
+    assert out.getvalue().startswith("0 superseded rollup(s)")
+    # The second version's rollups were made just now: with no grace the first version's go.
+    call_command("files_sweep", "--grace-hours", "0", stdout=out)
+    assert f"{superseded} superseded rollup(s)" in out.getvalue().splitlines()[-1]
