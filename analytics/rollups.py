@@ -7,6 +7,7 @@ cells, which is what `invoice_constant_dimensions` records (see analytics.routin
 """
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,7 +132,8 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
         for name, dimensions in sorted(wanted, key=lambda item: -len(item[1])):
             finer = _finer_rollup(list(built.values()), dimensions, constant if has_invoice_id else None)
             if finer is not None:
-                built[name] = _rollup_sum(con, [finer.local_path], finer.dimensions, name, dimensions, workdir)
+                finer_cells = _raw_table([str(finer.local_path)])
+                built[name] = _rollup_sum(con, finer_cells, finer.dimensions, name, dimensions, workdir)
             else:
                 built[name] = _rollup_build(con, table, name, dimensions, has_invoice_id, columns, workdir)
         rollups = [built[name] for name, _ in wanted]
@@ -141,7 +143,12 @@ def version_facts_build(*, segment_paths: list[Path], workdir: Path) -> VersionF
 
 
 def version_facts_append(
-    *, previous: VersionFacts, previous_paths: list[Path], added_path: Path, workdir: Path
+    *,
+    previous: VersionFacts,
+    previous_paths: list[Path],
+    added_path: Path,
+    workdir: Path,
+    replaced_days: tuple[dt.date, dt.date] | None = None,
 ) -> VersionFacts | None:
     """The facts of `previous` (the version of `previous_paths`) with the rows of `added_path`
     appended, from its rollups and the added rows alone: publishing a day's file to a datasource of
@@ -150,6 +157,12 @@ def version_facts_append(
     Cells add up exactly, the distinct invoice count too when no invoice has lines on both
     sides (checked: an invoice id of the added rows among the previous ones means None), and a
     dimension is then constant within every invoice when it is on each side.
+
+    `replaced_days`: a replace's first and last day. Every row of those days is swapped, so the
+    previous cells of those days are dropped (rollups group by day: exactly those rows' cells),
+    and `previous_paths` are the rows kept. A dimension constant within every invoice of the
+    previous version still is within the rows kept; one that varied only in the swapped rows is
+    still taken as varying (queries then read finer data, never a wrong count).
     """
     if not previous.rollups or not previous_paths:
         return None
@@ -172,7 +185,7 @@ def version_facts_append(
         rollups = [
             _rollup_sum(
                 con,
-                [previous_by_name[rollup.name].local_path, rollup.local_path],
+                _cells_kept_and_added(previous_by_name[rollup.name].local_path, rollup.local_path, replaced_days),
                 rollup.dimensions,
                 rollup.name,
                 rollup.dimensions,
@@ -184,6 +197,17 @@ def version_facts_append(
     constant = [name for name in previous.invoice_constant_dimensions if name in added.invoice_constant_dimensions]
     return VersionFacts(
         columns=columns, has_invoice_id=added.has_invoice_id, invoice_constant_dimensions=constant, rollups=rollups
+    )
+
+
+def _cells_kept_and_added(previous: Path, added: Path, replaced_days: tuple[dt.date, dt.date] | None) -> str:
+    """The previous rollup's cells (without those of replaced days) and the added rows' cells, as one table."""
+    if replaced_days is None:
+        return _raw_table([str(previous), str(added)])
+    start, end = (day.isoformat() for day in replaced_days)
+    return (
+        f"(SELECT * FROM {_raw_table([str(previous)])} WHERE date < DATE '{start}' OR date > DATE '{end}' "  # noqa: S608
+        f"UNION ALL BY NAME SELECT * FROM {_raw_table([str(added)])})"
     )
 
 
@@ -224,14 +248,14 @@ def _finer_rollup(
 
 def _rollup_sum(
     con: duckdb.DuckDBPyConnection,
-    sources: list[Path],
+    source: str,
     source_dimensions: tuple[str, ...],
     name: str,
     dimensions: tuple[str, ...],
     workdir: Path,
 ) -> BuiltRollup:
-    """A rollup summed from built ones (one schema): a finer one, or the same one of two sets of rows."""
-    source = _raw_table([str(path) for path in sources])
+    """A rollup summed from the cells of built ones (`source`, a table of one schema): a finer one,
+    or the same one of two sets of rows."""
     keys = [quote(key) for key in ("date", *dimensions)]
     # Each part keeps the type the rows gave it, so every rollup of a version has one schema.
     parts = [

@@ -141,9 +141,7 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         if remainder is not None:
             remainders.append(remainder[0])
             local_paths.append(remainder[1])
-    facts = (
-        None if replaced else _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir)
-    )
+    facts = _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir)
     if facts is None:
         facts = version_facts_build(segment_paths=[*local_paths, request.curated_path], workdir=workdir / "rollups")
     rollup_keys = {
@@ -167,13 +165,15 @@ def _facts_appended(
     *, base: Datasource, previous_paths: list[Path], request: PublishRequest, workdir: Path
 ) -> VersionFacts | None:
     """The new version's facts from the previous version's and the added rows', or None: then
-    they are built from every row, which needs none of the previous version's rollup files."""
+    they are built from every row, which needs none of the previous version's rollup files.
+    `previous_paths`: the rows the new version keeps (for a replace, without the upload's days)."""
     try:
         return version_facts_append(
             previous=_version_facts(base),
             previous_paths=previous_paths,
             added_path=request.curated_path,
             workdir=workdir / "rollups",
+            replaced_days=(request.interval_start, request.interval_end) if request.replace else None,
         )
     except Exception:
         # Building from every row is always exact: a previous rollup file that cannot be read

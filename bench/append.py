@@ -8,6 +8,9 @@
 2. Appends `--days` daily files of `--daily-rows` lines, one per day after the data's last day,
    each with its own invoice ids, through `manage.py ingest` (read, map, validate, publish), and
    reads each task's publishing stage: new rollups are the previous version's plus the day's.
+   Then sends the last day's file again, corrected (other lines), with `--mode replace`: its rows
+   replace that day's, and the new rollups are the previous version's without that day, plus
+   the corrected file's.
 3. Baseline, same run: the facts of the final version (rollups, invoice-constant dimensions)
    built from every row, which is what each publish cost before appends reused the previous
    version's rollups; and the same facts as the appends left them, compared equal.
@@ -58,14 +61,14 @@ def frame_totals(frames: list[pl.DataFrame]) -> Totals:
     )
 
 
-def file_ingest(frame: pl.DataFrame, path: Path) -> dict[str, float]:
+def file_ingest(frame: pl.DataFrame, path: Path, *, mode: str = "append") -> dict[str, float]:
     """`manage.py ingest` of the frame written as CSV; the task's seconds per stage."""
     from django.core.management import call_command
 
     from ingestion.models import IngestionTask
 
     frame.write_csv(path)
-    call_command("ingest", str(path), datasource=DATASOURCE, stdout=io.StringIO(), stderr=io.StringIO())
+    call_command("ingest", str(path), datasource=DATASOURCE, mode=mode, stdout=io.StringIO(), stderr=io.StringIO())
     task = IngestionTask.objects.latest("created_at")
     if task.status != IngestionTask.Status.SUCCEEDED:
         raise SystemExit(f"{path.name}: task {task.status}: {task.message}")
@@ -132,6 +135,7 @@ def report(
     options: argparse.Namespace,
     base_stages: dict[str, float],
     appends: list[tuple[dt.date, dict[str, float]]],
+    replaced: tuple[dt.date, dict[str, float]],
     rebuild_seconds: float,
     problems: list[str],
     expected: Totals,
@@ -146,6 +150,12 @@ def report(
             f"  publishing {day}'s file            {publishing:6.2f} s   "
             f"({rebuild_seconds / publishing:5.1f}× faster than building from every row)"
         )
+    day, stages = replaced
+    publishing = stages.get("publishing", 0)
+    print(
+        f"  replacing {day}'s file (corrected)  {publishing:6.2f} s   "
+        f"({rebuild_seconds / publishing:5.1f}× faster than building from every row)"
+    )
     print(f"  baseline: facts built from every row  {rebuild_seconds:6.2f} s")
     print(f"  facts left by the appends equal the rebuilt ones: {'; '.join(problems) or 'yes'}")
     print(f"  totals served {served}\n  from the files {expected}")
@@ -179,8 +189,12 @@ def main() -> None:
             frame = daily_frame(day=day, rows=options.daily_rows, seed=options.seed + number)
             appends.append((day, file_ingest(frame, workdir / f"day-{number}.csv")))
             frames.append(frame)
+        corrected = daily_frame(day=day, rows=options.daily_rows, seed=options.seed + options.days + 1)
+        corrected = corrected.with_columns((pl.col("Invoice ID") + "-fix").alias("Invoice ID"))
+        replaced = (day, file_ingest(corrected, workdir / "day-corrected.csv", mode="replace"))
+        frames[-1] = corrected
         rebuild_seconds, rebuilt = facts_rebuild(workdir / "rebuild")
-        report(options, base_stages, appends, rebuild_seconds, facts_match(rebuilt), frame_totals(frames))
+        report(options, base_stages, appends, replaced, rebuild_seconds, facts_match(rebuilt), frame_totals(frames))
     finally:
         if options.keep:
             print(f"kept {workdir}")

@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 
 from analytics import rollups, services
 from analytics.models import Rollup
-from analytics.query import Breakdown, Summary
+from analytics.query import Breakdown, Filters, Summary
 from analytics.runner import run_query
 from tests.analytics.publishing import sales_rows, synthetic_publish
 
@@ -23,10 +23,8 @@ def _transactions_by_branch(rows: list[dict]) -> dict[str, int]:
     return {branch: len(ids) for branch, ids in invoices.items()}
 
 
-def test_an_append_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -> None:
-    january = sales_rows(start=dt.date(2024, 1, 1), days=31, seed=1)
-    february = sales_rows(start=dt.date(2024, 2, 1), days=29, seed=2)
-    synthetic_publish(datasource="shop", rows=january, workdir=tmp_path)
+def _facts_builds_spied(monkeypatch) -> list[list[Path]]:
+    """The rows each build of a version's facts reads, from now on."""
     built_from: list[list[Path]] = []
     build = rollups.version_facts_build
 
@@ -36,6 +34,14 @@ def test_an_append_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -
 
     for module in (rollups, services):  # services calls it for a full rebuild
         monkeypatch.setattr(module, "version_facts_build", spy)
+    return built_from
+
+
+def test_an_append_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -> None:
+    january = sales_rows(start=dt.date(2024, 1, 1), days=31, seed=1)
+    february = sales_rows(start=dt.date(2024, 2, 1), days=29, seed=2)
+    synthetic_publish(datasource="shop", rows=january, workdir=tmp_path)
+    built_from = _facts_builds_spied(monkeypatch)
 
     synthetic_publish(datasource="shop", rows=february, workdir=tmp_path)
 
@@ -88,3 +94,32 @@ def test_a_lost_rollup_file_of_the_previous_version_does_not_fail_an_append(tmp_
     by_branch = run_query(Breakdown(datasource="lost", by=("branch",), metrics=("transactions",)), user=None)
     assert by_branch.source != "raw"
     assert {row["branch"]: row["transactions"] for row in by_branch.rows} == _transactions_by_branch(rows)
+
+
+def test_a_replace_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -> None:
+    # Correcting a week of a quarter used to rebuild the version's facts from every row.
+    quarter = sales_rows(start=dt.date(2024, 1, 1), days=91, seed=6)
+    week = sales_rows(start=dt.date(2024, 2, 5), days=7, per_day=5, seed=7)
+    synthetic_publish(datasource="fixed", rows=quarter, workdir=tmp_path)
+    built_from = _facts_builds_spied(monkeypatch)
+
+    synthetic_publish(datasource="fixed", rows=week, workdir=tmp_path, replace=True)
+
+    assert len(built_from) == 1 and len(built_from[0]) == 1, "only the added rows are aggregated"
+    days = {row["date"] for row in week}
+    rows = [row for row in quarter if not min(days) <= row["date"] <= max(days)] + week
+    summary = run_query(Summary(datasource="fixed", metrics=("revenue", "transactions", "lines")), user=None)
+    assert summary.source != "raw"
+    assert summary.first["transactions"] == len({row["invoice_id"] for row in rows})
+    assert summary.first["lines"] == len(rows)
+    assert summary.first["revenue"] == pytest.approx(sum(row["revenue"] for row in rows), abs=0.005)
+    breakdown = run_query(Breakdown(datasource="fixed", by=("branch",), metrics=("transactions",)), user=None)
+    assert breakdown.source != "raw"
+    assert {row["branch"]: row["transactions"] for row in breakdown.rows} == _transactions_by_branch(rows)
+    february = run_query(
+        Summary(
+            datasource="fixed", metrics=("lines",), filters=Filters(start=dt.date(2024, 2, 1), end=dt.date(2024, 2, 29))
+        ),
+        user=None,
+    )
+    assert february.first["lines"] == sum(1 for row in rows if row["date"].month == 2)

@@ -117,10 +117,11 @@ def _rollup_frames(facts: rollups.VersionFacts) -> dict[str, pl.DataFrame]:
     return {rollup.name: pl.read_parquet(rollup.local_path) for rollup in facts.rollups}
 
 
-def _facts_equal(got: rollups.VersionFacts, expected: rollups.VersionFacts) -> None:
+def _facts_equal(got: rollups.VersionFacts, expected: rollups.VersionFacts, *, constant_exact: bool = True) -> None:
     assert got.columns == expected.columns
     assert got.has_invoice_id == expected.has_invoice_id
-    assert got.invoice_constant_dimensions == expected.invoice_constant_dimensions
+    if constant_exact:
+        assert got.invoice_constant_dimensions == expected.invoice_constant_dimensions
     assert [(r.name, r.dimensions, r.rows) for r in got.rollups] == [
         (r.name, r.dimensions, r.rows) for r in expected.rollups
     ]
@@ -131,17 +132,22 @@ def _facts_equal(got: rollups.VersionFacts, expected: rollups.VersionFacts) -> N
         assert_frame_equal(frame, wanted, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
 
 
+def _invoice_ids(rows: list[dict]) -> set[str]:
+    return {row["invoice_id"] for row in rows if row["invoice_id"] is not None}
+
+
+def _timed(rows: list[dict]) -> bool:
+    return any(row["datetime"] is not None for row in rows)
+
+
+def _kinds_differ(first: list[dict], second: list[dict]) -> bool:
+    """Rollups of another kind: invoice ids or times of day on one side only."""
+    return bool(_invoice_ids(first)) != bool(_invoice_ids(second)) or _timed(first) != _timed(second)
+
+
 def _append_not_exact(first: list[dict], second: list[dict]) -> bool:
-    """What version_facts_append must refuse: an invoice on both sides, or sides whose rollups differ
-    in kind (invoice ids or times of day on one side only)."""
-
-    def ids(rows: list[dict]) -> set[str]:
-        return {row["invoice_id"] for row in rows if row["invoice_id"] is not None}
-
-    def timed(rows: list[dict]) -> bool:
-        return any(row["datetime"] is not None for row in rows)
-
-    return bool(ids(first) & ids(second)) or bool(ids(first)) != bool(ids(second)) or timed(first) != timed(second)
+    """What version_facts_append must refuse: an invoice on both sides, or rollups of another kind."""
+    return bool(_invoice_ids(first) & _invoice_ids(second)) or _kinds_differ(first, second)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -167,6 +173,43 @@ def test_appended_facts_equal_facts_built_from_every_row(tmp_path_factory, rows,
     assert (appended is None) == _append_not_exact(first, second)
     if appended is not None:
         _facts_equal(appended, rollups.version_facts_build(segment_paths=paths, workdir=workdir / "full"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=sales_rows(), cut=st.integers(1, 39))
+def test_replaced_facts_equal_facts_built_from_the_rows_kept_and_added(tmp_path_factory, rows, cut) -> None:
+    # A replace swaps every row dated from the upload's first to its last day.
+    cut = min(cut, len(rows) - 1)
+    if cut < 1:
+        return  # one row: nothing to replace
+    previous_rows, added = rows[:cut], rows[cut:]
+    days = (min(row["date"] for row in added), max(row["date"] for row in added))
+    kept = [row for row in previous_rows if not days[0] <= row["date"] <= days[1]]
+    workdir = tmp_path_factory.mktemp("replace")
+    paths = {name: workdir / f"{name}.parquet" for name in ("previous", "kept", "added")}
+    for name, part in (("previous", previous_rows), ("kept", kept), ("added", added)):
+        sales_frame(part).write_parquet(paths[name])
+    previous = rollups.version_facts_build(segment_paths=[paths["previous"]], workdir=workdir / "previous")
+
+    replaced = rollups.version_facts_append(
+        previous=previous,
+        previous_paths=[paths["kept"]] if kept else [],
+        added_path=paths["added"],
+        workdir=workdir / "replaced",
+        replaced_days=days,
+    )
+
+    event("refused" if replaced is None else "replaced")
+    # Refused when no row is kept (nothing to add to), an invoice is on both sides of the rows
+    # kept, or the previous version's rollups (of all its rows) are of another kind.
+    refused = not kept or bool(_invoice_ids(kept) & _invoice_ids(added)) or _kinds_differ(previous_rows, added)
+    assert (replaced is None) == refused
+    if replaced is not None:
+        built = rollups.version_facts_build(segment_paths=[paths["kept"], paths["added"]], workdir=workdir / "full")
+        # Constant within every invoice of the previous rows means constant within the rows kept;
+        # a dimension that varied only in swapped rows is still taken as varying (never too many).
+        assert set(replaced.invoice_constant_dimensions) <= set(built.invoice_constant_dimensions)
+        _facts_equal(replaced, built, constant_exact=False)
 
 
 def test_an_invoice_on_both_sides_is_not_appended(tmp_path: Path) -> None:
