@@ -23,6 +23,18 @@ def _transactions_by_branch(rows: list[dict]) -> dict[str, int]:
     return {branch: len(ids) for branch, ids in invoices.items()}
 
 
+def _rollups_answer_as_the_rows(datasource: str, rows: list[dict]) -> None:
+    """Totals and per-branch transactions, answered from rollups, equal those of `rows`."""
+    summary = run_query(Summary(datasource=datasource, metrics=("revenue", "transactions", "lines")), user=None)
+    assert summary.source != "raw"
+    assert summary.first["transactions"] == len({row["invoice_id"] for row in rows})
+    assert summary.first["lines"] == len(rows)
+    assert summary.first["revenue"] == pytest.approx(sum(row["revenue"] for row in rows), abs=0.005)
+    breakdown = run_query(Breakdown(datasource=datasource, by=("branch",), metrics=("transactions",)), user=None)
+    assert breakdown.source != "raw"
+    assert {row["branch"]: row["transactions"] for row in breakdown.rows} == _transactions_by_branch(rows)
+
+
 def _facts_builds_spied(monkeypatch) -> list[list[Path]]:
     """The rows each build of a version's facts reads, from now on."""
     built_from: list[list[Path]] = []
@@ -48,14 +60,7 @@ def test_an_append_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -
     assert len(built_from) == 1 and len(built_from[0]) == 1, "only the added rows are aggregated"
     assert "curated-" in built_from[0][0].name
     rows = january + february
-    summary = run_query(Summary(datasource="shop", metrics=("revenue", "transactions", "lines")), user=None)
-    assert summary.source != "raw"
-    assert summary.first["transactions"] == len({row["invoice_id"] for row in rows})
-    assert summary.first["lines"] == len(rows)
-    assert summary.first["revenue"] == pytest.approx(sum(row["revenue"] for row in rows), abs=0.005)
-    breakdown = run_query(Breakdown(datasource="shop", by=("branch",), metrics=("transactions",)), user=None)
-    assert breakdown.source != "raw"
-    assert {row["branch"]: row["transactions"] for row in breakdown.rows} == _transactions_by_branch(rows)
+    _rollups_answer_as_the_rows("shop", rows)
 
 
 def test_an_invoice_split_across_uploads_is_counted_once(tmp_path: Path, monkeypatch) -> None:
@@ -108,14 +113,7 @@ def test_a_replace_aggregates_only_the_added_rows(tmp_path: Path, monkeypatch) -
     assert len(built_from) == 1 and len(built_from[0]) == 1, "only the added rows are aggregated"
     days = {row["date"] for row in week}
     rows = [row for row in quarter if not min(days) <= row["date"] <= max(days)] + week
-    summary = run_query(Summary(datasource="fixed", metrics=("revenue", "transactions", "lines")), user=None)
-    assert summary.source != "raw"
-    assert summary.first["transactions"] == len({row["invoice_id"] for row in rows})
-    assert summary.first["lines"] == len(rows)
-    assert summary.first["revenue"] == pytest.approx(sum(row["revenue"] for row in rows), abs=0.005)
-    breakdown = run_query(Breakdown(datasource="fixed", by=("branch",), metrics=("transactions",)), user=None)
-    assert breakdown.source != "raw"
-    assert {row["branch"]: row["transactions"] for row in breakdown.rows} == _transactions_by_branch(rows)
+    _rollups_answer_as_the_rows("fixed", rows)
     february = run_query(
         Summary(
             datasource="fixed", metrics=("lines",), filters=Filters(start=dt.date(2024, 2, 1), end=dt.date(2024, 2, 29))
