@@ -25,7 +25,11 @@ PYTHON_ENVIRON_READ = re.compile(
 # `NAME=value`, commented out or not; prose comments never start with `NAME=`.
 ENV_EXAMPLE_ENTRY = re.compile(r"^(?:#\s?)?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 
-DRUID_IMAGE = "apache/druid:37.0.0"
+# The release the tests run against (make services builds it from Maven Central's jars).
+DRUID_VERSION = re.search(
+    r"<druid.version>([^<]+)</druid.version>", (ROOT / "services" / "druid" / "pom.xml").read_text()
+).group(1)
+DRUID_IMAGE = f"apache/druid:{DRUID_VERSION}"
 DRUID_PROCESSES = {"coordinator", "broker", "historical", "middleManager", "router"}
 AWS_REGION_PROPERTY = "-Daws.region=us-east-1"
 SECRET_VARIABLES = ("SECRET_KEY", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
