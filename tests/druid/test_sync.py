@@ -1,0 +1,93 @@
+"""Druid's rows against the catalogue's, on the real Druid: found apart, then made equal."""
+
+import datetime as dt
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from analytics.engines import get_engine
+from analytics.engines.druid_sync import druid_reconcile, druid_sync
+from analytics.query import Summary
+from analytics.runner import run_query
+from tests.analytics.publishing import publish_request, rows_totals, sales_rows, synthetic_publish
+
+pytestmark = [pytest.mark.druid, pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow]
+
+
+def _served(datasource: str) -> dict:
+    first = run_query(
+        Summary(datasource=datasource, metrics=("revenue", "units_sold", "lines")), user=None, use_cache=False
+    ).first
+    return {"revenue": first["revenue"], "units_sold": first["units_sold"], "lines": first["lines"]}
+
+
+def _assert_served_as(datasource: str, rows: list[dict]) -> None:
+    expected = rows_totals(rows)
+    served = _served(datasource)
+    assert (served["lines"], served["units_sold"]) == (expected["lines"], expected["units_sold"])
+    assert served["revenue"] == pytest.approx(expected["revenue"], abs=0.005)
+
+
+@pytest.mark.django_db
+def test_uploads_published_before_switching_to_druid_are_loaded_by_a_sync(settings, druid_names, tmp_path: Path):
+    # The business outgrew one machine: ANALYTICS_ENGINE=druid, and Druid had none of the rows.
+    datasource = druid_names("switched")
+    settings.ANALYTICS_ENGINE = "embedded"
+    first = sales_rows(start=dt.date(2024, 3, 1), days=10, seed=1)
+    second = sales_rows(start=dt.date(2024, 3, 11), days=5, seed=2)
+    fix = sales_rows(start=dt.date(2024, 3, 4), days=2, per_day=4, seed=3)
+    for rows, replace in ((first, False), (second, False), (fix, True)):
+        synthetic_publish(datasource=datasource, rows=rows, workdir=tmp_path, replace=replace)
+    published = [row for row in first if row["date"] not in {r["date"] for r in fix}] + second + fix
+    settings.ANALYTICS_ENGINE = "druid"
+    settings.DRUID_PUBLISH_TIMEOUT_SECONDS = 300
+
+    before = druid_reconcile(datasource_name=datasource)
+    assert (before.in_sync, before.catalogue_lines, before.druid_lines) == (False, len(published), 0)
+    with pytest.raises(CommandError, match=f"Out of sync: {datasource}"):
+        call_command("druid_sync", "--datasource", datasource, "--check", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("druid_sync", "--datasource", datasource, stdout=out)
+
+    assert f"{datasource}: in sync" in out.getvalue().splitlines()[-1]
+    after = druid_reconcile(datasource_name=datasource)
+    assert after.in_sync and after.druid_lines == len(published)
+    _assert_served_as(datasource, published)
+
+
+@pytest.mark.django_db
+def test_rows_druid_holds_beyond_the_catalogue_are_replaced_by_a_sync(druid_engine, druid_names, tmp_path: Path):
+    # Rows that reached Druid while the catalogue never switched them in (a publish that failed
+    # after its Druid load), on days inside and outside the published ones.
+    datasource = druid_names("leftover")
+    published = sales_rows(start=dt.date(2024, 3, 1), days=5, seed=4)
+    synthetic_publish(datasource=datasource, rows=published, workdir=tmp_path)
+    stray = sales_rows(start=dt.date(2024, 3, 4), days=5, seed=5)
+    with tempfile.TemporaryDirectory() as workdir:
+        get_engine().publish(request=publish_request(datasource=datasource, rows=stray, workdir=Path(workdir)))
+    before = druid_reconcile(datasource_name=datasource)
+    assert (before.catalogue_lines, before.druid_lines) == (len(published), len(published) + len(stray))
+    assert before.druid_days == (dt.date(2024, 3, 1), dt.date(2024, 3, 8))
+
+    after = druid_sync(datasource_name=datasource)
+
+    assert after.in_sync and after.druid_lines == len(published)
+    _assert_served_as(datasource, published)
+
+
+@pytest.mark.django_db
+def test_a_datasource_with_nothing_published_has_its_druid_rows_dropped(druid_engine, druid_names, tmp_path: Path):
+    datasource = druid_names("unpublished")
+    get_engine().publish(
+        request=publish_request(
+            datasource=datasource, rows=sales_rows(start=dt.date(2024, 3, 1), days=2), workdir=tmp_path
+        )
+    )
+    assert druid_reconcile(datasource_name=datasource).druid_lines == 6
+
+    after = druid_sync(datasource_name=datasource)
+
+    assert after.in_sync and (after.druid_lines, after.druid_days) == (0, None)
