@@ -31,6 +31,12 @@ def _assert_served_as(datasource: str, rows: list[dict]) -> None:
     assert served["revenue"] == pytest.approx(expected["revenue"], abs=0.005)
 
 
+def _druid_only_load(datasource: str, rows: list[dict]) -> None:
+    """Rows loaded into Druid as a publish loads them, with no catalogue switch after."""
+    with tempfile.TemporaryDirectory() as workdir:
+        get_engine().publish(request=publish_request(datasource=datasource, rows=rows, workdir=Path(workdir)))
+
+
 @pytest.mark.django_db
 def test_uploads_published_before_switching_to_druid_are_loaded_by_a_sync(settings, druid_names, tmp_path: Path):
     # The business outgrew one machine: ANALYTICS_ENGINE=druid, and Druid had none of the rows.
@@ -66,8 +72,7 @@ def test_rows_druid_holds_beyond_the_catalogue_are_replaced_by_a_sync(druid_engi
     published = sales_rows(start=dt.date(2024, 3, 1), days=5, seed=4)
     synthetic_publish(datasource=datasource, rows=published, workdir=tmp_path)
     stray = sales_rows(start=dt.date(2024, 3, 4), days=5, seed=5)
-    with tempfile.TemporaryDirectory() as workdir:
-        get_engine().publish(request=publish_request(datasource=datasource, rows=stray, workdir=Path(workdir)))
+    _druid_only_load(datasource, stray)
     before = druid_reconcile(datasource_name=datasource)
     assert (before.catalogue_lines, before.druid_lines) == (len(published), len(published) + len(stray))
     assert before.druid_days == (dt.date(2024, 3, 1), dt.date(2024, 3, 8))
@@ -81,11 +86,7 @@ def test_rows_druid_holds_beyond_the_catalogue_are_replaced_by_a_sync(druid_engi
 @pytest.mark.django_db
 def test_a_datasource_with_nothing_published_has_its_druid_rows_dropped(druid_engine, druid_names, tmp_path: Path):
     datasource = druid_names("unpublished")
-    get_engine().publish(
-        request=publish_request(
-            datasource=datasource, rows=sales_rows(start=dt.date(2024, 3, 1), days=2), workdir=tmp_path
-        )
-    )
+    _druid_only_load(datasource, sales_rows(start=dt.date(2024, 3, 1), days=2))
     assert druid_reconcile(datasource_name=datasource).druid_lines == 6
 
     after = druid_sync(datasource_name=datasource)
