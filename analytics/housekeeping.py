@@ -5,21 +5,24 @@ reader may still hold the version before. Without a sweep they pile up: a daily 
 large datasource leaves a full set of rollups behind every day, a refused publish leaves the
 files it stored, and a worker reading from S3 keeps a local copy of every file it ever read.
 
-What is deleted, each only when older than the grace period (readers and publishes in flight
-keep theirs):
+What is deleted, each only when unneeded for longer than the grace period:
 - the rollups of superseded versions (their rows and files): every question reads the
   current version's;
-- files under `curated/<datasource>/` that no segment or rollup points at (refused or failed
-  publishes, Druid's row files once loaded);
+- files publishing stored (`StoredFile`) that no segment or rollup points at: a refused or
+  failed publish's, Druid's row files once loaded;
 - local copies of files the current versions do not read (S3 storage only).
 Segments a replace retired stay stored: they are the history of what was published. Raw
-files and error reports are never touched. Only the folders of datasources this catalogue
-knows are swept, so another deployment's files in a shared bucket are left alone.
+files and error reports are never touched, nor any file publishing did not record: another
+deployment's files in a shared bucket are left alone.
+
+The grace period is at least a publish's longest run (DRUID_PUBLISH_TIMEOUT_SECONDS) plus an
+hour: a publish stores its files before the engine loads its rows and switches them in only
+after, so until then they look unreferenced.
 """
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from analytics.models import Datasource, Rollup, Segment
+from analytics.models import Datasource, Rollup, Segment, StoredFile
 from analytics.segments import local_copies_dir
 
 logger = logging.getLogger(__name__)
@@ -47,20 +50,30 @@ class SweepOutcome:
         )
 
 
+GRACE_BEYOND_PUBLISH = dt.timedelta(hours=1)
+
+
+def grace_minimum() -> dt.timedelta:
+    """The shortest grace period that spares the files of every publish still running."""
+    return dt.timedelta(seconds=settings.DRUID_PUBLISH_TIMEOUT_SECONDS) + GRACE_BEYOND_PUBLISH
+
+
 def files_sweep(*, grace: dt.timedelta, now: dt.datetime | None = None) -> SweepOutcome:
-    """Delete what no version needs and has not been needed for `grace`."""
+    """Delete what no version needs and has not been needed for `grace` (ValueError when shorter
+    than `grace_minimum()`)."""
+    if grace < grace_minimum():
+        raise ValueError(
+            f"The grace period must be at least {grace_minimum().total_seconds() / 3600:g} hours "
+            "(DRUID_PUBLISH_TIMEOUT_SECONDS plus an hour): a publish still running keeps its files unreferenced "
+            "until it switches them in."
+        )
     cutoff = (now or timezone.now()) - grace
     outcome = SweepOutcome()
     outcome.rollups_deleted = _superseded_rollups_delete(cutoff)
-    names = list(Datasource.objects.values_list("name", flat=True))
-    referenced = _keys_referenced()
-    for name in names:
-        outcome.orphans_deleted += _orphans_delete(f"curated/{name}", referenced=referenced, cutoff=cutoff)
-        if isinstance(default_storage, FileSystemStorage):
-            _empty_folders_remove(Path(default_storage.path(f"curated/{name}")), cutoff=cutoff)
+    outcome.orphans_deleted = _orphans_delete(cutoff)
     if not isinstance(default_storage, FileSystemStorage):  # there, the stored files are the local ones
         needed = _keys_read_locally(cutoff)
-        for name in names:
+        for name in Datasource.objects.values_list("name", flat=True):
             folder = local_copies_dir() / "curated" / name
             outcome.local_copies_deleted += _local_copies_delete(folder, needed=needed, cutoff=cutoff)
             _empty_folders_remove(folder, cutoff=cutoff)
@@ -86,34 +99,30 @@ def _superseded_rollups_delete(cutoff: dt.datetime) -> int:
     return len(stale)
 
 
-def _keys_referenced() -> set[str]:
-    return set(Segment.objects.values_list("path", flat=True)) | set(Rollup.objects.values_list("path", flat=True))
-
-
-def _orphans_delete(prefix: str, *, referenced: set[str], cutoff: dt.datetime) -> int:
-    deleted = 0
-    for key in _stored_keys(prefix):
-        if key in referenced or default_storage.get_modified_time(key) >= cutoff:
-            continue
+def _orphans_delete(cutoff: dt.datetime) -> int:
+    """Recorded files stored before `cutoff` that no segment or rollup points at."""
+    referenced = Q(Exists(Segment.objects.filter(path=OuterRef("key")))) | Q(
+        Exists(Rollup.objects.filter(path=OuterRef("key")))
+    )
+    orphans = list(StoredFile.objects.filter(stored_at__lt=cutoff).exclude(referenced).values_list("key", flat=True))
+    for key in orphans:
         _stored_delete(key)
-        deleted += 1
-    return deleted
-
-
-def _stored_keys(prefix: str) -> Iterator[str]:
-    try:
-        folders, files = default_storage.listdir(prefix)
-    except FileNotFoundError:  # nothing was ever stored for it
-        return
-    yield from (f"{prefix}/{name}" for name in files)
-    for folder in folders:
-        yield from _stored_keys(f"{prefix}/{folder}")
+    return len(orphans)
 
 
 def _stored_delete(key: str) -> None:
-    default_storage.delete(key)
-    if not isinstance(default_storage, FileSystemStorage):
+    default_storage.delete(key)  # a missing file is not an error (deleted by a sweep running alongside)
+    if isinstance(default_storage, FileSystemStorage):
+        _empty_parents_remove(Path(default_storage.path(key)))
+    else:
         (local_copies_dir() / key).unlink(missing_ok=True)
+    StoredFile.objects.filter(key=key).delete()
+
+
+def _empty_parents_remove(path: Path) -> None:
+    """The file's folder (one per upload or set of rollups), when deleting the file emptied it."""
+    with contextlib.suppress(OSError):  # not empty, or gone already
+        path.parent.rmdir()
 
 
 def _keys_read_locally(cutoff: dt.datetime) -> set[str]:
@@ -148,9 +157,14 @@ def _empty_folders_remove(folder: Path, *, cutoff: dt.datetime) -> None:
     if not folder.is_dir():
         return
     for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if _modified_at(path) < cutoff and not any(path.iterdir()):
-            path.rmdir()
+        if _modified_at(path) < cutoff:
+            with contextlib.suppress(OSError):  # not empty (a file arrived), or gone already
+                path.rmdir()
 
 
 def _modified_at(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+    """When the file or folder last changed; "now" when it is gone (another sweep deleted it)."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+    except FileNotFoundError:
+        return timezone.now()

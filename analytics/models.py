@@ -40,6 +40,9 @@ class Datasource(models.Model):
         blank=True,
         help_text="Dimensions with one value per invoice (keeps rollup distinct counts exact).",
     )
+    # When `manage.py druid_sync` last replaced Druid's rows with the catalogue's: a Druid load
+    # of an upload that succeeded before it is not reused by a retry (the sync removed its rows).
+    druid_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,3 +101,15 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.datasource.name} v{self.version} {self.name}"
+
+
+class StoredFile(models.Model):
+    """Every file publishing stored (segments, rollups, Druid's row files): the files sweep
+    (analytics.housekeeping) deletes only these, so files another deployment keeps in the same
+    bucket, or anything stored by hand, are never touched."""
+
+    key = models.CharField(max_length=1024, unique=True)
+    stored_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
-from analytics.models import Rollup, Segment
+from analytics.models import Rollup, Segment, StoredFile
 
 
 def segment_storage_key(*, datasource_name: str, upload_id: uuid.UUID) -> str:
@@ -22,7 +22,14 @@ def rollup_storage_key(*, datasource_name: str, name: str) -> str:
 
 def segment_file_store(*, local_path: Path, key: str) -> str:
     with local_path.open("rb") as handle:
-        return default_storage.save(key, File(handle, name=Path(key).name))
+        return stored_file_save(key=key, content=File(handle, name=Path(key).name))
+
+
+def stored_file_save(*, key: str, content: File) -> str:
+    """Store a file publishing needs and record it, so the files sweep may delete it once unused."""
+    stored = default_storage.save(key, content)
+    StoredFile.objects.get_or_create(key=stored)
+    return stored
 
 
 def segment_local_path(*, segment: Segment | Rollup) -> Path:

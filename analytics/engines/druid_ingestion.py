@@ -48,6 +48,7 @@ from analytics.engines.druid_s3 import (
     s3_uri,
 )
 from analytics.metrics import ADDITIVE_PARTS, PARTS
+from analytics.segments import stored_file_save
 from analytics.sql import quote
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def _curated_store(*, storage, request: "PublishRequest", attempt: int) -> str:
     with tempfile.TemporaryDirectory(prefix="druid-rows-") as workdir:
         rows = curated_ndjson_write(curated_path=request.curated_path, target=Path(workdir) / "rows.json")
         with rows.open("rb") as handle:
-            stored = storage.save(key, File(handle, name=Path(key).name))
+            stored = stored_file_save(key=key, content=File(handle, name=Path(key).name))
     return s3_uri(storage, stored)
 
 

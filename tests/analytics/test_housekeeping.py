@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from analytics.housekeeping import files_sweep
-from analytics.models import Rollup, Segment
-from analytics.segments import local_copies_dir
+from analytics.housekeeping import files_sweep, grace_minimum
+from analytics.models import Rollup, Segment, StoredFile
+from analytics.segments import local_copies_dir, stored_file_save
 from tests.analytics.publishing import rows_totals, sales_rows, synthetic_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,21 +52,25 @@ def test_the_sweep_deletes_what_no_version_needs_and_keeps_what_one_reads(viewer
     assert superseded and current and retired
     copied = [key for key in [*superseded, *retired] if _local_copy(key).exists()]
     current_copied = [key for key in current if _local_copy(key).exists()]
-    orphan = default_storage.save(f"curated/{DATASOURCE}/refused-upload/rows.parquet", ContentFile(b"PAR1"))
+    # A refused publish's file, as publishing records it; files it did not store are not the sweep's.
+    orphan = stored_file_save(key=f"curated/{DATASOURCE}/refused-upload/rows.parquet", content=ContentFile(b"PAR1"))
+    by_hand = default_storage.save(f"curated/{DATASOURCE}/kept-by-hand/rows.parquet", ContentFile(b"PAR1"))
     unknown = default_storage.save("curated/another-deployment/rows.parquet", ContentFile(b"PAR1"))
     raw = default_storage.save(f"raw/{DATASOURCE}/2024/01/upload/sales.csv", ContentFile(b"Date,Total\n"))
+    grace = grace_minimum()
 
-    within_grace = files_sweep(grace=HOUR)
+    within_grace = files_sweep(grace=grace)  # a publish still running may not have switched them in yet
     assert (within_grace.rollups_deleted, within_grace.orphans_deleted, within_grace.local_copies_deleted) == (0, 0, 0)
     assert all(_stored(key) for key in [*superseded, orphan])
 
-    outcome = files_sweep(grace=HOUR, now=timezone.now() + 2 * HOUR)
+    outcome = files_sweep(grace=grace, now=timezone.now() + grace + HOUR)
 
     assert outcome.rollups_deleted == len(superseded)
     assert outcome.orphans_deleted == 1
     assert not any(_stored(key) for key in [*superseded, orphan])
     assert not Rollup.objects.filter(datasource__name=DATASOURCE, version__lt=3).exists()
-    assert all(_stored(key) for key in [*current, *retired, unknown, raw])  # retired segments are history
+    assert all(_stored(key) for key in [*current, *retired, by_hand, unknown, raw])  # retired segments are history
+    assert not StoredFile.objects.filter(key__in=[*superseded, orphan]).exists()
     if not isinstance(default_storage, FileSystemStorage):
         assert set(retired) <= set(copied) and set(copied) & set(superseded)  # the reads made copies
         assert outcome.local_copies_deleted == len(retired)  # the rollups' copies went with them
@@ -76,18 +80,22 @@ def test_the_sweep_deletes_what_no_version_needs_and_keeps_what_one_reads(viewer
     summary = _summary(viewer_api)
     assert summary["lines"] == expected["lines"]
     assert summary["total_revenue"] == pytest.approx(expected["revenue"], abs=0.005)
-    default_storage.delete(unknown)
-    default_storage.delete(raw)
+    for key in (by_hand, unknown, raw):
+        default_storage.delete(key)
 
 
-def test_the_sweep_command_reports_what_it_deleted(tmp_path: Path) -> None:
+def test_the_sweep_command_reports_what_it_deleted_and_refuses_a_grace_shorter_than_a_publish(
+    tmp_path: Path, settings
+) -> None:
     rows = sales_rows(start=dt.date(2024, 1, 1), days=2)
     synthetic_publish(datasource=DATASOURCE, rows=rows, workdir=tmp_path)
     synthetic_publish(datasource=DATASOURCE, rows=sales_rows(start=dt.date(2024, 1, 3), days=2), workdir=tmp_path)
-    superseded = Rollup.objects.filter(datasource__name=DATASOURCE, version=1).count()
     out = io.StringIO()
     call_command("files_sweep", "--grace-hours", "24", stdout=out)
-    assert out.getvalue().startswith("0 superseded rollup(s)")
-    # The second version's rollups were made just now: with no grace the first version's go.
-    call_command("files_sweep", "--grace-hours", "0", stdout=out)
-    assert f"{superseded} superseded rollup(s)" in out.getvalue().splitlines()[-1]
+    assert out.getvalue().startswith("0 superseded rollup(s), 0 unreferenced stored file(s)")
+    # A publish stores its files before Druid loads its rows (up to DRUID_PUBLISH_TIMEOUT_SECONDS)
+    # and points at them only after: a shorter grace would delete a running publish's files.
+    settings.DRUID_PUBLISH_TIMEOUT_SECONDS = 7200
+    with pytest.raises(CommandError, match="at least 3 hours"):
+        call_command("files_sweep", "--grace-hours", "2.5", stdout=out)
+    assert Rollup.objects.filter(datasource__name=DATASOURCE, version=1).exists()

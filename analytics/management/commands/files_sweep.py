@@ -1,7 +1,7 @@
 import datetime as dt
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from analytics.housekeeping import files_sweep
 
@@ -22,5 +22,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, grace_hours: float, **options) -> None:
-        outcome = files_sweep(grace=dt.timedelta(hours=grace_hours))
+        try:
+            outcome = files_sweep(grace=dt.timedelta(hours=grace_hours))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(outcome.describe().capitalize() + "."))
