@@ -115,7 +115,12 @@ def upload_ingest(
     deadline = time.monotonic() + settings.DRUID_PUBLISH_TIMEOUT_SECONDS
     notify: Notify = on_progress or (lambda task_id, message: None)
     earlier = _earlier_attempts(datasource=datasource, upload_id=request.upload_id)
-    succeeded = [task_id for task_id, status in earlier if status.get("status") == "SUCCESS"]
+    synced_at = _druid_synced_at(request.datasource_name)
+    succeeded = [
+        task_id
+        for task_id, status in earlier
+        if status.get("status") == "SUCCESS" and not _created_before(status, synced_at)
+    ]
     running = [task_id for task_id, status in earlier if status.get("status") == "RUNNING"]
     dimensions = curated_dimensions(request.curated_path)
     if succeeded:
@@ -147,6 +152,21 @@ def upload_ingest(
         notify(task_id, f"Druid task {task_id} succeeded; waiting for its segments to be queryable.")
     _queryable_await(task_id=task_id, datasource=datasource, request=request, dimensions=dimensions, deadline=deadline)
     return task_id
+
+
+def _druid_synced_at(datasource_name: str) -> dt.datetime | None:
+    from analytics.models import Datasource
+
+    return Datasource.objects.filter(name=datasource_name).values_list("druid_synced_at", flat=True).first()
+
+
+def _created_before(status: dict, moment: dt.datetime | None) -> bool:
+    """Whether the task was created before `moment`: a load before a sync (druid_sync), whose rows
+    the sync replaced, so it cannot stand for this upload's rows any more."""
+    created = status.get("createdTime")
+    if moment is None or not created:
+        return False
+    return dt.datetime.fromisoformat(created) < moment
 
 
 # --- the rows, as Druid reads them ------------------------------------------------------------

@@ -3,7 +3,7 @@
 Druid answers from the rows it holds; the catalogue says which rows are published. They differ
 when the engine is switched to Druid after uploads were published with the embedded engine
 (Druid has none of them), or when rows reached Druid and the catalogue never switched them in.
-`druid_reconcile` compares the lines and revenue of both; `druid_sync` replaces Druid's rows of
+`druid_reconcile` compares the lines and revenue of both per day and branch; `druid_sync` replaces Druid's rows of
 the datasource's whole time range (the catalogue's and Druid's) with the catalogue's current
 version, through the same ingestion task a publish uses. `manage.py druid_sync` runs both.
 """
@@ -25,10 +25,17 @@ from analytics.catalogue import Snapshot, datasource_snapshot
 from analytics.engines import EngineProgress
 from analytics.engines.druid import DruidIngestionFailed, druid_call, druid_datasource, druid_sql
 from analytics.engines.druid_ingestion import POLL_SECONDS, upload_ingest
+from analytics.models import Datasource
 from analytics.segments import segment_local_path
 from analytics.sql import quote
 
 SYNC_UPLOAD_NAME = "catalogue sync"
+
+
+# Cells compared: a day and a branch (every row has both). Totals alone would miss rows moved
+# between days or branches (a day/month fix, a branch relabelled) that add up the same.
+Cell = tuple[dt.date, str | None]
+CELLS_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -40,77 +47,110 @@ class Reconciliation:
     druid_lines: int
     druid_revenue: float
     druid_days: tuple[dt.date, dt.date] | None  # Druid's first and last day, None when it holds no rows
+    cells_apart: tuple[str, ...] = ()  # the first few (day, branch) cells that differ, in words
+    cells_apart_count: int = 0
 
     @property
     def in_sync(self) -> bool:
-        # Lines must match exactly; revenue up to the rounding of summing in another order.
-        tolerance = max(0.005, 1e-10 * abs(self.catalogue_revenue))
-        return (
-            self.catalogue_lines == self.druid_lines and abs(self.catalogue_revenue - self.druid_revenue) <= tolerance
-        )
+        return self.cells_apart_count == 0
 
     def describe(self) -> str:
-        state = "in sync" if self.in_sync else "OUT OF SYNC"
-        return (
+        state = "in sync" if self.in_sync else f"OUT OF SYNC in {self.cells_apart_count:,} day×branch cell(s)"
+        text = (
             f"{self.datasource}: {state} — catalogue version {self.data_version}: {self.catalogue_lines:,} lines, "
             f"revenue {self.catalogue_revenue:,.4f}; Druid: {self.druid_lines:,} lines, "
             f"revenue {self.druid_revenue:,.4f}"
         )
+        return text + "".join(f"\n    {cell}" for cell in self.cells_apart)
 
 
 def druid_reconcile(*, datasource_name: str) -> Reconciliation:
+    """Lines and revenue per day and branch, in the catalogue's current version and in Druid."""
     snapshot = datasource_snapshot(name=datasource_name)
-    lines, revenue = _catalogue_totals(snapshot) if snapshot is not None else (0, 0.0)
-    druid_lines, druid_revenue, days = _druid_totals(druid_datasource(datasource_name))
+    ours = _catalogue_cells(snapshot) if snapshot is not None else {}
+    theirs = _druid_cells(druid_datasource(datasource_name))
+    apart = [
+        cell for cell in sorted(ours.keys() | theirs.keys(), key=_cell_order) if not _cells_equal(cell, ours, theirs)
+    ]
+    days = [day for day, _ in theirs]
     return Reconciliation(
         datasource=datasource_name,
         data_version=snapshot.version if snapshot is not None else 0,
-        catalogue_lines=lines,
-        catalogue_revenue=revenue,
-        druid_lines=druid_lines,
-        druid_revenue=druid_revenue,
-        druid_days=days,
+        catalogue_lines=sum(lines for lines, _ in ours.values()),
+        catalogue_revenue=sum(revenue for _, revenue in ours.values()),
+        druid_lines=sum(lines for lines, _ in theirs.values()),
+        druid_revenue=sum(revenue for _, revenue in theirs.values()),
+        druid_days=(min(days), max(days)) if days else None,
+        cells_apart=tuple(_cell_words(cell, ours, theirs) for cell in apart[:CELLS_SHOWN]),
+        cells_apart_count=len(apart),
     )
 
 
-def druid_sync(*, datasource_name: str, on_progress: EngineProgress | None = None) -> Reconciliation:
+def druid_sync(
+    *, datasource_name: str, drop_unpublished: bool = False, on_progress: EngineProgress | None = None
+) -> Reconciliation:
     """Make Druid hold exactly the catalogue's current rows of the datasource; the reconciliation after.
 
     Run it while no upload to the datasource is publishing: a version published meanwhile shows
     as a reconciliation against a newer version than the one loaded, and a second run fixes it.
+    Druid's rows of a datasource with nothing published are dropped only with `drop_unpublished`:
+    they may be a first upload's, loaded and about to be switched in.
     """
     before = druid_reconcile(datasource_name=datasource_name)
     snapshot = datasource_snapshot(name=datasource_name)
     if snapshot is None:
-        if before.druid_days is not None:
-            _druid_rows_drop(druid_datasource(datasource_name))
+        if before.druid_days is None or not drop_unpublished:
+            return before
+        _druid_rows_drop(druid_datasource(datasource_name))
     else:
         _snapshot_load(snapshot, druid_days=before.druid_days, on_progress=on_progress)
+    # Loads of uploads that never switched in are gone from Druid: a retry must load them again.
+    Datasource.objects.filter(name=datasource_name).update(druid_synced_at=timezone.now())
     return druid_reconcile(datasource_name=datasource_name)
 
 
-def _catalogue_totals(snapshot: Snapshot) -> tuple[int, float]:
+def _catalogue_cells(snapshot: Snapshot) -> dict[Cell, tuple[int, float]]:
     paths = ", ".join("'" + str(segment_local_path(segment=s)).replace("'", "''") + "'" for s in snapshot.segments)
     with duckdb.connect() as con:
-        lines, revenue = con.execute(
-            f"SELECT count(*), coalesce(sum(revenue), 0) FROM read_parquet([{paths}], union_by_name = true)"  # noqa: S608
-        ).fetchone()
-    return int(lines), float(revenue)
+        rows = con.execute(
+            f"SELECT date, branch, count(*), coalesce(sum(revenue), 0) "  # noqa: S608
+            f"FROM read_parquet([{paths}], union_by_name = true) GROUP BY ALL"
+        ).fetchall()
+    return {(day, branch): (int(lines), float(revenue)) for day, branch, lines, revenue in rows}
 
 
-def _druid_totals(datasource: str) -> tuple[int, float, tuple[dt.date, dt.date] | None]:
+def _druid_cells(datasource: str) -> dict[Cell, tuple[int, float]]:
     known = druid_sql(
         "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'druid' AND TABLE_NAME = ?", [datasource]
     )
     if not known:  # Druid has never loaded a row of it, or dropped them all
-        return 0, 0.0, None
-    [(lines, revenue, first, last)] = druid_sql(
-        f'SELECT SUM("lines"), SUM("revenue_sum"), MIN(__time), MAX(__time) FROM {quote(datasource)}',  # noqa: S608
+        return {}
+    rows = druid_sql(
+        f'SELECT TIME_FLOOR(__time, \'P1D\'), "branch", SUM("lines"), SUM("revenue_sum") '  # noqa: S608
+        f"FROM {quote(datasource)} GROUP BY 1, 2",
         [],
     )
-    if not lines:
-        return 0, 0.0, None
-    return int(lines), float(revenue or 0.0), (first.date(), last.date())
+    return {(moment.date(), branch): (int(lines), float(revenue or 0.0)) for moment, branch, lines, revenue in rows}
+
+
+def _cells_equal(cell: Cell, ours: dict, theirs: dict) -> bool:
+    lines, revenue = ours.get(cell, (0, 0.0))
+    druid_lines, druid_revenue = theirs.get(cell, (0, 0.0))
+    # Lines exactly; revenue up to the rounding of summing in another order.
+    return lines == druid_lines and abs(revenue - druid_revenue) <= max(0.005, 1e-10 * abs(revenue))
+
+
+def _cell_order(cell: Cell) -> tuple:
+    return cell[0], cell[1] is None, cell[1] or ""
+
+
+def _cell_words(cell: Cell, ours: dict, theirs: dict) -> str:
+    lines, revenue = ours.get(cell, (0, 0.0))
+    druid_lines, druid_revenue = theirs.get(cell, (0, 0.0))
+    return (
+        f"{cell[0]} branch {cell[1]}: catalogue {lines:,} lines, revenue {revenue:,.4f}; "
+        f"Druid {druid_lines:,} lines, revenue {druid_revenue:,.4f}"
+    )
 
 
 def _snapshot_load(
@@ -145,7 +185,7 @@ def _druid_rows_drop(datasource: str) -> None:
     """Every segment of the datasource marked unused, then until the broker stops answering from them."""
     druid_call("DELETE", f"/druid/coordinator/v1/datasources/{url_quote(datasource, safe='')}")
     deadline = time.monotonic() + settings.DRUID_PUBLISH_TIMEOUT_SECONDS
-    while _druid_totals(datasource)[2] is not None:
+    while _druid_cells(datasource):
         if time.monotonic() > deadline:
             raise DruidIngestionFailed(
                 f"Druid still answers from the segments of {datasource} after "
