@@ -33,7 +33,7 @@ def _filter_options(ctx: PanelContext) -> list[dict]:
         values = [row[name] for row in result.rows if row[name] is not None]
         selected = ctx.filters.include.get(name, ())
         # A value chosen on another datasource stays offered (selected) so that it can be cleared.
-        values += [value for value in selected if value not in values]
+        values += [value for value in dict.fromkeys(selected) if value not in values]
         if values:
             options.append(
                 {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
@@ -92,7 +92,7 @@ def _bar_parts_stale(query: QueryDict, filters: PageFilters) -> list[str]:
     A preset fills in dates the bar does not show yet; another datasource has other values to
     offer. A part is swapped only when it changed, so a field being typed in is not replaced.
     """
-    stale = []
+    stale = ["bar_shown"]  # hidden, so never in the user's way
     if (query.get("start") or "", query.get("end") or "") != (_day(filters.start), _day(filters.end)):
         stale.append("bar_dates")
     if query.get("shown_datasource") != filters.datasource:

@@ -190,3 +190,46 @@ def test_the_filter_bar_follows_a_preset_and_a_datasource_it_switches_to(web, pa
         "href", "?datasource=north"
     )
     web.assert_clean("after switching datasource")
+
+
+def test_the_filter_bar_clears_choices_follows_typed_dates_and_goes_back_as_it_was(
+    web, page, viewer, real_data
+) -> None:
+    import datetime as dt
+
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="north", rows=[sale_line(date=dt.date(2024, 1, 1), branch="N1", revenue=10.0)])
+    preset, start = '#filter-bar select[name="preset"]', '#filter-bar input[name="start"]'
+    branch = '#filter-bar select[name="branch"]'
+    web.login(viewer)
+    web.visit("/")
+    # A branch chosen, then cleared: the request carried the page's old query string too, so the
+    # cleared branch stayed applied.
+    page.select_option(branch, "A")
+    expect(page.locator(REVENUE)).to_have_text("106,200.37")
+    page.select_option(branch, [])
+    expect(page.locator(REVENUE)).to_have_text("322,966.75")
+    # A date typed after a preset swapped the date boxes: the period becomes a custom range (the
+    # listener was on the boxes the swap replaced); the preset chosen again wins over typed dates.
+    page.select_option(preset, "last_30")
+    expect(page.locator(start)).to_have_value("2019-03-01")
+    last_30 = page.locator(REVENUE).inner_text()
+    page.fill(start, "2019-03-20")
+    expect(page.locator(preset)).to_have_value("custom")
+    expect(page.locator(REVENUE)).not_to_have_text(last_30)
+    page.select_option(preset, "last_30")
+    expect(page.locator(start)).to_have_value("2019-03-01")
+    expect(page.locator(REVENUE)).to_have_text(last_30)
+    # Back after switching datasource shows the bar as it was (htmx restored fields of a later choice).
+    page.select_option(preset, "all")
+    page.select_option('#filter-bar select[name="datasource"]', "north")
+    expect(page.locator(REVENUE)).to_have_text("10.00")
+    page.select_option('#filter-bar select[name="grain"]', "day")
+    page.wait_for_load_state("networkidle")
+    page.go_back()
+    expect(page.locator('#filter-bar select[name="grain"]')).to_have_value("auto")
+    expect(page.locator('#filter-bar select[name="datasource"]')).to_have_value("north")
+    page.select_option(branch, "N1")
+    expect(page.locator(REVENUE)).to_have_text("10.00")
+    web.assert_clean("after clearing, typing and going back")
