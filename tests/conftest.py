@@ -4,6 +4,7 @@ with REQUIRE_SERVICES=1 (CI) a missing service fails the test and any skip fails
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,26 @@ def django_db_modify_db_settings(request: pytest.FixtureRequest) -> None:
         database.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / "test.sqlite3")
     # pytest-django's own override point: xdist/tox workers get a suffixed database each.
     request.getfixturevalue("django_db_modify_db_settings_parallel_suffix")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_sessions_ended(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """End other sessions on the PostgreSQL test database before it is dropped.
+
+    The live server (browser tests) answers each request in a thread of its own, whose connection
+    can outlive the test; dropping the database then failed ("is being accessed by other users")
+    and left it behind. Runs before pytest-django's teardown: it depends on its setup.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
