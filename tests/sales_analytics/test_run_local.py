@@ -1,0 +1,97 @@
+"""`make run` (bin/run-local) stops when a supervisor stops its process group, as systemd does.
+
+The whole group got SIGTERM, the django-q2 cluster's worker processes with it; the cluster then
+waited for them forever and `make run` never exited.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+START_SECONDS = 120
+STOP_SECONDS = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process started from `pid`, by parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = set(), [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_make_run_stops_when_its_process_group_is_told_to(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "S3_", "REDIS_", "DRUID_"))},
+        "VAR_DIR": str(tmp_path / "var"),
+        "PORT": str(port),
+        "SECRET_KEY": "run-local-test",
+        "WEB_WORKERS": "1",
+        "Q_WORKERS": "1",
+    }
+    log = (tmp_path / "run.log").open("w")
+    run = subprocess.Popen(
+        ["bin/run-local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code < 500:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            pytest.fail(
+                f"make run did not answer within {START_SECONDS} s: {(tmp_path / 'run.log').read_text()[-2000:]}"
+            )
+        time.sleep(3)  # the cluster's workers are up
+        started = _descendants(run.pid)
+        assert any("qcluster" in (Path("/proc") / str(pid) / "cmdline").read_text() for pid in started if _alive(pid))
+
+        os.killpg(run.pid, signal.SIGTERM)  # what a supervisor does: the whole group
+
+        run.wait(timeout=STOP_SECONDS)
+        time.sleep(1)
+        left = [pid for pid in started if _alive(pid)]
+        assert not left, f"still running after make run stopped: {left}"
+    finally:
+        if run.poll() is None:
+            for pid in _descendants(run.pid) | {run.pid}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        log.close()
