@@ -1,5 +1,6 @@
 """The Uploads page: upload with progress, task list with live status, retry and downloads."""
 
+import json
 from pathlib import Path
 
 from django.conf import settings
@@ -108,6 +109,8 @@ def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
         "page": "uploads",
         "task": task,
         "fixable": task.status == IngestionTask.Status.FAILED and task.error_code in FIXABLE_CODES,
+        # As JSON, the way the form sends it back (the dict's own text has Python's quotes).
+        "mapping_json": json.dumps(task.options["mapping"]) if task.options.get("mapping") else "",
         "can_upload": request.user.has_perm(permission_name(Capability.UPLOAD_DATA)),
     }
     if request.htmx:
@@ -119,9 +122,10 @@ def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
 @capability_required(Capability.UPLOAD_DATA)
 def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
     task = _task_or_404(request, task_id)
+    # The fix form's fields, or `force` alone (a file published before, loaded again on purpose).
+    sent = {name: value for name, value in _options_from(request.POST).items() if name in request.POST}
     try:
-        options = upload_options_parse(**_options_from(request.POST)) if request.POST.get("with_options") else None
-        ingestion_task_retry(task=task, options=options)
+        ingestion_task_retry(task=task, overrides=sent)
         messages.success(request, "Queued again from the stored raw file.")
     except IngestionError as exc:
         messages.error(request, exc.detail)

@@ -125,16 +125,9 @@ JSON_ENCODED_OPTIONS = ("mapping", "header_row", "max_rejected_ratio", "force")
 NO_NUL = "^[^\\u0000]*$"
 
 
-class UploadForm(Schema):
-    datasource_name: Annotated[
-        str,
-        _documented(
-            "Datasource to load into: lowercase letters, digits and underscores (empty: sales).",
-            type=["string", "null"],  # any text is a name to check; a null arrives as the text "null"
-            pattern=rf"^\s*({DATASOURCE_NAME_PATTERN.strip('^$')})?\s*$",  # surrounding spaces are trimmed
-            default="sales",
-        ),
-    ] = "sales"
+class OptionsForm(Schema):
+    """How to read a file; an upload's fields, and the options a retry may change."""
+
     mode: Annotated[
         str | None,
         _documented(
@@ -180,6 +173,18 @@ class UploadForm(Schema):
     force: Annotated[
         str | None, _documented("Load even if this exact file was published before (default false).", type="boolean")
     ] = None
+
+
+class UploadForm(OptionsForm):
+    datasource_name: Annotated[
+        str,
+        _documented(
+            "Datasource to load into: lowercase letters, digits and underscores (empty: sales).",
+            type=["string", "null"],  # any text is a name to check; a null arrives as the text "null"
+            pattern=rf"^\s*({DATASOURCE_NAME_PATTERN.strip('^$')})?\s*$",  # surrounding spaces are trimmed
+            default="sales",
+        ),
+    ] = "sales"
 
 
 class PreviewValidation(Schema):
@@ -301,11 +306,14 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
     )
 
 
-@router.post("/tasks/{task_id}/retry", response={202: TaskOut, **error_responses(404, 409, 422)})
-def retry_task(request: HttpRequest, task_id: UUID):
-    """Run a failed or cancelled task again from its stored raw file."""
+@router.post("/tasks/{task_id}/retry", response={202: TaskOut, **error_responses(400, 404, 409, 422)})
+def retry_task(request: HttpRequest, task_id: UUID, form: Form[OptionsForm]):
+    """Run a failed or cancelled task again from its stored raw file. Options sent (form fields, as
+    an upload takes them: `date_format=%d/%m/%Y`, `force=true`…) change for this run and later
+    ones; every option not sent stays as the upload chose it."""
     require_capability(request, Capability.UPLOAD_DATA)
-    return Status(202, ingestion_task_retry(task=_task_or_404(request, task_id)))
+    overrides = {name: value for name, value in form.dict().items() if value is not None}
+    return Status(202, ingestion_task_retry(task=_task_or_404(request, task_id), overrides=overrides))
 
 
 @router.post("/tasks/{task_id}/cancel", response={200: TaskOut, **error_responses(404, 409, 422)})

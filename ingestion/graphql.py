@@ -176,7 +176,7 @@ def _task_action(info, task_id: str, action) -> IngestionTask:
     """Retry or cancel, with the same permission check and error shape."""
     _require_upload_permission(info)
     try:
-        return action(task=_task_or_error(info, task_id))
+        return action(_task_or_error(info, task_id))
     except IngestionError as exc:
         raise _ingestion_error(exc) from None
 
@@ -184,12 +184,18 @@ def _task_action(info, task_id: str, action) -> IngestionTask:
 class RetryIngestionTask(graphene.Mutation):
     class Arguments:
         id = graphene.ID(required=True)
+        force = graphene.Boolean(description="Load it even if this exact file was published before.")
+        date_format = graphene.String(description="strftime format of the date column, e.g. %d/%m/%y.")
 
     task = graphene.Field(IngestionTaskType, required=True)
 
     @staticmethod
-    def mutate(root, info, id: str):
-        return RetryIngestionTask(task=_task_action(info, id, ingestion_task_retry))
+    def mutate(root, info, id: str, force: bool | None = None, date_format: str | None = None):
+        overrides = {"force": force, "date_format": date_format}
+        sent = {name: value for name, value in overrides.items() if value is not None}
+        return RetryIngestionTask(
+            task=_task_action(info, id, lambda task: ingestion_task_retry(task=task, overrides=sent))
+        )
 
 
 class CancelIngestionTask(graphene.Mutation):
@@ -200,7 +206,7 @@ class CancelIngestionTask(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id: str):
-        return CancelIngestionTask(task=_task_action(info, id, ingestion_task_cancel))
+        return CancelIngestionTask(task=_task_action(info, id, lambda task: ingestion_task_cancel(task=task)))
 
 
 class IngestionMutation(graphene.ObjectType):

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from django.conf import settings
@@ -44,6 +44,9 @@ class UploadOptions:
     header_row: int | None = None
     max_rejected_ratio: float = DEFAULT_MAX_REJECTED_RATIO
     force: bool = False
+
+
+UPLOAD_OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in fields(UploadOptions))
 
 
 def upload_options_parse(
@@ -381,8 +384,12 @@ def _queue_or_fail(*, task_id: str) -> None:
         )
 
 
-def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None = None) -> IngestionTask:
-    """Run a failed or cancelled task again from its stored raw file, optionally with new options."""
+def ingestion_task_retry(*, task: IngestionTask, overrides: dict | None = None) -> IngestionTask:
+    """Run a failed or cancelled task again from its stored raw file.
+
+    `overrides`: options to change, as an upload takes them (`date_format`, `mapping`, `force`…);
+    every other option stays as the upload chose it. Invalid values raise `invalid_option` (400).
+    """
     with transaction.atomic():
         locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
         if locked.status not in (IngestionTask.Status.FAILED, IngestionTask.Status.CANCELLED):
@@ -391,7 +398,9 @@ def ingestion_task_retry(*, task: IngestionTask, options: UploadOptions | None =
                 f"Only failed or cancelled tasks can be retried (this one is {locked.status}).",
                 status=409,
             )
-        if options is not None:
+        if overrides:
+            stored = {name: locked.options.get(name) for name in UPLOAD_OPTION_NAMES} | {"mode": locked.mode}
+            options = upload_options_parse(**{**stored, **overrides})
             # A fix-and-retry form sends the options it shows; `force` chosen at upload stays.
             locked.options = {**asdict(options), "force": options.force or bool(locked.options.get("force"))}
             locked.mode = options.mode

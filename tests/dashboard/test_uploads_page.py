@@ -56,7 +56,7 @@ def test_failed_task_offers_fix_and_retry_from_stored_file(uploader_browser, tmp
     detail = uploader_browser.get(response["Location"]).content.decode()
     assert "Fix and retry" in detail
     retry_url = re.search(r'action="(/uploads/[^"]+/retry)"', detail).group(1)
-    uploader_browser.post(retry_url, {"with_options": "1", "date_format": "%d/%m/%y", "mode": "append"})
+    uploader_browser.post(retry_url, {"date_format": "%d/%m/%y", "mode": "append"})
     task.refresh_from_db()
     assert task.status == "succeeded", task.message
     assert task.attempts == 2

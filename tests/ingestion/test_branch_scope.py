@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.services import api_token_create, user_branch_scope_set
 from ingestion.models import IngestionTask
-from ingestion.services import ingestion_task_retry, ingestion_task_run, upload_options_parse
+from ingestion.services import ingestion_task_retry, ingestion_task_run
 from tests.conftest import token_client
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -105,9 +105,7 @@ def test_a_retry_switched_to_replace_fails_for_a_scoped_uploader(
     _, scoped_api = _scoped("uploader", ["A"])
     body = _upload(scoped_api, b"Date,Branch,Product line,Quantity,Total\n2024-05-03,A,Food,1,10\n").json()
     assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel").json()["status"] == "cancelled"
-    task = ingestion_task_retry(
-        task=IngestionTask.objects.get(pk=body["task_id"]), options=upload_options_parse(mode="replace")
-    )
+    task = ingestion_task_retry(task=IngestionTask.objects.get(pk=body["task_id"]), overrides={"mode": "replace"})
     task = ingestion_task_run(task_id=str(task.pk))
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "permission_denied")
     rows = uploader_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "revenue"}).json()["rows"]

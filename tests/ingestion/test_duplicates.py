@@ -161,14 +161,87 @@ def test_fix_and_retry_of_a_forced_upload_stays_forced(
     uploader_api, real_file: Path, tasks_inline, monkeypatch
 ) -> None:
     # The fix form sends the options it shows, without `force`: the retry was refused as a duplicate.
-    from ingestion.services import ingestion_task_retry, upload_options_parse
+    from ingestion.services import ingestion_task_retry
 
     assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
     forced = _upload_failing_at_publish(uploader_api, real_file.read_bytes(), monkeypatch, force="true")
-    task = ingestion_task_retry(
-        task=IngestionTask.objects.get(pk=forced), options=upload_options_parse(max_rejected_ratio="0.5")
-    )
+    task = ingestion_task_retry(task=IngestionTask.objects.get(pk=forced), overrides={"max_rejected_ratio": "0.5"})
     assert task.options["force"] is True
     finished = IngestionTask.objects.get(pk=forced)
     assert finished.status == IngestionTask.Status.SUCCEEDED, finished.message
     assert _lines(uploader_api) == 2000
+
+
+def _twin_refused_at_publishing(client, content: bytes) -> str:
+    """A task failed as `duplicate_upload` when publishing: a forced twin published the file first."""
+    first = _upload(client, content).json()["task_id"]  # no worker: stays queued
+    second = _upload(client, content, force="true").json()["task_id"]
+    assert ingestion_task_run(task_id=second).status == IngestionTask.Status.SUCCEEDED
+    refused = ingestion_task_run(task_id=first)
+    assert (refused.status, refused.error_code) == (IngestionTask.Status.FAILED, "duplicate_upload")
+    return first
+
+
+def test_a_refused_twin_is_loaded_again_only_when_the_retry_says_force(uploader_api, real_file: Path) -> None:
+    # The refusal said "send force=true", but the retry endpoint took no options at all.
+    refused = _twin_refused_at_publishing(uploader_api, real_file.read_bytes())
+    url = f"/api/ingest/tasks/{refused}/retry"
+    again = uploader_api.post(url)
+    assert (again.status_code, again.json()["code"]) == (409, "duplicate_upload")
+    assert "force=true" in again.json()["detail"]
+
+    forced = uploader_api.post(url, {"force": "true"})
+
+    assert forced.status_code == 202, forced.content
+    assert IngestionTask.objects.get(pk=refused).options["force"] is True
+    assert ingestion_task_run(task_id=refused).status == IngestionTask.Status.SUCCEEDED
+    assert _lines(uploader_api) == 2000
+
+
+def test_a_retry_changes_only_the_options_it_sends(uploader_api, real_file: Path, tasks_inline, monkeypatch) -> None:
+    task_id = _upload_failing_at_publish(uploader_api, real_file.read_bytes(), monkeypatch, max_rejected_ratio="0.5")
+    url = f"/api/ingest/tasks/{task_id}/retry"
+    bad = uploader_api.post(url, {"mode": "sideways"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_option")
+    assert IngestionTask.objects.get(pk=task_id).status == IngestionTask.Status.FAILED  # unchanged
+
+    response = uploader_api.post(url, {"date_format": "%d-%b-%Y"})
+
+    assert response.status_code == 202, response.content
+    options = IngestionTask.objects.get(pk=task_id).options
+    assert (options["date_format"], options["max_rejected_ratio"]) == ("%d-%b-%Y", 0.5)
+    finished = IngestionTask.objects.get(pk=task_id)
+    assert finished.status == IngestionTask.Status.SUCCEEDED, finished.message
+
+
+def test_the_task_page_offers_to_load_a_refused_twin_anyway(uploader_api, uploader, real_file: Path) -> None:
+    from django.test import Client
+
+    refused = _twin_refused_at_publishing(uploader_api, real_file.read_bytes())
+    browser = Client()
+    browser.force_login(uploader)
+    page = browser.get(f"/uploads/{refused}").content.decode()
+    assert "Retry from the stored file" not in page  # refused again, whatever it tried
+    assert "Load it again anyway" in page
+    assert "Valid rows (not published)" in page and "Rows published" not in page
+    browser.post(f"/uploads/{refused}/retry", {"force": "true"})
+    assert ingestion_task_run(task_id=refused).status == IngestionTask.Status.SUCCEEDED
+    assert "Rows published" in browser.get(f"/uploads/{refused}").content.decode()
+
+
+def test_graphql_retries_a_refused_twin_with_force(uploader_api, uploader, real_file: Path) -> None:
+    from django.test import Client
+
+    refused = _twin_refused_at_publishing(uploader_api, real_file.read_bytes())
+    browser = Client()
+    browser.force_login(uploader)
+    mutation = 'mutation { retryIngestionTask(id: "%s"%s) { task { status } } }'
+    again = browser.post("/graphql", {"query": mutation % (refused, "")}, content_type="application/json").json()
+    assert again["errors"][0]["extensions"]["code"] == "duplicate_upload"
+
+    forced = browser.post(
+        "/graphql", {"query": mutation % (refused, ", force: true")}, content_type="application/json"
+    ).json()
+
+    assert forced["data"]["retryIngestionTask"]["task"]["status"] == "queued", forced
+    assert ingestion_task_run(task_id=refused).status == IngestionTask.Status.SUCCEEDED

@@ -372,7 +372,7 @@ def test_a_raw_file_no_task_could_be_created_for_is_not_left_in_storage(real_fil
 
 
 def test_retry_with_new_options_drops_the_earlier_attempts_error_report(uploader_api, tasks_inline) -> None:
-    from ingestion.services import ingestion_task_retry, upload_options_parse
+    from ingestion.services import ingestion_task_retry
 
     rows = sf.sales_rows(40)  # day-first dates, some past the 12th
     content = sf.csv_text([sf.SALES_HEADER, *rows]).encode()
@@ -382,8 +382,7 @@ def test_retry_with_new_options_drops_the_earlier_attempts_error_report(uploader
     stale_key = IngestionTask.objects.get(pk=task_id).error_report_key
     assert first["error_report_url"] and default_storage.exists(stale_key)
 
-    corrected = upload_options_parse(date_format="%d/%m/%Y")
-    ingestion_task_retry(task=IngestionTask.objects.get(pk=task_id), options=corrected)
+    ingestion_task_retry(task=IngestionTask.objects.get(pk=task_id), overrides={"date_format": "%d/%m/%Y"})
     second = status_of(uploader_api, task_id)
     assert (second["status"], second["rows_rejected"]) == ("succeeded", 0)
     assert second["error_report_url"] is None
