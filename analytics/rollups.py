@@ -149,6 +149,7 @@ def version_facts_append(
     added_path: Path,
     workdir: Path,
     replaced_days: tuple[dt.date, dt.date] | None = None,
+    shared: "SharedInvoices | None" = None,
 ) -> VersionFacts | None:
     """The facts of `previous` (the version of `previous_paths`) with the rows of `added_path`
     appended, from its rollups and the added rows alone: publishing a day's file to a datasource of
@@ -163,14 +164,17 @@ def version_facts_append(
     and `previous_paths` are the rows kept. A dimension constant within every invoice of the
     previous version still is within the rows kept; one that varied only in the swapped rows is
     still taken as varying (queries then read finer data, never a wrong count).
+
+    `shared`: `invoices_already_published` for these rows, when the caller counted them already.
     """
     if not previous.rollups or not previous_paths:
         return None
     # The cheap refusal first: it reads one column, where building the added facts reads all.
     if previous.has_invoice_id:
-        with _connection(workdir) as con:
-            if _invoices_shared(con, previous_paths, added_path):
-                return None
+        if shared is None:
+            shared = invoices_already_published(previous_paths=previous_paths, added_path=added_path, workdir=workdir)
+        if shared:
+            return None
     added = version_facts_build(segment_paths=[added_path], workdir=workdir / "added")
     if added.has_invoice_id != previous.has_invoice_id or _rollup_shapes(added) != _rollup_shapes(previous):
         return None
@@ -215,17 +219,38 @@ def _rollup_shapes(facts: VersionFacts) -> dict[str, tuple[str, ...]]:
     return {rollup.name: rollup.dimensions for rollup in facts.rollups}
 
 
-def _invoices_shared(con: duckdb.DuckDBPyConnection, previous_paths: list[Path], added_path: Path) -> bool:
-    """Whether some invoice id of the added rows is also among the previous rows'."""
+@dataclass(frozen=True)
+class SharedInvoices:
+    """Lines of added rows whose invoice id the previous rows have too, and how many ids."""
+
+    lines: int
+    invoices: int
+
+    def __bool__(self) -> bool:
+        return self.lines > 0
+
+
+NO_SHARED_INVOICES = SharedInvoices(0, 0)
+
+
+def invoices_already_published(*, previous_paths: list[Path], added_path: Path, workdir: Path) -> SharedInvoices:
+    """The added rows' lines whose invoice id is among the previous rows' ids."""
+    if not previous_paths:
+        return NO_SHARED_INVOICES
     previous = _raw_table([str(path) for path in previous_paths])
     added = _raw_table([str(added_path)])
     # Only the invoice id column of the previous rows is read; row groups whose id range misses
     # the added ids are skipped.
     sql = (
-        f"SELECT EXISTS (SELECT 1 FROM {previous} p SEMI JOIN "  # noqa: S608
-        f"(SELECT DISTINCT invoice_id FROM {added} WHERE invoice_id IS NOT NULL) a ON p.invoice_id = a.invoice_id)"
+        f"SELECT count(*), count(DISTINCT a.invoice_id) FROM {added} a SEMI JOIN "  # noqa: S608
+        f"(SELECT DISTINCT invoice_id FROM {previous} p WHERE invoice_id IN "
+        f"(SELECT invoice_id FROM {added} WHERE invoice_id IS NOT NULL)) s ON a.invoice_id = s.invoice_id"
     )
-    return bool(con.execute(sql).fetchone()[0])
+    with _connection(workdir) as con:
+        if "invoice_id" not in _columns(con, previous) or "invoice_id" not in _columns(con, added):
+            return NO_SHARED_INVOICES
+        lines, invoices = con.execute(sql).fetchone()
+    return SharedInvoices(int(lines), int(invoices))
 
 
 def _finer_rollup(

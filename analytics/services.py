@@ -13,7 +13,15 @@ from django.db import transaction
 
 from analytics.engines import EngineProgress, get_engine
 from analytics.models import Datasource, Rollup, Segment
-from analytics.rollups import BuiltRollup, VersionFacts, version_facts_append, version_facts_build
+from analytics.rollups import (
+    NO_SHARED_INVOICES,
+    BuiltRollup,
+    SharedInvoices,
+    VersionFacts,
+    invoices_already_published,
+    version_facts_append,
+    version_facts_build,
+)
 from analytics.segments import rollup_storage_key, segment_file_store, segment_local_path, segment_storage_key
 from analytics.signals import publish_completed
 
@@ -45,6 +53,10 @@ class PublishOutcome:
     already_published: bool
     # The engine's own task id (a Druid ingestion task), when the engine loads rows itself.
     engine_task_id: str | None = None
+    # A replace: the rows of its days it swapped out.
+    rows_replaced: int = 0
+    # An append: its lines whose invoice id was published already (the same data sent again?).
+    shared_invoices: SharedInvoices = NO_SHARED_INVOICES
 
 
 class PublishConflict(Exception):
@@ -94,7 +106,13 @@ def datasource_publish(
             except PublishConflict:
                 logger.info("publish of %s raced another publish; computing again", request.upload_id)
                 continue
-        return PublishOutcome(data_version=version, already_published=False, engine_task_id=engine_task_id)
+        return PublishOutcome(
+            data_version=version,
+            already_published=False,
+            engine_task_id=engine_task_id,
+            rows_replaced=sum(s.rows for s in plan.replaced) - sum(r.rows for r in plan.remainders),
+            shared_invoices=plan.shared_invoices,
+        )
     raise PublishConflict(f"datasource {datasource.name} kept changing during publish")
 
 
@@ -123,6 +141,7 @@ class _PublishPlan:
     remainders: list[_Remainder]
     facts: VersionFacts
     rollup_keys: dict[str, str]
+    shared_invoices: SharedInvoices
 
 
 def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: Path) -> _PublishPlan:
@@ -141,7 +160,12 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         if remainder is not None:
             remainders.append(remainder[0])
             local_paths.append(remainder[1])
-    facts = _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir)
+    shared = (
+        invoices_already_published(previous_paths=local_paths, added_path=request.curated_path, workdir=workdir)
+        if base.has_invoice_id and not request.replace
+        else NO_SHARED_INVOICES
+    )
+    facts = _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir, shared=shared)
     if facts is None:
         facts = version_facts_build(segment_paths=[*local_paths, request.curated_path], workdir=workdir / "rollups")
     rollup_keys = {
@@ -158,11 +182,12 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         remainders=remainders,
         facts=facts,
         rollup_keys=rollup_keys,
+        shared_invoices=shared,
     )
 
 
 def _facts_appended(
-    *, base: Datasource, previous_paths: list[Path], request: PublishRequest, workdir: Path
+    *, base: Datasource, previous_paths: list[Path], request: PublishRequest, workdir: Path, shared: SharedInvoices
 ) -> VersionFacts | None:
     """The new version's facts from the previous version's and the added rows', or None: then
     they are built from every row, which needs none of the previous version's rollup files.
@@ -174,6 +199,7 @@ def _facts_appended(
             added_path=request.curated_path,
             workdir=workdir / "rollups",
             replaced_days=(request.interval_start, request.interval_end) if request.replace else None,
+            shared=None if request.replace else shared,
         )
     except Exception:
         # Building from every row is always exact: a previous rollup file that cannot be read

@@ -27,6 +27,7 @@ from django.db import transaction
 from accounts.selectors import user_allowed_branches
 from analytics.engines import EngineError
 from analytics.models import Datasource
+from analytics.rollups import SharedInvoices
 from analytics.services import PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
@@ -183,12 +184,35 @@ def _publish(
     )
     task.engine_task_id = published.engine_task_id or f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
+    replaced_note = (
+        f", in place of the {published.rows_replaced:,} rows those days had"
+        if task.mode == IngestionTask.Mode.REPLACE
+        else ""
+    )
     drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""
+    twice = _counted_twice_warning(published.shared_invoices, datasource=task.datasource.name)
+    if twice:
+        task.notes = [*task.notes, twice]
+        task.save(update_fields=["notes"])
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
-        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}).{drift_note}",
+        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
+        f"{drift_note}{' ' + twice if twice else ''}",
         progress=100,
+    )
+
+
+def _counted_twice_warning(shared: SharedInvoices, *, datasource: str) -> str:
+    """A warning when an appended file's invoices were published before: the same data sent again
+    (its bytes differ, say line endings, so it is not a duplicate file) now counts twice. An
+    invoice split across two files is legitimate, hence a warning, not a refusal."""
+    if not shared:
+        return ""
+    return (
+        f"Warning: {shared.lines:,} of these lines belong to {shared.invoices:,} invoices already published in "
+        f"'{datasource}'. If this data was sent before, it now counts twice: send it with mode=replace to swap "
+        "its days instead."
     )
 
 

@@ -245,3 +245,42 @@ def test_graphql_retries_a_refused_twin_with_force(uploader_api, uploader, real_
 
     assert forced["data"]["retryIngestionTask"]["task"]["status"] == "queued", forced
     assert ingestion_task_run(task_id=refused).status == IngestionTask.Status.SUCCEEDED
+
+
+def test_the_same_data_with_other_bytes_is_loaded_with_a_warning(uploader_api, real_file: Path, tasks_inline) -> None:
+    # Saved again with Windows line endings: another sha256, so not a duplicate file, and every
+    # total doubled without a word. Invoices may legitimately span files, so it warns.
+    assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
+    crlf = real_file.read_bytes().replace(b"\n", b"\r\n")
+
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, crlf).json()["task_id"])
+
+    assert task.status == IngestionTask.Status.SUCCEEDED
+    warning = "1,000 of these lines belong to 1,000 invoices already published in 'sales'"
+    assert warning in task.message and any(warning in note for note in task.notes)
+    assert "send it with mode=replace" in task.message
+    assert _lines(uploader_api) == 2000
+
+
+def test_a_replace_says_how_many_rows_it_swapped_out(uploader_api, real_file: Path, tasks_inline) -> None:
+    # A replace swaps every row from the file's first to its last day, also days the file lacks;
+    # the message said only how many rows it published.
+    import datetime as dt
+
+    assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
+    header, *rows = real_file.read_text().splitlines()
+
+    def day(row: str) -> dt.date:
+        return dt.datetime.strptime(row.split(",")[10], "%d-%b-%Y").date()
+
+    kept = [row for row in rows if day(row).month == 2][::2]  # half of February's lines
+    first, last = min(map(day, kept)), max(map(day, kept))
+    swapped = sum(1 for row in rows if first <= day(row) <= last)
+
+    task_id = _upload(uploader_api, "\n".join([header, *kept]).encode() + b"\n", mode="replace").json()["task_id"]
+
+    task = IngestionTask.objects.get(pk=task_id)
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert f"Published {len(kept):,} rows" in task.message
+    assert f"({first} to {last}), in place of the {swapped:,} rows those days had." in task.message
+    assert _lines(uploader_api) == len(rows) - swapped + len(kept)
