@@ -41,11 +41,14 @@ class Kpi:
     value: float | int | None
     kind: str
     previous: float | int | None = None
+    # False when the comparison period starts before the data does: a change against the few
+    # days it covers (+400 % near the data's first day) would mislead.
+    comparable: bool = True
 
     @property
     def change(self) -> float | None:
-        """Relative change vs the comparison period; None when it has no base."""
-        if self.value is None or not self.previous:
+        """Relative change vs the comparison period; None when it has no (whole) base."""
+        if self.value is None or not self.previous or not self.comparable:
             return None
         return (self.value - self.previous) / abs(self.previous)
 
@@ -138,18 +141,35 @@ def panel_kpis(ctx: PanelContext) -> Panel:
         )
     )
     previous = result.comparison.first if result.comparison else {}
-    kpis = [Kpi(METRICS[m].label, result.first.get(m), metric_column(m).kind, previous.get(m)) for m in KPI_METRICS]
+    first_day = ctx.filters.data_range[0] if ctx.filters.data_range else None
+    comparable = not _comparison_before_data(result, first_day)
+    kpis = [
+        Kpi(METRICS[m].label, result.first.get(m), metric_column(m).kind, previous.get(m), comparable)
+        for m in KPI_METRICS
+    ]
     table = Table(
         [Column("metric", "Metric"), Column("value", "Value", "auto"), Column("previous", "Previous period", "auto")],
         [{"metric": k.label, "value": k.value, "previous": k.previous, "kind": k.kind} for k in kpis],
     )
-    return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=_comparison_note(result))
+    note = _comparison_note(result, first_day if not comparable else None)
+    return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=note)
 
 
-def _comparison_note(result: QueryResult) -> str:
+def _comparison_before_data(result: QueryResult, first_day: dt.date | None) -> bool:
+    if result.comparison is None or result.comparison.period[0] is None or first_day is None:
+        return False
+    return result.comparison.period[0] < first_day
+
+
+def _comparison_note(result: QueryResult, data_starts: dt.date | None = None) -> str:
     if result.comparison is None or result.comparison.period[0] is None:
         return ""
     start, end = result.comparison.period
+    if data_starts is not None:
+        return (
+            f"No change shown: the previous period ({start} to {end}) starts before the data, "
+            f"which begins on {data_starts}."
+        )
     return f"Change against {start} to {end}."
 
 

@@ -321,3 +321,13 @@ def test_another_datasource_chosen_in_the_bar_offers_its_own_values(viewer_brows
     # The same datasource again: the values offered stay as the user left them.
     same = _bar_request(viewer_browser, {**sent, "shown_datasource": "north"})
     assert _filter_bar_part(same, "filter-options") is None
+
+
+def test_no_change_is_shown_against_a_previous_period_from_before_the_data(viewer_browser, published) -> None:
+    # 10 Jan – 15 Feb against 4 Dec – 9 Jan, of which the data covers nine days: "+396.9 %".
+    near_start = viewer_browser.get("/", {"preset": "custom", "start": "2019-01-10", "end": "2019-02-15"})
+    page = near_start.content.decode()
+    assert "vs previous" not in page
+    assert "starts before the data, which begins on 2019-01-01" in page
+    later = viewer_browser.get("/", {"preset": "custom", "start": "2019-02-10", "end": "2019-03-15"}).content.decode()
+    assert "vs previous" in later and "Change against 2019-01-07 to 2019-02-09." in later
