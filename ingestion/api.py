@@ -105,6 +105,12 @@ def task_status(request: HttpRequest, task_id: UUID):
     return _task_or_404(request, task_id)
 
 
+@router.get("/tasks/{task_id}", response={200: TaskOut, **error_responses(404, 422)})
+def task_detail(request: HttpRequest, task_id: UUID):
+    """The same as `/status/{task_id}`, beside the task's retry and cancel."""
+    return task_status(request, task_id)
+
+
 class UploadAccepted(Schema):
     task_id: UUID
     status: str

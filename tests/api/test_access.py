@@ -44,6 +44,7 @@ UPLOADS = {
 READS = {
     "GET /api/ingest/tasks",
     "GET /api/ingest/status/{task_id}",
+    "GET /api/ingest/tasks/{task_id}",
     "GET /api/ingest/tasks/{task_id}/error-report",
     "GET /api/metrics/summary",
     "GET /api/metrics/timeseries",

@@ -47,6 +47,8 @@ def _receive(path: Path, *, sha256: str, **options) -> IngestionTask:
 def status_of(client: Client, task_id: str) -> dict:
     response = client.get(f"/api/ingest/status/{task_id}")
     assert response.status_code == 200
+    # The same answer beside the task's retry and cancel.
+    assert client.get(f"/api/ingest/tasks/{task_id}").json() == response.json()
     return response.json()
 
 
