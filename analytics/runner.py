@@ -183,8 +183,27 @@ def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...
     return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed) or snapshot.date_range
 
 
+def data_days_matching(
+    *, snapshot: Snapshot, user: AbstractBaseUser | None, include: dict[str, tuple[str, ...]]
+) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the data `user` may see whose dimensions match `include` (a page's
+    filters without their period); None when no row matches."""
+    if not include:
+        return data_days_visible(snapshot=snapshot, user=user)
+    allowed = user_allowed_branches(user=user)
+    if allowed is not None:
+        chosen = include.get("branch", allowed)
+        include = {**include, "branch": tuple(branch for branch in chosen if branch in allowed)}
+        if not include["branch"]:
+            return None
+    return _extent(snapshot=snapshot, engine=get_engine(), scope=Filters(include=include))
+
+
 def _visible_extent(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...]) -> tuple[dt.date, dt.date] | None:
-    scope = Filters(include={"branch": allowed})
+    return _extent(snapshot=snapshot, engine=engine, scope=Filters(include={"branch": allowed}))
+
+
+def _extent(*, snapshot: Snapshot, engine: Engine, scope: Filters) -> tuple[dt.date, dt.date] | None:
     probe = Summary(datasource=snapshot.datasource.name, metrics=("lines",))
     rollup = rollup_choose(spec=probe, filters=scope, snapshot=snapshot) if engine.uses_rollup_files else None
     compiled = compile_date_extent(

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from analytics.metrics import METRICS
 from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
-from analytics.runner import QueryResult, run_query
+from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def panel_kpis(ctx: PanelContext) -> Panel:
         )
     )
     previous = result.comparison.first if result.comparison else {}
-    first_day = ctx.filters.data_range[0] if ctx.filters.data_range else None
+    first_day = _first_day_matching(ctx) if result.comparison is not None else None
     comparable = not _comparison_before_data(result, first_day)
     kpis = [
         Kpi(METRICS[m].label, result.first.get(m), metric_column(m).kind, previous.get(m), comparable)
@@ -153,6 +153,14 @@ def panel_kpis(ctx: PanelContext) -> Panel:
     )
     note = _comparison_note(result, first_day if not comparable else None)
     return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=note)
+
+
+def _first_day_matching(ctx: PanelContext) -> dt.date | None:
+    """The first day of the data the page's filters (branch, product line…) select, whatever the period."""
+    if not ctx.filters.include:
+        return ctx.filters.data_range[0] if ctx.filters.data_range else None
+    days = data_days_matching(snapshot=ctx.filters.snapshot, user=ctx.user, include=ctx.filters.include)
+    return days[0] if days else None
 
 
 def _comparison_before_data(result: QueryResult, first_day: dt.date | None) -> bool:

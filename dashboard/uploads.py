@@ -125,7 +125,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
     # The fix form's fields, or `force` alone (a file published before, loaded again on purpose).
     sent = {name: value for name, value in _options_from(request.POST).items() if name in request.POST}
     try:
-        ingestion_task_retry(task=task, overrides=sent)
+        ingestion_task_retry(task=task, overrides=sent, user=request.user)
         messages.success(request, "Queued again from the stored raw file.")
     except IngestionError as exc:
         messages.error(request, exc.detail)

@@ -59,17 +59,17 @@ class IngestionTaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed or cancelled tasks")
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
-        self._apply(request, queryset, ingestion_task_retry, "queued again")
+        self._apply(request, queryset, lambda task: ingestion_task_retry(task=task, user=request.user), "queued again")
 
     @admin.action(description="Cancel selected queued or running tasks")
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
-        self._apply(request, queryset, ingestion_task_cancel, "cancelled")
+        self._apply(request, queryset, lambda task: ingestion_task_cancel(task=task), "cancelled")
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[IngestionTask], action, done: str) -> None:
         succeeded = 0
         for task in queryset:
             try:
-                action(task=task)
+                action(task)
                 succeeded += 1
             except IngestionError as exc:
                 self.message_user(request, f"{task.original_filename}: {exc.detail}", messages.WARNING)

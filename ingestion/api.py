@@ -319,7 +319,8 @@ def retry_task(request: HttpRequest, task_id: UUID, form: Form[OptionsForm]):
     ones; every option not sent stays as the upload chose it."""
     require_capability(request, Capability.UPLOAD_DATA)
     overrides = {name: value for name, value in form.dict().items() if value is not None}
-    return Status(202, ingestion_task_retry(task=_task_or_404(request, task_id), overrides=overrides))
+    task = _task_or_404(request, task_id)
+    return Status(202, ingestion_task_retry(task=task, overrides=overrides, user=request.user))
 
 
 @router.post("/tasks/{task_id}/cancel", response={200: TaskOut, **error_responses(404, 409, 422)})

@@ -194,7 +194,9 @@ class RetryIngestionTask(graphene.Mutation):
         overrides = {"force": force, "date_format": date_format}
         sent = {name: value for name, value in overrides.items() if value is not None}
         return RetryIngestionTask(
-            task=_task_action(info, id, lambda task: ingestion_task_retry(task=task, overrides=sent))
+            task=_task_action(
+                info, id, lambda task: ingestion_task_retry(task=task, overrides=sent, user=info.context.user)
+            )
         )
 
 

@@ -186,7 +186,7 @@ def _publish(
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
     replaced_note = (
         f", in place of the {published.rows_replaced:,} rows those days had"
-        if task.mode == IngestionTask.Mode.REPLACE
+        if task.mode == IngestionTask.Mode.REPLACE and not published.already_published
         else ""
     )
     drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""

@@ -384,11 +384,14 @@ def _queue_or_fail(*, task_id: str) -> None:
         )
 
 
-def ingestion_task_retry(*, task: IngestionTask, overrides: dict | None = None) -> IngestionTask:
-    """Run a failed or cancelled task again from its stored raw file.
+def ingestion_task_retry(
+    *, task: IngestionTask, overrides: dict | None = None, user: AbstractBaseUser | None = None
+) -> IngestionTask:
+    """Run a failed or cancelled task again from its stored raw file, as `user` asks.
 
     `overrides`: options to change, as an upload takes them (`date_format`, `mapping`, `force`…);
-    every other option stays as the upload chose it. Invalid values raise `invalid_option` (400).
+    every other option stays as the upload chose it. Invalid values raise `invalid_option` (400);
+    a replace neither the user nor the task's uploader may do, `permission_denied` (403).
     """
     with transaction.atomic():
         locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
@@ -401,12 +404,16 @@ def ingestion_task_retry(*, task: IngestionTask, overrides: dict | None = None) 
         if overrides:
             stored = {name: locked.options.get(name) for name in UPLOAD_OPTION_NAMES} | {"mode": locked.mode}
             options = upload_options_parse(**{**stored, **overrides})
-            # A fix-and-retry form sends the options it shows; `force` chosen at upload stays.
-            locked.options = {**asdict(options), "force": options.force or bool(locked.options.get("force"))}
+            locked.options = asdict(options)
             locked.mode = options.mode
+        if locked.mode == IngestionTask.Mode.REPLACE:
+            replace_permission_check(user=user)
+            replace_permission_check(user=locked.created_by)  # the run checks it too
         if not locked.options.get("force"):
             # The file may have been published (or queued) by another upload since this one failed.
-            ingestion_duplicate_refuse(datasource_name=locked.datasource.name, sha256=locked.sha256, exclude=locked.pk)
+            ingestion_duplicate_refuse(
+                datasource_name=locked.datasource.name, sha256=locked.sha256, exclude=locked.pk, user=user
+            )
         locked.status = IngestionTask.Status.QUEUED
         locked.stage = IngestionTask.Stage.STORING_RAW
         locked.progress = 5

@@ -61,9 +61,11 @@ REJECTED_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
 }
 
-# Cells that mean "no value" in exported spreadsheets; only numbers, dates and times use them
+# Cells that mean "no value" in exported spreadsheets; only numbers, dates, times and invoice ids
 # (a branch literally called "NA" stays a branch).
 NULL_TOKENS: tuple[str, ...] = ("", "na", "n/a", "#n/a", "null", "none", "-")
+# Text fields whose null tokens mean "none" too: an identifier is never "N/A".
+PLACEHOLDER_CLEARED = frozenset({"invoice_id"})
 
 # A number after currency symbols and spaces are removed. Thousands separators must group by
 # three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250.
@@ -169,6 +171,10 @@ def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame
 def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl.Series, list[tuple[pl.Series, str]]]:
     """One column by the kind of its field → (typed values, [(failure mask, reason)])."""
     kind = FIELDS_BY_NAME[field].kind
+    if field in PLACEHOLDER_CLEARED:
+        # "N/A" or "-" is no invoice: kept, every such line would be one invoice (transactions
+        # undercounted) and one already published in every later file.
+        return _null_tokens_clear(values), []
     if kind == FieldKind.STRING:
         return values, []
     number = decimal_parse(values, decimal_comma=decimal_comma)

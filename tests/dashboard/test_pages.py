@@ -331,3 +331,18 @@ def test_no_change_is_shown_against_a_previous_period_from_before_the_data(viewe
     assert "starts before the data, which begins on 2019-01-01" in page
     later = viewer_browser.get("/", {"preset": "custom", "start": "2019-02-10", "end": "2019-03-15"}).content.decode()
     assert "vs previous" in later and "Change against 2019-01-07 to 2019-02-09." in later
+
+
+def test_no_change_is_shown_when_the_filtered_data_starts_inside_the_previous_period(viewer_browser) -> None:
+    # Branch C opened on 20 Feb: March for C against 30 Jan - 29 Feb showed "+210 %".
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    start = dt.date(2024, 1, 1)
+    rows = [sale_line(date=start + dt.timedelta(days=d), branch="A", revenue=100.0) for d in range(91)]
+    rows += [sale_line(date=dt.date(2024, 2, 20) + dt.timedelta(days=d), branch="C", revenue=50.0) for d in range(41)]
+    rows_publish(datasource="sales", rows=rows)
+    march = {"preset": "custom", "start": "2024-03-01", "end": "2024-03-30"}
+    page = viewer_browser.get("/", {**march, "branch": "C"}).content.decode()
+    assert "vs previous" not in page
+    assert "starts before the data, which begins on 2024-02-20" in page
+    assert "vs previous" in viewer_browser.get("/", {**march, "branch": "A"}).content.decode()

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.services import api_token_create, user_branch_scope_set
 from ingestion.models import IngestionTask
-from ingestion.services import ingestion_task_retry, ingestion_task_run
+from ingestion.services import ingestion_task_run
 from tests.conftest import token_client
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -96,7 +96,7 @@ def test_a_scoped_uploader_may_not_replace(role_groups, other_branch_task, uploa
     assert rows == [{"branch": "B", "revenue": 6000.0}]
 
 
-def test_a_retry_switched_to_replace_fails_for_a_scoped_uploader(
+def test_a_retry_switched_to_replace_is_refused_for_a_scoped_uploader(
     role_groups, other_branch_task, uploader_api, monkeypatch
 ) -> None:
     from django_q.conf import Conf
@@ -105,11 +105,35 @@ def test_a_retry_switched_to_replace_fails_for_a_scoped_uploader(
     _, scoped_api = _scoped("uploader", ["A"])
     body = _upload(scoped_api, b"Date,Branch,Product line,Quantity,Total\n2024-05-03,A,Food,1,10\n").json()
     assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel").json()["status"] == "cancelled"
-    task = ingestion_task_retry(task=IngestionTask.objects.get(pk=body["task_id"]), overrides={"mode": "replace"})
+    # Refused when asked, as the upload is (it was accepted, stored as replace, and failed each run).
+    for client in (scoped_api, uploader_api):  # by the scoped uploader, or for them
+        response = client.post(f"/api/ingest/tasks/{body['task_id']}/retry", {"mode": "replace"})
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert (task.status, task.mode) == (IngestionTask.Status.CANCELLED, IngestionTask.Mode.APPEND)
+    # The run checks it too (the uploader's scope may change while the task waits).
+    IngestionTask.objects.filter(pk=task.pk).update(mode=IngestionTask.Mode.REPLACE, status=IngestionTask.Status.QUEUED)
     task = ingestion_task_run(task_id=str(task.pk))
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "permission_denied")
     rows = uploader_api.get("/api/metrics/breakdown", {"by": "branch", "metric": "revenue"}).json()["rows"]
     assert rows == [{"branch": "B", "revenue": 6000.0}]
+
+
+def test_a_refused_retry_does_not_name_a_task_the_user_cannot_see(role_groups, other_branch_task) -> None:
+    scoped, scoped_api = _scoped("uploader", ["A"])
+    other = IngestionTask.objects.get(pk=other_branch_task)
+    mine = IngestionTask.objects.create(
+        datasource=other.datasource,
+        created_by=scoped,
+        status=IngestionTask.Status.FAILED,
+        original_filename="mine.csv",
+        sha256=other.sha256,
+        raw_key=other.raw_key,
+    )
+    response = scoped_api.post(f"/api/ingest/tasks/{mine.pk}/retry")
+    assert (response.status_code, response.json()["code"]) == (409, "duplicate_upload")
+    assert "another user's upload" in response.json()["detail"]
+    assert other_branch_task not in response.json()["detail"] and "sales.csv" not in response.json()["detail"]
 
 
 def test_a_duplicate_refusal_does_not_name_a_task_the_user_cannot_see(role_groups, other_branch_task) -> None:

@@ -198,6 +198,13 @@ def test_a_refused_twin_is_loaded_again_only_when_the_retry_says_force(uploader_
     assert _lines(uploader_api) == 2000
 
 
+def test_a_retry_can_turn_force_off(uploader_api, real_file: Path, tasks_inline, monkeypatch) -> None:
+    forced = _upload_failing_at_publish(uploader_api, real_file.read_bytes(), monkeypatch, force="true")
+    assert _upload(uploader_api, real_file.read_bytes(), force="true").status_code == 202  # published meanwhile
+    response = uploader_api.post(f"/api/ingest/tasks/{forced}/retry", {"force": "false"})
+    assert (response.status_code, response.json()["code"]) == (409, "duplicate_upload")
+
+
 def test_a_retry_changes_only_the_options_it_sends(uploader_api, real_file: Path, tasks_inline, monkeypatch) -> None:
     task_id = _upload_failing_at_publish(uploader_api, real_file.read_bytes(), monkeypatch, max_rejected_ratio="0.5")
     url = f"/api/ingest/tasks/{task_id}/retry"
@@ -284,3 +291,20 @@ def test_a_replace_says_how_many_rows_it_swapped_out(uploader_api, real_file: Pa
     assert f"Published {len(kept):,} rows" in task.message
     assert f"({first} to {last}), in place of the {swapped:,} rows those days had." in task.message
     assert _lines(uploader_api) == len(rows) - swapped + len(kept)
+
+
+def test_a_replace_run_again_after_its_switch_does_not_claim_it_swapped_nothing(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    # The worker died after the switch; the run again finds the rows published and swaps nothing.
+    assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
+    header, *rows = real_file.read_text().splitlines()
+    february = "\n".join([header, *[row for row in rows if "-Feb-2019," in row][:10]]) + "\n"
+    task_id = _upload(uploader_api, february.encode(), mode="replace").json()["task_id"]
+    assert "in place of the" in IngestionTask.objects.get(pk=task_id).message
+    IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.QUEUED)
+
+    again = ingestion_task_run(task_id=task_id)
+
+    assert again.status == IngestionTask.Status.SUCCEEDED, again.message
+    assert "in place of the" not in again.message

@@ -310,3 +310,19 @@ def test_amounts_and_quantities_past_any_sale_are_rejected() -> None:
         (3, "Quantity", "quantity is beyond ±1,000,000,000"),
     ]
     assert result.valid["revenue"].to_list() == [999999999999999.0]
+
+
+def test_placeholder_invoice_ids_are_no_invoice_but_other_text_is_kept():
+    # Every "N/A" line was one invoice (transactions undercounted), and "already published" in
+    # every later file with one; a branch literally called "NA" stays a branch.
+    columns = ["Invoice ID", "Date", "Branch", "Product line", "Quantity", "Total"]
+    rows = [
+        ["INV-1", "01/01/24", "NA", "Food", "1", "10"],
+        ["N/A", "01/01/24", "A", "Food", "1", "10"],
+        [" - ", "01/01/24", "A", "Food", "1", "10"],
+        ["none", "01/01/24", "A", "Food", "1", "10"],
+    ]
+    result = transform(columns, rows)
+    assert result.rejected.height == 0
+    assert result.valid["invoice_id"].to_list() == ["INV-1", None, None, None]
+    assert result.valid["branch"].to_list() == ["NA", "A", "A", "A"]

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.slow
-def test_make_run_stops_when_its_process_group_is_told_to(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, set[int]]]:
+    """bin/run-local started in a process group of its own, answering; with every process it started."""
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "S3_", "REDIS_", "DRUID_"))},
@@ -63,35 +65,61 @@ def test_make_run_stops_when_its_process_group_is_told_to(tmp_path: Path) -> Non
         "WEB_WORKERS": "1",
         "Q_WORKERS": "1",
     }
-    log = (tmp_path / "run.log").open("w")
-    run = subprocess.Popen(
-        ["bin/run-local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code < 500:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail(
-                f"make run did not answer within {START_SECONDS} s: {(tmp_path / 'run.log').read_text()[-2000:]}"
-            )
-        time.sleep(3)  # the cluster's workers are up
-        started = _descendants(run.pid)
-        assert any("qcluster" in (Path("/proc") / str(pid) / "cmdline").read_text() for pid in started if _alive(pid))
+    log_path = tmp_path / "run.log"
+    with log_path.open("w") as log:
+        run = subprocess.Popen(
+            ["bin/run-local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        started: set[int] = set()
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code < 500:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.5)
+            else:
+                pytest.fail(f"make run did not answer within {START_SECONDS} s: {log_path.read_text()[-2000:]}")
+            time.sleep(3)  # the cluster's workers are up
+            started = _descendants(run.pid)
+            assert any("qcluster" in _cmdline(pid) for pid in started)
+            yield run, started
+        finally:
+            for pid in _descendants(run.pid) | started | {run.pid}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _left_running(started: set[int], within: float) -> list[int]:
+    deadline = time.monotonic() + within
+    while (left := [pid for pid in started if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+@pytest.mark.slow
+def test_make_run_stops_when_its_process_group_is_told_to(tmp_path: Path) -> None:
+    with _make_run(tmp_path) as (run, started):
         os.killpg(run.pid, signal.SIGTERM)  # what a supervisor does: the whole group
 
         run.wait(timeout=STOP_SECONDS)
-        time.sleep(1)
-        left = [pid for pid in started if _alive(pid)]
-        assert not left, f"still running after make run stopped: {left}"
-    finally:
-        if run.poll() is None:
-            for pid in _descendants(run.pid) | {run.pid}:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        log.close()
+        assert not _left_running(started, within=2), "still running after make run stopped"
+
+
+@pytest.mark.slow
+def test_the_worker_stops_when_make_run_is_killed_outright(tmp_path: Path) -> None:
+    # A supervisor that gives up waiting kills the group: the cluster, in a session of its own,
+    # went on running, orphaned.
+    with _make_run(tmp_path) as (run, started):
+        os.killpg(run.pid, signal.SIGKILL)
+
+        run.wait(timeout=STOP_SECONDS)
+        assert not _left_running(started, within=STOP_SECONDS), [_cmdline(pid) for pid in started if _alive(pid)]
