@@ -184,10 +184,12 @@ def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...
 
 
 def data_days_matching(
-    *, snapshot: Snapshot, user: AbstractBaseUser | None, include: dict[str, tuple[str, ...]]
+    *, snapshot: Snapshot | None, user: AbstractBaseUser | None, include: dict[str, tuple[str, ...]]
 ) -> tuple[dt.date, dt.date] | None:
     """First and last day of the data `user` may see whose dimensions match `include` (a page's
     filters without their period); None when no row matches."""
+    if snapshot is None:
+        return None
     if not include:
         return data_days_visible(snapshot=snapshot, user=user)
     allowed = user_allowed_branches(user=user)

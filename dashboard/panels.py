@@ -157,6 +157,8 @@ def panel_kpis(ctx: PanelContext) -> Panel:
 
 def _first_day_matching(ctx: PanelContext) -> dt.date | None:
     """The first day of the data the page's filters (branch, product line…) select, whatever the period."""
+    if ctx.filters.snapshot is None:  # nothing published yet
+        return None
     if not ctx.filters.include:
         return ctx.filters.data_range[0] if ctx.filters.data_range else None
     days = data_days_matching(snapshot=ctx.filters.snapshot, user=ctx.user, include=ctx.filters.include)

@@ -253,14 +253,16 @@ def ingestion_duplicate_refuse(
     raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
 
 
-def replace_permission_check(*, user: AbstractBaseUser | None) -> None:
+def replace_permission_check(*, user: AbstractBaseUser | None, uploader: bool = False) -> None:
     """Only a user who sees every branch may replace: a replace swaps out every branch's rows
-    of the file's days, which a branch-scoped uploader would delete unseen."""
+    of the file's days, which a branch-scoped uploader would delete unseen. `uploader`: `user`
+    is the task's uploader, not the one asking (the message names them so)."""
     allowed = user_allowed_branches(user=user)
     if allowed is not None:
+        whose = "the account that uploaded this file covers" if uploader else "your account covers"
         raise IngestionError(
             "permission_denied",
-            "Replacing swaps out every branch's rows of the file's days, and your account covers only "
+            f"Replacing swaps out every branch's rows of the file's days, and {whose} only "
             f"{', '.join(allowed)}: upload in append mode, or ask someone who sees every branch to replace.",
             status=403,
         )
@@ -408,7 +410,7 @@ def ingestion_task_retry(
             locked.mode = options.mode
         if locked.mode == IngestionTask.Mode.REPLACE:
             replace_permission_check(user=user)
-            replace_permission_check(user=locked.created_by)  # the run checks it too
+            replace_permission_check(user=locked.created_by, uploader=True)  # the run checks it too
         if not locked.options.get("force"):
             # The file may have been published (or queued) by another upload since this one failed.
             ingestion_duplicate_refuse(

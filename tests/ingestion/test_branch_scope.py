@@ -106,9 +106,10 @@ def test_a_retry_switched_to_replace_is_refused_for_a_scoped_uploader(
     body = _upload(scoped_api, b"Date,Branch,Product line,Quantity,Total\n2024-05-03,A,Food,1,10\n").json()
     assert uploader_api.post(f"/api/ingest/tasks/{body['task_id']}/cancel").json()["status"] == "cancelled"
     # Refused when asked, as the upload is (it was accepted, stored as replace, and failed each run).
-    for client in (scoped_api, uploader_api):  # by the scoped uploader, or for them
+    for client, whose in ((scoped_api, "your account"), (uploader_api, "the account that uploaded this file")):
         response = client.post(f"/api/ingest/tasks/{body['task_id']}/retry", {"mode": "replace"})
         assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+        assert f"{whose} covers only A" in response.json()["detail"]
     task = IngestionTask.objects.get(pk=body["task_id"])
     assert (task.status, task.mode) == (IngestionTask.Status.CANCELLED, IngestionTask.Mode.APPEND)
     # The run checks it too (the uploader's scope may change while the task waits).
