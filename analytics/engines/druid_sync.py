@@ -110,11 +110,13 @@ def druid_sync(
 
 
 def _catalogue_cells(snapshot: Snapshot) -> dict[Cell, tuple[int, float]]:
-    paths = ", ".join("'" + str(segment_local_path(segment=s)).replace("'", "''") + "'" for s in snapshot.segments)
+    paths = [str(segment_local_path(segment=segment)) for segment in snapshot.segments]
     with duckdb.connect() as con:
+        # The files as the embedded engine reads them (analytics.engines.embedded), paths bound.
         rows = con.execute(
-            f"SELECT date, branch, count(*), coalesce(sum(revenue), 0) "  # noqa: S608
-            f"FROM read_parquet([{paths}], union_by_name = true) GROUP BY ALL"
+            "SELECT date, branch, count(*), coalesce(sum(revenue), 0) "
+            "FROM read_parquet(?, union_by_name = true) GROUP BY ALL",
+            [paths],
         ).fetchall()
     return {(day, branch): (int(lines), float(revenue)) for day, branch, lines, revenue in rows}
 
