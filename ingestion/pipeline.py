@@ -345,7 +345,11 @@ def _validate_all(
     estimated_rows = _estimate_rows(raw_path, detected)
     curated = _CuratedWriter(outcome.curated_path)
     sink: BackgroundConsumer[pa.Table] = BackgroundConsumer(curated.write, name="ingest-write")
-    batches = prefetched(lambda: source_read_batches(raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS))
+    batches = prefetched(
+        lambda: source_read_batches(
+            raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS, typed=plan.typed_columns()
+        )
+    )
     try:
         with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
             report = csv.writer(report_file)

@@ -4,7 +4,9 @@ The format is detected from the bytes, never from the file name (the name only i
 messages): a zip with a workbook is .xlsx, an OLE2 container is .xls, `PAR1` is Parquet, and
 anything that decodes as text is CSV/TSV. Every reader yields the same thing: batches whose
 source columns are all strings exactly as written (surrounding whitespace removed, empty → null)
-plus an Int64 `__row_number`, so later stages never care where a row came from.
+plus an Int64 `__row_number`, so later stages never care where a row came from. The one
+exception is asked for by the caller: a CSV block may give number columns as numbers
+(TypedColumns), when that reads them exactly as their text would be.
 
 Row numbers (`__row_number`, `header_row`) are 1-based:
 - CSV: the record number, counting blank lines and title rows. It equals the line number unless
@@ -33,7 +35,7 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -186,15 +188,36 @@ def _source_kind(path: Path, *, label: str, header_row: int | None) -> tuple[str
     return "text", head
 
 
-def source_read_batches(path: Path, detected: DetectedSource, *, batch_rows: int = 250_000) -> Iterator[pl.DataFrame]:
+@dataclass(frozen=True)
+class TypedColumns:
+    """Source columns a CSV block may be read as numbers straight away, instead of as strings
+    parsed later: building strings for the measure columns of a large file costs more than the
+    parser's own number reading.
+
+    `dtypes`: column → Float64 or Int64. A block is kept typed only when every such cell parsed
+    and `accept(frame)` is true; otherwise it is read as strings, as without this. The caller
+    makes `accept` refuse every value that its later parsing of the strings would read
+    differently or reject, so either way a block gives the same rows.
+    """
+
+    dtypes: Mapping[str, pl.DataType]
+    accept: Callable[[pl.DataFrame], bool]
+
+
+def source_read_batches(
+    path: Path, detected: DetectedSource, *, batch_rows: int = 250_000, typed: TypedColumns | None = None
+) -> Iterator[pl.DataFrame]:
     """The data rows in file order, `batch_rows` per batch (the last one shorter): strings plus
     `__row_number`. Blank rows are skipped; their numbers are not reused.
+
+    `typed`: columns a CSV file's blocks may give as numbers (see TypedColumns); other formats
+    and columns are strings.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be positive")
     path = Path(path)
     if detected.format == "csv":
-        frames = _csv_frames(path, detected, block_bytes=_block_bytes(batch_rows))
+        frames = _csv_frames(path, detected, block_bytes=_block_bytes(batch_rows), typed=typed)
     elif detected.format in ("xlsx", "xls"):
         frames = _excel_frames(path, detected, batch_rows=batch_rows)
     elif detected.format == "parquet":
@@ -371,12 +394,12 @@ def _frame_normalize(
     `_edge_whitespace`); None when any whitespace can.
     """
     frame = frame.select(pl.nth(i).alias(name) for i, name in enumerate(columns))
+    # Columns read as numbers (TypedColumns) have neither whitespace nor empty strings.
+    texts = [name for name in columns if frame.schema[name] == pl.String]
     # Two steps on purpose: in one expression the strip ran twice (test and value), which
     # doubled the cost of the most expensive step of reading.
-    frame = frame.with_columns(pl.col(_columns_to_trim(frame, columns, edge_whitespace)).str.strip_chars())
-    frame = frame.with_columns(
-        pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in columns
-    )
+    frame = frame.with_columns(pl.col(_columns_to_trim(frame, texts, edge_whitespace)).str.strip_chars())
+    frame = frame.with_columns(pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts)
     frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW_NUMBER))
     return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
 
@@ -418,10 +441,15 @@ def _edge_whitespace(block: bytes, quote: bytes | None) -> tuple[str, ...] | Non
 
 
 def _frames_rebatch(frames: Iterator[pl.DataFrame], batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Exactly `batch_rows` rows per batch whatever the reader's own block sizes (last one shorter)."""
+    """Exactly `batch_rows` rows per batch whatever the reader's own block sizes (last one shorter),
+    except that a batch also ends where the column types change (a CSV block read as text amid
+    typed ones: TypedColumns), since one batch has one type per column."""
     pending: list[pl.DataFrame] = []
     pending_rows = 0
     for frame in frames:
+        if pending and frame.schema != pending[0].schema:
+            yield pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+            pending, pending_rows = [], 0
         pending.append(frame)
         pending_rows += frame.height
         while pending_rows >= batch_rows:
@@ -700,14 +728,19 @@ def _block_bytes(batch_rows: int) -> int:
     return min(max(batch_rows * BLOCK_BYTES_PER_ROW, BLOCK_BYTES_MIN), BLOCK_BYTES_MAX)
 
 
-def _csv_frames(path: Path, detected: DetectedSource, *, block_bytes: int) -> Iterator[pl.DataFrame]:
+def _csv_frames(
+    path: Path, detected: DetectedSource, *, block_bytes: int, typed: TypedColumns | None = None
+) -> Iterator[pl.DataFrame]:
     """One normalised frame per block of the file."""
     quote = detected.quote_char.encode() if detected.quote_char else None
+    typed_reader = _TypedBlocks(detected, typed) if typed and typed.dtypes else None
     with _utf8_source(path, detected) as (source, start), source.open("rb") as handle:
         handle.seek(_offset_after_records(handle, start, detected.header_row or 1, quote))
         next_row = (detected.header_row or 1) + 1
         for block in _csv_blocks(handle, block_bytes, quote):
-            frame = _csv_block_parse(block, detected, first_row=next_row)
+            frame = typed_reader.parse(block) if typed_reader else None
+            if frame is None:
+                frame = _csv_block_parse(block, detected, first_row=next_row)
             edge_whitespace = _edge_whitespace(block, quote)
             del block  # drop each stage as soon as the next exists: peak memory is about one block
             height = frame.height
@@ -742,6 +775,39 @@ def _csv_column_parts(path: Path, detected: DetectedSource, column: str) -> Iter
                 values = _frame_normalize(frame, detected.columns, next_row)[column]
             next_row += rows
             yield values.alias(column)
+
+
+class _TypedBlocks:
+    """Blocks read with the typed columns as numbers, or None for a block to read as strings.
+
+    A block refused costs a second parse, so after a few refused in a row (a file whose number
+    columns are written with currency signs, say) the rest of the file is read as strings.
+    """
+
+    REFUSALS_BEFORE_GIVING_UP = 3
+
+    def __init__(self, detected: DetectedSource, typed: TypedColumns) -> None:
+        self.detected = detected
+        self.accept = typed.accept
+        self.overrides = {
+            f"c{position}": typed.dtypes[name] for position, name in enumerate(detected.columns) if name in typed.dtypes
+        }
+        self.refused_in_a_row = 0
+
+    def parse(self, block: bytes) -> pl.DataFrame | None:
+        if self.refused_in_a_row >= self.REFUSALS_BEFORE_GIVING_UP:
+            return None
+        try:
+            frame = _csv_block_read(block, self.detected, schema_overrides=self.overrides)
+            if not self.accept(frame.rename(self._names(frame))):
+                frame = None
+        except pl.exceptions.PolarsError:  # a cell that is not a plain number, or a broken block
+            frame = None
+        self.refused_in_a_row = 0 if frame is not None else self.refused_in_a_row + 1
+        return frame
+
+    def _names(self, frame: pl.DataFrame) -> dict[str, str]:
+        return {f"c{position}": name for position, name in enumerate(self.detected.columns) if f"c{position}" in frame.columns}
 
 
 def _offset_after_records(handle: io.BufferedReader, start: int, count: int, quote: bytes | None) -> int:
@@ -815,26 +881,38 @@ def _csv_block_parse(
 
     `positions` keeps only those columns (the parser still splits every field, but builds
     strings for these only)."""
-    delimiter = detected.delimiter or ","
-    header = delimiter.join(f"c{i}" for i in range(len(detected.columns))).encode() + b"\n"
     try:
-        return pl.read_csv(
-            header + block,
-            separator=delimiter,
-            quote_char=detected.quote_char,
-            has_header=True,
-            infer_schema=False,
-            truncate_ragged_lines=True,
-            raise_if_empty=False,
-            encoding="utf8",
-            columns=positions,
-        )
+        return _csv_block_read(block, detected, positions=positions)
     except pl.exceptions.PolarsError as exc:
         raise IngestionError(
             errors.UNDECODABLE_TEXT,
             f"Rows from {first_row} on cannot be split into columns ({str(exc).splitlines()[0]}); "
             "check quotes and delimiters around there.",
         ) from exc
+
+
+def _csv_block_read(
+    block: bytes,
+    detected: DetectedSource,
+    *,
+    positions: list[int] | None = None,
+    schema_overrides: dict[str, pl.DataType] | None = None,
+) -> pl.DataFrame:
+    """Polars' parse of one block, columns named c0, c1, …; strings but for `schema_overrides`."""
+    delimiter = detected.delimiter or ","
+    header = delimiter.join(f"c{i}" for i in range(len(detected.columns))).encode() + b"\n"
+    return pl.read_csv(
+        header + block,
+        separator=delimiter,
+        quote_char=detected.quote_char,
+        has_header=True,
+        infer_schema=False,
+        schema_overrides=schema_overrides,
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+        encoding="utf8",
+        columns=positions,
+    )
 
 
 # --- Excel ---------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Every problem becomes one row of the error report (source row number, source col
 value, reason in plain words); a row with any problem is left out of `valid`.
 """
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -20,6 +21,7 @@ from pandera.config import ValidationDepth, config_context
 
 from ingestion.dates import date_format_has_time, date_parse, date_time_merge, time_parse
 from ingestion.mapping import ColumnMapping
+from ingestion.readers import TypedColumns
 from ingestion.schema import FIELDS_BY_NAME, FieldKind
 
 ROW_NUMBER = "__row_number"
@@ -109,6 +111,56 @@ class TransformPlan:
     def time_source(self) -> str | None:
         return self.time_column or self.mapping.fields.get("time")
 
+    def typed_columns(self) -> TypedColumns:
+        """The source columns of number fields, for a CSV reader to give as numbers (a decimal
+        comma needs the rules), and which typed blocks to keep (`typed_block_plain`)."""
+        if self.decimal_comma:
+            return TypedColumns(dtypes={}, accept=lambda frame: False)
+        sources = list(self.mapping.fields.values())
+        typed_fields = {
+            field: source
+            for field, source in self.mapping.fields.items()
+            if FIELDS_BY_NAME[field].kind in (FieldKind.INTEGER, FieldKind.DECIMAL)
+            and field not in PLACEHOLDER_CLEARED
+            and sources.count(source) == 1
+        }
+        dtypes: dict[str, pl.DataType] = {
+            source: pl.Int64() if FIELDS_BY_NAME[field].kind == FieldKind.INTEGER else pl.Float64()
+            for field, source in typed_fields.items()
+        }
+        return TypedColumns(
+            dtypes=dtypes,
+            accept=functools.partial(typed_block_plain, fields=typed_fields, derived=self.mapping.derived),
+        )
+
+
+# Bounds of the numbers a typed block may hold: products of two stay far inside AMOUNT_MAX.
+TYPED_AMOUNT_MAX = 1e9
+TYPED_QUANTITY_MAX = 100_000
+
+
+def typed_block_plain(frame: pl.DataFrame, *, fields: dict[str, str], derived: Collection[str]) -> bool:
+    """Whether a block read with its number columns typed (TypedColumns) gives exactly what its
+    text would: the same rows, rejects and error report.
+
+    Typed cells parse as `decimal_parse` reads their text (both are Polars' number parsing). The
+    text is needed where a rule could quote a typed cell in the report (`-5.50`, not `-5.5`):
+    a negative or non-finite or huge number, a computed revenue missing for want of a quantity,
+    a computed unit price below zero. Such blocks are refused, so they are read as text.
+    """
+    present = {field: pl.col(source) for field, source in fields.items() if source in frame.columns}
+    checks = [
+        (column.is_finite() & (column >= 0) & (column <= (TYPED_QUANTITY_MAX if field == "quantity" else TYPED_AMOUNT_MAX)))
+        .fill_null(True)
+        .all()
+        for field, column in present.items()
+    ]
+    if "quantity" in present:
+        checks.append(present["quantity"].is_not_null().all())
+    if "unit_price" in derived and "revenue" in present and "tax" in present:
+        checks.append((present["revenue"] >= present["tax"]).fill_null(True).all())
+    return not checks or all(frame.select(check.alias(f"check_{i}") for i, check in enumerate(checks)).row(0))
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -171,6 +223,8 @@ def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame
 def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl.Series, list[tuple[pl.Series, str]]]:
     """One column by the kind of its field → (typed values, [(failure mask, reason)])."""
     kind = FIELDS_BY_NAME[field].kind
+    if values.dtype.is_numeric():  # read as a number by the reader (TypedColumns): nothing failed
+        return values.cast(pl.Int64 if kind == FieldKind.INTEGER else pl.Float64), []
     if field in PLACEHOLDER_CLEARED:
         # "N/A" or "-" is no invoice: kept, every such line would be one invoice (transactions
         # undercounted) and one already published in every later file.
@@ -279,7 +333,7 @@ def _problems_make(batch: pl.DataFrame, source: str, mask: pl.Series, reason: st
         {
             "row_number": rows[ROW_NUMBER].cast(pl.Int64),
             "column": pl.Series([source] * len(rows), dtype=pl.String),
-            "value": rows[source],
+            "value": rows[source].cast(pl.String),
             "reason": pl.Series([reason] * len(rows), dtype=pl.String),
         },
         schema=REJECTED_SCHEMA,

@@ -1,13 +1,20 @@
 """Batch transform: parsing, derivations and Pandera row validation (DESIGN.md step 6)."""
 
+import tempfile
 from datetime import date, datetime
+from pathlib import Path
+from unittest import mock
 
 import pandera.config
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from ingestion.dates import date_format_choose
 from ingestion.mapping import mapping_resolve
+from ingestion import readers
 from ingestion.readers import source_detect, source_read_batches
 from ingestion.transform import OUTPUT_FIELDS, TransformPlan, batch_transform, date_max, decimal_parse
 from tests.conftest import REAL_FILE
@@ -326,3 +333,80 @@ def test_placeholder_invoice_ids_are_no_invoice_but_other_text_is_kept():
     assert result.rejected.height == 0
     assert result.valid["invoice_id"].to_list() == ["INV-1", None, None, None]
     assert result.valid["branch"].to_list() == ["NA", "A", "A", "A"]
+
+
+# Number cells as files write them: mostly plain numbers, then numbers a typed read parses but whose
+# text matters (signs, padding, trailing zeros, non-finite, out of bounds, empty), then text only
+# the rules read or refuse.
+_PLAIN_NUMBERS = st.one_of(
+    st.floats(min_value=0, max_value=1e6, allow_nan=False).map(repr),
+    st.decimals(min_value=0, max_value=10_000, places=2).map(str),
+    st.integers(min_value=0, max_value=1000).map(str),
+)
+_PARSED_NUMBERS = st.sampled_from(
+    ["", "-5.50", "-3", "0", "-0", "+5", "00012", "1e5", "inf", "NaN", "-inf", "1e400", "1e16", "2e9", " 12.5",
+     "6.0", "12.50", "150000", "9223372036854775807", "4.9e-330"]
+)
+_TEXT_NUMBERS = st.sampled_from(["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"'])
+_NUMBER_CELLS = st.one_of(_PLAIN_NUMBERS, _PLAIN_NUMBERS, _PARSED_NUMBERS, _PARSED_NUMBERS, _TEXT_NUMBERS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_NUMBER_CELLS, _NUMBER_CELLS, _NUMBER_CELLS), min_size=1, max_size=30),
+    # The unit price given, or computed from the total (then a tax above the total rejects the row).
+    measures=st.sampled_from(["Quantity,Unit price,Tax 5%", "Quantity,Total,Tax 5%"]),
+)
+@example(rows=[("2", "5", "10")], measures="Quantity,Total,Tax 5%")  # unit price (5 - 10) / 2 < 0
+@example(rows=[("", "0", "1")], measures="Quantity,Unit price,Tax 5%")  # no quantity: no revenue
+def test_reading_number_columns_typed_gives_what_reading_them_as_text_does(rows, measures) -> None:
+    # The typed read (TypedColumns) is only a faster way to the same rows and the same report: for
+    # any cells, blocks of a few rows, some read typed and some as text, give what text alone gives.
+    def quoted(cell: str) -> str:
+        return '"' + cell.replace('"', '""') + '"' if "," in cell and not cell.startswith('"') else cell
+
+    lines = [f"Date,Branch,Product line,{measures}"]
+    lines += [f"03/01/19,A,Food,{quoted(q)},{quoted(p)},{quoted(t)}" for q, p, t in rows]
+    # Blocks of one or two rows: most blocks then hold only numbers a typed read parses.
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        mock.patch.object(readers, "BLOCK_BYTES_PER_ROW", 0),
+        mock.patch.object(readers, "BLOCK_BYTES_MIN", 40),
+    ):
+        path = Path(folder) / "numbers.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        detected = source_detect(path)
+        plan = plan_make(detected.columns)
+        results = {
+            name: [batch_transform(batch, plan) for batch in source_read_batches(path, detected, batch_rows=1, typed=typed)]
+            for name, typed in (("text", None), ("typed", plan.typed_columns()))
+        }
+    valid, rejected = (
+        {name: pl.concat([getattr(result, part) for result in found]) for name, found in results.items()}
+        for part in ("valid", "rejected")
+    )
+    assert_frame_equal(valid["typed"], valid["text"])
+    assert_frame_equal(rejected["typed"], rejected["text"])
+
+
+def test_blocks_of_plain_numbers_are_read_typed_and_the_others_as_text(tmp_path) -> None:
+    # The faster read is really used (not only equivalent): the first block is all plain numbers,
+    # the second has an "N/A", so its batch holds text, parsed by the rules.
+    path = tmp_path / "mixed.csv"
+    rows = ["03/01/19,A,Food,2,10.5"] * 5 + ["03/01/19,A,Food,N/A,10.5"] + ["03/01/19,A,Food,3,1.25"] * 4
+    path.write_text("Date,Branch,Product line,Quantity,Unit price\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    detected = source_detect(path)
+    plan = plan_make(detected.columns)
+    with (
+        mock.patch.object(readers, "BLOCK_BYTES_PER_ROW", 0),
+        mock.patch.object(readers, "BLOCK_BYTES_MIN", 5 * len(rows[0]) + 5),
+    ):
+        batches = list(source_read_batches(path, detected, batch_rows=100, typed=plan.typed_columns()))
+    kinds = [(batch["__row_number"].to_list(), batch["Quantity"].dtype, batch["Unit price"].dtype) for batch in batches]
+    assert kinds[0] == ([2, 3, 4, 5, 6], pl.Int64, pl.Float64)
+    with_text = [(rows, quantity) for rows, quantity, _ in kinds if 7 in rows]
+    assert with_text == [(with_text[0][0], pl.String)]
+    assert sum(batch.height for batch in batches) == 10
+    result = pl.concat([batch_transform(batch, plan).valid for batch in batches])
+    assert result["quantity"].to_list() == [2] * 5 + [3] * 4
+    assert result["revenue"].sum() == pytest.approx(5 * 21 + 4 * 3.75)
