@@ -45,6 +45,9 @@ class PublishRequest:
     # Called in the switch's transaction, under the datasource's lock, after every publish before
     # it has committed: raising refuses this one (ingestion refuses a file published meanwhile).
     before_switch: Callable[[], None] | None = None
+    # An append every line of which belongs to invoices published already is refused
+    # (DataAlreadyPublished): the same data sent again, with other bytes (say line endings).
+    refuse_republished: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,14 @@ class PublishOutcome:
     rows_replaced: int = 0
     # An append: its lines whose invoice id was published already (the same data sent again?).
     shared_invoices: SharedInvoices = NO_SHARED_INVOICES
+
+
+class DataAlreadyPublished(Exception):
+    """Every line of an append belongs to invoices this datasource has published already."""
+
+    def __init__(self, shared: SharedInvoices) -> None:
+        super().__init__(f"{shared.lines} lines of {shared.invoices} invoices already published")
+        self.shared = shared
 
 
 class PublishConflict(Exception):
@@ -165,6 +176,8 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         if base.has_invoice_id and not request.replace
         else NO_SHARED_INVOICES
     )
+    if request.refuse_republished and shared.lines >= request.rows > 0:
+        raise DataAlreadyPublished(shared)
     facts = _facts_appended(base=base, previous_paths=local_paths, request=request, workdir=workdir, shared=shared)
     if facts is None:
         facts = version_facts_build(segment_paths=[*local_paths, request.curated_path], workdir=workdir / "rollups")

@@ -28,7 +28,7 @@ from accounts.selectors import user_allowed_branches
 from analytics.engines import EngineError
 from analytics.models import Datasource
 from analytics.rollups import SharedInvoices
-from analytics.services import PublishRequest, datasource_publish
+from analytics.services import DataAlreadyPublished, PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
 from ingestion.errors import IngestionError
@@ -169,6 +169,7 @@ def _publish(
                 replace=task.mode == IngestionTask.Mode.REPLACE,
                 uploaded_by_id=task.created_by_id,
                 before_switch=duplicate_check,
+                refuse_republished=duplicate_check is not None,
             ),
             check_cancelled=progress.check_cancelled,
             on_engine_progress=lambda engine_task_id, message: progress.update(
@@ -179,6 +180,15 @@ def _publish(
         raise IngestionError(
             exc.code, f"{exc.detail} Nothing was published; the raw file is kept, so the task can be retried."
         ) from exc
+    except DataAlreadyPublished as exc:
+        raise IngestionError(
+            errors.DUPLICATE_UPLOAD,
+            f"Every line of this file belongs to invoices already published in '{task.datasource.name}' "
+            f"({exc.shared.invoices:,} invoices): it is data sent before, though not byte for byte the same file "
+            "(line endings or column order may differ). Nothing was published. To swap the days it covers, send "
+            "it with mode=replace; to count it again anyway, retry with force=true.",
+            status=409,
+        ) from None
     ColumnMapping.objects.update_or_create(
         datasource=task.datasource, defaults={"mapping": mapping.fields, "source_columns": detected.columns}
     )

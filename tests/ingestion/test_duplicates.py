@@ -254,19 +254,42 @@ def test_graphql_retries_a_refused_twin_with_force(uploader_api, uploader, real_
     assert ingestion_task_run(task_id=refused).status == IngestionTask.Status.SUCCEEDED
 
 
-def test_the_same_data_with_other_bytes_is_loaded_with_a_warning(uploader_api, real_file: Path, tasks_inline) -> None:
+def test_the_same_data_with_other_bytes_is_refused_unless_forced(uploader_api, real_file: Path, tasks_inline) -> None:
     # Saved again with Windows line endings: another sha256, so not a duplicate file, and every
-    # total doubled without a word. Invoices may legitimately span files, so it warns.
+    # total doubled (with only a warning). Every line belongs to a published invoice: refused.
     assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
     crlf = real_file.read_bytes().replace(b"\n", b"\r\n")
 
-    task = IngestionTask.objects.get(pk=_upload(uploader_api, crlf).json()["task_id"])
+    refused = IngestionTask.objects.get(pk=_upload(uploader_api, crlf).json()["task_id"])
 
-    assert task.status == IngestionTask.Status.SUCCEEDED
+    assert refused.status == IngestionTask.Status.FAILED
+    assert refused.error_code == "duplicate_upload"
+    assert "Every line of this file belongs to invoices already published in 'sales' (1,000 invoices)" in (
+        refused.message
+    )
+    assert "mode=replace" in refused.message and "force=true" in refused.message
+    assert _lines(uploader_api) == 1000
+
+    assert uploader_api.post(f"/api/ingest/tasks/{refused.pk}/retry", {"force": "true"}).status_code == 202
+    forced = IngestionTask.objects.get(pk=refused.pk)
+    assert forced.status == IngestionTask.Status.SUCCEEDED, forced.message
     warning = "1,000 of these lines belong to 1,000 invoices already published in 'sales'"
-    assert warning in task.message and any(warning in note for note in task.notes)
-    assert "send it with mode=replace" in task.message
+    assert warning in forced.message and any(warning in note for note in forced.notes)
     assert _lines(uploader_api) == 2000
+
+
+def test_data_partly_published_before_is_loaded_with_a_warning(uploader_api, real_file: Path, tasks_inline) -> None:
+    # Invoices may span files: some lines of published invoices among new ones are loaded, with a
+    # warning naming them.
+    header, *rows = real_file.read_text().splitlines()
+    assert _upload(uploader_api, "\n".join([header, *rows[:600]]).encode() + b"\n").status_code == 202
+
+    task_id = _upload(uploader_api, "\n".join([header, *rows[500:]]).encode() + b"\n").json()["task_id"]
+
+    task = IngestionTask.objects.get(pk=task_id)
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert "100 of these lines belong to 100 invoices already published in 'sales'" in task.message
+    assert _lines(uploader_api) == 1100
 
 
 def test_a_replace_says_how_many_rows_it_swapped_out(uploader_api, real_file: Path, tasks_inline) -> None:
