@@ -173,7 +173,7 @@ def version_facts_append(
     if previous.has_invoice_id:
         if shared is None:
             shared = invoices_already_published(previous_paths=previous_paths, added_path=added_path, workdir=workdir)
-        if shared:
+        if shared.ids_reused:
             return None
     added = version_facts_build(segment_paths=[added_path], workdir=workdir / "added")
     if added.has_invoice_id != previous.has_invoice_id or _rollup_shapes(added) != _rollup_shapes(previous):
@@ -221,10 +221,16 @@ def _rollup_shapes(facts: VersionFacts) -> dict[str, tuple[str, ...]]:
 
 @dataclass(frozen=True)
 class SharedInvoices:
-    """Lines of added rows whose invoice id the previous rows have too, and how many ids."""
+    """Added lines whose invoice was published already on the same day (the same sales sent
+    again, or an invoice split across files), and how many such invoices.
+
+    `ids_reused`: some added invoice id was published before, on any day (ids that restart per
+    day or store too); distinct invoice counts of the two sides then do not add up.
+    """
 
     lines: int
     invoices: int
+    ids_reused: bool = False
 
     def __bool__(self) -> bool:
         return self.lines > 0
@@ -234,23 +240,24 @@ NO_SHARED_INVOICES = SharedInvoices(0, 0)
 
 
 def invoices_already_published(*, previous_paths: list[Path], added_path: Path, workdir: Path) -> SharedInvoices:
-    """The added rows' lines whose invoice id is among the previous rows' ids."""
+    """The added rows' lines whose invoice id was published on the same day, and whether any id was."""
     if not previous_paths:
         return NO_SHARED_INVOICES
     previous = _raw_table([str(path) for path in previous_paths])
     added = _raw_table([str(added_path)])
-    # Only the invoice id column of the previous rows is read; row groups whose id range misses
-    # the added ids are skipped.
+    # Only the invoice id and date columns of the previous rows are read; row groups whose id
+    # range misses the added ids are skipped.
     sql = (
-        f"SELECT count(*), count(DISTINCT a.invoice_id) FROM {added} a SEMI JOIN "  # noqa: S608
-        f"(SELECT DISTINCT invoice_id FROM {previous} p WHERE invoice_id IN "
-        f"(SELECT invoice_id FROM {added} WHERE invoice_id IS NOT NULL)) s ON a.invoice_id = s.invoice_id"
+        f"WITH known AS (SELECT DISTINCT invoice_id, date FROM {previous} p WHERE invoice_id IN "  # noqa: S608
+        f"(SELECT invoice_id FROM {added} WHERE invoice_id IS NOT NULL)) "
+        f"SELECT (SELECT count(*) FROM known) > 0, count(*), count(DISTINCT a.invoice_id) "
+        f"FROM {added} a SEMI JOIN known k ON a.invoice_id = k.invoice_id AND a.date = k.date"
     )
     with _connection(workdir) as con:
         if "invoice_id" not in _columns(con, previous) or "invoice_id" not in _columns(con, added):
             return NO_SHARED_INVOICES
-        lines, invoices = con.execute(sql).fetchone()
-    return SharedInvoices(int(lines), int(invoices))
+        reused, lines, invoices = con.execute(sql).fetchone()
+    return SharedInvoices(int(lines), int(invoices), ids_reused=bool(reused))
 
 
 def _finer_rollup(

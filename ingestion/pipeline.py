@@ -155,6 +155,7 @@ def _publish(
     if duplicate_check is not None:
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
     progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
+    keys_before = _invoice_keys(task.datasource_id)
     try:
         published = datasource_publish(
             request=PublishRequest(
@@ -200,16 +201,56 @@ def _publish(
         else ""
     )
     drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""
-    twice = _counted_twice_warning(published.shared_invoices, datasource=task.datasource.name)
-    if twice:
-        task.notes = [*task.notes, twice]
+    warnings = [
+        warning
+        for warning in (
+            _counted_twice_warning(published.shared_invoices, datasource=task.datasource.name),
+            _invoice_ids_reused_warning(keys_before, _invoice_keys(task.datasource_id)),
+        )
+        if warning
+    ]
+    if warnings:
+        task.notes = [*task.notes, *warnings]
         task.save(update_fields=["notes"])
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
-        f"{drift_note}{' ' + twice if twice else ''}",
+        f"{drift_note}{''.join(' ' + warning for warning in warnings)}",
         progress=100,
+    )
+
+
+@dataclass(frozen=True)
+class _InvoiceKeys:
+    """Whether a datasource's rows have invoice ids, and the dimensions constant within each."""
+
+    has_invoice_id: bool
+    constant: frozenset[str]
+
+
+def _invoice_keys(datasource_id: int) -> _InvoiceKeys:
+    row = Datasource.objects.filter(pk=datasource_id).values("has_invoice_id", "invoice_constant_dimensions").get()
+    return _InvoiceKeys(row["has_invoice_id"], frozenset(row["invoice_constant_dimensions"] or ()))
+
+
+def _invoice_ids_reused_warning(before: _InvoiceKeys, after: _InvoiceKeys) -> str:
+    """A warning when this upload made one invoice id stand for sales of several days or branches:
+    receipt numbers that restart every day or in every store. Transactions count distinct invoice
+    ids (DESIGN.md), so they would be undercounted without a word."""
+    if not after.has_invoice_id:
+        return ""
+    spread = [
+        words
+        for name, words in (("date", "days"), ("branch", "branches"))
+        if name not in after.constant and (not before.has_invoice_id or name in before.constant)
+    ]
+    if not spread:
+        return ""
+    return (
+        f"Warning: some invoice ids now stand for sales of several {' and '.join(spread)}. Transactions count "
+        "each invoice id once, so if receipt numbers restart every day or in every store, transactions and the "
+        "average ticket are undercounted: map a column unique to each sale as the invoice id."
     )
 
 

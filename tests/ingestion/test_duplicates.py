@@ -331,3 +331,48 @@ def test_a_replace_run_again_after_its_switch_does_not_claim_it_swapped_nothing(
 
     assert again.status == IngestionTask.Status.SUCCEEDED, again.message
     assert "in place of the" not in again.message
+
+
+def _receipts_restarting_daily(first_day: str, days: int) -> bytes:
+    """Receipt numbers 1–3 again every day in each of two stores, two lines each."""
+    import datetime as dt
+
+    start = dt.date.fromisoformat(first_day)
+    lines = ["Receipt ID,Date,Branch,Product line,Quantity,Total"]
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        for store in ("A", "B"):
+            for receipt in (1, 2, 3):
+                lines += [f"{receipt},{day.isoformat()},{store},Food,1,10", f"{receipt},{day.isoformat()},{store},Toys,2,5"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_receipt_numbers_restarting_every_day_are_named_and_a_later_month_is_not_called_published(
+    uploader_api, tasks_inline
+) -> None:
+    # Transactions count distinct invoice ids: ids reused by every store every day were counted as
+    # 3 transactions without a word, and the next month's file was said to be counted twice.
+    january = IngestionTask.objects.get(
+        pk=_upload(uploader_api, _receipts_restarting_daily("2024-01-01", 31)).json()["task_id"]
+    )
+    assert january.status == IngestionTask.Status.SUCCEEDED, january.message
+    assert "invoice ids now stand for sales of several days and branches" in january.message
+    assert any("map a column unique to each sale as the invoice id" in note for note in january.notes)
+
+    february = IngestionTask.objects.get(
+        pk=_upload(uploader_api, _receipts_restarting_daily("2024-02-01", 29)).json()["task_id"]
+    )
+
+    assert february.status == IngestionTask.Status.SUCCEEDED, february.message
+    assert "already published" not in february.message
+    assert "several days" not in february.message  # said once, when it happened
+    summary = uploader_api.get("/api/metrics/summary").json()
+    assert summary["lines"] == (31 + 29) * 2 * 3 * 2
+    assert summary["transactions"] == 3  # as DESIGN.md defines them: distinct invoice ids
+    by_day = uploader_api.get("/api/metrics/summary", {"start": "2024-02-10", "end": "2024-02-10"}).json()
+    assert by_day["transactions"] == 3 and by_day["lines"] == 12
+
+
+def test_unique_invoice_ids_give_no_reuse_warning(uploader_api, real_file: Path, tasks_inline) -> None:
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, real_file.read_bytes()).json()["task_id"])
+    assert task.status == IngestionTask.Status.SUCCEEDED and "Warning" not in task.message
