@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
-from graphql import GraphQLError, ValidationRule
+from graphql import GraphQLError, ValidationRule, specified_rules
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
 
 from accounts.authentication import CsrfFailed, request_authenticate
@@ -65,7 +65,9 @@ class DepthLimitRule(ValidationRule):
 
 class SalesGraphQLView(GraphQLView):
     graphiql = True
-    validation_rules = (DepthLimitRule,)
+    # graphql-core runs only the rules given: without the standard ones, a misspelled argument or
+    # field (`brnch:`, `bogus`) was ignored and the answer silently unfiltered.
+    validation_rules = (*specified_rules, DepthLimitRule)
 
     def parse_body(self, request: HttpRequest) -> dict:
         if request.content_type != "multipart/form-data" or "operations" not in request.POST:

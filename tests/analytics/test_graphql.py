@@ -25,3 +25,23 @@ def test_counts_beyond_32_bits_are_served_as_rest_serves_them(uploader_api, task
     assert summary == {"unitsSold": 3_000_000_000, "lines": 3, "transactions": 3}
     assert summary["unitsSold"] == rest["units_sold"]
     assert response["data"]["dashboardData"]["branches"] == [{"branch": "A", "unitsSold": 3_000_000_000}]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "complaint"),
+    [
+        ('{ dashboardData(filters: {brnch: ["A"]}) { revenueSummary { revenue } } }', None, "brnch"),
+        ('{ dashboardData(datasurce: "sales") { revenueSummary { revenue } } }', None, "datasurce"),
+        ("{ dashboardData { bogus } }", None, "bogus"),
+        ("query ($d: Int) { dashboardData(datasource: $d) { revenueSummary { revenue } } }", {"d": 1}, "Int"),
+    ],
+    ids=["misspelled-filter", "misspelled-argument", "unknown-field", "wrong-variable-type"],
+)
+def test_invalid_queries_are_refused_not_answered_unfiltered(uploader_api, query, variables, complaint) -> None:
+    # Only the depth rule ran, not GraphQL's standard validation: `brnch: ["A"]` was ignored and
+    # every branch's revenue came back as if it were branch A's.
+    response = uploader_api.post("/graphql", {"query": query, "variables": variables}, content_type="application/json")
+    body = response.json()
+    assert response.status_code == 400, body
+    assert "data" not in body or body["data"] is None
+    assert any(complaint in error["message"] for error in body["errors"]), body

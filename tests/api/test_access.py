@@ -450,18 +450,17 @@ def test_uploader_and_admin_see_every_branch(published_inline, uploader, admin_u
 # --- GraphQL: depth limit, GraphiQL, query counts ---------------------------------------
 
 
-def _nested_introspection(levels: int) -> str:
-    """`{ __schema { types { fields { type { fields { … name } } } } } }`: depth 4 + `levels`."""
-    inner = "name"
-    for index in range(levels):
-        inner = f"{'type' if index % 2 == 0 else 'fields'} {{ {inner} }}"
-    return f"{{ __schema {{ types {{ fields {{ {inner} }} }} }} }}"
+# Valid GraphQL (a misspelled query is refused before depth matters), and within graphql-core's own
+# limit of three nested `fields`-like lists: deep through `args { type { … } }` instead.
+DEPTH_8_INTROSPECTION = "{ __schema { types { fields { args { type { fields { type { name } } } } } } } }"
+DEPTH_9_INTROSPECTION = "{ __schema { types { fields { args { type { fields { args { type { name } } } } } } } } }"
 
 
 def test_depth_limit_refuses_deeper_queries(viewer) -> None:
     client = Client(HTTP_AUTHORIZATION=bearer(viewer)["Authorization"])
     # The data fields of this schema nest three or four levels, so the deep query goes through introspection.
-    too_deep = _nested_introspection(MAX_QUERY_DEPTH - 3)  # depth 9
+    assert MAX_QUERY_DEPTH == 8
+    too_deep = DEPTH_9_INTROSPECTION
     response = client.post("/graphql", {"query": too_deep}, content_type="application/json")
     body = response.json()
     assert "data" not in body or body["data"] is None
@@ -472,7 +471,7 @@ def test_depth_limit_refuses_deeper_queries(viewer) -> None:
         "/graphql", {"query": f"{{ dashboardData {{ ...F }} }} {fragment}"}, content_type="application/json"
     ).json()
     assert "errors" not in at_limit, at_limit
-    at_the_limit = _nested_introspection(MAX_QUERY_DEPTH - 4)  # depth 8
+    at_the_limit = DEPTH_8_INTROSPECTION
     within = client.post("/graphql", {"query": at_the_limit}, content_type="application/json")
     assert "errors" not in within.json()
 
