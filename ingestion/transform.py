@@ -68,6 +68,20 @@ REJECTED_SCHEMA: dict[str, pl.DataType] = {
 NULL_TOKENS: tuple[str, ...] = ("", "na", "n/a", "#n/a", "null", "none", "-")
 # Text fields whose null tokens mean "none" too: an identifier is never "N/A".
 PLACEHOLDER_CLEARED = frozenset({"invoice_id"})
+# What spreadsheets label a totals row with; no branch, product line or invoice is called so. Such a
+# row with a date and a branch passed as a sale and counted every amount twice.
+TOTALS_LABELS: tuple[str, ...] = (
+    "total", "totals", "grand total", "sub total", "subtotal", "sub-total", "overall total", "sum", "total general",
+    "totale", "totaal", "gesamt", "summe", "gesamtsumme", "gesamtbetrag", "total général",
+)
+# Matched as written in the usual cases, with an optional colon: lowering every cell of a large
+# file cost a quarter of a second per column, a set lookup a hundredth.
+TOTALS_SPELLINGS: frozenset[str] = frozenset(
+    spelling + colon
+    for label in TOTALS_LABELS
+    for spelling in (label, label.upper(), label.title(), label.capitalize())
+    for colon in ("", ":")
+)
 
 # A number after currency symbols and spaces are removed. Thousands separators must group by
 # three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250.
@@ -386,15 +400,23 @@ def sales_schema(today: date | None = None, branches: tuple[str, ...] | None = N
     def measure(*checks: pa.Check, nullable: bool = True) -> pa.Column:
         return pa.Column(pl.Float64, checks=[*checks, finite(), plausible()], nullable=nullable)
 
-    def text(*, nullable: bool = True) -> pa.Column:
-        return pa.Column(pl.String, nullable=nullable)
+    def not_totals() -> pa.Check:
+        return pa.Check(
+            lambda data: data.lazyframe.select(
+                ~pl.col(data.key).is_in(list(TOTALS_SPELLINGS)).fill_null(False)
+            ),
+            name="not_totals",
+        )
 
     return pa.DataFrameSchema(
         {
             "date": pa.Column(pl.Date, pa.Check.in_range(DATE_MIN, date_max(today)), nullable=False),
             "datetime": pa.Column(pl.Datetime("us"), nullable=True),
-            "branch": pa.Column(pl.String, [pa.Check.isin(branches)] if branches is not None else [], nullable=False),
-            "product_line": text(nullable=False),
+            "branch": pa.Column(
+                pl.String, [not_totals(), *([pa.Check.isin(branches)] if branches is not None else [])], nullable=False
+            ),
+            "product_line": pa.Column(pl.String, not_totals(), nullable=False),
+            "invoice_id": pa.Column(pl.String, not_totals(), nullable=True),
             "quantity": pa.Column(pl.Int64, plausible(QUANTITY_MAX), nullable=False),
             "unit_price": measure(pa.Check.ge(0)),  # null only when quantity is 0
             "revenue": measure(nullable=False),
@@ -471,6 +493,8 @@ def _reason(field: str, check: str, mapping: ColumnMapping, branches: tuple[str,
         return f"{words} must not be negative"
     if check == "finite":
         return f"{words} is not a finite number"
+    if check == "not_totals":
+        return f"{words} names a totals row, not a sale"
     if check.startswith("isin"):
         return f"{words} is not one of your branches ({', '.join(branches or ())})"
     if check == "plausible":

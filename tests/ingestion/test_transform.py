@@ -410,3 +410,20 @@ def test_blocks_of_plain_numbers_are_read_typed_and_the_others_as_text(tmp_path)
     result = pl.concat([batch_transform(batch, plan).valid for batch in batches])
     assert result["quantity"].to_list() == [2] * 5 + [3] * 4
     assert result["revenue"].sum() == pytest.approx(5 * 21 + 4 * 3.75)
+
+
+def test_a_totals_row_is_rejected_not_counted_as_a_sale() -> None:
+    # A spreadsheet's last row "Grand Total" with a date and a branch passed as a sale: every total
+    # doubled. Labels are matched whole, so a product line that merely contains the word stays.
+    rows = [
+        ["03/01/19", "A", "Food", "1", "10", "10", None],
+        ["03/01/19", "A", "Total Gym", "2", "5", "10", None],
+        ["03/01/19", "A", "Grand Total", "3", "", "20", None],
+        ["03/01/19", "TOTAL:", "Food", "3", "", "20", None],
+    ]
+    result = transform(BASIC, rows)
+    assert result.rejected.select("row_number", "column", "value", "reason").rows() == [
+        (4, "Product line", "Grand Total", "product line names a totals row, not a sale"),
+        (5, "Branch", "TOTAL:", "branch names a totals row, not a sale"),
+    ]
+    assert result.valid["product_line"].to_list() == ["Food", "Total Gym"]
