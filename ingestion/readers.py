@@ -399,7 +399,9 @@ def _frame_normalize(
     # Two steps on purpose: in one expression the strip ran twice (test and value), which
     # doubled the cost of the most expensive step of reading.
     frame = frame.with_columns(pl.col(_columns_to_trim(frame, texts, edge_whitespace)).str.strip_chars())
-    frame = frame.with_columns(pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts)
+    frame = frame.with_columns(
+        pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts
+    )
     frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW_NUMBER))
     return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
 
@@ -807,7 +809,11 @@ class _TypedBlocks:
         return frame
 
     def _names(self, frame: pl.DataFrame) -> dict[str, str]:
-        return {f"c{position}": name for position, name in enumerate(self.detected.columns) if f"c{position}" in frame.columns}
+        return {
+            f"c{position}": name
+            for position, name in enumerate(self.detected.columns)
+            if f"c{position}" in frame.columns
+        }
 
 
 def _offset_after_records(handle: io.BufferedReader, start: int, count: int, quote: bytes | None) -> int:

@@ -71,8 +71,22 @@ PLACEHOLDER_CLEARED = frozenset({"invoice_id"})
 # What spreadsheets label a totals row with; no branch, product line or invoice is called so. Such a
 # row with a date and a branch passed as a sale and counted every amount twice.
 TOTALS_LABELS: tuple[str, ...] = (
-    "total", "totals", "grand total", "sub total", "subtotal", "sub-total", "overall total", "sum", "total general",
-    "totale", "totaal", "gesamt", "summe", "gesamtsumme", "gesamtbetrag", "total général",
+    "total",
+    "totals",
+    "grand total",
+    "sub total",
+    "subtotal",
+    "sub-total",
+    "overall total",
+    "sum",
+    "total general",
+    "totale",
+    "totaal",
+    "gesamt",
+    "summe",
+    "gesamtsumme",
+    "gesamtbetrag",
+    "total général",
 )
 # Matched as written in the usual cases, with an optional colon: lowering every cell of a large
 # file cost a quarter of a second per column, a set lookup a hundredth.
@@ -164,7 +178,11 @@ def typed_block_plain(frame: pl.DataFrame, *, fields: dict[str, str], derived: C
     """
     present = {field: pl.col(source) for field, source in fields.items() if source in frame.columns}
     checks = [
-        (column.is_finite() & (column >= 0) & (column <= (TYPED_QUANTITY_MAX if field == "quantity" else TYPED_AMOUNT_MAX)))
+        (
+            column.is_finite()
+            & (column >= 0)
+            & (column <= (TYPED_QUANTITY_MAX if field == "quantity" else TYPED_AMOUNT_MAX))
+        )
         .fill_null(True)
         .all()
         for field, column in present.items()
@@ -402,9 +420,7 @@ def sales_schema(today: date | None = None, branches: tuple[str, ...] | None = N
 
     def not_totals() -> pa.Check:
         return pa.Check(
-            lambda data: data.lazyframe.select(
-                ~pl.col(data.key).is_in(list(TOTALS_SPELLINGS)).fill_null(False)
-            ),
+            lambda data: data.lazyframe.select(~pl.col(data.key).is_in(list(TOTALS_SPELLINGS)).fill_null(False)),
             name="not_totals",
         )
 

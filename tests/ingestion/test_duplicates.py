@@ -343,7 +343,10 @@ def _receipts_restarting_daily(first_day: str, days: int) -> bytes:
         day = start + dt.timedelta(days=offset)
         for store in ("A", "B"):
             for receipt in (1, 2, 3):
-                lines += [f"{receipt},{day.isoformat()},{store},Food,1,10", f"{receipt},{day.isoformat()},{store},Toys,2,5"]
+                lines += [
+                    f"{receipt},{day.isoformat()},{store},Food,1,10",
+                    f"{receipt},{day.isoformat()},{store},Toys,2,5",
+                ]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -12,9 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from ingestion import readers
 from ingestion.dates import date_format_choose
 from ingestion.mapping import mapping_resolve
-from ingestion import readers
 from ingestion.readers import source_detect, source_read_batches
 from ingestion.transform import OUTPUT_FIELDS, TransformPlan, batch_transform, date_max, decimal_parse
 from tests.conftest import REAL_FILE
@@ -344,8 +344,28 @@ _PLAIN_NUMBERS = st.one_of(
     st.integers(min_value=0, max_value=1000).map(str),
 )
 _PARSED_NUMBERS = st.sampled_from(
-    ["", "-5.50", "-3", "0", "-0", "+5", "00012", "1e5", "inf", "NaN", "-inf", "1e400", "1e16", "2e9", " 12.5",
-     "6.0", "12.50", "150000", "9223372036854775807", "4.9e-330"]
+    [
+        "",
+        "-5.50",
+        "-3",
+        "0",
+        "-0",
+        "+5",
+        "00012",
+        "1e5",
+        "inf",
+        "NaN",
+        "-inf",
+        "1e400",
+        "1e16",
+        "2e9",
+        " 12.5",
+        "6.0",
+        "12.50",
+        "150000",
+        "9223372036854775807",
+        "4.9e-330",
+    ]
 )
 _TEXT_NUMBERS = st.sampled_from(["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"'])
 _NUMBER_CELLS = st.one_of(_PLAIN_NUMBERS, _PLAIN_NUMBERS, _PARSED_NUMBERS, _PARSED_NUMBERS, _TEXT_NUMBERS)
@@ -378,7 +398,9 @@ def test_reading_number_columns_typed_gives_what_reading_them_as_text_does(rows,
         detected = source_detect(path)
         plan = plan_make(detected.columns)
         results = {
-            name: [batch_transform(batch, plan) for batch in source_read_batches(path, detected, batch_rows=1, typed=typed)]
+            name: [
+                batch_transform(batch, plan) for batch in source_read_batches(path, detected, batch_rows=1, typed=typed)
+            ]
             for name, typed in (("text", None), ("typed", plan.typed_columns()))
         }
     valid, rejected = (
