@@ -5,8 +5,32 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import APIToken, BranchScope
-from accounts.selectors import api_token_owners_allowed, api_tokens_manageable
+from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
 from accounts.services import api_token_create, api_token_revoke
+
+
+class UnscopedStaffAdmin(admin.ModelAdmin):
+    """The admin of a model whose rows span every branch (alert rules and events, saved column
+    mappings): out of reach of branch-scoped staff, who would read or change other branches' data."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _unscoped(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _unscoped(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_delete_permission(request, obj)
+
+
+def _unscoped(request: HttpRequest) -> bool:
+    return user_allowed_branches(user=request.user) is None
 
 
 @admin.register(APIToken)

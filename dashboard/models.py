@@ -32,6 +32,10 @@ class AlertRule(models.Model):
     notify_emails = models.JSONField(default=list, blank=True)
     webhook_url = models.URLField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The branch scope of whoever made or edited the rule, kept with it: a rule a branch-scoped user
+    # made never looks past their branches, not when its creator's account is deleted nor when
+    # someone else edits it. Null: all branches.
+    scope_branches = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
