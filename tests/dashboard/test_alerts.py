@@ -153,11 +153,14 @@ def test_open_alert_is_not_notified_again_and_resolves_when_clear(mailoutbox) ->
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 200
+    location = ""
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(type(self).status)
+        if type(self).location:
+            self.send_header("Location", type(self).location)
         self.end_headers()
 
     def log_message(self, *args) -> None:
@@ -165,9 +168,12 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook_server():
+def webhook_server(settings):
+    # The listener is on loopback, which webhooks may call only when allowed.
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
     _Receiver.received = []
     _Receiver.status = 200
+    _Receiver.location = ""
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -564,3 +570,64 @@ def test_the_migration_gives_existing_rules_of_scoped_users_their_scope(role_gro
     theirs.refresh_from_db()
     head_office.refresh_from_db()
     assert (theirs.scope_branches, head_office.scope_branches) == (["A", "B"], None)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.1, a private, loopback or link-local address"),
+        ("http://localhost/hook", "a private, loopback or link-local address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, a private, loopback or link-local address"),
+        ("http://10.1.2.3/hook", "10.1.2.3, a private, loopback or link-local address"),
+        ("http://[::1]/hook", "::1, a private, loopback or link-local address"),
+        ("http://[::ffff:192.168.0.1]/hook", "a private, loopback or link-local address"),
+        ("ftp://93.184.215.14/hook", "must start with http:// or https://"),
+        ("https://no-such-host.invalid/hook", "could not be found"),
+    ],
+)
+def test_the_rule_editor_refuses_a_webhook_to_an_internal_address(admin_user, url: str, error: str) -> None:
+    browser = Client()
+    browser.force_login(admin_user)
+    response = browser.post("/alerts/rules/new", rule_form(webhook_url=url))
+    assert response.status_code == 200
+    assert error in html.unescape(response.content.decode())
+    assert not AlertRule.objects.exists()
+
+
+def test_the_rule_editor_takes_a_public_webhook_and_an_internal_one_when_allowed(admin_user, settings) -> None:
+    browser = Client()
+    browser.force_login(admin_user)
+    assert browser.post("/alerts/rules/new", rule_form(webhook_url="https://93.184.215.14/hook")).status_code == 302
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+    response = browser.post("/alerts/rules/new", rule_form(name="Intranet", webhook_url="http://10.1.2.3/hook"))
+    assert response.status_code == 302
+    assert AlertRule.objects.get(name="Intranet").webhook_url == "http://10.1.2.3/hook"
+
+
+def test_a_webhook_that_turned_internal_is_refused_at_send_time(webhook_server, settings) -> None:
+    # Saved when allowed, or when its name resolved elsewhere: the send checks again.
+    url, receiver = webhook_server
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url)
+    alerts_evaluate(datasource="shop", day=spike_day)
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    notifications_send_due()
+    notification = Notification.objects.get()
+    assert notification.status == Notification.Status.FAILED
+    assert "127.0.0.1, a private, loopback or link-local address" in notification.last_error
+    assert receiver.received == []
+
+
+def test_a_webhook_redirect_is_not_followed(webhook_server) -> None:
+    url, receiver = webhook_server
+    receiver.status, receiver.location = 307, url.replace("/hook", "/elsewhere")
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url)
+    alerts_evaluate(datasource="shop", day=spike_day)
+    notifications_send_due()
+    notification = Notification.objects.get()
+    assert notification.status == Notification.Status.FAILED
+    assert "redirects are not followed" in notification.last_error
+    assert len(receiver.received) == 1
