@@ -110,7 +110,7 @@ def _filters(rule: AlertRule, start: dt.date, end: dt.date) -> Filters:
     return scope_apply(Filters(start=start, end=end, include=include), allowed=alert_rule_scope(rule=rule))
 
 
-def branches_intersect(*scopes: "tuple[str, ...] | list[str] | None") -> tuple[str, ...] | None:
+def branches_intersect(*scopes: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
     """The branches every scope allows; None stands for all branches."""
     limits = [set(map(str, scope)) for scope in scopes if scope is not None]
     return tuple(sorted(set.intersection(*limits))) if limits else None
