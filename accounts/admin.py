@@ -5,7 +5,32 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import APIToken, BranchScope
+from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
 from accounts.services import api_token_create, api_token_revoke
+
+
+class UnscopedStaffAdmin(admin.ModelAdmin):
+    """The admin of a model whose rows span every branch (alert rules and events, saved column
+    mappings): out of reach of branch-scoped staff, who would read or change other branches' data."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _unscoped(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _unscoped(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _unscoped(request) and super().has_delete_permission(request, obj)
+
+
+def _unscoped(request: HttpRequest) -> bool:
+    return user_allowed_branches(user=request.user) is None
 
 
 @admin.register(APIToken)
@@ -16,6 +41,21 @@ class APITokenAdmin(admin.ModelAdmin):
     readonly_fields = ("key_prefix", "created_at", "last_used_at", "revoked_at")
     fields = ("user", "name", "key_prefix", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke_tokens"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[APIToken]:
+        return api_tokens_manageable(user=request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: APIToken | None = None) -> tuple[str, ...]:
+        # A token stays with the user it was made for: moving it hands that user's access to another.
+        return (*self.readonly_fields, "user") if obj is not None else self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = api_token_owners_allowed(user=request.user)
+            kwargs.setdefault("initial", request.user.pk)
+            if not request.user.is_superuser:
+                kwargs["help_text"] = "You can make tokens for yourself only; ask a superuser for another user's."
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: APIToken, form, change: bool) -> None:
         if change:

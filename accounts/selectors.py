@@ -2,7 +2,9 @@
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import APIToken, api_token_hash
@@ -24,6 +26,22 @@ def api_token_user(*, raw_token: str) -> AbstractBaseUser | None:
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def api_token_owners_allowed(*, user: AbstractBaseUser) -> QuerySet:
+    """The users `user` may hold API tokens for: anyone for a superuser, else themselves only.
+
+    A token acts as its owner with the owner's role and branch scope, so a token made for someone
+    else is a way to act as them; a branch-scoped admin would see every branch through a
+    superuser's token. Tokens for others are the superuser's (or `manage.py create_api_token`'s) job.
+    """
+    users = get_user_model().objects.all()
+    return users if user.is_superuser else users.filter(pk=user.pk)
+
+
+def api_tokens_manageable(*, user: AbstractBaseUser) -> QuerySet[APIToken]:
+    """The tokens `user` may list, rename and revoke: those of the owners they may hold tokens for."""
+    return APIToken.objects.select_related("user").filter(user__in=api_token_owners_allowed(user=user))
 
 
 def user_allowed_branches(*, user: AbstractBaseUser | None) -> tuple[str, ...] | None:

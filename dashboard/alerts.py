@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.selectors import user_allowed_branches
 from analytics.catalogue import datasource_snapshot
 from analytics.metrics import METRICS
 from analytics.query import Breakdown, Filters, Grain, Summary, TimeSeries
-from analytics.runner import run_query
+from analytics.runner import run_query, scope_apply
 from dashboard.models import AlertEvent, AlertRule, Notification
 from ingestion.models import IngestionTask
 
@@ -104,7 +105,26 @@ def rule_params(rule: AlertRule) -> dict:
 
 def _filters(rule: AlertRule, start: dt.date, end: dt.date) -> Filters:
     include = {name: tuple(values) for name, values in (rule.filters or {}).items() if values}
-    return Filters(start=start, end=end, include=include)
+    # Rules are evaluated by the worker, for no user: the rule's own scope is what keeps a
+    # branch-scoped author's notifications to their branches.
+    return scope_apply(Filters(start=start, end=end, include=include), allowed=alert_rule_scope(rule=rule))
+
+
+def branches_intersect(*scopes: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    """The branches every scope allows; None stands for all branches."""
+    limits = [set(map(str, scope)) for scope in scopes if scope is not None]
+    return tuple(sorted(set.intersection(*limits))) if limits else None
+
+
+def alert_rule_scope(*, rule: AlertRule) -> tuple[str, ...] | None:
+    """The branches a rule may look at: the scope it was saved with, within its creator's current
+    one (a creator whose scope shrank must not keep watching a branch through an old rule)."""
+    return branches_intersect(rule.scope_branches, user_allowed_branches(user=rule.created_by))
+
+
+def alert_rule_branches(*, rule: AlertRule) -> tuple[str, ...] | None:
+    """The branches a rule's numbers come from: its branch filter within its scope; None: all."""
+    return branches_intersect((rule.filters or {}).get("branch") or None, alert_rule_scope(rule=rule))
 
 
 def _values_by_group(rule: AlertRule, start: dt.date, end: dt.date) -> dict[str, float | None]:
@@ -292,6 +312,10 @@ def evaluate_quality(rule: AlertRule, day: dt.date) -> list[Finding]:
         created_at__gte=since,
         status__in=[IngestionTask.Status.SUCCEEDED, IngestionTask.Status.FAILED],
     )
+    if alert_rule_scope(rule=rule) is not None:
+        # A task tells its whole file's story (every branch's rows): a scoped author's rule
+        # watches their own uploads only, as they see them on the uploads page.
+        tasks = tasks.filter(created_by_id=rule.created_by_id) if rule.created_by_id else tasks.none()
     findings = []
     for task in tasks.select_related("datasource"):
         if task.status == IngestionTask.Status.FAILED and params["on_failure"]:
@@ -332,7 +356,7 @@ def _day_finding(
 def _branch(rule: AlertRule, group: str) -> str:
     if rule.group_by == "branch":
         return group
-    branches = (rule.filters or {}).get("branch") or []
+    branches = alert_rule_branches(rule=rule) or ()
     return branches[0] if len(branches) == 1 else ""
 
 
@@ -468,10 +492,54 @@ def alert_event_resolve(*, event: AlertEvent) -> AlertEvent:
     return event
 
 
+def alert_rule_save(*, rule: AlertRule, user) -> AlertRule:
+    """Save a rule made or edited by `user`; a branch-scoped user's rule keeps to their branches for good."""
+    if rule.created_by_id is None:
+        rule.created_by = user
+    rule.scope_branches = _list_or_none(branches_intersect(rule.scope_branches, user_allowed_branches(user=user)))
+    rule.save()
+    return rule
+
+
+def _list_or_none(branches: tuple[str, ...] | None) -> list[str] | None:
+    return list(branches) if branches is not None else None
+
+
+def alert_rules_visible(*, user) -> list[AlertRule]:
+    """Rules the user may see and edit: all of them, or for a branch-scoped user their own and
+    those whose numbers come from their branches only (a rule shows its filters, thresholds and
+    recipients)."""
+    rules = list(AlertRule.objects.select_related("created_by"))
+    allowed = user_allowed_branches(user=user)
+    if allowed is None:
+        return rules
+    creators = {}
+    for rule in rules:
+        # One scope lookup per creator (remembered on the user object), not one per rule.
+        if rule.created_by is not None:
+            rule.created_by = creators.setdefault(rule.created_by_id, rule.created_by)
+    return [rule for rule in rules if _rule_within(rule, user=user, allowed=allowed)]
+
+
+def alert_rule_visible_get(*, user, rule_id: int) -> AlertRule | None:
+    """The rule `rule_id` if `user` may see and edit it (see `alert_rules_visible`)."""
+    rule = AlertRule.objects.select_related("created_by").filter(pk=rule_id).first()
+    allowed = user_allowed_branches(user=user)
+    if rule is None or allowed is None:
+        return rule
+    return rule if _rule_within(rule, user=user, allowed=allowed) else None
+
+
+def _rule_within(rule: AlertRule, *, user, allowed: tuple[str, ...]) -> bool:
+    if rule.created_by_id == user.pk:
+        return True
+    branches = alert_rule_branches(rule=rule)
+    # A rule that looks at no branch at all (its scope and filter do not meet) belongs to nobody else.
+    return bool(branches) and set(branches) <= set(allowed)
+
+
 def alert_events_visible(*, user, statuses: list[str] | None = None):
     """Events the user may see: a branch-scoped user sees only events about their branches."""
-    from accounts.selectors import user_allowed_branches
-
     events = AlertEvent.objects.select_related("rule").order_by("-opened_at")
     if statuses:
         events = events.filter(status__in=statuses)

@@ -8,11 +8,12 @@ from django import forms
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import capability_required
 from accounts.roles import Capability, permission_name
+from accounts.selectors import user_allowed_branches
 from analytics.metrics import METRICS
 from analytics.query import Filters, Grain, QueryError, TimeSeries
 from analytics.runner import run_query
@@ -22,6 +23,9 @@ from dashboard.alerts import (
     alert_event_resolve,
     alert_events_visible,
     alert_params_clean,
+    alert_rule_save,
+    alert_rule_visible_get,
+    alert_rules_visible,
 )
 from dashboard.models import AlertEvent, AlertRule
 
@@ -95,7 +99,7 @@ def alerts_page(request: HttpRequest) -> HttpResponse:
             "live": live,
             "recent": recent,
             "can_manage": can_manage,
-            "rules": AlertRule.objects.all() if can_manage else [],
+            "rules": alert_rules_visible(user=request.user) if can_manage else [],
         },
     )
 
@@ -143,10 +147,26 @@ class AlertRuleForm(forms.ModelForm):
             "notify_emails": 'e.g. ["manager@example.com"]',
         }
 
+    def __init__(self, *args, allowed_branches: tuple[str, ...] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_branches = allowed_branches
+        if allowed_branches is not None:
+            self.fields["filters"].help_text = (
+                f'Scope, e.g. {{"branch": ["{allowed_branches[0]}"]}}. Empty: all your branches '
+                f"({', '.join(allowed_branches)}); the rule never looks at other branches."
+            )
+
     def clean_filters(self) -> dict:
         value = self.cleaned_data["filters"] or {}
         if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
             raise forms.ValidationError('Use {"dimension": ["value", …]}.')
+        if self.allowed_branches is not None:
+            outside = sorted({str(branch) for branch in value.get("branch", [])} - set(self.allowed_branches))
+            if outside:
+                raise forms.ValidationError(
+                    f"You may watch only your branches ({', '.join(self.allowed_branches)}); "
+                    f"remove {', '.join(outside)} from the branch filter."
+                )
         return value
 
     def clean_params(self) -> dict:
@@ -170,12 +190,10 @@ class AlertRuleForm(forms.ModelForm):
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.MANAGE_ALERTS)
 def alert_rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
-    rule = get_object_or_404(AlertRule, pk=rule_id) if rule_id else None
-    form = AlertRuleForm(request.POST or None, instance=rule)
+    rule = _rule_or_404(request, rule_id) if rule_id else None
+    form = AlertRuleForm(request.POST or None, instance=rule, allowed_branches=user_allowed_branches(user=request.user))
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        saved.created_by = saved.created_by or request.user
-        saved.save()
+        saved = alert_rule_save(rule=form.save(commit=False), user=request.user)
         messages.success(request, f"Saved rule “{saved.name}”.")
         return redirect("dashboard:alerts")
     return render(
@@ -188,6 +206,13 @@ def alert_rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpRes
 @require_POST
 @capability_required(Capability.MANAGE_ALERTS)
 def alert_rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
-    get_object_or_404(AlertRule, pk=rule_id).delete()
+    _rule_or_404(request, rule_id).delete()
     messages.success(request, "Rule deleted.")
     return redirect("dashboard:alerts")
+
+
+def _rule_or_404(request: HttpRequest, rule_id: int) -> AlertRule:
+    rule = alert_rule_visible_get(user=request.user, rule_id=rule_id)
+    if rule is None:
+        raise Http404("No such alert rule")
+    return rule

@@ -7,8 +7,8 @@ from ninja import Router, Schema
 from ninja.pagination import paginate
 
 from accounts.roles import Capability
-from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert_events_visible
-from dashboard.models import AlertEvent, AlertRule
+from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert_events_visible, alert_rules_visible
+from dashboard.models import AlertEvent
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
 
@@ -76,9 +76,9 @@ def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
 
 @router.get("/rules", response={200: list[RuleOut], **error_responses()})
 def list_rules(request: HttpRequest):
-    """Alert rules (their scope and condition)."""
+    """Alert rules (their scope and condition); a branch-scoped caller sees the rules within their branches."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
-    return list(AlertRule.objects.all())
+    return alert_rules_visible(user=request.user)
 
 
 def _event_or_404(request: HttpRequest, event_id: int) -> AlertEvent:

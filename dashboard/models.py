@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from dashboard.webhooks import webhook_url_validate
+
 
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
@@ -30,8 +32,12 @@ class AlertRule(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     enabled = models.BooleanField(default=True)
     notify_emails = models.JSONField(default=list, blank=True)
-    webhook_url = models.URLField(blank=True)
+    webhook_url = models.URLField(blank=True, validators=[webhook_url_validate])
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The branch scope of whoever made or edited the rule, kept with it: a rule a branch-scoped user
+    # made never looks past their branches, not when its creator's account is deleted nor when
+    # someone else edits it. Null: all branches.
+    scope_branches = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.models import AlertEvent, Notification
+from dashboard.webhooks import WebhookRefused, webhook_url_check
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -52,9 +53,19 @@ def _deliver(notification: Notification) -> None:
             fail_silently=False,
         )
         return
+    webhook_url_check(notification.target)  # again: the name may resolve elsewhere since the rule was saved
     response = requests.post(
-        notification.target, json=notification_payload(event), timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS
+        notification.target,
+        json=notification_payload(event),
+        timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS,
+        # A redirect would lead the worker to an address nobody checked.
+        allow_redirects=False,
     )
+    if response.is_redirect:
+        raise WebhookRefused(
+            f"The webhook answered {response.status_code} redirecting to {response.headers.get('Location')!r}; "
+            "redirects are not followed: give the rule the final URL."
+        )
     response.raise_for_status()
 
 

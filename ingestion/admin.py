@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.admin import UnscopedStaffAdmin
 from ingestion.errors import IngestionError
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
@@ -78,5 +79,11 @@ class IngestionTaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(ColumnMapping)
-class ColumnMappingAdmin(admin.ModelAdmin):
+class ColumnMappingAdmin(UnscopedStaffAdmin):
+    """A datasource's saved mapping decides how everyone's later files are read: unscoped staff only."""
+
     list_display = ("datasource", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ColumnMapping | None = None) -> tuple[str, ...]:
+        # Moving a mapping to another datasource would silently change how that one's files are read.
+        return ("datasource",) if obj is not None else ()

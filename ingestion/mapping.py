@@ -65,6 +65,33 @@ def mapping_resolve(
     return mapping
 
 
+def mapping_saved_decisions(
+    *, columns: list[str], explicit: dict[str, str | None] | None, mapping: ColumnMapping
+) -> list[str]:
+    """A sentence naming the fields that `mapping` (resolved with the datasource's saved mapping)
+    takes from other columns than the file's own names and aliases would, or none.
+
+    The saved mapping is whatever the last upload of the datasource chose: told nothing, the next
+    uploader would not know that their file's 'Total' was not read as revenue.
+    """
+    targets = _explicit_targets(columns, explicit or {})
+    _alias_targets_add(columns, targets)
+    by_name = _mapping_build(columns, targets).fields
+    changed = [field for field in FIELDS_BY_NAME if mapping.fields.get(field) != by_name.get(field)]
+    if not changed:
+        return []
+    decisions = "; ".join(
+        f"{field} ← {_column_label(mapping.fields.get(field))} "
+        f"(by the file's column names: {_column_label(by_name.get(field))})"
+        for field in changed
+    )
+    return [f"Used the saved mapping of this datasource: {decisions}. A mapping sent with the upload overrides it."]
+
+
+def _column_label(column: str | None) -> str:
+    return f"'{column}'" if column is not None else "no column"
+
+
 def mapping_drift(*, saved: dict[str, str] | None, current: dict[str, str]) -> list[str]:
     """Sentences on how the file differs from the datasource's saved mapping (canonical field → column)."""
     if not saved:

@@ -33,7 +33,7 @@ from ingestion import errors
 from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
-from ingestion.mapping import mapping_drift, mapping_resolve
+from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
@@ -71,14 +71,32 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
     # Detection, the date column and the batches read one parsed Excel sheet; it is released
     # before publishing.
     with excel_sheets_shared():
-        detected, mapping, drift, outcome = _read_and_validate(task=task, progress=progress, workdir=workdir)
+        detected, mapping, notes, outcome = _read_and_validate(task=task, progress=progress, workdir=workdir)
     memory_release()
-    _publish(task=task, progress=progress, detected=detected, mapping=mapping, drift=drift, outcome=outcome)
+    _publish(task=task, progress=progress, detected=detected, mapping=mapping, notes=notes, outcome=outcome)
+
+
+@dataclass(frozen=True)
+class MappingNotes:
+    """What a task says about its mapping: how the file drifted from the datasource's saved
+    mapping, and which fields the saved mapping decided against the file's own column names."""
+
+    drift: list[str]
+    saved_used: list[str]
+
+    @property
+    def sentences(self) -> list[str]:
+        return [*self.drift, *self.saved_used]
+
+    @property
+    def message(self) -> str:
+        drift = f" Schema drift: {' '.join(self.drift)}" if self.drift else ""
+        return drift + "".join(f" {sentence}" for sentence in self.saved_used)
 
 
 def _read_and_validate(
     *, task: IngestionTask, progress: TaskProgress, workdir: Path
-) -> tuple[DetectedSource, ResolvedMapping, list[str], "ValidationOutcome"]:
+) -> tuple[DetectedSource, ResolvedMapping, MappingNotes, "ValidationOutcome"]:
     options = task.options
     if task.mode == IngestionTask.Mode.REPLACE:
         replace_permission_check(user=task.created_by)  # also when a retry switched to replace
@@ -95,7 +113,10 @@ def _read_and_validate(
     mapping = mapping_resolve(
         columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
     )
-    drift = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
+    notes = MappingNotes(
+        drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
+        saved_used=mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+    )
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
     plan = TransformPlan.from_mapping(
@@ -106,10 +127,10 @@ def _read_and_validate(
     )
     progress.update(
         25,
-        "Columns matched" + (f"; {' '.join(drift)}" if drift else "."),
+        f"Columns matched.{notes.message}",
         applied_mapping=mapping.fields,
         detected_date_format=date_choice.format,
-        notes=drift,
+        notes=notes.sentences,
     )
     progress.check_cancelled()
 
@@ -139,7 +160,7 @@ def _read_and_validate(
         task.save(update_fields=["error_report_key"])
     _policy_check(task=task, outcome=outcome)
     progress.check_cancelled()
-    return detected, mapping, drift, outcome
+    return detected, mapping, notes, outcome
 
 
 def _publish(
@@ -148,7 +169,7 @@ def _publish(
     progress: TaskProgress,
     detected: DetectedSource,
     mapping: ResolvedMapping,
-    drift: list[str],
+    notes: MappingNotes,
     outcome: "ValidationOutcome",
 ) -> None:
     duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
@@ -190,9 +211,12 @@ def _publish(
             "it with mode=replace; to count it again anyway, retry with force=true.",
             status=409,
         ) from None
-    ColumnMapping.objects.update_or_create(
-        datasource=task.datasource, defaults={"mapping": mapping.fields, "source_columns": detected.columns}
-    )
+    if user_allowed_branches(user=task.created_by) is None:
+        # The saved mapping decides how everyone's later files are read: a branch-scoped
+        # uploader's choice holds for their own upload only.
+        ColumnMapping.objects.update_or_create(
+            datasource=task.datasource, defaults={"mapping": mapping.fields, "source_columns": detected.columns}
+        )
     task.engine_task_id = published.engine_task_id or f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
     replaced_note = (
@@ -200,7 +224,6 @@ def _publish(
         if task.mode == IngestionTask.Mode.REPLACE and not published.already_published
         else ""
     )
-    drift_note = f" Schema drift: {' '.join(drift)}" if drift else ""
     warnings = [
         warning
         for warning in (
@@ -216,7 +239,7 @@ def _publish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
-        f"{drift_note}{''.join(' ' + warning for warning in warnings)}",
+        f"{notes.message}{''.join(' ' + warning for warning in warnings)}",
         progress=100,
     )
 
@@ -560,7 +583,10 @@ def _preview(
             columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
         )
         preview["proposed_mapping"] = mapping.fields
-        preview["schema_drift"] = mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields)
+        preview["schema_drift"] = [
+            *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
+            *mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+        ]
         date_choice = _date_format_choose(local_path, detected, mapping, explicit=options.get("date_format"))
         preview["date_format"] = date_choice.format
     except IngestionError as exc:

@@ -258,6 +258,8 @@ EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="alerts@localhost")
 ALERT_WEBHOOK_TIMEOUT_SECONDS: int = env.int("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5)
+# Off: alert webhooks may call public addresses only, not the servers' own network (dashboard.webhooks).
+ALERT_WEBHOOK_ALLOW_PRIVATE: bool = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import APIToken
 from accounts.roles import ROLE_CAPABILITIES, Capability, Role, permission_name
-from accounts.services import api_token_create, user_role_assign
+from accounts.services import api_token_create, user_branch_scope_set, user_role_assign
 from tests.conftest import token_client
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -74,20 +74,21 @@ def admin_client(user) -> Client:
     return client
 
 
-def test_admin_role_lists_and_adds_api_tokens_in_the_django_admin(admin_user, viewer) -> None:
+def _token_added_in_admin(client: Client, *, owner, name: str) -> tuple[APIToken, str]:
+    response = client.post("/admin/accounts/apitoken/add/", {"user": owner.pk, "name": name}, follow=True)
+    assert response.status_code == 200
+    shown_once = [str(m) for m in get_messages(response.wsgi_request) if "shown again" in str(m)]
+    assert len(shown_once) == 1, response.content.decode()
+    return APIToken.objects.get(user=owner, name=name), RAW_TOKEN.search(shown_once[0]).group()
+
+
+def test_admin_role_lists_and_adds_its_own_api_tokens_in_the_django_admin(admin_user) -> None:
     client = admin_client(admin_user)
     assert client.get("/admin/accounts/apitoken/").status_code == 200
     assert client.get("/admin/accounts/apitoken/add/").status_code == 200
 
-    response = client.post(
-        "/admin/accounts/apitoken/add/", {"user": viewer.pk, "name": "reporting script"}, follow=True
-    )
+    token, raw_token = _token_added_in_admin(client, owner=admin_user, name="reporting script")
 
-    assert response.status_code == 200
-    shown_once = [str(m) for m in get_messages(response.wsgi_request) if "shown again" in str(m)]
-    assert len(shown_once) == 1
-    raw_token = RAW_TOKEN.search(shown_once[0]).group()
-    token = APIToken.objects.get(user=viewer, name="reporting script")
     assert token.key_prefix == raw_token[:10]
     assert raw_token not in (token.key_hash, token.key_prefix)
     assert token_client(raw_token).get("/api/ingest/tasks").status_code == 200
@@ -96,11 +97,66 @@ def test_admin_role_lists_and_adds_api_tokens_in_the_django_admin(admin_user, vi
     assert raw_token not in client.get("/admin/accounts/apitoken/").content.decode()
 
 
-def test_admin_role_revokes_api_tokens_in_the_django_admin(admin_user, viewer) -> None:
+def test_superuser_adds_api_tokens_for_other_users_in_the_django_admin(viewer) -> None:
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+
+    token, raw_token = _token_added_in_admin(admin_client(superuser), owner=viewer, name="reporting script")
+
+    assert token.user == viewer
+    assert token_client(raw_token).get("/api/ingest/tasks").status_code == 200
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_admin_role_cannot_make_a_token_for_another_user(admin_user, viewer, scoped: bool) -> None:
+    # A token acts as its owner: a superuser's token showed a branch-scoped admin every branch.
+    if scoped:
+        user_branch_scope_set(user=admin_user, branches=["A"])
+    client = admin_client(admin_user)
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    for owner in (superuser, viewer):
+        response = client.post("/admin/accounts/apitoken/add/", {"user": owner.pk, "name": "mine now"})
+        assert response.status_code == 200
+        assert "Select a valid choice" in response.content.decode()
+        assert not APIToken.objects.filter(user=owner).exists()
+    assert f'value="{superuser.pk}"' not in client.get("/admin/accounts/apitoken/add/").content.decode()
+
+
+def test_admin_role_cannot_move_a_token_to_another_user(admin_user) -> None:
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    token, _ = api_token_create(user=admin_user, name="mine")
+
+    admin_client(admin_user).post(
+        f"/admin/accounts/apitoken/{token.pk}/change/", {"user": superuser.pk, "name": "renamed"}
+    )
+
+    token.refresh_from_db()
+    assert (token.user, token.name) == (admin_user, "renamed")
+
+
+def test_admin_role_lists_and_revokes_only_its_own_api_tokens(admin_user, viewer) -> None:
+    user_branch_scope_set(user=admin_user, branches=["A"])
+    own, _ = api_token_create(user=admin_user, name="own script")
+    others, others_raw = api_token_create(user=viewer, name="head office script")
+    client = admin_client(admin_user)
+
+    listing = client.get("/admin/accounts/apitoken/").content.decode()
+    assert "own script" in listing and "head office script" not in listing
+    assert client.get(f"/admin/accounts/apitoken/{others.pk}/change/").status_code == 302  # "does not exist"
+    client.post("/admin/accounts/apitoken/", {"action": "revoke_tokens", "_selected_action": [own.pk, others.pk]})
+
+    own.refresh_from_db()
+    others.refresh_from_db()
+    assert own.revoked_at is not None
+    assert others.revoked_at is None
+    assert token_client(others_raw).get("/api/ingest/tasks").status_code == 200
+
+
+def test_superuser_revokes_api_tokens_in_the_django_admin(viewer) -> None:
+    superuser = UserFactory(is_staff=True, is_superuser=True)
     token, raw_token = api_token_create(user=viewer)
     assert token_client(raw_token).get("/api/ingest/tasks").status_code == 200
 
-    response = admin_client(admin_user).post(
+    response = admin_client(superuser).post(
         "/admin/accounts/apitoken/", {"action": "revoke_tokens", "_selected_action": [token.pk]}
     )
 

@@ -153,11 +153,14 @@ def test_open_alert_is_not_notified_again_and_resolves_when_clear(mailoutbox) ->
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 200
+    location = ""
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(type(self).status)
+        if type(self).location:
+            self.send_header("Location", type(self).location)
         self.end_headers()
 
     def log_message(self, *args) -> None:
@@ -165,9 +168,12 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook_server():
+def webhook_server(settings):
+    # The listener is on loopback, which webhooks may call only when allowed.
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
     _Receiver.received = []
     _Receiver.status = 200
+    _Receiver.location = ""
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -416,3 +422,212 @@ def test_the_rule_editor_refuses_conditions_that_would_invert_or_break_a_rule(ad
     assert response.status_code == 200
     assert error in html.unescape(response.content.decode())
     assert not AlertRule.objects.exists()
+
+
+def rule_form(**fields) -> dict:
+    """The rule editor's POST body: a threshold that fires for any sale, per branch, by email."""
+    return {
+        "name": "Every branch",
+        "datasource": "shop",
+        "metric": "revenue",
+        "filters": "{}",
+        "group_by": "branch",
+        "kind": "threshold",
+        "params": '{"operator": "above", "value": 0}',
+        "severity": "warning",
+        "enabled": "on",
+        "notify_emails": '["manager@example.com"]',
+        "webhook_url": "",
+        **fields,
+    }
+
+
+def scoped_staff(branches: list[str], role: str = "admin") -> tuple:
+    from tests.factories import UserFactory
+
+    user = UserFactory(role=role, is_staff=True)
+    user_branch_scope_set(user=user, branches=branches)
+    browser = Client()
+    browser.force_login(user)
+    return user, browser
+
+
+LAST_DAY = START + dt.timedelta(days=29)
+
+
+def branches_notified() -> set[str]:
+    return set(Notification.objects.values_list("event__branch", flat=True))
+
+
+def test_a_scoped_user_s_rule_is_evaluated_within_their_branches_and_stays_so(role_groups, admin_user) -> None:
+    rows_publish(datasource="shop", rows=[row for b in "ABC" for row in weekly_rows(branch=b, days=30)])
+    author, scoped = scoped_staff(["A"])
+    assert scoped.post("/alerts/rules/new", rule_form()).status_code == 302
+    created = AlertRule.objects.get()
+
+    alerts_evaluate(datasource="shop", day=LAST_DAY)
+    assert set(AlertEvent.objects.values_list("branch", flat=True)) == {"A"}
+    assert branches_notified() == {"A"}
+
+    # Head office edits the rule, then the author's account goes: the rule still sees branch A only.
+    head_office = Client()
+    head_office.force_login(admin_user)
+    edited = rule_form(name="Renamed", params='{"operator": "above", "value": 1}')
+    assert head_office.post(f"/alerts/rules/{created.pk}", edited).status_code == 302
+    author.delete()
+    AlertEvent.objects.all().delete()
+    alerts_evaluate(datasource="shop", day=LAST_DAY)
+    assert set(AlertEvent.objects.values_list("branch", flat=True)) == {"A"}
+    assert branches_notified() == {"A"}
+
+
+def test_a_scoped_user_s_rule_narrows_with_their_scope(role_groups) -> None:
+    rows_publish(datasource="shop", rows=[row for b in "AB" for row in weekly_rows(branch=b, days=30)])
+    author, scoped = scoped_staff(["A", "B"])
+    assert scoped.post("/alerts/rules/new", rule_form(kind="freshness", params="{}")).status_code == 302
+    user_branch_scope_set(user=author, branches=["A"])
+    alerts_evaluate(datasource="shop", day=LAST_DAY + dt.timedelta(days=10))
+    assert set(AlertEvent.objects.values_list("branch", flat=True)) == {"A"}
+
+
+def test_a_scoped_user_s_quality_rule_watches_their_own_uploads_only(role_groups, uploader_api, tasks_inline) -> None:
+    broken = io.BytesIO(b"Date,Branch,Product line,Quantity,Total\n" + b"2024-01-01,B,Food,x,10\n" * 20)
+    broken.name = "branch-b.csv"
+    assert uploader_api.post("/api/ingest/upload", {"file": broken, "datasource_name": "shop"}).status_code == 202
+    _, scoped = scoped_staff(["A"])
+    assert scoped.post("/alerts/rules/new", rule_form(kind="quality", params="{}", group_by="")).status_code == 302
+    alerts_evaluate(datasource="shop")
+    assert not AlertEvent.objects.exists()
+
+
+def test_a_scoped_user_cannot_make_a_rule_about_other_branches(role_groups) -> None:
+    _, scoped = scoped_staff(["A"])
+    response = scoped.post("/alerts/rules/new", rule_form(filters='{"branch": ["A", "B", "C"]}'))
+    assert response.status_code == 200
+    assert "You may watch only your branches (A); remove B, C from the branch filter." in html.unescape(
+        response.content.decode()
+    )
+    assert not AlertRule.objects.exists()
+
+
+def test_a_scoped_user_lists_and_edits_only_the_rules_within_their_branches(role_groups, admin_user) -> None:
+    head_office_rule = rule(name="Head office watch", created_by=admin_user, webhook_url="https://hooks.example.com/ho")
+    branch_a_rule = rule(name="Branch A watch", created_by=admin_user, filters={"branch": ["A"]})
+    wider_rule = rule(name="A and B watch", created_by=admin_user, filters={"branch": ["A", "B"]})
+    author, scoped = scoped_staff(["A"])
+    own_rule = rule(name="My own watch", created_by=author, scope_branches=["A"])
+
+    page = scoped.get("/alerts").content.decode()
+    assert "Branch A watch" in page and "My own watch" in page
+    assert "Head office watch" not in page and "A and B watch" not in page
+    for hidden in (head_office_rule, wider_rule):
+        assert scoped.get(f"/alerts/rules/{hidden.pk}").status_code == 404
+        assert scoped.post(f"/alerts/rules/{hidden.pk}", rule_form(name="mine")).status_code == 404
+        assert scoped.post(f"/alerts/rules/{hidden.pk}/delete").status_code == 404
+    assert AlertRule.objects.get(pk=head_office_rule.pk).name == "Head office watch"
+    assert AlertRule.objects.count() == 4
+    assert "https://hooks.example.com/ho" not in page
+
+    # Editing a head office rule within their branches keeps it there.
+    assert scoped.post(f"/alerts/rules/{branch_a_rule.pk}", rule_form(filters="{}")).status_code == 302
+    branch_a_rule.refresh_from_db()
+    assert (branch_a_rule.filters, branch_a_rule.scope_branches) == ({}, ["A"])
+    assert scoped.get(f"/alerts/rules/{own_rule.pk}").status_code == 200
+
+
+def test_the_rules_api_shows_a_scoped_viewer_the_rules_within_their_branches(role_groups, admin_user, viewer) -> None:
+    rule(name="Head office watch", created_by=admin_user)
+    rule(name="Branch A watch", created_by=admin_user, filters={"branch": ["A"]})
+    rule(name="Branch B watch", created_by=admin_user, filters={"branch": ["B"]})
+    _, scoped = scoped_staff(["A"], role="viewer")
+    assert [r["name"] for r in scoped.get("/api/alerts/rules").json()] == ["Branch A watch"]
+    everyone = Client()
+    everyone.force_login(viewer)
+    assert len(everyone.get("/api/alerts/rules").json()) == 3
+
+
+def test_the_django_admin_of_alerts_is_for_unscoped_staff_only(role_groups, admin_user) -> None:
+    rule(name="Head office watch", created_by=admin_user)
+    _, scoped = scoped_staff(["A"])
+    head_office = Client()
+    head_office.force_login(admin_user)
+    for path in ("/admin/dashboard/alertrule/", "/admin/dashboard/alertevent/", "/admin/dashboard/notification/"):
+        assert scoped.get(path).status_code == 403, path
+        assert head_office.get(path).status_code == 200, path
+    assert "/admin/dashboard/" not in scoped.get("/admin/").content.decode()
+
+
+def test_the_migration_gives_existing_rules_of_scoped_users_their_scope(role_groups, admin_user) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("dashboard.migrations.0003_alert_rule_scope_branches")
+    author, _ = scoped_staff(["B", "A"])
+    theirs = rule(name="theirs", created_by=author)
+    head_office = rule(name="head office", created_by=admin_user)
+    migration.scope_existing_rules(apps, None)
+    theirs.refresh_from_db()
+    head_office.refresh_from_db()
+    assert (theirs.scope_branches, head_office.scope_branches) == (["A", "B"], None)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.1, a private, loopback or link-local address"),
+        ("http://localhost/hook", "a private, loopback or link-local address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, a private, loopback or link-local address"),
+        ("http://10.1.2.3/hook", "10.1.2.3, a private, loopback or link-local address"),
+        ("http://[::1]/hook", "::1, a private, loopback or link-local address"),
+        ("http://[::ffff:192.168.0.1]/hook", "a private, loopback or link-local address"),
+        ("ftp://93.184.215.14/hook", "must start with http:// or https://"),
+        ("https://no-such-host.invalid/hook", "could not be found"),
+    ],
+)
+def test_the_rule_editor_refuses_a_webhook_to_an_internal_address(admin_user, url: str, error: str) -> None:
+    browser = Client()
+    browser.force_login(admin_user)
+    response = browser.post("/alerts/rules/new", rule_form(webhook_url=url))
+    assert response.status_code == 200
+    assert error in html.unescape(response.content.decode())
+    assert not AlertRule.objects.exists()
+
+
+def test_the_rule_editor_takes_a_public_webhook_and_an_internal_one_when_allowed(admin_user, settings) -> None:
+    browser = Client()
+    browser.force_login(admin_user)
+    assert browser.post("/alerts/rules/new", rule_form(webhook_url="https://93.184.215.14/hook")).status_code == 302
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+    response = browser.post("/alerts/rules/new", rule_form(name="Intranet", webhook_url="http://10.1.2.3/hook"))
+    assert response.status_code == 302
+    assert AlertRule.objects.get(name="Intranet").webhook_url == "http://10.1.2.3/hook"
+
+
+def test_a_webhook_that_turned_internal_is_refused_at_send_time(webhook_server, settings) -> None:
+    # Saved when allowed, or when its name resolved elsewhere: the send checks again.
+    url, receiver = webhook_server
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url)
+    alerts_evaluate(datasource="shop", day=spike_day)
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    notifications_send_due()
+    notification = Notification.objects.get()
+    assert notification.status == Notification.Status.FAILED
+    assert "127.0.0.1, a private, loopback or link-local address" in notification.last_error
+    assert receiver.received == []
+
+
+def test_a_webhook_redirect_is_not_followed(webhook_server) -> None:
+    url, receiver = webhook_server
+    receiver.status, receiver.location = 307, url.replace("/hook", "/elsewhere")
+    spike_day = START + dt.timedelta(weeks=8)
+    rows_publish(datasource="shop", rows=weekly_rows(spike_day=spike_day))
+    rule(name="Spike watch", group_by="branch", webhook_url=url)
+    alerts_evaluate(datasource="shop", day=spike_day)
+    notifications_send_due()
+    notification = Notification.objects.get()
+    assert notification.status == Notification.Status.FAILED
+    assert "redirects are not followed" in notification.last_error
+    assert len(receiver.received) == 1

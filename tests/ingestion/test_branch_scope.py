@@ -21,10 +21,14 @@ BRANCH_B_FILE = (
 )
 
 
-def _upload(client: Client, content: bytes, **fields):
+def _named(content: bytes) -> io.BytesIO:
     handle = io.BytesIO(content)
     handle.name = "sales.csv"
-    return client.post("/api/ingest/upload", {"file": handle, **fields})
+    return handle
+
+
+def _upload(client: Client, content: bytes, **fields):
+    return client.post("/api/ingest/upload", {"file": _named(content), **fields})
 
 
 def _scoped(role: str, branches: list[str]):
@@ -154,3 +158,93 @@ def test_the_admin_lists_a_scoped_staff_user_s_own_uploads_only(role_groups, oth
     assert listing.status_code == 200
     assert other_branch_task not in listing.content.decode()
     assert browser.get(f"/admin/ingestion/ingestiontask/{other_branch_task}/change/").status_code in (302, 404)
+
+
+def _sales_with_profit(day: int, branch: str = "A") -> bytes:
+    # Revenue is 'Total' by its name; 'gross income' is the profit.
+    return (
+        b"Date,Branch,Product line,Quantity,Total,gross income\n"
+        + f"2024-06-{day:02d},{branch},Food,1,100,5\n2024-06-{day:02d},{branch},Home,2,300,15\n".encode()
+    )
+
+
+PROFIT_AS_REVENUE = '{"Total": null, "gross income": "revenue"}'
+
+
+def _task_of(response) -> IngestionTask:
+    body = response.json()
+    assert response.status_code == 202, body
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    return task
+
+
+def test_a_scoped_uploader_s_mapping_does_not_change_how_others_files_are_read(
+    role_groups, uploader_api, tasks_inline
+) -> None:
+    from ingestion.models import ColumnMapping
+
+    _task_of(_upload(uploader_api, _sales_with_profit(1)))
+    saved = ColumnMapping.objects.get().mapping
+    assert saved["revenue"] == "Total"
+    _, scoped_api = _scoped("uploader", ["A"])
+
+    own = _task_of(_upload(scoped_api, _sales_with_profit(2), mapping=PROFIT_AS_REVENUE))
+
+    assert own.applied_mapping["revenue"] == "gross income"  # their upload is read as they asked
+    assert ColumnMapping.objects.get().mapping == saved
+    later = _task_of(_upload(uploader_api, _sales_with_profit(3)))
+    assert later.applied_mapping["revenue"] == "Total"
+    assert not any("saved mapping" in note for note in later.notes)
+
+
+def test_an_upload_read_by_the_saved_mapping_against_its_column_names_says_so(
+    role_groups, uploader_api, tasks_inline
+) -> None:
+    # An unscoped uploader's explicit mapping is saved, and decides the next uploader's file.
+    _task_of(_upload(uploader_api, _sales_with_profit(1), mapping=PROFIT_AS_REVENUE))
+    colleague = token_client(api_token_create(user=UserFactory(role="uploader"))[1])
+
+    later = _task_of(_upload(colleague, _sales_with_profit(2)))
+
+    assert later.applied_mapping["revenue"] == "gross income"
+    sentence = (
+        "Used the saved mapping of this datasource: revenue ← 'gross income' (by the file's column names: 'Total')"
+    )
+    assert any(note.startswith(sentence) for note in later.notes), later.notes
+    assert sentence in later.message
+    status = colleague.get(f"/api/ingest/status/{later.pk}").json()
+    assert any(note.startswith(sentence) for note in status["notes"])
+    preview = colleague.post(
+        "/api/ingest/preview", {"file": _named(_sales_with_profit(3)), "datasource_name": "sales"}
+    ).json()
+    assert any(note.startswith(sentence) for note in preview["schema_drift"]), preview
+
+
+def test_saved_mappings_in_the_admin_are_for_unscoped_staff_and_keep_their_datasource(
+    role_groups, uploader_api, tasks_inline, admin_user
+) -> None:
+    from analytics.models import Datasource
+    from ingestion.models import ColumnMapping
+
+    _task_of(_upload(uploader_api, _sales_with_profit(1)))
+    saved = ColumnMapping.objects.get()
+    other = Datasource.objects.create(name="other")
+    staff = UserFactory(role="admin", is_staff=True)
+    user_branch_scope_set(user=staff, branches=["A"])
+    scoped = Client()
+    scoped.force_login(staff)
+    change = f"/admin/ingestion/columnmapping/{saved.pk}/change/"
+    assert scoped.get("/admin/ingestion/columnmapping/").status_code == 403
+    assert scoped.get(change).status_code == 403
+    assert scoped.post(change, {"mapping": '{"revenue": "gross income"}', "source_columns": "[]"}).status_code == 403
+
+    head_office = Client()
+    head_office.force_login(admin_user)
+    assert head_office.get("/admin/ingestion/columnmapping/").status_code == 200
+    response = head_office.post(
+        change, {"datasource": other.pk, "mapping": '{"revenue": "Total"}', "source_columns": '["Total"]'}
+    )
+    assert response.status_code == 302, response.content.decode()
+    saved.refresh_from_db()
+    assert (saved.datasource.name, saved.source_columns) == ("sales", ["Total"])

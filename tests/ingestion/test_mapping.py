@@ -3,7 +3,7 @@
 import pytest
 
 from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
-from ingestion.mapping import dimension_name_make, mapping_drift, mapping_resolve
+from ingestion.mapping import dimension_name_make, mapping_drift, mapping_resolve, mapping_saved_decisions
 
 SUPERMARKET = [
     "Invoice ID", "Branch", "City", "Customer type", "Gender", "Product line", "Unit price", "Quantity",
@@ -116,6 +116,24 @@ def test_saved_mapping_wins_over_aliases_and_explicit_wins_over_saved():
     explicit = mapping_resolve(columns=columns, explicit={"Total": "revenue"}, saved={"revenue": "Net"})
     assert explicit.fields["revenue"] == "Total"
     assert explicit.extras == {"net": "Net"}
+
+
+def test_saved_decisions_name_each_field_the_saved_mapping_took_from_another_column():
+    saved = {"revenue": "gross income"}
+    mapping = mapping_resolve(columns=SUPERMARKET, saved=saved)
+    assert mapping_saved_decisions(columns=SUPERMARKET, explicit=None, mapping=mapping) == [
+        "Used the saved mapping of this datasource: revenue ← 'gross income' (by the file's column names: 'Total'); "
+        "gross_profit ← no column (by the file's column names: 'gross income'). "
+        "A mapping sent with the upload overrides it."
+    ]
+
+
+def test_saved_decisions_are_silent_when_the_saved_mapping_agrees_or_is_overridden():
+    agreeing = mapping_resolve(columns=SUPERMARKET, saved={"revenue": "Total", "cost": "cogs"})
+    assert mapping_saved_decisions(columns=SUPERMARKET, explicit=None, mapping=agreeing) == []
+    explicit = {"Total": "revenue"}
+    overridden = mapping_resolve(columns=SUPERMARKET, explicit=explicit, saved={"revenue": "gross income"})
+    assert mapping_saved_decisions(columns=SUPERMARKET, explicit=explicit, mapping=overridden) == []
 
 
 def test_missing_required_columns_lists_found_columns_and_nearest_candidates():
