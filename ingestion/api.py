@@ -202,6 +202,8 @@ class PreviewValidation(Schema):
 class PreviewProblem(Schema):
     code: str
     detail: str
+    # Values of the option that would settle it (ambiguous_dates: the candidate date formats).
+    choices: list[str] = []
 
 
 class PreviewOut(Schema):

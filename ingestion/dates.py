@@ -198,6 +198,7 @@ def _ambiguity_check(values: pl.Series, leaders: list[tuple[str, pl.Series]]) ->
                 AMBIGUOUS_DATES,
                 f"The dates can be read as {first_fmt} or as {fmt}, giving different dates (e.g. {examples}). "
                 f"Pass date_format in strftime syntax to say which, e.g. {first_fmt}.",
+                choices=(first_fmt, fmt),
             )
 
 

@@ -4,11 +4,13 @@
 class IngestionError(Exception):
     """The file (or its options) cannot be ingested as given. Nothing is published."""
 
-    def __init__(self, code: str, detail: str, *, status: int = 422) -> None:
+    def __init__(self, code: str, detail: str, *, status: int = 422, choices: tuple[str, ...] = ()) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.status = status
+        # Option values that would settle it (ambiguous dates: the date formats), for a page to offer.
+        self.choices = choices
 
 
 # Stable codes, shared by the API, the task row and the CLI.

@@ -590,14 +590,14 @@ def _preview(
         date_choice = _date_format_choose(local_path, detected, mapping, explicit=options.get("date_format"))
         preview["date_format"] = date_choice.format
     except IngestionError as exc:
-        preview["problems"].append({"code": exc.code, "detail": exc.detail})
+        preview["problems"].append({"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)})
         return preview
     plan = TransformPlan.from_mapping(
         mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma, branches=branches
     )
     first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)), None)
     if first_batch is None:  # every row after the header is blank (detection looked at the first rows only)
-        preview["problems"].append({"code": errors.HEADER_ONLY, "detail": NO_DATA_ROWS})
+        preview["problems"].append({"code": errors.HEADER_ONLY, "detail": NO_DATA_ROWS, "choices": []})
         return preview
     result = batch_transform(first_batch, plan)
     preview["validation"] = {

@@ -40,6 +40,30 @@
     table.append(head, body);
   }
 
+  // Day first or month first: whichever of the two comes first in the format.
+  function dateOrder(format) {
+    const day = format.indexOf("%d"), month = Math.max(format.indexOf("%m"), format.indexOf("%b"));
+    if (day < 0 || month < 0) return "";
+    return day < month ? " (day first)" : " (month first)";
+  }
+
+  // A problem; ambiguous dates come with buttons that choose a format and check again.
+  function problemItem(problem) {
+    const item = element("li", problem.detail);
+    (problem.choices || []).forEach(function (format) {
+      const button = element("button", "Read dates as " + format + dateOrder(format));
+      button.type = "button";
+      button.className = "choice";
+      button.addEventListener("click", function () {
+        form.querySelector("[name=date_format]").value = format;
+        runPreview();
+      });
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(button);
+    });
+    return item;
+  }
+
   function showPreview(result) {
     const parts = [result.detected_format.toUpperCase()];
     if (result.detected_encoding) parts.push("encoding " + result.detected_encoding);
@@ -55,7 +79,7 @@
     const problems = document.getElementById("preview-problems");
     problems.replaceChildren();
     (result.problems || []).concat((result.schema_drift || []).map(function (d) { return { detail: d }; }))
-      .forEach(function (problem) { problems.appendChild(element("li", problem.detail)); });
+      .forEach(function (problem) { problems.appendChild(problemItem(problem)); });
     const mapping = result.proposed_mapping || {};
     fillTable(document.getElementById("preview-mapping"), ["Field", "Source column"],
       Object.keys(mapping).map(function (field) { return [field, mapping[field]]; }));

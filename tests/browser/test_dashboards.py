@@ -233,3 +233,25 @@ def test_the_filter_bar_clears_choices_follows_typed_dates_and_goes_back_as_it_w
     page.select_option(branch, "N1")
     expect(page.locator(REVENUE)).to_have_text("10.00")
     web.assert_clean("after clearing, typing and going back")
+
+
+def test_ambiguous_dates_are_settled_by_choosing_a_format_on_the_upload_page(
+    web, page, uploader, tasks_inline, tmp_path: Path
+) -> None:
+    # The page said "Fix the problems above" and left the user to type strftime syntax.
+    path = tmp_path / "ambiguous.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n01/02/2019,A,Food,1,10\n03/04/2019,B,Food,2,20\n")
+    web.login(uploader)
+    web.visit("/uploads")
+    page.set_input_files("#id_file", str(path))
+    expect(page.locator("#preview-problems")).to_contain_text("can be read as")
+
+    page.get_by_role("button", name="Read dates as %d/%m/%Y (day first)").click()
+
+    expect(page.locator("#upload-status")).to_contain_text("Looks good")
+    expect(page.locator("#preview-summary")).to_contain_text("dates as %d/%m/%Y")
+    assert page.input_value('[name="date_format"]') == "%d/%m/%Y"
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url(re.compile(r"/uploads/[0-9a-f-]{36}$"))
+    expect(page.locator("#task-status")).to_contain_text("(2019-02-01 to 2019-04-03)")
+    web.assert_clean("after choosing a date format")

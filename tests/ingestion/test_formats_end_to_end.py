@@ -149,6 +149,14 @@ def test_preview_reports_ambiguous_dates_as_a_problem(uploader_api, tmp_path: Pa
     )
     body = _upload_preview(uploader_api, path).json()
     assert [problem["code"] for problem in body["problems"]] == ["ambiguous_dates"]
+    # The candidate formats come as choices (the upload page offers them as buttons); each settles it.
+    choices = body["problems"][0]["choices"]
+    assert sorted(choices) == ["%d/%m/%y", "%m/%d/%y"]
+    for choice in choices:
+        handle = io.BytesIO(path.read_bytes())
+        handle.name = path.name
+        settled = uploader_api.post("/api/ingest/preview", {"file": handle, "date_format": choice}).json()
+        assert settled["problems"] == [] and settled["date_format"] == choice
 
 
 def _upload_preview(client, path: Path):
