@@ -277,6 +277,12 @@ USE_I18N = True
 USE_TZ = True
 
 GRAPHENE = {"SCHEMA": "sales_analytics.schema.schema", "ATOMIC_MUTATIONS": False}
+# Each field is resolved on its own, under its alias and arguments: these bound one request's work.
+# Root fields per operation (e.g. aliased `dashboardData`s with different filters).
+GRAPHQL_MAX_ROOT_FIELDS: int = env.int("GRAPHQL_MAX_ROOT_FIELDS", default=10)
+# Fields in the whole request, fragments counted at each use; the standard introspection query
+# (GraphiQL, client libraries) selects about 220.
+GRAPHQL_MAX_FIELDS: int = env.int("GRAPHQL_MAX_FIELDS", default=300)
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
