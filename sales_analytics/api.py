@@ -1,12 +1,14 @@
 """The one NinjaAPI: a router per app, shared auth and error shapes."""
 
+from django.core.exceptions import TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.authentication import BearerTokenAuth, BrowserSessionAuth
 from analytics.engines import EngineError
-from ingestion.errors import IngestionError
+from ingestion.errors import TOO_MANY_FILES, IngestionError
+from ingestion.uploads import TOO_MANY_FILES_DETAIL
 from sales_analytics.errors import ApiError
 from sales_analytics.health import health_report
 
@@ -83,6 +85,11 @@ def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 @api.exception_handler(IngestionError)
 def on_ingestion_error(request: HttpRequest, exc: IngestionError) -> HttpResponse:
     return error_response(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(TooManyFilesSent)
+def on_too_many_files(request: HttpRequest, exc: TooManyFilesSent) -> HttpResponse:
+    return error_response(request, 400, TOO_MANY_FILES, TOO_MANY_FILES_DETAIL)
 
 
 @api.exception_handler(EngineError)

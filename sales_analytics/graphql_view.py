@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
@@ -20,6 +21,8 @@ from graphql.language import (
 
 from accounts.authentication import CsrfFailed, request_authenticate
 from accounts.roles import Capability, permission_name
+from ingestion.errors import TOO_MANY_FILES
+from ingestion.uploads import TOO_MANY_FILES_DETAIL
 
 MAX_QUERY_DEPTH = 8
 
@@ -202,6 +205,13 @@ _graphql = SalesGraphQLView.as_view()
 # CSRF is checked in request_authenticate for session callers; token callers need none.
 @csrf_exempt
 def graphql_endpoint(request: HttpRequest) -> HttpResponse:
+    try:
+        return _graphql_answer(request)
+    except TooManyFilesSent:  # from parsing the body, in the CSRF check or the view
+        return _graphql_error(400, TOO_MANY_FILES, TOO_MANY_FILES_DETAIL)
+
+
+def _graphql_answer(request: HttpRequest) -> HttpResponse:
     try:
         user = request_authenticate(request)
     except CsrfFailed:

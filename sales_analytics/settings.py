@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After authentication and messages; refuses before any view or CSRF check parses the body.
+    "sales_analytics.request_limits.RequestBodyGuardMiddleware",
 ]
 
 ROOT_URLCONF = "sales_analytics.urls"
@@ -242,6 +244,8 @@ FILES_SWEEP_GRACE_HOURS: int = env.int("FILES_SWEEP_GRACE_HOURS", default=24)
 FILE_UPLOAD_HANDLERS = ["ingestion.uploads.HashingUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Every upload path (page, REST upload and preview, GraphQL uploadFile) takes one file per request.
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 

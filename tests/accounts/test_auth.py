@@ -3,7 +3,7 @@ from django.test import Client
 
 from accounts.models import APIToken
 from accounts.services import api_token_create, api_token_revoke
-from tests.conftest import token_client
+from tests.conftest import login_post, token_client
 from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def test_login_page_is_public_and_styled() -> None:
 
 def test_login_then_overview(viewer) -> None:
     client = Client()
-    response = client.post("/accounts/login/", {"username": viewer.username, "password": TEST_PASSWORD})
+    response = login_post(client, username=viewer.username, password=TEST_PASSWORD)
     assert response.status_code == 302
     assert client.get("/").status_code == 200
 
