@@ -264,6 +264,9 @@ DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="alerts@localhos
 ALERT_WEBHOOK_TIMEOUT_SECONDS: int = env.int("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5)
 
 # --- Auth -----------------------------------------------------------------------------
+# Messages stay on the server: one shows a new API token, which must never ride in a (signed,
+# readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
