@@ -5,7 +5,6 @@ S3, Redis, Druid) switches on when its variable is set. `.env.example` documents
 every variable read here.
 """
 
-import secrets
 from pathlib import Path
 
 import environ
@@ -24,21 +23,13 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else the one kept under var/ for the local default."""
-    from_env = env.str("SECRET_KEY", default="")
-    if from_env:
-        return from_env
-    key_file = VAR_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    if not DEBUG:
+    """SECRET_KEY from the environment, the only place secrets come from."""
+    key = env.str("SECRET_KEY", default="")
+    if not key:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            f"(or run `make run`, which keeps a generated key in {key_file})."
+            "SECRET_KEY is not set: secrets are read only from the environment. Set SECRET_KEY to a long "
+            "random value (`make run` and `bin/manage` generate one into $VAR_DIR/secret_key and set it)."
         )
-    key = secrets.token_urlsafe(50)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
     return key
 
 
