@@ -153,6 +153,15 @@ class SalesGraphQLView(GraphQLView):
     graphiql = True
     validation_rules = (FieldCountLimitRule, DepthLimitRule)
 
+    def render_graphiql(self, request: HttpRequest, **data: Any) -> HttpResponse:
+        # templates/graphene/graphiql.html hands these to graphene's graphiql.js as JSON (no inline script).
+        data["graphene_settings"] = {
+            "graphiqlHeaderEditorEnabled": data["graphiql_header_editor_enabled"],
+            "graphiqlShouldPersistHeaders": data["graphiql_should_persist_headers"],
+            "graphiqlInputValueDeprecation": data["graphiql_input_value_deprecation"],
+        }
+        return super().render_graphiql(request, **data)
+
     def parse_body(self, request: HttpRequest) -> dict:
         if request.content_type != "multipart/form-data" or "operations" not in request.POST:
             try:

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "graphene_django",
+    # Swagger UI (/api/docs) from django-ninja's own static files instead of a CDN.
+    "ninja",
     "django_q",
     "accounts",
     "analytics",
