@@ -261,6 +261,11 @@ ALERT_WEBHOOK_TIMEOUT_SECONDS: int = env.int("ALERT_WEBHOOK_TIMEOUT_SECONDS", de
 # readable) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "login"
+# Failed logins (site and admin): past these many for one username, or from one address, within
+# LOGIN_THROTTLE_SECONDS of the first, further attempts are refused until that time has passed.
+LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", default=5)
+LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
+LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [

@@ -99,10 +99,10 @@ def roleless_user(role_groups):
     return UserFactory()
 
 
-def login_post(client: Client, *, username: str, password: str, **extra):
+def login_post(client: Client, *, username: str, password: str, path: str = "/accounts/login/", **extra):
     """Post the login form as a browser does: urlencoded (multipart from an anonymous client is refused)."""
     return client.post(
-        "/accounts/login/",
+        path,
         urlencode({"username": username, "password": password}),
         content_type="application/x-www-form-urlencoded",
         **extra,
