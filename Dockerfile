@@ -17,7 +17,7 @@ COPY requirements/ requirements/
 RUN pip install -c requirements/constraints.txt -e .
 
 COPY . .
-# collectstatic imports the settings, which require a SECRET_KEY when DEBUG is off; this
+# collectstatic imports the settings, which always require a SECRET_KEY; this
 # throwaway value exists only for this build step and is not kept in the image.
 RUN SECRET_KEY=collectstatic-build-step-only python manage.py collectstatic --no-input --verbosity 0 \
     && chown -R app:app /app/var

@@ -22,6 +22,7 @@ UNSAFE_ARCHIVE = "unsafe_archive"  # 415 (zip bomb, encrypted or broken .xlsx, a
 SHEET_NOT_FOUND = "sheet_not_found"  # 422
 HEADER_ROW_NOT_FOUND = "header_row_not_found"  # 422 (the header_row option names an empty or missing row)
 FILE_TOO_LARGE = "file_too_large"  # 413
+TOO_MANY_FILES = "too_many_files"  # 400 (more file parts in one request than DATA_UPLOAD_MAX_NUMBER_FILES)
 MISSING_REQUIRED_COLUMN = "missing_required_column"  # 422
 INVALID_MAPPING = "invalid_mapping"  # 422
 AMBIGUOUS_DATES = "ambiguous_dates"  # 422

@@ -9,26 +9,44 @@ from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandl
 
 from ingestion.overlap import BackgroundConsumer
 
+# Room in a request body, beyond the file, for the multipart envelope and the form's other fields
+# (datasource, mapping, options: a few kilobytes at most).
+FORM_FIELDS_ALLOWANCE_BYTES = 1024 * 1024
+
+
+TOO_MANY_FILES_DETAIL = "Send one file per request; this request carried more file parts."
+
 
 def upload_limit_bytes() -> int:
     return settings.MAX_UPLOAD_MB * 1024 * 1024
 
 
+def request_body_limit_bytes() -> int:
+    """The largest request body worth reading: one file at the limit and its form."""
+    return upload_limit_bytes() + FORM_FIELDS_ALLOWANCE_BYTES
+
+
 class HashingUploadHandler(TemporaryFileUploadHandler):
     """Every upload goes to disk (never whole in memory) with its sha256 computed on the way.
 
-    Past MAX_UPLOAD_MB the upload stops and `request.upload_too_large` is set, so the
-    view answers 413; the rest of the body is drained so the client reads the answer.
+    The limit is on the request: past MAX_UPLOAD_MB of file data, however many file parts carry
+    it, the upload stops and `request.upload_too_large` is set, so the view answers 413; the rest
+    of the body is drained so the client reads the answer. (A body whose Content-Length is past
+    the limit is refused before it is read: sales_analytics.request_limits.)
     """
 
     # Django reads the body in 64 KB chunks by default; at hundreds of megabytes the per-chunk
     # Python work (multipart parsing, hashing, writing) is then most of the request's time.
     chunk_size = 4 * 1024 * 1024
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # One handler per request (Django builds them per request): file bytes of every part.
+        self._request_received = 0
+
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
         self._sha256 = hashlib.sha256()
-        self._received = 0
         # Hashing (which releases the GIL) runs in a thread while the chunk is written to disk.
         self._hasher = BackgroundConsumer(self._sha256.update, name="upload-sha256")
         # However the request ends (a client gone mid-upload raises past every handler hook),
@@ -36,8 +54,8 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         weakref.finalize(self, self._hasher.close, raise_failure=False)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        self._received += len(raw_data)
-        if self._received > upload_limit_bytes():
+        self._request_received += len(raw_data)
+        if self._request_received > upload_limit_bytes():
             self.request.upload_too_large = True
             self._hasher.close(raise_failure=False)
             self.file.close()

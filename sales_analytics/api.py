@@ -1,12 +1,17 @@
 """The one NinjaAPI: a router per app, shared auth and error shapes."""
 
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from accounts.authentication import BearerTokenAuth, BrowserSessionAuth
+from accounts.authentication import BearerTokenAuth, BrowserSessionAuth, CsrfFailed, request_authenticate
 from analytics.engines import EngineError
-from ingestion.errors import IngestionError
+from ingestion.errors import TOO_MANY_FILES, IngestionError
+from ingestion.uploads import TOO_MANY_FILES_DETAIL
 from sales_analytics.errors import ApiError
 from sales_analytics.health import health_report
 
@@ -49,6 +54,22 @@ def _without_null(field: dict) -> dict:
     return field
 
 
+def _docs_for_known_callers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """`/api/docs` and `/api/openapi.json`, like every API call but health, need a session or an API token."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            user = request_authenticate(request)
+        except CsrfFailed:
+            user = None
+        if user is None:
+            return not_authenticated_response(request)
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
 api = SalesAnalyticsAPI(
     title="Sales Analytics API",
     version="1.0",
@@ -56,6 +77,7 @@ api = SalesAnalyticsAPI(
     auth=[BearerTokenAuth(), BrowserSessionAuth()],
     urls_namespace="api",
     docs_url="/docs",
+    docs_decorator=_docs_for_known_callers,
 )
 
 HTTP_STATUS_CODES = {
@@ -85,6 +107,11 @@ def on_ingestion_error(request: HttpRequest, exc: IngestionError) -> HttpRespons
     return error_response(request, exc.status, exc.code, exc.detail)
 
 
+@api.exception_handler(TooManyFilesSent)
+def on_too_many_files(request: HttpRequest, exc: TooManyFilesSent) -> HttpResponse:
+    return error_response(request, 400, TOO_MANY_FILES, TOO_MANY_FILES_DETAIL)
+
+
 @api.exception_handler(EngineError)
 def on_engine_error(request: HttpRequest, exc: EngineError) -> HttpResponse:
     # The engine is down or refused the query: a service problem, said plainly, never a stack trace.
@@ -93,6 +120,10 @@ def on_engine_error(request: HttpRequest, exc: EngineError) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return not_authenticated_response(request)
+
+
+def not_authenticated_response(request: HttpRequest) -> HttpResponse:
     response = error_response(
         request,
         401,

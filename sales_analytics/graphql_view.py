@@ -1,17 +1,28 @@
 """`/graphql`: the same authentication as the REST API, 401 JSON for anonymous callers,
-the GraphQL multipart request spec for uploads, and a query-depth limit."""
+the GraphQL multipart request spec for uploads, and limits on query depth and field count."""
 
 import json
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView
 from graphql import GraphQLError, ValidationRule, specified_rules
-from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+from graphql.language import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+)
 
 from accounts.authentication import CsrfFailed, request_authenticate
 from accounts.roles import Capability, permission_name
+from ingestion.errors import TOO_MANY_FILES
+from ingestion.uploads import TOO_MANY_FILES_DETAIL
 
 MAX_QUERY_DEPTH = 8
 
@@ -63,11 +74,95 @@ class DepthLimitRule(ValidationRule):
             self.report_error(GraphQLError(f"Query depth {depth} exceeds the limit of {MAX_QUERY_DEPTH}.", node))
 
 
+def _fields(node: Any, fragments: dict, seen: frozenset = frozenset()) -> list[FieldNode]:
+    """The fields selected directly in `node`, through inline fragments and fragment spreads."""
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is None:
+        return []
+    fields: list[FieldNode] = []
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            fields.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            fields.extend(_fields(selection, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                fields.extend(_fields(fragment, fragments, seen | {selection.name.value}))
+    return fields
+
+
+def _field_count(node: Any, fragments: dict, budget: int) -> int:
+    """Fields selected anywhere under `node`, fragments expanded once per use; stops past `budget`.
+
+    A fragment spread five times costs five times its fields: each use is resolved again.
+    """
+    count = 0
+    pending = [node]
+    while pending and count <= budget:
+        for field in _fields(pending.pop(), fragments):
+            count += 1
+            pending.append(field)
+    return count
+
+
+class FieldCountLimitRule(ValidationRule):
+    """Refuse documents with too many root fields per operation or too many fields in all.
+
+    Each field, under its own alias and arguments, is resolved (and its result cached) on its own:
+    thousands of aliased `dashboardData(filters: …)` in one request ran for minutes and filled the
+    cache. The limits are checked on the whole document before anything executes.
+    """
+
+    def enter_document(self, node: DocumentNode, *_args) -> Any:
+        fragments = {
+            definition.name.value: definition
+            for definition in node.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        max_root: int = settings.GRAPHQL_MAX_ROOT_FIELDS
+        max_total: int = settings.GRAPHQL_MAX_FIELDS
+        total = 0
+        for operation in node.definitions:
+            if not isinstance(operation, OperationDefinitionNode):
+                continue
+            roots = len(_fields(operation, fragments))
+            if roots > max_root:
+                self.report_error(
+                    GraphQLError(
+                        f"The operation selects {roots} root fields; the limit is {max_root} "
+                        "(GRAPHQL_MAX_ROOT_FIELDS). Send the rest in further requests.",
+                        operation,
+                    )
+                )
+                return self.BREAK
+            total += _field_count(operation, fragments, budget=max_total - total)
+            if total > max_total:
+                self.report_error(
+                    GraphQLError(
+                        f"The request selects more than {max_total} fields, aliases and fragment uses "
+                        "included (GRAPHQL_MAX_FIELDS). Split it into smaller requests.",
+                        operation,
+                    )
+                )
+                return self.BREAK
+        return None
+
+
 class SalesGraphQLView(GraphQLView):
     graphiql = True
     # graphql-core runs only the rules given: without the standard ones, a misspelled argument or
     # field (`brnch:`, `bogus`) was ignored and the answer silently unfiltered.
-    validation_rules = (*specified_rules, DepthLimitRule)
+    validation_rules = (*specified_rules, FieldCountLimitRule, DepthLimitRule)
+
+    def render_graphiql(self, request: HttpRequest, **data: Any) -> HttpResponse:
+        # templates/graphene/graphiql.html hands these to graphene's graphiql.js as JSON (no inline script).
+        data["graphene_settings"] = {
+            "graphiqlHeaderEditorEnabled": data["graphiql_header_editor_enabled"],
+            "graphiqlShouldPersistHeaders": data["graphiql_should_persist_headers"],
+            "graphiqlInputValueDeprecation": data["graphiql_input_value_deprecation"],
+        }
+        return super().render_graphiql(request, **data)
 
     def parse_body(self, request: HttpRequest) -> dict:
         if request.content_type != "multipart/form-data" or "operations" not in request.POST:
@@ -121,6 +216,13 @@ _graphql = SalesGraphQLView.as_view()
 # CSRF is checked in request_authenticate for session callers; token callers need none.
 @csrf_exempt
 def graphql_endpoint(request: HttpRequest) -> HttpResponse:
+    try:
+        return _graphql_answer(request)
+    except TooManyFilesSent:  # from parsing the body, in the CSRF check or the view
+        return _graphql_error(400, TOO_MANY_FILES, TOO_MANY_FILES_DETAIL)
+
+
+def _graphql_answer(request: HttpRequest) -> HttpResponse:
     try:
         user = request_authenticate(request)
     except CsrfFailed:

@@ -14,14 +14,42 @@ from django.http import HttpRequest, HttpResponse
 current_context_id: ContextVar[str] = ContextVar("current_context_id", default="-")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators. (Escaping is
+# idempotent: the access log escapes its path, and the handler's filter escapes every argument.)
+_UNSAFE_IN_LOG = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 access_logger = logging.getLogger("sales_analytics.access")
 
 
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def log_text_escape(text: str) -> str:
+    """`text` on one log line: a request-supplied newline cannot start a forged line."""
+    return _UNSAFE_IN_LOG.sub(_escape_character, text)
+
+
+def _log_arg_escape(value: object) -> object:
+    """A value whose text holds a control character is logged as escaped text; any other keeps its
+    type (for %d, %.1f and %r)."""
+    text = value if isinstance(value, str) else str(value)
+    return log_text_escape(text) if _UNSAFE_IN_LOG.search(text) else value
+
+
 class ContextFilter(logging.Filter):
-    """Adds `request_id` (request or task id) to every record."""
+    """Adds `request_id` (request or task id) to every record, and escapes the record's arguments.
+
+    Arguments are where request-derived text (paths, file names, error messages) enters a line;
+    the message template itself is ours.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_context_id.get()
+        if isinstance(record.args, tuple):
+            record.args = tuple(_log_arg_escape(value) for value in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _log_arg_escape(value) for key, value in record.args.items()}
         return True
 
 
@@ -54,8 +82,8 @@ class RequestIdMiddleware:
             elapsed_ms = (time.perf_counter() - started) * 1000
             access_logger.info(
                 "%s %s %s %.1fms",
-                request.method,
-                request.path,
+                log_text_escape(request.method),
+                log_text_escape(request.path),
                 response.status_code,
                 elapsed_ms,
                 extra={"status": response.status_code, "duration_ms": round(elapsed_ms, 1)},

@@ -5,7 +5,6 @@ S3, Redis, Druid) switches on when its variable is set. `.env.example` documents
 every variable read here.
 """
 
-import secrets
 from pathlib import Path
 
 import environ
@@ -24,21 +23,13 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else the one kept under var/ for the local default."""
-    from_env = env.str("SECRET_KEY", default="")
-    if from_env:
-        return from_env
-    key_file = VAR_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    if not DEBUG:
+    """SECRET_KEY from the environment, the only place secrets come from."""
+    key = env.str("SECRET_KEY", default="")
+    if not key:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            f"(or run `make run`, which keeps a generated key in {key_file})."
+            "SECRET_KEY is not set: secrets are read only from the environment. Set SECRET_KEY to a long "
+            "random value (`make run` and `bin/manage` generate one into $VAR_DIR/secret_key and set it)."
         )
-    key = secrets.token_urlsafe(50)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
     return key
 
 
@@ -61,6 +52,24 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Scripts and style sheets only from this site (static/, vendored; no inline script anywhere: htmx
+# runs with allowEval off, see base.html). Style attributes stay allowed: ECharts' tooltips and the
+# admin write them; they cannot load anything but images from here.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -74,6 +83,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "graphene_django",
+    # Swagger UI (/api/docs) from django-ninja's own static files instead of a CDN.
+    "ninja",
     "django_q",
     "accounts",
     "analytics",
@@ -84,6 +95,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "sales_analytics.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "sales_analytics.security_headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After authentication and messages; refuses before any view or CSRF check parses the body.
+    "sales_analytics.request_limits.RequestBodyGuardMiddleware",
 ]
 
 ROOT_URLCONF = "sales_analytics.urls"
@@ -242,6 +256,8 @@ FILES_SWEEP_GRACE_HOURS: int = env.int("FILES_SWEEP_GRACE_HOURS", default=24)
 FILE_UPLOAD_HANDLERS = ["ingestion.uploads.HashingUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Every upload path (page, REST upload and preview, GraphQL uploadFile) takes one file per request.
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -262,7 +278,15 @@ ALERT_WEBHOOK_TIMEOUT_SECONDS: int = env.int("ALERT_WEBHOOK_TIMEOUT_SECONDS", de
 ALERT_WEBHOOK_ALLOW_PRIVATE: bool = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # --- Auth -----------------------------------------------------------------------------
+# Messages stay on the server: one shows a new API token, which must never ride in a (signed,
+# readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "login"
+# Failed logins (site and admin): past these many for one username, or from one address, within
+# LOGIN_THROTTLE_SECONDS of the first, further attempts are refused until that time has passed.
+LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", default=5)
+LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
+LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
@@ -279,6 +303,12 @@ USE_I18N = True
 USE_TZ = True
 
 GRAPHENE = {"SCHEMA": "sales_analytics.schema.schema", "ATOMIC_MUTATIONS": False}
+# Each field is resolved on its own, under its alias and arguments: these bound one request's work.
+# Root fields per operation (e.g. aliased `dashboardData`s with different filters).
+GRAPHQL_MAX_ROOT_FIELDS: int = env.int("GRAPHQL_MAX_ROOT_FIELDS", default=10)
+# Fields in the whole request, fragments counted at each use; the standard introspection query
+# (GraphiQL, client libraries) selects about 220.
+GRAPHQL_MAX_FIELDS: int = env.int("GRAPHQL_MAX_FIELDS", default=300)
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")

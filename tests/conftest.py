@@ -6,6 +6,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -96,6 +97,16 @@ def admin_user(role_groups):
 @pytest.fixture
 def roleless_user(role_groups):
     return UserFactory()
+
+
+def login_post(client: Client, *, username: str, password: str, path: str = "/accounts/login/", **extra):
+    """Post the login form as a browser does: urlencoded (multipart from an anonymous client is refused)."""
+    return client.post(
+        path,
+        urlencode({"username": username, "password": password}),
+        content_type="application/x-www-form-urlencoded",
+        **extra,
+    )
 
 
 def token_client(raw_token: str) -> Client:

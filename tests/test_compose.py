@@ -33,6 +33,9 @@ DRUID_IMAGE = f"apache/druid:{DRUID_VERSION}"
 DRUID_PROCESSES = {"coordinator", "broker", "historical", "middleManager", "router"}
 AWS_REGION_PROPERTY = "-Daws.region=us-east-1"
 SECRET_VARIABLES = ("SECRET_KEY", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+# Secrets of the containers themselves (databases, object store), besides the app's own.
+COMPOSE_SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "DRUID_DB_PASSWORD", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+COMPOSE_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(:?[-?+]?)([^}]*)\}")
 
 
 def settings_variables() -> set[str]:
@@ -122,6 +125,16 @@ def test_no_secret_is_written_into_the_compose_file(services, druid_services):
     for name, service in druid_services.items():
         for key in ("druid_s3_accessKey", "druid_s3_secretKey", "druid_metadata_storage_connector_password"):
             assert service["environment"][key].startswith("${"), f"{name}: {key} must come from the environment"
+
+
+def test_every_secret_is_required_never_defaulted():
+    """Compose refuses to start without each secret, instead of running with a well-known password."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    references = [match for match in COMPOSE_REFERENCE.findall(text) if match[0] in COMPOSE_SECRETS]
+    assert {name for name, _, _ in references} == set(COMPOSE_SECRETS)
+    for name, operator, message in references:
+        assert operator == ":?" and message.startswith(f"set {name}"), f"${{{name}{operator}{message}}}"
+    assert "dev-only" not in text
 
 
 def test_app_services_run_the_web_server_and_the_worker(services):

@@ -1,9 +1,11 @@
+from urllib.parse import urlencode
+
 import pytest
 from django.test import Client
 
 from accounts.models import APIToken
 from accounts.services import api_token_create, api_token_revoke
-from tests.conftest import token_client
+from tests.conftest import login_post, token_client
 from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,7 @@ def test_login_page_is_public_and_styled() -> None:
 
 def test_login_then_overview(viewer) -> None:
     client = Client()
-    response = client.post("/accounts/login/", {"username": viewer.username, "password": TEST_PASSWORD})
+    response = login_post(client, username=viewer.username, password=TEST_PASSWORD)
     assert response.status_code == 302
     assert client.get("/").status_code == 200
 
@@ -110,3 +112,43 @@ def test_session_graphql_post_requires_csrf(viewer) -> None:
     client.force_login(viewer)
     response = client.post("/graphql", {"query": "{ viewer { username } }"}, content_type="application/json")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/password_reset/",
+        "/accounts/password_reset/done/",
+        "/accounts/reset/MQ/set-password/",
+        "/accounts/reset/done/",
+    ],
+)
+def test_no_self_service_password_reset(path: str, viewer) -> None:
+    """Admins set passwords; only the login page is public (DESIGN.md), and no reset link goes to a mailbox or log."""
+    assert Client().get(path).status_code == 404
+    assert (
+        Client().post(path, {"email": viewer.email}, content_type="application/x-www-form-urlencoded").status_code
+        == 404
+    )
+    login_page = Client().get("/accounts/login/").content
+    assert b"reset" not in login_page.lower()
+
+
+def test_logged_in_user_can_change_password(viewer) -> None:
+    client = Client()
+    client.force_login(viewer)
+    assert client.get("/accounts/password_change/").status_code == 200
+    response = client.post(
+        "/accounts/password_change/",
+        urlencode(
+            {
+                "old_password": TEST_PASSWORD,
+                "new_password1": "a-new-long-password-7",
+                "new_password2": "a-new-long-password-7",
+            }
+        ),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 302 and response["Location"] == "/accounts/password_change/done/"
+    viewer.refresh_from_db()
+    assert viewer.check_password("a-new-long-password-7")

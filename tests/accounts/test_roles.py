@@ -151,6 +151,19 @@ def test_admin_role_lists_and_revokes_only_its_own_api_tokens(admin_user, viewer
     assert token_client(others_raw).get("/api/ingest/tasks").status_code == 200
 
 
+def test_new_api_token_never_travels_in_a_cookie(admin_user) -> None:
+    """The "copy it now" message is kept in the session (server side), not in the signed `messages` cookie."""
+    client = admin_client(admin_user)
+    created = client.post("/admin/accounts/apitoken/add/", {"user": admin_user.pk, "name": "reporting script"})
+    assert created.status_code == 302
+    shown = client.get(created["Location"])
+    raw_token = RAW_TOKEN.search(shown.content.decode()).group()
+    for response in (created, shown):
+        assert "messages" not in response.cookies
+        assert not any(raw_token in morsel.value for morsel in response.cookies.values())
+    assert not any(raw_token in morsel.value for morsel in client.cookies.values())
+
+
 def test_superuser_revokes_api_tokens_in_the_django_admin(viewer) -> None:
     superuser = UserFactory(is_staff=True, is_superuser=True)
     token, raw_token = api_token_create(user=viewer)

@@ -476,6 +476,74 @@ def test_depth_limit_refuses_deeper_queries(viewer) -> None:
     assert "errors" not in within.json()
 
 
+def _aliased_dashboards(count: int) -> str:
+    """`count` aliased dashboardData roots, each with its own filter (each would be its own engine query)."""
+    roots = " ".join(
+        f'd{index}: dashboardData(filters: {{city: ["x{index}"]}}) {{ revenueSummary {{ totalRevenue }} }}'
+        for index in range(count)
+    )
+    return f"{{ {roots} }}"
+
+
+def test_too_many_root_fields_are_refused_before_anything_runs(viewer, settings, monkeypatch) -> None:
+    from analytics.graphql import DashboardQuery
+
+    runs: list[object] = []
+    run = DashboardQuery.run
+
+    def counted_run(self, spec):
+        runs.append(spec)
+        return run(self, spec)
+
+    monkeypatch.setattr(DashboardQuery, "run", counted_run)
+    client = Client(HTTP_AUTHORIZATION=bearer(viewer)["Authorization"])
+    limit = settings.GRAPHQL_MAX_ROOT_FIELDS
+    body = client.post("/graphql", {"query": _aliased_dashboards(5000)}, content_type="application/json").json()
+    assert body.get("data") is None
+    assert body["errors"] == [
+        {
+            "message": f"The operation selects 5000 root fields; the limit is {limit} (GRAPHQL_MAX_ROOT_FIELDS). "
+            "Send the rest in further requests.",
+            "locations": [{"line": 1, "column": 1}],
+        }
+    ]
+    assert runs == []
+    # A fragment's fields count as the operation's own.
+    fragment = "fragment Roots on Query { " + _aliased_dashboards(limit + 1)[2:-2] + " }"
+    spread = client.post("/graphql", {"query": f"{{ ...Roots }} {fragment}"}, content_type="application/json")
+    assert "GRAPHQL_MAX_ROOT_FIELDS" in spread.json()["errors"][0]["message"]
+    assert runs == []
+    at_limit = client.post("/graphql", {"query": _aliased_dashboards(limit)}, content_type="application/json")
+    assert "errors" not in at_limit.json(), at_limit.json()
+    assert len(runs) == limit
+
+
+def test_too_many_fields_in_all_are_refused(viewer, settings) -> None:
+    """Aliases under one root, and a fragment spread many times, count at each use."""
+    client = Client(HTTP_AUTHORIZATION=bearer(viewer)["Authorization"])
+    settings.GRAPHQL_MAX_FIELDS = 50
+    aliased = " ".join(f"t{index}: topProducts(limit: {index + 1}) {{ revenue }}" for index in range(30))
+    body = client.post(
+        "/graphql", {"query": f"{{ dashboardData {{ {aliased} }} }}"}, content_type="application/json"
+    ).json()
+    assert body.get("data") is None
+    assert body["errors"][0]["message"] == (
+        "The request selects more than 50 fields, aliases and fragment uses included (GRAPHQL_MAX_FIELDS). "
+        "Split it into smaller requests."
+    )
+    fragment = "fragment S on RevenueSummary { totalRevenue totalCost grossProfit grossMargin lines }"
+    spreads = " ".join(f"s{index}: revenueSummary {{ ...S }}" for index in range(9))  # 9 x 6 + 1 fields
+    spread = client.post(
+        "/graphql", {"query": f"{{ dashboardData {{ {spreads} }} }} {fragment}"}, content_type="application/json"
+    ).json()
+    assert "GRAPHQL_MAX_FIELDS" in spread["errors"][0]["message"]
+    spreads = " ".join(f"s{index}: revenueSummary {{ ...S }}" for index in range(8))  # 8 x 6 + 1 = 49 fields
+    within = client.post(
+        "/graphql", {"query": f"{{ dashboardData {{ {spreads} }} }} {fragment}"}, content_type="application/json"
+    ).json()
+    assert "errors" not in within, within
+
+
 def test_standard_introspection_is_not_refused(viewer) -> None:
     """GraphiQL and client libraries fetch the schema with this query (`ofType` nested nine times)."""
     client = Client(HTTP_AUTHORIZATION=bearer(viewer)["Authorization"])

@@ -121,19 +121,20 @@ def _valid_on_the_wire(case) -> bool:
 
 
 @pytest.fixture
-def live_schema(live_server, published):
-    return schemathesis.openapi.from_url(
-        f"{live_server.url}/api/openapi.json", config=SchemathesisConfig.from_dict(CONFIG)
-    )
-
-
-@pytest.fixture
 def uploader_headers(role_groups) -> dict[str, str]:
     return bearer(UserFactory(role="uploader"))
 
 
-def test_live_schema_lists_every_operation(live_server) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/openapi.json")
+@pytest.fixture
+def live_schema(live_server, published, uploader_headers):
+    # The schema, like every API call but health, needs an API token.
+    return schemathesis.openapi.from_url(
+        f"{live_server.url}/api/openapi.json", config=SchemathesisConfig.from_dict(CONFIG), headers=uploader_headers
+    )
+
+
+def test_live_schema_lists_every_operation(live_server, uploader_headers) -> None:
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/openapi.json", headers=uploader_headers)
     live = sorted(result.ok().label for result in schema.get_all_operations())
     assert live == OPERATIONS
     assert {"POST /api/ingest/upload", "GET /api/metrics/summary", "GET /api/metrics/compare"} <= set(live)

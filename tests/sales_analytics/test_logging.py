@@ -1,6 +1,8 @@
 """Request and task ids on log lines (JSON format) and on responses (X-Request-ID)."""
 
+import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -117,3 +119,43 @@ def test_an_unsafe_caller_id_is_replaced(client, caller_id):
     response = client.get("/api/health", headers={"X-Request-ID": caller_id})
     assert response["X-Request-ID"] != caller_id
     assert GENERATED_REQUEST_ID.fullmatch(response["X-Request-ID"])
+
+
+FORGED = "x%0a2026-11-26 12:00:00,000 INFO sales_analytics.access [r-forged] POST /admin/ 200"
+
+
+@pytest.mark.django_db
+def test_access_log_escapes_control_characters_in_the_path(caplog) -> None:
+    from django.test import Client
+
+    with caplog.at_level(logging.INFO, logger="sales_analytics.access"):
+        Client().get(f"/api/{FORGED}%0d%1b%e2%80%a8")
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "sales_analytics.access"]
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u2028" not in line
+    assert line.startswith("GET /api/x\\x0a2026-11-26 12:00:00,000 INFO sales_analytics.access [r-forged] POST /admin/")
+    assert line.split(" ")[-2:-1] == ["404"]
+    assert "\\x0d\\x1b\\u2028 404" in line
+
+
+def test_every_log_line_escapes_request_derived_arguments() -> None:
+    """File names, error texts and the like reach log lines as arguments: one record, one line."""
+    from django.conf import settings as django_settings
+
+    from sales_analytics.observability import ContextFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(logging.Formatter(django_settings.LOGGING["formatters"]["text"]["format"]))
+    logger = logging.getLogger("tests.log_injection")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("reading %s failed after %d s: %s", "a.csv\nERROR forged line", 3, ValueError("bad\r\nvalue"))
+        logger.info("%(name)s uploaded", {"name": "b.csv\x85forged"})
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("reading a.csv\\x0aERROR forged line failed after 3 s: bad\\x0d\\x0avalue")
+    assert lines[1].endswith("b.csv\\x85forged uploaded")

@@ -132,38 +132,25 @@ def test_postgres_from_database_url_uses_persistent_connections_not_a_pool(tmp_p
     assert "pool" not in report["options"]
 
 
-def test_startup_without_secret_key_fails_unless_debug(tmp_path: Path) -> None:
-    completed = django_python("print('started')", VAR_DIR=str(tmp_path), DEBUG="0")
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_startup_without_secret_key_fails_even_with_a_kept_key_file(tmp_path: Path, debug: str) -> None:
+    """Secrets come only from the environment: the key file `make run` keeps is its launcher's business."""
+    (tmp_path / "secret_key").write_text("kept-key-from-an-earlier-make-run\n")
+    completed = django_python("print('started')", VAR_DIR=str(tmp_path), DEBUG=debug)
 
     assert completed.returncode != 0
-    assert "ImproperlyConfigured" in completed.stderr
-    assert "SECRET_KEY" in completed.stderr
+    assert "ImproperlyConfigured: SECRET_KEY is not set: secrets are read only from the environment." in (
+        completed.stderr
+    )
     assert "started" not in completed.stdout
-    assert not (tmp_path / "secret_key").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["secret_key"]
 
 
-def test_debug_generates_a_secret_key_once_and_reuses_it(tmp_path: Path) -> None:
+def test_secret_key_comes_from_the_environment(tmp_path: Path) -> None:
     print_key = "print(json.dumps({'key': settings.SECRET_KEY}))"
-
-    first = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="1")["key"]
-    second = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="1")["key"]
-
-    key_file = tmp_path / "secret_key"
-    assert len(first) >= 50
-    assert second == first
-    assert key_file.read_text().strip() == first
-    assert key_file.stat().st_mode & 0o777 == 0o600
-
-
-def test_kept_secret_key_is_used_without_debug_and_environment_wins(tmp_path: Path) -> None:
-    (tmp_path / "secret_key").write_text("kept-key-from-an-earlier-make-run\n")
-    print_key = "print(json.dumps({'key': settings.SECRET_KEY}))"
-
-    kept = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="0")["key"]
-    from_env = django_json(print_key, VAR_DIR=str(tmp_path), DEBUG="0", SECRET_KEY="from-the-environment")["key"]
-
-    assert kept == "kept-key-from-an-earlier-make-run"
-    assert from_env == "from-the-environment"
+    assert django_json(print_key, VAR_DIR=str(tmp_path), SECRET_KEY="from-the-environment")["key"] == (
+        "from-the-environment"
+    )
 
 
 def test_worker_is_replaced_after_a_task_that_passed_the_memory_limit(monkeypatch) -> None:
