@@ -196,3 +196,17 @@ def test_drift_sentences():
     ]
     assert mapping_drift(saved=None, current=current) == []
     assert mapping_drift(saved=current, current=current) == []
+
+
+def test_a_cost_price_is_never_read_as_the_selling_price():
+    # A unit cost price taken for the unit price gives wrong revenue; it is not the line cost either.
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Unit cost price", "Total"])
+    assert "unit_price" not in mapping.fields and "cost" not in mapping.fields
+    assert mapping.extras == {"unit_cost_price": "Unit cost price"}
+
+
+@pytest.mark.parametrize("column", ["Sales price", "Selling price", "Sale price"])
+def test_a_selling_price_is_the_unit_price(column: str):
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", column])
+    assert mapping.fields["unit_price"] == column
+    assert mapping.derived == ("revenue",)
