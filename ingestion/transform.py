@@ -290,6 +290,8 @@ def _date_reason(fmt: str) -> str:
 
 def _decimal_expr(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
     cleaned = _null_token_expr(text).str.replace_all(_NOISE, "")
+    cleaned = cleaned.str.replace_all("\u2212", "-", literal=True)  # the typographic minus: −457.44
+    cleaned = cleaned.str.replace(r"^([\d.,]*\d)-$", "-$1")  # a trailing minus (SAP and other ERPs): 457.44-
     cleaned = cleaned.str.replace(r"^\((.*)\)$", "-$1")  # accounting negatives: (12.50)
     valid = cleaned.str.contains(_NUMBER_COMMA if decimal_comma else _NUMBER_DOT)
     if decimal_comma:

@@ -82,6 +82,44 @@ def test_candidate_formats(values, expected):
     assert choose(values) == expected
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["2019-01-01T10:39:00Z", "2019-01-02T23:10:00Z"], "%Y-%m-%dT%H:%M:%S%z"),
+        (["2019-01-01T10:39:00+06:30", "2019-01-02T23:10:00-05:00"], "%Y-%m-%dT%H:%M:%S%z"),
+        (["2019-01-01T10:39:00.123Z", "2019-01-02T23:10:00.5+0100"], "%Y-%m-%dT%H:%M:%S%.f%z"),
+        (["2019-01-01 10:39:00+00:00", "2019-01-02 23:10:00+00:00"], "%Y-%m-%d %H:%M:%S%z"),
+    ],
+)
+def test_iso_timestamps_with_an_offset_are_detected(values, expected):
+    assert choose(values) == expected
+
+
+def test_an_offset_keeps_the_local_date_and_time_as_written():
+    # The business day in the file's own offset: 23:10 at -05:00 is 04:10 the next day in UTC,
+    # but the sale happened on the 2nd.
+    values = pl.Series(["2019-01-01T10:39:00+06:30", "2019-01-02T23:10:00.250-05:00", "2019-01-03T00:20:00Z"])
+    choice = date_format_choose(values)
+    assert date_parse(values, choice.format).to_list() == [
+        datetime(2019, 1, 1, 10, 39),
+        datetime(2019, 1, 2, 23, 10, 0, 250000),
+        datetime(2019, 1, 3, 0, 20),
+    ]
+
+
+def test_an_explicit_offset_format_is_accepted_and_requires_the_offset():
+    assert date_format_validate("%Y-%m-%dT%H:%M:%S%z") == "%Y-%m-%dT%H:%M:%S%z"
+    values = pl.Series(["2019-01-01T10:39:00+06:30", "2019-01-01T10:39:00Z", "2019-01-01T10:39:00"])
+    choice = date_format_choose(values, explicit="%Y-%m-%dT%H:%M:%S%z")
+    assert (choice.parsed, choice.total) == (2, 3)
+    assert date_parse(values, "%Y-%m-%dT%H:%M:%S%z").to_list() == [datetime(2019, 1, 1, 10, 39)] * 2 + [None]
+
+
+def test_values_without_an_offset_keep_their_formats():
+    assert choose(["2019-01-03T10:00:00", "2019-12-31T23:59:59"]) == "%Y-%m-%dT%H:%M:%S"
+    assert choose(["2019-01-03", "2019-01-04"]) == "%Y-%m-%d"  # "-03" is a day, not an offset
+
+
 def test_most_rows_win_and_the_rest_are_counted_as_unparsed():
     choice = date_format_choose(pl.Series(["2019-01-03"] * 5 + ["03/01/2019", "soon", None, ""]))
     assert choice.format == "%Y-%m-%d"

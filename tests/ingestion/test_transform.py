@@ -201,6 +201,13 @@ def test_decimal_comma():
         ("€ 12,50", True, 12.5),
         ("12,50", False, None),  # a decimal comma read as a thousands separator would be 100× off
         ("1.2.3", False, None),
+        ("\u2212457.44", False, -457.44),  # the typographic minus sign
+        ("457.44-", False, -457.44),  # a trailing minus, as SAP exports negatives
+        ("1.234,56-", True, -1234.56),
+        ("5-", False, -5.0),
+        ("- 5", False, -5.0),
+        ("4-5", False, None),
+        ("-457.44-", False, None),
         ("nan", False, None),
         ("abc", False, None),
         (None, False, None),
