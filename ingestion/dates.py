@@ -71,6 +71,9 @@ OFFSET_DATE_FORMATS: tuple[str, ...] = (
 )
 
 TIME_FORMATS: tuple[str, ...] = ("%H:%M", "%H:%M:%S", "%H:%M:%S%.f", "%I:%M %p", "%I:%M:%S %p", "%I %p")
+# A time of day without its colon, "1039" or "905" (HHMM, HMM): read only when every time of the
+# column is written so (`time_values_compact`); "45" or "7" could be minutes or hours.
+_COMPACT_TIME = r"^\d{3,4}$"
 
 # A candidate's parse counts only when the year is plausible: "%d/%m/%Y" reads "03/01/19" as
 # year 19, which must not tie with "%d/%m/%y". Out-of-range business dates are rejected later.
@@ -149,11 +152,26 @@ def date_parse(values: pl.Series, fmt: str) -> pl.Series:
     return parsed if date_format_has_time(fmt) else parsed.dt.date()
 
 
-def time_parse(values: pl.Series) -> pl.Series:
-    """Parse a time-of-day column ("13:08", "1:08:00 PM"); null where no format reads it."""
+def time_parse(values: pl.Series, *, compact: bool = False) -> pl.Series:
+    """Parse a time-of-day column ("13:08", "1:08:00 PM"); null where no format reads it.
+
+    `compact`: also "1039" and "905" (10:39, 9:05), for a column written that way throughout.
+    """
     text = values.cast(pl.String).str.strip_chars()
     attempts = [text.str.to_time(fmt, strict=False) for fmt in TIME_FORMATS]
+    if compact:
+        digits = pl.select(pl.when(pl.lit(text).str.contains(_COMPACT_TIME)).then(pl.lit(text))).to_series()
+        attempts.append(digits.str.zfill(4).str.to_time("%H%M", strict=False))
     return pl.select(pl.coalesce(attempts)).to_series().alias(values.name)
+
+
+def time_values_compact(values: pl.Series) -> tuple[int, int]:
+    """(times written, those written compactly like "1039") in part of a time column; placeholders
+    such as "n/a" hold no digit and are not times written."""
+    text = values.cast(pl.String).str.strip_chars()
+    written = text.str.contains(r"\d").fill_null(False)
+    compact = text.str.contains(_COMPACT_TIME).fill_null(False)
+    return int(written.sum()), int(compact.sum())
 
 
 def date_time_merge(dates: pl.Series, times: pl.Series) -> pl.Series:

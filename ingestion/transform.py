@@ -94,6 +94,8 @@ class TransformPlan:
     time_column: str | None = None  # a separate time-of-day column; default: the mapped `time` field
     # The uploader's branch scope: rows of other branches are rejected (None: every branch).
     branches: tuple[str, ...] | None = None
+    # The time column is written "1039" throughout (dates.time_values_compact).
+    time_compact: bool = False
 
     @classmethod
     def from_mapping(
@@ -110,6 +112,12 @@ class TransformPlan:
     @property
     def time_source(self) -> str | None:
         return self.time_column or self.mapping.fields.get("time")
+
+    @property
+    def number_sources(self) -> list[str]:
+        """The source columns of the number fields (whose decimal mark matters)."""
+        kinds = (FieldKind.INTEGER, FieldKind.DECIMAL)
+        return sorted({source for field, source in self.mapping.fields.items() if FIELDS_BY_NAME[field].kind in kinds})
 
     def typed_columns(self) -> TypedColumns:
         """The source columns of number fields, for a CSV reader to give as numbers (a decimal
@@ -150,7 +158,11 @@ def typed_block_plain(frame: pl.DataFrame, *, fields: dict[str, str], derived: C
     """
     present = {field: pl.col(source) for field, source in fields.items() if source in frame.columns}
     checks = [
-        (column.is_finite() & (column >= 0) & (column <= (TYPED_QUANTITY_MAX if field == "quantity" else TYPED_AMOUNT_MAX)))
+        (
+            column.is_finite()
+            & (column >= 0)
+            & (column <= (TYPED_QUANTITY_MAX if field == "quantity" else TYPED_AMOUNT_MAX))
+        )
         .fill_null(True)
         .all()
         for field, column in present.items()
@@ -251,7 +263,7 @@ def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Seri
     problems = [_problems_make(batch, source, _unreadable(values, parsed), _date_reason(plan.date_format))]
     moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
     if plan.time_source:
-        times = parse_distinct(batch[plan.time_source], time_parse)
+        times = parse_distinct(batch[plan.time_source], functools.partial(time_parse, compact=plan.time_compact))
         problems.append(
             _problems_make(
                 batch,

@@ -12,6 +12,7 @@ from ingestion.dates import (
     date_parse,
     date_time_merge,
     time_parse,
+    time_values_compact,
 )
 from ingestion.errors import AMBIGUOUS_DATES, INVALID_DATE_FORMAT, IngestionError
 
@@ -205,3 +206,24 @@ def test_serial_numbers_outside_the_range_are_unreadable_not_a_crash() -> None:
     # A Unix time, 1e30, inf and NaN did not fit the day-offset cast (an internal error, a 500 on preview).
     parsed = date_parse(pl.Series(["43466", "1546646400", "1e30", "inf", "NaN", "-1e300"]), EXCEL_SERIAL)
     assert parsed.to_list() == [datetime(2019, 1, 1), None, None, None, None, None]
+
+
+def test_compact_times_are_read_only_when_asked():
+    values = pl.Series(["1039", "905", "0007", "2359", "2400", "1075", "13:08", None])
+    assert time_parse(values).to_list() == [None, None, None, None, None, None, time(13, 8), None]
+    assert time_parse(values, compact=True).to_list() == [
+        time(10, 39), time(9, 5), time(0, 7), time(23, 59), None, None, time(13, 8), None,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "counted"),
+    [
+        (["1039", "905", " 0007 ", None, "n/a"], (3, 3)),  # every time written compactly
+        (["1039", "45"], (2, 1)),  # "45": minutes or hours? The column is not compact.
+        (["1039", "10:39"], (2, 1)),
+        ([None, "-"], (0, 0)),
+    ],
+)
+def test_compact_times_counted(values, counted):
+    assert time_values_compact(pl.Series(values, dtype=pl.String)) == counted

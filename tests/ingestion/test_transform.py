@@ -354,7 +354,9 @@ _PARSED_NUMBERS = st.sampled_from(
     ["", "-5.50", "-3", "0", "-0", "+5", "00012", "1e5", "inf", "NaN", "-inf", "1e400", "1e16", "2e9", " 12.5",
      "6.0", "12.50", "150000", "9223372036854775807", "4.9e-330"]
 )
-_TEXT_NUMBERS = st.sampled_from(["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"'])
+_TEXT_NUMBERS = st.sampled_from(
+    ["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"', "5.50-", "\u22123"]
+)
 _NUMBER_CELLS = st.one_of(_PLAIN_NUMBERS, _PLAIN_NUMBERS, _PARSED_NUMBERS, _PARSED_NUMBERS, _TEXT_NUMBERS)
 
 
