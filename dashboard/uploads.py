@@ -24,7 +24,13 @@ from ingestion.services import (
 
 TASKS_SHOWN = 50
 # Mapping and date problems are fixed by choosing options and retrying from the stored file.
-FIXABLE_CODES = ("missing_required_column", "invalid_mapping", "ambiguous_dates", "invalid_date_format")
+FIXABLE_CODES = (
+    "missing_required_column",
+    "invalid_mapping",
+    "ambiguous_columns",
+    "ambiguous_dates",
+    "invalid_date_format",
+)
 
 
 def _task_or_404(request: HttpRequest, task_id: str) -> IngestionTask:
@@ -39,6 +45,7 @@ def _options_from(data) -> dict:
         "mode": data.get("mode"),
         "mapping": data.get("mapping"),
         "date_format": data.get("date_format"),
+        "decimal": data.get("decimal"),
         "sheet": data.get("sheet"),
         "header_row": data.get("header_row"),
         "max_rejected_ratio": data.get("max_rejected_ratio"),

@@ -159,6 +159,14 @@ class OptionsForm(Schema):
             maxLength=DATE_FORMAT_MAX_CHARS,
         ),
     ] = None
+    decimal: Annotated[
+        str | None,
+        _documented(
+            'Decimal mark of the numbers: "." (12.50) or "," (12,50); default: detected.',
+            type="string",
+            enum=[".", ",", ""],
+        ),
+    ] = None
     sheet: Annotated[
         str | None,
         _documented("Excel sheet to read (default: the best match).", type=["string", "null"], pattern=NO_NUL),
@@ -220,6 +228,9 @@ class PreviewOut(Schema):
     schema_drift: list[str]
     validation: PreviewValidation | None
     problems: list[PreviewProblem]
+    # How the file was read where the uploader may want to act: a guessed decimal mark, sheets
+    # left out, an option that does not apply.
+    notes: list[str]
 
 
 def uploaded_file_or_error(request: HttpRequest, file: UploadedFile | None) -> UploadedFile:
@@ -240,6 +251,7 @@ def upload_options_from(form: UploadForm) -> UploadOptions:
         mode=form.mode,
         mapping=form.mapping,
         date_format=form.date_format,
+        decimal=form.decimal,
         sheet=form.sheet,
         header_row=form.header_row,
         max_rejected_ratio=form.max_rejected_ratio,

@@ -3,8 +3,12 @@
 Every candidate format is tried on the column's distinct values; the one that parses the most
 rows (to a plausible year) wins. When a day-first and a month-first format tie but read some
 value differently ("03/01/19"), the upload is refused with `ambiguous_dates` rather than risk
-every date being silently wrong (the CSV-sniffer pitfall). Dates are business-local, so
-formats with a time zone are not candidates.
+every date being silently wrong (the CSV-sniffer pitfall).
+
+Dates are business-local: an ISO 8601 time stamp with an offset ("2019-01-01T23:39:00+06:30",
+"…Z") keeps the date and time as written, the business day in the file's own offset, never
+converted to UTC (which would move a late sale to the next or previous day). A format ending in
+`%z` reads such values and requires the offset.
 
 Excel serial day numbers (43466 = 2019-01-01) are read only as a last resort — when no text
 format parses anything and every value is a number in the serial range of 1990–2100 — or when
@@ -57,13 +61,28 @@ DATE_FORMATS: tuple[str, ...] = (
     "%Y/%m/%d",
     "%Y%m%d",
 )
+# Tried only when some value ends with an offset (`_OFFSET_SUFFIX`): most files have none.
+OFFSET_DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+)
 
 TIME_FORMATS: tuple[str, ...] = ("%H:%M", "%H:%M:%S", "%H:%M:%S%.f", "%I:%M %p", "%I:%M:%S %p", "%I %p")
+# A time of day without its colon, "1039" or "905" (HHMM, HMM): read only when every time of the
+# column is written so (`time_values_compact`); "45" or "7" could be minutes or hours.
+_COMPACT_TIME = r"^\d{3,4}$"
 
 # A candidate's parse counts only when the year is plausible: "%d/%m/%Y" reads "03/01/19" as
 # year 19, which must not tie with "%d/%m/%y". Out-of-range business dates are rejected later.
 _PLAUSIBLE = (datetime(1900, 1, 1), datetime(2200, 1, 1))
 _TIME_DIRECTIVES = re.compile(r"%[-_0^#]?(H|I|M|S|T|R|p|P|X|c|k|l|s)")
+# An offset at the end of a value: "Z", "+06:30", "-0500", "+06" (a space before it is allowed).
+_OFFSET_SUFFIX = r"\s?(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# The offset directive a format may end with: %z, %:z or %#z.
+_OFFSET_DIRECTIVE = re.compile(r"%[:#]?z$")
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,9 @@ def date_format_choose_counted(counts: pl.DataFrame, *, explicit: str | None = N
         return _choice_make(fmt, counts, _datetime_any_parse(counts["value"], fmt))
     if counts.is_empty():
         raise IngestionError(MISSING_REQUIRED_COLUMN, "The date column has no values.")
-    scored = [(fmt, _datetime_parse(counts["value"], fmt)) for fmt in DATE_FORMATS]
+    offsets = counts["value"].str.contains(_OFFSET_SUFFIX).any()
+    candidates = (*DATE_FORMATS, *OFFSET_DATE_FORMATS) if offsets else DATE_FORMATS
+    scored = [(fmt, _datetime_parse(counts["value"], fmt)) for fmt in candidates]
     weights = counts["count"]
     totals = [int(weights.filter(_plausible(parsed)).sum()) for _, parsed in scored]
     best = max(totals)
@@ -107,8 +128,10 @@ def date_format_validate(fmt: str) -> str:
     if fmt == EXCEL_SERIAL:
         return fmt
     sample = datetime(2019, 1, 23, 13, 8, 5)  # day > 12 so day and month cannot swap unnoticed
+    local_format, offset = _offset_split(fmt)
     try:
-        text = pl.Series([sample]).dt.strftime(fmt)
+        # Polars writes no offset for a time without a zone: the offset is added as a file has it.
+        text = pl.Series([sample]).dt.strftime(local_format) + ("+06:30" if offset else "")
         back = _datetime_parse(text, fmt)[0]
     except pl.exceptions.PolarsError as error:
         raise _invalid_format(fmt, "it is not valid strftime syntax") from error
@@ -129,11 +152,26 @@ def date_parse(values: pl.Series, fmt: str) -> pl.Series:
     return parsed if date_format_has_time(fmt) else parsed.dt.date()
 
 
-def time_parse(values: pl.Series) -> pl.Series:
-    """Parse a time-of-day column ("13:08", "1:08:00 PM"); null where no format reads it."""
+def time_parse(values: pl.Series, *, compact: bool = False) -> pl.Series:
+    """Parse a time-of-day column ("13:08", "1:08:00 PM"); null where no format reads it.
+
+    `compact`: also "1039" and "905" (10:39, 9:05), for a column written that way throughout.
+    """
     text = values.cast(pl.String).str.strip_chars()
     attempts = [text.str.to_time(fmt, strict=False) for fmt in TIME_FORMATS]
+    if compact:
+        digits = pl.select(pl.when(pl.lit(text).str.contains(_COMPACT_TIME)).then(pl.lit(text))).to_series()
+        attempts.append(digits.str.zfill(4).str.to_time("%H%M", strict=False))
     return pl.select(pl.coalesce(attempts)).to_series().alias(values.name)
+
+
+def time_values_compact(values: pl.Series) -> tuple[int, int]:
+    """(times written, those written compactly like "1039") in part of a time column; placeholders
+    such as "n/a" hold no digit and are not times written."""
+    text = values.cast(pl.String).str.strip_chars()
+    written = text.str.contains(r"\d").fill_null(False)
+    compact = text.str.contains(_COMPACT_TIME).fill_null(False)
+    return int(written.sum()), int(compact.sum())
 
 
 def date_time_merge(dates: pl.Series, times: pl.Series) -> pl.Series:
@@ -175,7 +213,19 @@ def _datetime_any_parse(text: pl.Series, fmt: str) -> pl.Series:
 
 
 def _datetime_parse(text: pl.Series, fmt: str) -> pl.Series:
-    return text.str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
+    text = text.str.strip_chars()
+    local_format, offset = _offset_split(fmt)
+    if offset:
+        # The local date and time as written: the offset is required, then dropped (module docstring).
+        with_offset = text.str.contains(_OFFSET_SUFFIX)
+        text = pl.select(pl.when(with_offset).then(pl.lit(text).str.replace(_OFFSET_SUFFIX, ""))).to_series()
+    return text.str.to_datetime(local_format, strict=False, time_unit="us")
+
+
+def _offset_split(fmt: str) -> tuple[str, bool]:
+    """The format without a final offset directive, and whether it had one."""
+    local_format = _OFFSET_DIRECTIVE.sub("", fmt)
+    return local_format, local_format != fmt
 
 
 def _plausible(parsed: pl.Series) -> pl.Series:

@@ -26,8 +26,10 @@ TOO_MANY_FILES = "too_many_files"  # 400 (more file parts in one request than DA
 MISSING_REQUIRED_COLUMN = "missing_required_column"  # 422
 INVALID_MAPPING = "invalid_mapping"  # 422
 AMBIGUOUS_DATES = "ambiguous_dates"  # 422
+AMBIGUOUS_COLUMNS = "ambiguous_columns"  # 422 (a field would read one of several columns with the same header)
 INVALID_DATE_FORMAT = "invalid_date_format"  # 422
 TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
+FORMULAS_WITHOUT_VALUES = "formulas_without_values"  # 422 (an .xlsx column of formulas never computed)
 DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400
 # A task's own failures, not a refusal of the file (no HTTP status: they end a task).

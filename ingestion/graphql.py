@@ -141,6 +141,7 @@ class UploadFile(graphene.Mutation):
         mode = graphene.String()
         mapping = graphene.JSONString()
         date_format = graphene.String()
+        decimal = graphene.String(description='Decimal mark of the numbers: "." or ","; default: detected.')
         sheet = graphene.String()
         header_row = graphene.Int()
         max_rejected_ratio = graphene.Float()
@@ -186,12 +187,15 @@ class RetryIngestionTask(graphene.Mutation):
         id = graphene.ID(required=True)
         force = graphene.Boolean(description="Load it even if this exact file was published before.")
         date_format = graphene.String(description="strftime format of the date column, e.g. %d/%m/%y.")
+        decimal = graphene.String(description='Decimal mark of the numbers: "." or ",".')
 
     task = graphene.Field(IngestionTaskType, required=True)
 
     @staticmethod
-    def mutate(root, info, id: str, force: bool | None = None, date_format: str | None = None):
-        overrides = {"force": force, "date_format": date_format}
+    def mutate(
+        root, info, id: str, force: bool | None = None, date_format: str | None = None, decimal: str | None = None
+    ):
+        overrides = {"force": force, "date_format": date_format, "decimal": decimal}
         sent = {name: value for name, value in overrides.items() if value is not None}
         return RetryIngestionTask(
             task=_task_action(

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from analytics.sql import RESERVED_DIMENSION_NAMES
-from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
+from ingestion.errors import AMBIGUOUS_COLUMNS, INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
 from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, REQUIRED_FIELDS, normalize_column_name
 
 # Names an extra dimension may never take: every canonical field plus the columns the
@@ -48,18 +48,31 @@ class ColumnMapping:
 
 
 def mapping_resolve(
-    *, columns: list[str], explicit: dict[str, str | None] | None = None, saved: dict[str, str] | None = None
+    *,
+    columns: list[str],
+    explicit: dict[str, str | None] | None = None,
+    saved: dict[str, str] | None = None,
+    repeated: tuple[tuple[str, ...], ...] = (),
+    saved_columns: list[str] | None = None,
 ) -> ColumnMapping:
     """Resolve the mapping of a file's columns; raises IngestionError when it cannot be used.
 
-    `explicit` is source column → canonical field; `saved` is canonical field → source column.
+    `explicit` is source column → canonical field; `saved` is canonical field → source column,
+    chosen for a file with `saved_columns`. `repeated`: groups of columns with the same header
+    (`readers.columns_repeated`); a field is never read from one of them unless chosen.
     """
     targets = _explicit_targets(columns, explicit or {})
+    chosen = set(targets)
     for field, column in (saved or {}).items():
         # A saved choice applies only to a column still present and a field still free.
         if field in FIELDS_BY_NAME and column in columns and column not in targets and field not in targets.values():
             targets[column] = field
     _alias_targets_add(columns, targets)
+    for group in repeated:
+        # A saved choice among these very columns was made when they were all there.
+        saved_choice = set(group) <= set(saved_columns or ()) and bool(set(group) & set((saved or {}).values()))
+        if not (chosen & set(group)) and not saved_choice:
+            _repeated_refuse(group, columns, targets)
     mapping = _mapping_build(columns, targets)
     _mapping_require(mapping, columns)
     return mapping
@@ -187,6 +200,23 @@ def _alias_targets_add(columns: list[str], targets: dict[str, str]) -> None:
         if field not in claimed:
             targets[column] = field
             claimed.add(field)
+
+
+def _repeated_refuse(group: tuple[str, ...], columns: list[str], targets: dict[str, str]) -> None:
+    """Refuse when a field would read one of the same-named columns: the first is as likely wrong."""
+    used = [(column, targets[column]) for column in group if targets.get(column) in FIELDS_BY_NAME]
+    if not used:
+        return
+    column, field = used[0]
+    positions = " and ".join(str(columns.index(name) + 1) for name in group)
+    names = " and ".join(f"'{name}'" for name in group)
+    choices = " or ".join(f'{{"{name}": "{field}"}}' for name in group)
+    raise IngestionError(
+        AMBIGUOUS_COLUMNS,
+        f"The file has {len(group)} columns named '{group[0]}' (columns {positions}, read as {names}), and "
+        f"'{column}' would be used as {field} without knowing it is the right one. Say which to use with the "
+        f"option mapping: {choices}.",
+    )
 
 
 def _mapping_build(columns: list[str], targets: dict[str, str]) -> ColumnMapping:

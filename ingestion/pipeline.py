@@ -30,14 +30,24 @@ from analytics.models import Datasource
 from analytics.rollups import SharedInvoices
 from analytics.services import DataAlreadyPublished, PublishRequest, datasource_publish
 from ingestion import errors
-from ingestion.dates import DateChoice, date_format_choose_counted, date_value_counts, date_value_counts_merge
+from ingestion.dates import (
+    DateChoice,
+    date_format_choose_counted,
+    date_value_counts,
+    date_value_counts_merge,
+    time_values_compact,
+)
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
 from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
+    DecimalVotes,
     DetectedSource,
+    decimal_convention_choose,
+    decimal_votes_of_frame,
+    excel_formula_without_value,
     excel_sheets_shared,
     source_column_parts,
     source_detect,
@@ -71,9 +81,9 @@ def _run_in(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> No
     # Detection, the date column and the batches read one parsed Excel sheet; it is released
     # before publishing.
     with excel_sheets_shared():
-        detected, mapping, notes, outcome = _read_and_validate(task=task, progress=progress, workdir=workdir)
+        read = _read_and_validate(task=task, progress=progress, workdir=workdir)
     memory_release()
-    _publish(task=task, progress=progress, detected=detected, mapping=mapping, notes=notes, outcome=outcome)
+    _publish(task=task, progress=progress, read=read)
 
 
 @dataclass(frozen=True)
@@ -94,25 +104,31 @@ class MappingNotes:
         return drift + "".join(f" {sentence}" for sentence in self.saved_used)
 
 
-def _read_and_validate(
-    *, task: IngestionTask, progress: TaskProgress, workdir: Path
-) -> tuple[DetectedSource, ResolvedMapping, MappingNotes, "ValidationOutcome"]:
+@dataclass(frozen=True)
+class _ReadFile:
+    """A file read and validated, ready to publish."""
+
+    detected: DetectedSource
+    mapping: ResolvedMapping
+    notes: MappingNotes
+    outcome: "ValidationOutcome"
+    # How the file was read where the uploader may want to act (a guessed decimal mark, sheets left out).
+    reading_notes: list[str]
+
+
+def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: Path) -> _ReadFile:
     options = task.options
     if task.mode == IngestionTask.Mode.REPLACE:
         replace_permission_check(user=task.created_by)  # also when a retry switched to replace
     progress.stage(Stage.READING, 10, "Reading the file and detecting its format.")
     raw_path = raw_local_path(task=task, workdir=workdir)
-    detected = source_detect(
-        raw_path, filename_hint=task.original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
-    )
+    detected = _source_detect_with(raw_path, filename=task.original_filename, options=options)
     progress.update(15, _describe(detected), **_detected_fields(detected))
     progress.check_cancelled()
 
     progress.stage(Stage.MAPPING, 20, "Matching columns to the sales schema.")
     saved = ColumnMapping.objects.filter(datasource=task.datasource).first()
-    mapping = mapping_resolve(
-        columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
-    )
+    mapping = _mapping_for(detected, options=options, saved=saved)
     notes = MappingNotes(
         drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
         saved_used=mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
@@ -130,48 +146,168 @@ def _read_and_validate(
         f"Columns matched.{notes.message}",
         applied_mapping=mapping.fields,
         detected_date_format=date_choice.format,
-        notes=notes.sentences,
+        notes=[*_reading_notes(detected, detected.decimal_note), *notes.sentences],
     )
     progress.check_cancelled()
 
     progress.stage(Stage.VALIDATING, 25, "Validating rows.")
+    # The date format and decimal mark came from the first rows; the whole file decides, as if
+    # counted first: this pass counts, and a second one runs when the whole file disagrees.
+    counting = _Counting(dates=explicit_format is None, decimals=not options.get("decimal"))
     outcome = _validate_all(
-        progress=progress,
-        raw_path=raw_path,
-        detected=detected,
-        plan=plan,
-        workdir=workdir,
-        count_dates=explicit_format is None,
+        progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir, counting=counting
     )
-    if explicit_format is None:
-        # The format came from the first rows; the whole column decides, as if counted first.
-        final = date_format_choose_counted(outcome.date_counts)
-        if final.format != plan.date_format:
-            progress.update(
-                25,
-                f"The whole date column reads best as {final.format}, not {plan.date_format} as its first rows "
-                "did; validating again.",
-                detected_date_format=final.format,
-            )
-            plan = replace(plan, date_format=final.format)
-            outcome = _validate_all(progress=progress, raw_path=raw_path, detected=detected, plan=plan, workdir=workdir)
+    counted = outcome.counts
+    confirmed, reasons = _plan_confirmed(plan, counted, counting=counting)
+    if confirmed != plan:
+        progress.update(25, f"{' '.join(reasons)} Validating again.", detected_date_format=confirmed.date_format)
+        outcome = _validate_all(
+            progress=progress, raw_path=raw_path, detected=detected, plan=confirmed, workdir=workdir
+        )
+    votes = counted.decimal_votes if counting.decimals else None
+    reading_notes = [*_reading_notes(detected, _decimal_note(detected, confirmed, votes)), *reasons]
+    progress.update(
+        25,
+        f"Validated {outcome.rows_total:,} rows ({outcome.rows_rejected:,} rejected).",
+        notes=[*reading_notes, *notes.sentences],
+    )
+    _formulas_refuse(raw_path, detected, mapping, columns_filled=outcome.counts.columns_filled)
     if outcome.rows_rejected:
         task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
         task.save(update_fields=["error_report_key"])
     _policy_check(task=task, outcome=outcome)
     progress.check_cancelled()
-    return detected, mapping, notes, outcome
+    return _ReadFile(detected, mapping, notes, outcome, reading_notes)
 
 
-def _publish(
-    *,
-    task: IngestionTask,
-    progress: TaskProgress,
-    detected: DetectedSource,
-    mapping: ResolvedMapping,
-    notes: MappingNotes,
-    outcome: "ValidationOutcome",
+def _source_detect_with(path: Path, *, filename: str, options: dict) -> DetectedSource:
+    """`source_detect` with the upload's options; a decimal mark given replaces the detected one."""
+    detected = source_detect(
+        path, filename_hint=filename, sheet=options.get("sheet"), header_row=options.get("header_row")
+    )
+    if options.get("decimal"):
+        detected = replace(detected, decimal_comma=options["decimal"] == ",", decimal_note="")
+    return detected
+
+
+def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
+    return mapping_resolve(
+        columns=detected.columns,
+        explicit=options.get("mapping"),
+        saved=saved.mapping if saved else None,
+        repeated=detected.repeated_columns,
+        saved_columns=saved.source_columns if saved else None,
+    )
+
+
+def _reading_notes(detected: DetectedSource, decimal_note: str) -> list[str]:
+    return [note for note in (decimal_note, *detected.notes) if note]
+
+
+@dataclass(frozen=True)
+class _Counting:
+    """Which first choices a validation pass counts the whole file for (an explicit option is not)."""
+
+    dates: bool = False
+    decimals: bool = False
+
+
+@dataclass
+class FileCounts:
+    """What a validation pass counts over the whole file, to confirm the choices made from its
+    first rows: the date column's values, the number columns' decimal marks, the time column's
+    compact times ("1039"), and the mapped columns that have a value somewhere."""
+
+    date_parts: list[pl.DataFrame] = field(default_factory=list)
+    decimal_votes: DecimalVotes = field(default_factory=DecimalVotes)
+    times_written: int = 0
+    times_compact: int = 0
+    columns_filled: set[str] = field(default_factory=set)
+
+    def add(self, batch: pl.DataFrame, plan: TransformPlan, *, counting: _Counting) -> None:
+        if counting.dates:
+            self.date_parts.append(date_value_counts(batch[plan.mapping.fields["date"]]))
+        if counting.decimals:
+            self.decimal_votes += decimal_votes_of_frame(batch, plan.number_sources)
+        if plan.time_source and not plan.time_compact:
+            written, compact = time_values_compact(batch[plan.time_source])
+            self.times_written += written
+            self.times_compact += compact
+        unfilled = set(plan.mapping.fields.values()) - self.columns_filled
+        self.columns_filled |= {name for name in unfilled if batch[name].null_count() < batch.height}
+
+
+def _plan_confirmed(plan: TransformPlan, counts: FileCounts, *, counting: _Counting) -> tuple[TransformPlan, list[str]]:
+    """The plan the whole file asks for, and why it differs from `plan` (chosen from the first rows)."""
+    changes: dict = {}
+    reasons: list[str] = []
+    if counting.dates:
+        final = date_format_choose_counted(date_value_counts_merge(counts.date_parts))
+        if final.format != plan.date_format:
+            changes["date_format"] = final.format
+            reasons.append(
+                f"The whole date column reads best as {final.format}, not {plan.date_format} as its first rows did."
+            )
+    votes = counts.decimal_votes
+    decided = votes.decided() if counting.decimals else None
+    if decided is not None and decided != plan.decimal_comma:
+        changes["decimal_comma"] = decided
+        mark, other = ("comma", "point") if decided else ("point", "comma")
+        written, against = (votes.comma, votes.point) if decided else (votes.point, votes.comma)
+        reasons.append(
+            f"The file's numbers have a decimal {mark} ({written:,} written so, {against:,} with a decimal {other}), "
+            f"not the decimal {other} its first rows suggested."
+        )
+    if plan.time_source and not plan.time_compact and 0 < counts.times_written == counts.times_compact:
+        changes["time_compact"] = True
+        reasons.append(f"Every time in column '{plan.time_source}' is written without a colon (1039 for 10:39).")
+    return replace(plan, **changes), reasons
+
+
+def _decimal_note(detected: DetectedSource, plan: TransformPlan, votes: DecimalVotes | None) -> str:
+    """The note on a guessed decimal mark once the whole file is counted (`votes`; None when the
+    uploader gave the mark): only when no number of the file settles it and some read differently."""
+    if votes is None or votes.decided() is not None:
+        return ""
+    if detected.decimal_note:
+        return detected.decimal_note
+    comma, note = decimal_convention_choose(votes, delimiter=detected.delimiter)
+    return note if comma == plan.decimal_comma else ""
+
+
+def _formulas_refuse(
+    path: Path, detected: DetectedSource, mapping: ResolvedMapping, *, columns_filled: set[str]
 ) -> None:
+    """An .xlsx column that is empty because its cells are formulas no program computed (a file
+    written by a script, never opened in a spreadsheet) is refused as such, not row by row as
+    "revenue is missing"."""
+    if detected.format != "xlsx":
+        return
+    empty = {field: source for field, source in mapping.fields.items() if source not in columns_filled}
+    if not empty:
+        return
+    found = excel_formula_without_value(path, sheet=detected.sheet, after_row=detected.header_row or 0)
+    if found is None:
+        return
+    cell, formula = found
+    example = f"cell {cell}: ={formula}" if formula else f"cell {cell}"
+    columns = ", ".join(f"'{source}' ({field})" for field, source in empty.items())
+    derive = ""
+    if "revenue" in empty and {"unit_price", "quantity"} <= set(mapping.fields):
+        derive = (
+            f'; or ignore the column with the option mapping {{"{empty["revenue"]}": ""}}, so that revenue '
+            "is computed from unit price × quantity"
+        )
+    raise IngestionError(
+        errors.FORMULAS_WITHOUT_VALUES,
+        f"Column {columns} has no values: the sheet's cells hold formulas whose results were never computed "
+        f"(e.g. {example}), as in files written by a program and never opened in a spreadsheet. "
+        f"Open the file in Excel or LibreOffice, save it, and upload it again{derive}. Nothing was published.",
+    )
+
+
+def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) -> None:
+    detected, mapping, notes, outcome = read.detected, read.mapping, read.notes, read.outcome
     duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
     if duplicate_check is not None:
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
@@ -239,9 +375,13 @@ def _publish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
-        f"{notes.message}{''.join(' ' + warning for warning in warnings)}",
+        f"{notes.message}{_reading_note(read.reading_notes)}{''.join(' ' + warning for warning in warnings)}",
         progress=100,
     )
+
+
+def _reading_note(reading_notes: list[str]) -> str:
+    return f" Note: {' '.join(reading_notes)}" if reading_notes else ""
 
 
 @dataclass(frozen=True)
@@ -396,8 +536,7 @@ class ValidationOutcome:
     interval_start: dt.date | None = None
     interval_end: dt.date | None = None
     first_errors: list[dict] = field(default_factory=list)
-    # Distinct values of the date column with their row counts (dates.date_value_counts).
-    date_counts: pl.DataFrame = field(default_factory=lambda: date_value_counts_merge([]))
+    counts: FileCounts = field(default_factory=FileCounts)
 
 
 def _validate_all(
@@ -407,12 +546,12 @@ def _validate_all(
     detected: DetectedSource,
     plan: TransformPlan,
     workdir: Path,
-    count_dates: bool = False,
+    counting: _Counting = _Counting(),
 ) -> ValidationOutcome:
     """Every batch is transformed and validated; valid rows stream into one curated Parquet file.
 
     The next batch is read and the previous one written in threads while this one is validated.
-    `count_dates`: also count the date column's values (`outcome.date_counts`).
+    `counting`: the first choices to count the whole file for (`outcome.counts`).
     """
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
     rejected_rows: set[int] = set()
@@ -428,11 +567,8 @@ def _validate_all(
         with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
             report = csv.writer(report_file)
             report.writerow(ERROR_REPORT_COLUMNS)
-            date_source = plan.mapping.fields["date"]
-            date_counts: list[pl.DataFrame] = []
             for batch in batches:
-                if count_dates:
-                    date_counts.append(date_value_counts(batch[date_source]))
+                outcome.counts.add(batch, plan, counting=counting)
                 result = batch_transform(batch, plan)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
@@ -460,7 +596,6 @@ def _validate_all(
         sink.close()  # raises the writer's error, if it had one
     finally:
         curated.close()
-    outcome.date_counts = date_value_counts_merge(date_counts)
     return outcome
 
 
@@ -563,9 +698,7 @@ def ingestion_preview(
 def _preview(
     *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None
 ) -> dict:
-    detected = source_detect(
-        local_path, filename_hint=original_filename, sheet=options.get("sheet"), header_row=options.get("header_row")
-    )
+    detected = _source_detect_with(local_path, filename=original_filename, options=options)
     saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
     preview: dict = {
         **{key: value for key, value in _detected_fields(detected).items()},
@@ -577,11 +710,10 @@ def _preview(
         "schema_drift": [],
         "validation": None,
         "problems": [],
+        "notes": _reading_notes(detected, detected.decimal_note),
     }
     try:
-        mapping = mapping_resolve(
-            columns=detected.columns, explicit=options.get("mapping"), saved=saved.mapping if saved else None
-        )
+        mapping = _mapping_for(detected, options=options, saved=saved)
         preview["proposed_mapping"] = mapping.fields
         preview["schema_drift"] = [
             *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
@@ -599,7 +731,20 @@ def _preview(
     if first_batch is None:  # every row after the header is blank (detection looked at the first rows only)
         preview["problems"].append({"code": errors.HEADER_ONLY, "detail": NO_DATA_ROWS, "choices": []})
         return preview
-    result = batch_transform(first_batch, plan)
+    # The rows checked confirm (or correct) what the first rows of detection chose, as a task's
+    # whole file does.
+    counting = _Counting(decimals=not options.get("decimal"))
+    counts = FileCounts()
+    counts.add(first_batch, plan, counting=counting)
+    confirmed, reasons = _plan_confirmed(plan, counts, counting=counting)
+    preview["decimal_comma"] = confirmed.decimal_comma
+    votes = counts.decimal_votes if counting.decimals else None
+    preview["notes"] = [*_reading_notes(detected, _decimal_note(detected, confirmed, votes)), *reasons]
+    try:
+        _formulas_refuse(local_path, detected, mapping, columns_filled=counts.columns_filled)
+    except IngestionError as exc:
+        preview["problems"].append({"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)})
+    result = batch_transform(first_batch, confirmed)
     preview["validation"] = {
         "rows_checked": first_batch.height,
         "rows_rejected": result.rejected["row_number"].n_unique() if result.rejected.height else 0,

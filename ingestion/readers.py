@@ -38,8 +38,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from xml.etree import ElementTree
 
 import polars as pl
 import pyarrow as pa
@@ -47,7 +48,7 @@ import pyarrow.parquet as pq
 
 from ingestion import errors
 from ingestion.errors import IngestionError
-from ingestion.schema import header_fit_score
+from ingestion.schema import header_fit_score, normalize_column_name
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +110,19 @@ CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32)])
 HIGH_BYTES_MAX_RATIO = 0.3
 CONTROL_BYTES_MAX_RATIO = 0.01
 
-_NUMBER_NOISE = re.compile(r"[\s\u00a0€$£%]")
-_COMMA_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:[.']\d{3})+|\d+),\d+$")
-_POINT_DECIMAL = re.compile(r"^[-+]?(?:\d{1,3}(?:[,']\d{3})+|\d+)\.\d+$")
-# "1,234" / "1.234" could be a thousands separator or a decimal: they do not vote.
-_AMBIGUOUS_THOUSANDS = re.compile(r"^[-+]?\d{1,3}[.,]\d{3}$")
+# Which decimal mark numbers use (the patterns serve Python's re and Polars' regex alike).
+_NUMBER_NOISE = r"[\s\u00a0€$£%]"
+# Votes for a decimal comma: "12,5", "1.234,56", and "1.234.567", where a dot can only group thousands.
+_COMMA_CONVENTION = r"^[-+]?(?:(?:\d{1,3}(?:[.']\d{3})+|\d+),\d+|\d{1,3}(?:\.\d{3}){2,})$"
+_POINT_CONVENTION = r"^[-+]?(?:(?:\d{1,3}(?:[,']\d{3})+|\d+)\.\d+|\d{1,3}(?:,\d{3}){2,})$"
+# "1,234" / "52.192" could be a thousands separator or a decimal: they do not vote. "0.125" does:
+# no thousands group starts with a zero.
+_AMBIGUOUS_THOUSANDS = r"^[-+]?[1-9]\d{0,2}[.,]\d{3}$"
+# What a file separated by each delimiter is called in a note.
+DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 _MARKUP_START = re.compile(r"^\s*<(?:\?xml|!doctype|html|table|head|body)", re.IGNORECASE)
+# A JSON array or object ([{…}], {"rows": …}, JSON lines): no header row a CSV reader could find.
+_JSON_START = re.compile(r'^\s*(?:\[\s*[\[{"\]]|\{\s*["}])')
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,12 @@ class DetectedSource:
     columns: list[str]  # stripped, never empty, de-duplicated
     sample_rows: list[dict[str, str]]  # the first data rows, for preview
     quote_char: str | None = '"'  # None when quotes in the file are literal characters (12" pizza)
+    # Set when `decimal_comma` is a guess that changes how some numbers read (see decimal_convention_choose).
+    decimal_note: str = ""
+    # Columns whose header cells name the same thing, as renamed: ("Total", "Total_2").
+    repeated_columns: tuple[tuple[str, ...], ...] = ()
+    # What the uploader should know about how the file was read (an option ignored, sheets left out).
+    notes: tuple[str, ...] = ()
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -142,9 +156,16 @@ def source_detect(
     kind, head = _source_kind(path, label=label, header_row=header_row)
     if kind in ("xlsx", "xls"):
         return _excel_detect(path, kind, label=label, sheet=sheet, header_row=header_row)
-    if kind == "parquet":
-        return _parquet_detect(path, label=label)
-    return _text_detect(path, head, label=label, header_row=header_row)
+    detected = (
+        _parquet_detect(path, label=label)
+        if kind == "parquet"
+        else _text_detect(path, head, label=label, header_row=header_row)
+    )
+    if sheet is not None:
+        kind_name = detected.format.upper()
+        ignored = f"The sheet option ('{sheet}') was ignored: '{label}' is a {kind_name} file, which has no sheets."
+        detected = replace(detected, notes=(*detected.notes, ignored))
+    return detected
 
 
 def source_check(
@@ -316,6 +337,18 @@ def columns_name(cells: list[str]) -> list[str]:
     return names
 
 
+def columns_repeated(cells: list[str | None], names: list[str]) -> tuple[tuple[str, ...], ...]:
+    """The groups of columns (by their `columns_name` names) whose header cells name the same
+    thing once normalised ("Total", "total "): which one a field should read is the uploader's
+    choice, never the first one by default."""
+    groups: dict[str, list[str]] = {}
+    for cell, name in zip(cells, names, strict=True):
+        key = normalize_column_name((cell or "").replace("\x00", ""))
+        if key:
+            groups.setdefault(key, []).append(name)
+    return tuple(tuple(group) for group in groups.values() if len(group) > 1)
+
+
 def _row_is_blank(cells: list[str | None]) -> bool:
     return not any((cell or "").strip() for cell in cells)
 
@@ -359,19 +392,106 @@ def _width_trim(header: list[str | None], data: list[list[str | None]], width: i
     return width
 
 
-def _decimal_comma_detect(rows: list[list[str | None]]) -> bool:
-    """Whether numbers are written "1.234,56" / "12,5": unambiguous comma decimals outvote points."""
-    comma = point = 0
-    for row in rows:
-        for cell in row:
-            value = _NUMBER_NOISE.sub("", cell or "")
-            if not value or _AMBIGUOUS_THOUSANDS.match(value):
-                continue
-            if _COMMA_DECIMAL.match(value):
-                comma += 1
-            elif _POINT_DECIMAL.match(value):
-                point += 1
-    return comma > point
+@dataclass(frozen=True)
+class DecimalVotes:
+    """Numbers whose text shows the decimal mark ("12,5" a comma, "0.125" a point), and numbers
+    that read differently by the mark ("52.192": 52.192 or 52192)."""
+
+    comma: int = 0
+    point: int = 0
+    ambiguous: int = 0
+    example: str = ""  # an ambiguous number, as written
+
+    def __add__(self, other: "DecimalVotes") -> "DecimalVotes":
+        return DecimalVotes(
+            comma=self.comma + other.comma,
+            point=self.point + other.point,
+            ambiguous=self.ambiguous + other.ambiguous,
+            example=self.example or other.example,
+        )
+
+    def decided(self) -> bool | None:
+        """Whether the votes say decimal comma (True) or point (False); None on a tie or no vote."""
+        return None if self.comma == self.point else self.comma > self.point
+
+
+def decimal_convention_choose(votes: DecimalVotes, *, delimiter: str | None) -> tuple[bool, str]:
+    """(decimal comma?, a note when that is a guess some numbers depend on).
+
+    The votes decide. Without them, a `;` points to the European convention (such files use
+    `;` because the comma is their decimal mark), any other delimiter to the decimal point.
+    Excel cells (no delimiter) hold numbers, which are written with a point.
+    """
+    decided = votes.decided()
+    if decided is not None:
+        return decided, ""
+    comma = delimiter == ";"
+    if not votes.ambiguous or delimiter is None:
+        return comma, ""
+    reading = _number_read(votes.example, comma)
+    other, option = ("point", '"."') if comma else ("comma", '","')
+    note = (
+        f"Numbers such as '{votes.example}' could have a decimal or a thousands separator, and no number in the "
+        f"file settles it: they were read with a decimal {'comma' if comma else 'point'} ('{votes.example}' = "
+        f"{reading}), as usual in files separated by {DELIMITER_NAMES.get(delimiter, repr(delimiter))}. If the "
+        f"file's decimal mark is the {other}, upload it again with the option decimal={option}."
+    )
+    return comma, note
+
+
+def _number_read(text: str, decimal_comma: bool) -> str:
+    """An ambiguous number ("52.192") as the convention reads it, for a note."""
+    plain = text.replace(".", "").replace(",", ".") if decimal_comma else text.replace(",", "")
+    return f"{float(plain):g}"
+
+
+def decimal_votes_of_rows(rows: list[list[str | None]]) -> DecimalVotes:
+    """The votes of every cell of some rows (detection's sample)."""
+    values = [cell for row in rows for cell in row if cell]
+    return decimal_votes_of_series(pl.Series(values, dtype=pl.String)) if values else DecimalVotes()
+
+
+def decimal_votes_of_frame(frame: pl.DataFrame, columns: list[str]) -> DecimalVotes:
+    """The votes of a batch's number columns, as text or as read typed (TypedColumns)."""
+    votes = DecimalVotes()
+    for name in columns:
+        series = frame[name]
+        if series.dtype == pl.String:
+            votes += decimal_votes_of_series(series)
+        elif series.dtype.is_float():
+            votes += _decimal_votes_of_floats(series)
+    return votes
+
+
+def decimal_votes_of_series(values: pl.Series) -> DecimalVotes:
+    # Looking for noise costs half of removing it, and most number columns have none.
+    text = values.str.replace_all(_NUMBER_NOISE, "") if values.str.contains(_NUMBER_NOISE).any() else values
+    ambiguous = text.str.contains(_AMBIGUOUS_THOUSANDS).fill_null(False)
+    comma = text.str.contains(_COMMA_CONVENTION).fill_null(False) & ~ambiguous
+    point = text.str.contains(_POINT_CONVENTION).fill_null(False) & ~ambiguous
+    examples = text.filter(ambiguous).head(1)
+    return DecimalVotes(
+        comma=int(comma.sum()),
+        point=int(point.sum()),
+        ambiguous=int(ambiguous.sum()),
+        example=examples[0] if len(examples) else "",
+    )
+
+
+def _decimal_votes_of_floats(values: pl.Series) -> DecimalVotes:
+    """A typed column was read with a decimal point: its fractions vote for it, but for those
+    that were maybe written like "52.192" (1 to 999 with exactly three decimals)."""
+    size = values.abs()
+    thousandths = values * 1000
+    three_decimals = ((thousandths - thousandths.round(0)).abs() < 1e-6) & ((values * 100).round(6) % 1 != 0)
+    ambiguous = (size >= 1) & (size < 1000) & three_decimals
+    fraction = (values % 1 != 0) & values.is_finite()
+    examples = values.filter(ambiguous.fill_null(False)).head(1)
+    return DecimalVotes(
+        point=int((fraction & ~ambiguous).fill_null(False).sum()),
+        ambiguous=int(ambiguous.fill_null(False).sum()),
+        example=repr(examples[0]) if len(examples) else "",
+    )
 
 
 def _sample_rows_make(columns: list[str], rows: list[list[str | None]]) -> list[dict[str, str]]:
@@ -623,6 +743,8 @@ def _text_detect(path: Path, head: bytes, *, label: str, header_row: int | None)
         raise _unsupported(label, "it starts with more than 1 MB of blank space")
     if _MARKUP_START.match(text):
         raise _unsupported(label, "it is a web page or XML document, not a table (save it from Excel as .xlsx)")
+    if _JSON_START.match(text):
+        raise _unsupported(label, "it is a JSON document, not a table (export the data as CSV or Excel instead)")
     if "\r" in text and "\n" not in text:
         text = text.replace("\r", "\n")
     if not at_eof:
@@ -707,19 +829,23 @@ def _csv_layout(
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' holds no data.")
     header, data = rows[index], rows[index + 1 :]
     width = _width_trim(header, data, max(len(header), modal_width))
-    columns = columns_name([*header[:width], *[""] * (width - len(header))])
+    cells = [*header[:width], *[""] * (width - len(header))]
+    columns = columns_name(cells)
+    decimal_comma, decimal_note = decimal_convention_choose(decimal_votes_of_rows(data), delimiter=delimiter)
     if at_eof and all(_row_is_blank(row) for row in data):
         raise IngestionError(errors.HEADER_ONLY, f"'{label}' has a header row but no data rows.")
     return DetectedSource(
         format="csv",
         encoding=encoding,
         delimiter=delimiter,
-        decimal_comma=delimiter != "," and _decimal_comma_detect(data),
+        decimal_comma=decimal_comma,
+        decimal_note=decimal_note,
         sheet=None,
         header_row=index + 1,
         columns=columns,
         sample_rows=_sample_rows_make(columns, data),
         quote_char=quote_char,
+        repeated_columns=columns_repeated(cells, columns),
     )
 
 
@@ -1078,28 +1204,41 @@ def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, heade
     workbook = _excel_open(path, label, kind)
     names = workbook.sheet_names
     n_rows = max(HEADER_SEARCH_ROWS, (header_row or 0)) + SAMPLE_ROWS + 1
+    alike: list[str] = []
     if sheet is not None:
         chosen = _sheet_resolve(names, sheet, label)
         rows, _ = _excel_rows(workbook, chosen, n_rows, label)
         index = _header_index_override(rows, header_row, label) if header_row else _excel_header_index(rows)
     else:
-        chosen, rows, index = _sheet_choose(workbook, n_rows, header_row=header_row, label=label)
+        chosen, rows, index, alike = _sheet_choose(workbook, n_rows, header_row=header_row, label=label)
     if index is None:
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
     header, data = rows[index], rows[index + 1 :]
     width = _width_trim(header, data, len(header))
-    columns = columns_name([(cell or "") for cell in header[:width]])
+    cells = [(cell or "") for cell in header[:width]]
+    columns = columns_name(cells)
     if all(_row_is_blank(row) for row in data) and len(rows) < n_rows:
         raise IngestionError(errors.HEADER_ONLY, f"Sheet '{chosen}' of '{label}' has a header row but no data rows.")
     return DetectedSource(
         format=kind,
         encoding=None,
         delimiter=None,
-        decimal_comma=_decimal_comma_detect(data),
+        decimal_comma=decimal_convention_choose(decimal_votes_of_rows(data), delimiter=None)[0],
         sheet=chosen,
         header_row=index + 1,
         columns=columns,
         sample_rows=_sample_rows_make(columns, data),
+        repeated_columns=columns_repeated(cells, columns),
+        notes=(_sheets_left_out_note(chosen, alike),) if alike else (),
+    )
+
+
+def _sheets_left_out_note(chosen: str, alike: list[str]) -> str:
+    others = ", ".join(f"'{name}'" for name in alike)
+    return (
+        f"Only sheet '{chosen}' was loaded. Sheet{'s' if len(alike) > 1 else ''} {others} "
+        f"{'have' if len(alike) > 1 else 'has'} a header that fits the sales schema as well: to load "
+        f"{'each' if len(alike) > 1 else 'it'}, upload the file again with the option sheet (e.g. sheet={alike[0]})."
     )
 
 
@@ -1121,9 +1260,11 @@ def _excel_header_index(rows: list[list[str | None]]) -> int | None:
 
 def _sheet_choose(
     workbook: _Workbook, n_rows: int, *, header_row: int | None, label: str
-) -> tuple[str, list[list[str | None]], int | None]:
-    """The sheet whose header fits the schema best; on a tie a visible sheet, then the first one."""
+) -> tuple[str, list[list[str | None]], int | None, list[str]]:
+    """The sheet whose header fits the schema best (on a tie a visible sheet, then the first
+    one), and the other sheets whose header fits as well (Jan, Feb, Mar…), which are not read."""
     best: tuple[tuple[int, int, int], str, list[list[str | None]], int | None] | None = None
+    scores: dict[str, int] = {}
     for position, name in enumerate(workbook.sheet_names):
         rows, visible = _excel_rows(workbook, name, n_rows, label)
         if all(_row_is_blank(row) for row in rows):
@@ -1135,6 +1276,7 @@ def _sheet_choose(
         else:
             index = _excel_header_index(rows)
         score = header_fit_score([(cell or "").strip() for cell in rows[index]]) if index is not None else 0
+        scores[name] = score
         key = (score, int(visible), -position)
         if best is None or key > best[0]:
             best = (key, name, rows, index)
@@ -1142,7 +1284,9 @@ def _sheet_choose(
         if header_row is not None:
             _header_index_override([], header_row, label)
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
-    return best[1], best[2], best[3]
+    best_score = best[0][0]
+    alike = [name for name, score in scores.items() if name != best[1] and best_score > 0 and score == best_score]
+    return best[1], best[2], best[3], alike
 
 
 def _excel_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -1158,6 +1302,62 @@ def _excel_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> I
         data = data.with_columns(pl.lit(None, dtype=pl.String).alias(f"__pad_{i}") for i in range(width - data.width))
     for offset in range(0, data.height, batch_rows):
         yield _frame_normalize(data.slice(offset, batch_rows), detected.columns, header_row + 1 + offset)
+
+
+_XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_XLSX_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_PACKAGE_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+
+
+def excel_formula_without_value(path: Path, *, sheet: str | None, after_row: int) -> tuple[str, str] | None:
+    """The first cell of an .xlsx sheet below row `after_row` that holds a formula but no computed
+    value, as (reference, formula), or None.
+
+    A program that writes formulas (openpyxl, say) leaves their results to the spreadsheet that
+    opens the file; calamine reads such cells as empty and cannot tell why, so the sheet's XML
+    is read here, streamed. ElementTree fetches no external entity and the expat it runs on
+    (≥ 2.4.1) refuses entity expansion bombs, hence the `noqa: S314`; the archive itself was
+    checked for zip bombs before anything was inflated.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = _xlsx_sheet_member(archive, sheet)
+            if member is None:
+                return None
+            with archive.open(member) as stream:
+                return _formula_without_value_find(stream, after_row)
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError, ValueError):
+        return None  # the question is only asked to explain empty cells: no answer is no explanation
+
+
+def _xlsx_sheet_member(archive: zipfile.ZipFile, sheet: str | None) -> str | None:
+    """The archive member holding the sheet named `sheet` (the first sheet when None)."""
+    sheets = ElementTree.fromstring(archive.read("xl/workbook.xml")).iter(f"{_XLSX_MAIN}sheet")  # noqa: S314
+    chosen = next((item for item in sheets if sheet is None or item.get("name") == sheet), None)
+    if chosen is None:
+        return None
+    relationships = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))  # noqa: S314
+    relations = relationships.iter(_PACKAGE_RELATIONSHIP)
+    target = next((item.get("Target") for item in relations if item.get("Id") == chosen.get(_XLSX_RELATIONSHIP)), None)
+    if not target:
+        return None
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _formula_without_value_find(stream: io.IOBase, after_row: int) -> tuple[str, str] | None:
+    row = 0
+    for event, element in ElementTree.iterparse(stream, events=("start", "end")):  # noqa: S314
+        if event == "start":
+            if element.tag == f"{_XLSX_MAIN}row":
+                row = int(element.get("r") or row + 1)
+            continue
+        if element.tag == f"{_XLSX_MAIN}c":
+            formula, value = element.find(f"{_XLSX_MAIN}f"), element.find(f"{_XLSX_MAIN}v")
+            if formula is not None and (value is None or not value.text) and row > after_row:
+                return element.get("r") or f"row {row}", formula.text or ""
+        elif element.tag == f"{_XLSX_MAIN}row":
+            element.clear()  # keep memory flat over a large sheet
+    return None
 
 
 # --- Parquet -------------------------------------------------------------------------------------
@@ -1178,6 +1378,7 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
     if parquet.metadata.num_rows == 0:
         raise IngestionError(errors.HEADER_ONLY, f"'{label}' has columns but no rows.")
     columns = columns_name(names)
+    repeated = columns_repeated(names, columns)
     first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS))
     frame = _parquet_text(_parquet_batch_frame(first, label), columns, label)
     return DetectedSource(
@@ -1191,6 +1392,7 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
         sample_rows=[
             {name: (value or "").strip() for name, value in row.items()} for row in frame.head(SAMPLE_ROWS).to_dicts()
         ],
+        repeated_columns=repeated,
     )
 
 

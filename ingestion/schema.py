@@ -54,7 +54,13 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
         ("product line", "product category", "category", "product_line", "department", "product group"),
     ),
     CanonicalField("quantity", FieldKind.INTEGER, True, ("quantity", "qty", "units", "units sold", "quantity sold")),
-    CanonicalField("unit_price", FieldKind.DECIMAL, False, ("unit price", "price", "unit cost price", "price each")),
+    # Not "unit cost price": a cost price read as the selling price gives wrong revenue (it stays an extra).
+    CanonicalField(
+        "unit_price",
+        FieldKind.DECIMAL,
+        False,
+        ("unit price", "price", "price each", "sales price", "selling price", "sale price", "unit sales price"),
+    ),
     CanonicalField(
         "revenue",
         FieldKind.DECIMAL,

@@ -40,6 +40,7 @@ class UploadOptions:
     mode: str = IngestionTask.Mode.APPEND
     mapping: dict[str, str | None] | None = None
     date_format: str | None = None
+    decimal: str | None = None  # the numbers' decimal mark, "." or ","; None: detected
     sheet: str | None = None
     header_row: int | None = None
     max_rejected_ratio: float = DEFAULT_MAX_REJECTED_RATIO
@@ -54,6 +55,7 @@ def upload_options_parse(
     mode: str | None = None,
     mapping: str | dict | None = None,
     date_format: str | None = None,
+    decimal: str | None = None,
     sheet: str | None = None,
     header_row: int | str | None = None,
     max_rejected_ratio: float | str | None = None,
@@ -77,6 +79,7 @@ def upload_options_parse(
         mode=mode,
         mapping=parsed_mapping,
         date_format=(date_format or "").strip() or None,
+        decimal=_decimal_parse(decimal),
         sheet=(sheet or "").strip() or None,
         header_row=_header_row_parse(header_row),
         max_rejected_ratio=_ratio_parse(max_rejected_ratio),
@@ -122,6 +125,20 @@ def _mapping_parse(mapping: str | dict | None) -> dict[str, str | None] | None:
             status=400,
         )
     return mapping
+
+
+DECIMAL_MARKS = (".", ",")
+
+
+def _decimal_parse(decimal: str | None) -> str | None:
+    mark = (decimal or "").strip()
+    if mark and mark not in DECIMAL_MARKS:
+        raise IngestionError(
+            errors.INVALID_OPTION,
+            'decimal must be "." (12.50) or "," (12,50): the decimal mark of the file\'s numbers.',
+            status=400,
+        )
+    return mark or None
 
 
 # A sheet's last row; a larger header_row overflowed the Excel reader (a 500).

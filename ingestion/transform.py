@@ -122,6 +122,8 @@ class TransformPlan:
     time_column: str | None = None  # a separate time-of-day column; default: the mapped `time` field
     # The uploader's branch scope: rows of other branches are rejected (None: every branch).
     branches: tuple[str, ...] | None = None
+    # The time column is written "1039" throughout (dates.time_values_compact).
+    time_compact: bool = False
 
     @classmethod
     def from_mapping(
@@ -138,6 +140,12 @@ class TransformPlan:
     @property
     def time_source(self) -> str | None:
         return self.time_column or self.mapping.fields.get("time")
+
+    @property
+    def number_sources(self) -> list[str]:
+        """The source columns of the number fields (whose decimal mark matters)."""
+        kinds = (FieldKind.INTEGER, FieldKind.DECIMAL)
+        return sorted({source for field, source in self.mapping.fields.items() if FIELDS_BY_NAME[field].kind in kinds})
 
     def typed_columns(self) -> TypedColumns:
         """The source columns of number fields, for a CSV reader to give as numbers (a decimal
@@ -283,7 +291,7 @@ def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Seri
     problems = [_problems_make(batch, source, _unreadable(values, parsed), _date_reason(plan.date_format))]
     moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
     if plan.time_source:
-        times = parse_distinct(batch[plan.time_source], time_parse)
+        times = parse_distinct(batch[plan.time_source], functools.partial(time_parse, compact=plan.time_compact))
         problems.append(
             _problems_make(
                 batch,
@@ -322,6 +330,8 @@ def _date_reason(fmt: str) -> str:
 
 def _decimal_expr(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
     cleaned = _null_token_expr(text).str.replace_all(_NOISE, "")
+    cleaned = cleaned.str.replace_all("\u2212", "-", literal=True)  # the typographic minus: −457.44
+    cleaned = cleaned.str.replace(r"^([\d.,]*\d)-$", "-$1")  # a trailing minus (SAP and other ERPs): 457.44-
     cleaned = cleaned.str.replace(r"^\((.*)\)$", "-$1")  # accounting negatives: (12.50)
     valid = cleaned.str.contains(_NUMBER_COMMA if decimal_comma else _NUMBER_DOT)
     if decimal_comma:

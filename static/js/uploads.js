@@ -78,7 +78,7 @@
     document.getElementById("preview-summary").textContent = "Detected: " + parts.join(", ") + ".";
     const problems = document.getElementById("preview-problems");
     problems.replaceChildren();
-    (result.problems || []).concat((result.schema_drift || []).map(function (d) { return { detail: d }; }))
+    (result.problems || []).concat((result.schema_drift || []).concat(result.notes || []).map(function (d) { return { detail: d }; }))
       .forEach(function (problem) { problems.appendChild(problemItem(problem)); });
     const mapping = result.proposed_mapping || {};
     fillTable(document.getElementById("preview-mapping"), ["Field", "Source column"],

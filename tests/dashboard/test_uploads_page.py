@@ -106,3 +106,33 @@ def test_schema_drift_is_reported_on_a_later_upload(uploader_browser, tmp_path: 
     assert any("Store" in note for note in latest.notes)
     status = uploader_browser.get(f"/api/ingest/status/{latest.pk}").json()
     assert status["notes"] == latest.notes
+
+
+def test_upload_page_takes_the_decimal_mark(uploader_browser, tmp_path: Path, tasks_inline) -> None:
+    page = uploader_browser.get("/uploads")
+    assert b'name="decimal"' in page.content
+    path = tmp_path / "points.csv"
+    path.write_text("Date;Branch;Product line;Quantity;Total\n" + "05.01.2019;A;Food;1;1.250\n" * 4, encoding="utf-8")
+    response = _post_file(uploader_browser, path, decimal=".")
+    assert response.status_code == 302
+    task = IngestionTask.objects.get()
+    assert task.options["decimal"] == "."
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert uploader_browser.get("/api/metrics/summary").json()["total_revenue"] == pytest.approx(5.0)
+
+
+def test_a_repeated_header_is_fixed_from_the_task_page(uploader_browser, tmp_path: Path, tasks_inline) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text(
+        "Date,Branch,Product line,Quantity,Total,Total\n05/01/2019,A,Food,1,10,12\n06/01/2019,A,Food,1,20,22\n"
+    )
+    response = _post_file(uploader_browser, path)
+    task = IngestionTask.objects.get()
+    assert task.error_code == "ambiguous_columns"
+    detail = uploader_browser.get(response["Location"]).content.decode()
+    assert "Fix and retry" in detail and 'name="decimal"' in detail
+    retry_url = re.search(r'action="(/uploads/[^"]+/retry)"', detail).group(1)
+    uploader_browser.post(retry_url, {"mapping": '{"Total_2": "revenue"}', "date_format": "%d/%m/%Y", "decimal": ""})
+    task.refresh_from_db()
+    assert task.status == "succeeded", task.message
+    assert uploader_browser.get("/api/metrics/summary").json()["total_revenue"] == 34

@@ -33,3 +33,17 @@ def test_ingest_command_replace_mode(real_file: Path) -> None:
     result = run_query(Summary(datasource="cli_replace"), user=None)
     assert result.first["lines"] == 1000
     assert result.data_version == 2
+
+
+def test_ingest_command_takes_the_decimal_mark(tmp_path: Path) -> None:
+    # "1.250" is 1250 by the convention of ";" files; --decimal says it is 1.25.
+    rows = "05.01.2019;A;Food;1;1.250\n" * 5
+    path = tmp_path / "points.csv"
+    path.write_text("Date;Branch;Product line;Quantity;Total\n" + rows, encoding="utf-8")
+    quiet = {"stdout": io.StringIO(), "stderr": io.StringIO()}
+    call_command("ingest", str(path), "--datasource", "cli_point", "--decimal", ".", **quiet)
+    assert run_query(Summary(datasource="cli_point"), user=None).first["revenue"] == pytest.approx(5 * 1.25)
+    call_command("ingest", str(path), "--datasource", "cli_guess", **quiet)
+    assert run_query(Summary(datasource="cli_guess"), user=None).first["revenue"] == pytest.approx(5 * 1250)
+    with pytest.raises(CommandError, match="invalid_option"):
+        call_command("ingest", str(path), "--decimal", "x", **quiet)

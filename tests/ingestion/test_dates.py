@@ -12,6 +12,7 @@ from ingestion.dates import (
     date_parse,
     date_time_merge,
     time_parse,
+    time_values_compact,
 )
 from ingestion.errors import AMBIGUOUS_DATES, INVALID_DATE_FORMAT, IngestionError
 
@@ -80,6 +81,44 @@ def test_real_file_format_with_unpadded_days():
 )
 def test_candidate_formats(values, expected):
     assert choose(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["2019-01-01T10:39:00Z", "2019-01-02T23:10:00Z"], "%Y-%m-%dT%H:%M:%S%z"),
+        (["2019-01-01T10:39:00+06:30", "2019-01-02T23:10:00-05:00"], "%Y-%m-%dT%H:%M:%S%z"),
+        (["2019-01-01T10:39:00.123Z", "2019-01-02T23:10:00.5+0100"], "%Y-%m-%dT%H:%M:%S%.f%z"),
+        (["2019-01-01 10:39:00+00:00", "2019-01-02 23:10:00+00:00"], "%Y-%m-%d %H:%M:%S%z"),
+    ],
+)
+def test_iso_timestamps_with_an_offset_are_detected(values, expected):
+    assert choose(values) == expected
+
+
+def test_an_offset_keeps_the_local_date_and_time_as_written():
+    # The business day in the file's own offset: 23:10 at -05:00 is 04:10 the next day in UTC,
+    # but the sale happened on the 2nd.
+    values = pl.Series(["2019-01-01T10:39:00+06:30", "2019-01-02T23:10:00.250-05:00", "2019-01-03T00:20:00Z"])
+    choice = date_format_choose(values)
+    assert date_parse(values, choice.format).to_list() == [
+        datetime(2019, 1, 1, 10, 39),
+        datetime(2019, 1, 2, 23, 10, 0, 250000),
+        datetime(2019, 1, 3, 0, 20),
+    ]
+
+
+def test_an_explicit_offset_format_is_accepted_and_requires_the_offset():
+    assert date_format_validate("%Y-%m-%dT%H:%M:%S%z") == "%Y-%m-%dT%H:%M:%S%z"
+    values = pl.Series(["2019-01-01T10:39:00+06:30", "2019-01-01T10:39:00Z", "2019-01-01T10:39:00"])
+    choice = date_format_choose(values, explicit="%Y-%m-%dT%H:%M:%S%z")
+    assert (choice.parsed, choice.total) == (2, 3)
+    assert date_parse(values, "%Y-%m-%dT%H:%M:%S%z").to_list() == [datetime(2019, 1, 1, 10, 39)] * 2 + [None]
+
+
+def test_values_without_an_offset_keep_their_formats():
+    assert choose(["2019-01-03T10:00:00", "2019-12-31T23:59:59"]) == "%Y-%m-%dT%H:%M:%S"
+    assert choose(["2019-01-03", "2019-01-04"]) == "%Y-%m-%d"  # "-03" is a day, not an offset
 
 
 def test_most_rows_win_and_the_rest_are_counted_as_unparsed():
@@ -167,3 +206,24 @@ def test_serial_numbers_outside_the_range_are_unreadable_not_a_crash() -> None:
     # A Unix time, 1e30, inf and NaN did not fit the day-offset cast (an internal error, a 500 on preview).
     parsed = date_parse(pl.Series(["43466", "1546646400", "1e30", "inf", "NaN", "-1e300"]), EXCEL_SERIAL)
     assert parsed.to_list() == [datetime(2019, 1, 1), None, None, None, None, None]
+
+
+def test_compact_times_are_read_only_when_asked():
+    values = pl.Series(["1039", "905", "0007", "2359", "2400", "1075", "13:08", None])
+    assert time_parse(values).to_list() == [None, None, None, None, None, None, time(13, 8), None]
+    assert time_parse(values, compact=True).to_list() == [
+        time(10, 39), time(9, 5), time(0, 7), time(23, 59), None, None, time(13, 8), None,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "counted"),
+    [
+        (["1039", "905", " 0007 ", None, "n/a"], (3, 3)),  # every time written compactly
+        (["1039", "45"], (2, 1)),  # "45": minutes or hours? The column is not compact.
+        (["1039", "10:39"], (2, 1)),
+        ([None, "-"], (0, 0)),
+    ],
+)
+def test_compact_times_counted(values, counted):
+    assert time_values_compact(pl.Series(values, dtype=pl.String)) == counted

@@ -182,3 +182,202 @@ def test_date_format_of_the_first_rows_is_confirmed_by_the_whole_column(
     assert {error["value"] for error in status["errors"]} <= {row[0] for row in rows[:20]}
     task = IngestionTask.objects.get(pk=status["task_id"])
     assert task.detected_date_format == "%d/%m/%Y"
+
+
+# --- how numbers, dates, headers and sheets are read ---------------------------------------------
+
+
+def _status(client, path: Path, **fields) -> dict:
+    response = _upload(client, path, **fields)
+    assert response.status_code == 202, response.content
+    return client.get(response.json()["status_url"]).json()
+
+
+def _summary(client, datasource: str = "sales") -> dict:
+    return client.get(f"/api/metrics/summary?datasource={datasource}").json()
+
+
+def _european_whole_amounts(count: int) -> tuple[list[list[str]], int]:
+    """A `;` export with dd.mm.yyyy dates whose amounts are all whole, with a dot grouping
+    thousands ("52.192" = 52192): no amount shows the decimal mark. Returns rows and their sum."""
+    rows = [["Date", "Store", "Category", "Units", "Sales"]]
+    for i in range(count):
+        amount = 10_000 + i * 137
+        day = dt.date(2019, 1, 1) + dt.timedelta(days=i % 28)
+        rows.append(
+            [day.strftime("%d.%m.%Y"), f"Store {i % 3}", f"Cat {i % 4}", str(500 + i), f"{amount:,}".replace(",", ".")]
+        )
+    return rows, sum(10_000 + i * 137 for i in range(count))
+
+
+def test_whole_amounts_with_a_thousands_dot_in_a_semicolon_file_are_not_read_1000_times_too_small(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    rows, total = _european_whole_amounts(300)
+    path = files.csv_write(tmp_path / "euro.csv", rows, delimiter=";")
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(total)
+    # A guess the numbers depend on is said, with how to state the other convention.
+    note = next(note for note in status["notes"] if "decimal" in note)
+    assert "decimal comma" in note and "'10.000' = 10000" in note and 'decimal="."' in note
+    assert "Note:" in status["message"]
+
+
+def test_an_explicit_decimal_mark_beats_detection(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    rows, total = _european_whole_amounts(300)
+    path = files.csv_write(tmp_path / "euro.csv", rows, delimiter=";")
+    status = _status(uploader_api, path, decimal=".", datasource_name="stated")
+    assert status["status"] == "succeeded", status["message"]
+    assert _summary(uploader_api, "stated")["total_revenue"] == pytest.approx(total / 1000)
+    assert not any("decimal" in note for note in status["notes"])
+    assert IngestionTask.objects.get(pk=status["task_id"]).options["decimal"] == "."
+
+
+def test_an_invalid_decimal_mark_is_refused(uploader_api, tmp_path: Path) -> None:
+    path = files.csv_write(tmp_path / "sales.csv", [files.SALES_HEADER, *ROWS])
+    response = _upload(uploader_api, path, decimal="dot")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_option" and "decimal" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_the_whole_file_decides_the_decimal_mark(delimiter: str, uploader_api, tmp_path: Path, tasks_inline) -> None:
+    # The first 1,500 amounts are whole (12), the last 500 have a decimal comma: detection sees
+    # only the first rows; the whole file's numbers decide, as the whole date column does.
+    header = ["Date", "Branch", "Product line", "Quantity", "Total"]
+    rows = [["05/01/2019", "A", "Food", "1", "12" if i < 1500 else "320,47"] for i in range(2000)]
+    path = files.csv_write(tmp_path / "late_commas.csv", [header, *rows], delimiter=delimiter)
+    status = _status(uploader_api, path, **DAY_FIRST)
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (2000, 0)
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(1500 * 12 + 500 * 320.47)
+
+
+def test_the_whole_file_can_overrule_a_decimal_comma_guessed_from_its_first_rows(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    # The first rows' "1.250" reads as 1250 in a ";" file; the rest shows decimal points ("12.50").
+    header = ["Date", "Branch", "Product line", "Quantity", "Total"]
+    rows = [["05/01/2019", "A", "Food", "1", "1.250" if i < 1200 else "12.50"] for i in range(2000)]
+    path = files.csv_write(tmp_path / "late_points.csv", [header, *rows], delimiter=";")
+    status = _status(uploader_api, path, **DAY_FIRST)
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (2000, 0)
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(1200 * 1.25 + 800 * 12.5)
+    # The file settled it: no guess to report, only why the first rows' reading was changed.
+    assert not any("thousands separator" in note for note in status["notes"]), status["notes"]
+    assert any("The file's numbers have a decimal point (800 written so" in note for note in status["notes"])
+
+
+def test_a_repeated_header_is_refused_until_the_mapping_chooses(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Date", "Branch", "Product line", "Quantity", "Total", "Total"]
+    rows = [[row[0], row[1], row[2], row[3], "1", row[5]] for row in ROWS]
+    path = files.csv_write(tmp_path / "twice.csv", [header, *rows])
+    status = _status(uploader_api, path, **DAY_FIRST)
+    assert status["status"] == "failed"
+    task = IngestionTask.objects.get(pk=status["task_id"])
+    assert task.error_code == "ambiguous_columns"
+    assert "columns 5 and 6" in status["message"] and '{"Total_2": "revenue"}' in status["message"]
+    preview = _upload_preview(uploader_api, path).json()
+    assert [problem["code"] for problem in preview["problems"]] == ["ambiguous_columns"]
+
+    retried = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry", {"mapping": '{"Total_2": "revenue"}'})
+    assert retried.status_code == 202, retried.content
+    status = uploader_api.get(f"/api/ingest/status/{task.pk}").json()
+    assert status["status"] == "succeeded", status["message"]
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(EXPECTED_REVENUE)
+
+
+def _monthly_workbook(path: Path) -> Path:
+    months = {
+        name: [files.SALES_HEADER, *[_typed(row) for row in ROWS[i * 20 : (i + 1) * 20]]]
+        for i, name in enumerate(["Jan", "Feb", "Mar"])
+    }
+    return files.xlsx_write(path / "quarter.xlsx", {"Notes": [["Quarterly export"]], **months})
+
+
+def test_a_workbook_of_monthly_sheets_says_only_one_was_loaded(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    path = _monthly_workbook(tmp_path)
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    assert status["rows_valid"] == 20
+    note = next(note for note in status["notes"] if "sheet" in note)
+    assert "Only sheet 'Jan' was loaded" in note and "'Feb', 'Mar'" in note and "sheet=Feb" in note
+    assert "Only sheet 'Jan' was loaded" in status["message"]
+    assert "'Feb', 'Mar'" in _upload_preview(uploader_api, path).json()["notes"][0]
+
+    chosen = _status(uploader_api, path, sheet="Feb", force="true")
+    assert chosen["status"] == "succeeded", chosen["message"]
+    assert not chosen["notes"]
+
+
+def test_formulas_never_computed_are_named_as_the_reason_a_column_is_empty(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Sales"
+    sheet.append(files.SALES_HEADER)
+    for number, row in enumerate(ROWS, start=2):
+        sheet.append([*_typed(row)[:5], f"=D{number}*E{number}"])  # no stored result: never opened in Excel
+    workbook.save(tmp_path / "script.xlsx")
+    status = _status(uploader_api, tmp_path / "script.xlsx")
+    assert status["status"] == "failed"
+    assert IngestionTask.objects.get(pk=status["task_id"]).error_code == "formulas_without_values"
+    assert "'Total' (revenue)" in status["message"] and "cell F2: =D2*E2" in status["message"]
+    assert "Open the file in Excel or LibreOffice" in status["message"]
+    assert '{"Total": ""}' in status["message"]  # revenue can come from unit price × quantity instead
+    preview = _upload_preview(uploader_api, tmp_path / "script.xlsx").json()
+    assert "formulas_without_values" in [problem["code"] for problem in preview["problems"]]
+
+    derived = _status(uploader_api, tmp_path / "script.xlsx", mapping='{"Total": ""}', force="true")
+    assert derived["status"] == "succeeded", derived["message"]
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(EXPECTED_REVENUE)
+
+
+def test_a_json_file_is_refused_as_json(uploader_api, tmp_path: Path) -> None:
+    for name, text in (
+        ("rows.json", '[{"a": 1}]'),
+        ("wrapped.json", '{"rows": []}'),
+        ("lines.txt", '{"a": 1}\n{"a": 2}\n'),
+    ):
+        response = _upload(uploader_api, files.text_write(tmp_path / name, text))
+        assert response.status_code == 415, (name, response.content)
+        assert response.json()["code"] == "unsupported_format" and "JSON" in response.json()["detail"]
+
+
+def test_a_sheet_given_for_a_csv_file_is_noted(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    path = files.csv_write(tmp_path / "sales.csv", [files.SALES_HEADER, *ROWS])
+    status = _status(uploader_api, path, sheet="Jan", **DAY_FIRST)
+    assert status["status"] == "succeeded", status["message"]
+    assert status["notes"] == ["The sheet option ('Jan') was ignored: 'sales.csv' is a CSV file, which has no sheets."]
+
+
+def test_compact_times_are_read_when_the_whole_column_is_written_so(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = [*files.SALES_HEADER, "Time"]
+    times = ["1039", "905", "0007", "2359"]
+    rows = [[*row, times[i % 4]] for i, row in enumerate(ROWS)]
+    path = files.csv_write(tmp_path / "times.csv", [header, *rows])
+    status = _status(uploader_api, path, **DAY_FIRST)
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (len(ROWS), 0)
+    hours = uploader_api.get("/api/metrics/breakdown?by=hour")
+    assert hours.status_code == 200, hours.content
+    assert {row["hour"] for row in hours.json()["rows"]} == {10, 9, 0, 23}
+
+
+def test_iso_timestamps_with_offsets_count_on_their_local_day(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Order Date", "Branch", "Product line", "Quantity", "Total"]
+    rows = [
+        ["2019-01-31T23:30:00-05:00", "A", "Food", "1", "10"],  # 04:30 on 1 February in UTC
+        ["2019-02-01T00:15:00.500+06:30", "A", "Food", "1", "20"],  # 31 January in UTC
+        ["2019-02-02T10:39:00Z", "A", "Food", "1", "40"],
+    ]
+    status = _status(uploader_api, files.csv_write(tmp_path / "iso.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    january = uploader_api.get("/api/metrics/summary?start=2019-01-01&end=2019-01-31").json()
+    assert january["total_revenue"] == pytest.approx(10)
+    assert IngestionTask.objects.get(pk=status["task_id"]).detected_date_format == "%Y-%m-%dT%H:%M:%S%.f%z"

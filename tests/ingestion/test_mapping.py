@@ -2,7 +2,7 @@
 
 import pytest
 
-from ingestion.errors import INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
+from ingestion.errors import AMBIGUOUS_COLUMNS, INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
 from ingestion.mapping import dimension_name_make, mapping_drift, mapping_resolve, mapping_saved_decisions
 
 SUPERMARKET = [
@@ -214,3 +214,57 @@ def test_drift_sentences():
     ]
     assert mapping_drift(saved=None, current=current) == []
     assert mapping_drift(saved=current, current=current) == []
+
+
+def test_a_cost_price_is_never_read_as_the_selling_price():
+    # A unit cost price taken for the unit price gives wrong revenue; it is not the line cost either.
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", "Unit cost price", "Total"])
+    assert "unit_price" not in mapping.fields and "cost" not in mapping.fields
+    assert mapping.extras == {"unit_cost_price": "Unit cost price"}
+
+
+@pytest.mark.parametrize("column", ["Sales price", "Selling price", "Sale price"])
+def test_a_selling_price_is_the_unit_price(column: str):
+    mapping = mapping_resolve(columns=["Date", "Branch", "Product line", "Quantity", column])
+    assert mapping.fields["unit_price"] == column
+    assert mapping.derived == ("revenue",)
+
+
+TWICE = ["Date", "Branch", "Product line", "Quantity", "Total", "Total_2"]  # "Total" twice in the file
+TWICE_REPEATED = (("Total", "Total_2"),)
+
+
+def test_a_field_is_never_read_from_one_of_two_columns_with_the_same_header():
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=TWICE, repeated=TWICE_REPEATED)
+    assert caught.value.code == AMBIGUOUS_COLUMNS
+    detail = caught.value.detail
+    assert "2 columns named 'Total' (columns 5 and 6, read as 'Total' and 'Total_2')" in detail
+    assert "'Total' would be used as revenue" in detail
+    assert '{"Total": "revenue"} or {"Total_2": "revenue"}' in detail
+
+
+@pytest.mark.parametrize(
+    ("explicit", "revenue"),
+    [({"Total_2": "revenue"}, "Total_2"), ({"Total": "revenue"}, "Total"), ({"Total": ""}, None)],
+)
+def test_an_explicit_mapping_naming_one_of_them_chooses(explicit, revenue):
+    columns = [*TWICE, "Unit price"]
+    mapping = mapping_resolve(columns=columns, explicit=explicit, repeated=TWICE_REPEATED)
+    assert mapping.fields.get("revenue") == revenue
+
+
+def test_a_saved_choice_among_the_same_columns_still_applies():
+    saved = {"revenue": "Total_2"}
+    chosen = mapping_resolve(columns=TWICE, saved=saved, saved_columns=TWICE, repeated=TWICE_REPEATED)
+    assert chosen.fields["revenue"] == "Total_2"
+    # Saved when the file had one "Total": which of the two is meant is not known.
+    with pytest.raises(IngestionError) as caught:
+        mapping_resolve(columns=TWICE, saved={"revenue": "Total"}, saved_columns=TWICE[:5], repeated=TWICE_REPEATED)
+    assert caught.value.code == AMBIGUOUS_COLUMNS
+
+
+def test_repeated_columns_that_feed_no_field_stay_extras():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Note", "Note_2"]
+    mapping = mapping_resolve(columns=columns, repeated=(("Note", "Note_2"),))
+    assert mapping.extras == {"note": "Note", "note_2": "Note_2"}

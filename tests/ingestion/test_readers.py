@@ -172,6 +172,30 @@ def test_non_tables_are_unsupported(tmp_path, name, content):
     assert name in error.detail
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        '[{"a": 1}]',
+        '{"rows": []}',
+        ' \n[\n  {"Date": "2019-01-05", "Total": 1}\n]',
+        '{"a": 1}\n{"a": 2}\n',
+        "[]",
+        '[["Date"]]',
+    ],
+)
+def test_json_is_unsupported_and_named(tmp_path, content):
+    # It was "has a header row but no data rows", which sent users looking for a missing row.
+    path = sf.text_write(tmp_path / "export.json", content)
+    error = refused(path)
+    assert (error.code, error.status) == (errors.UNSUPPORTED_FORMAT, 415)
+    assert "JSON" in error.detail
+
+
+def test_a_csv_starting_with_brackets_is_no_json(tmp_path):
+    path = sf.text_write(tmp_path / "b.csv", "[Date],[Branch],[Total]\n05/01/2019,A,1\n")
+    assert source_detect(path).columns == ["[Date]", "[Branch]", "[Total]"]
+
+
 @pytest.mark.parametrize("content", [b"", b"   \r\n\n\t  \n", codecs.BOM_UTF8 + b"\n\n"])
 def test_empty_files(tmp_path, content):
     path = tmp_path / "empty.csv"
@@ -223,21 +247,34 @@ def test_literal_quotes_inside_values(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("delimiter", "values", "expected"),
+    ("delimiter", "values", "expected", "guessed"),
     [
-        (";", ["1.234,56", "12,5", "7,00"], True),
-        ("\t", ["12,5", "3,25", "0,5"], True),
-        (";", ["12.5", "1,234.56", "3.25"], False),
-        (";", ["1,234", "2,345", "3"], False),  # thousands or decimals? No evidence either way.
-        (",", ["12.5", "3.25", "1.0"], False),
+        (";", ["1.234,56", "12,5", "7,00"], True, False),
+        ("\t", ["12,5", "3,25", "0,5"], True, False),
+        (";", ["12.5", "1,234.56", "3.25"], False, False),
+        (",", ["12.5", "3.25", "1.0"], False, False),
+        # Thousands or decimals? No number settles it: a ";" file takes the European convention.
+        (";", ["1,234", "2,345", "3"], True, True),
+        (";", ["52.192", "1.005", "588"], True, True),
+        ("\t", ["52.192", "1.005", "588"], False, True),
+        # A leading zero group is no thousands group; two groups are no decimals.
+        (";", ["0.125", "52.192"], False, False),
+        (";", ["0,125", "52.192"], True, False),
+        ("\t", ["1.234.567", "52.192"], True, False),
+        ("|", ["1,234,567", "52,192"], False, False),
+        (";", ["12", "588", "7"], True, False),  # nothing reads differently: nothing to note
     ],
 )
-def test_decimal_comma_detection(tmp_path, delimiter, values, expected):
+def test_decimal_comma_detection(tmp_path, delimiter, values, expected, guessed):
     rows = [["Date", "Branch", "Total"], *[["05/01/2019", "A", value] for value in values]]
     path = sf.csv_write(tmp_path / "d.csv", rows, delimiter=delimiter)
     detected = source_detect(path)
     assert detected.delimiter == delimiter
     assert detected.decimal_comma is expected
+    assert bool(detected.decimal_note) is guessed
+    if guessed:
+        assert ("decimal comma" if expected else "decimal point") in detected.decimal_note
+        assert ('decimal="."' if expected else 'decimal=","') in detected.decimal_note
 
 
 def test_consistent_column_count_beats_decimal_commas(tmp_path):
@@ -281,6 +318,14 @@ def test_unknown_columns_still_find_the_header(tmp_path):
 def test_column_names_cleaned(tmp_path):
     path = sf.text_write(tmp_path / "c.csv", " Total ,Total,,Branch,Total_2\n1,2,3,A,4\n")
     assert source_detect(path).columns == ["Total", "Total_2", "column_3", "Branch", "Total_2_2"]
+
+
+def test_columns_with_the_same_header_are_told_apart(tmp_path):
+    path = sf.text_write(tmp_path / "c.csv", "Date,Total,Branch,total ,Total,Note\n1,2,A,3,4,x\n")
+    detected = source_detect(path)
+    assert detected.columns == ["Date", "Total", "Branch", "total", "Total_2", "Note"]
+    assert detected.repeated_columns == (("Total", "total", "Total_2"),)
+    assert source_detect(sf.text_write(tmp_path / "d.csv", "Date,Total,Branch\n1,2,A\n")).repeated_columns == ()
 
 
 def test_cells_trimmed_and_empty_is_null(tmp_path):
@@ -428,6 +473,47 @@ def test_excel_sheet_override_and_unknown_sheet(workbook):
     error = refused(path, sheet="January")
     assert error.code == errors.SHEET_NOT_FOUND
     assert "Notes" in error.detail and "Data" in error.detail
+
+
+def test_excel_names_the_other_sheets_that_fit_when_it_reads_one(tmp_path):
+    months = {name: sf.excel_sales_sheet() for name in ("Jan", "Feb", "Mar")}
+    path = sf.xlsx_write(
+        tmp_path / "q.xlsx", {"Notes": [["Read me"]], **months, "Summary": [["Branch", "Total"], ["A", 1]]}
+    )
+    detected = source_detect(path)
+    assert detected.sheet == "Jan"
+    assert detected.notes == (
+        "Only sheet 'Jan' was loaded. Sheets 'Feb', 'Mar' have a header that fits the sales schema as well: to "
+        "load each, upload the file again with the option sheet (e.g. sheet=Feb).",
+    )
+    assert source_detect(path, sheet="Feb").notes == ()  # the uploader chose
+    single = sf.xlsx_write(tmp_path / "one.xlsx", {"Notes": [["Read me"]], "Data": sf.excel_sales_sheet()})
+    assert source_detect(single).notes == ()
+
+
+def test_a_sheet_given_for_a_file_without_sheets_is_noted(tmp_path):
+    path = sf.csv_write(tmp_path / "s.csv", [sf.SALES_HEADER, *sf.sales_rows(3)])
+    assert source_detect(path, sheet="Jan").notes == (
+        "The sheet option ('Jan') was ignored: 's.csv' is a CSV file, which has no sheets.",
+    )
+    assert source_detect(path).notes == ()
+
+
+def test_a_formula_without_a_computed_value_is_found(tmp_path):
+    rows = [
+        ["Title"],
+        sf.SALES_HEADER,
+        ["2019-01-05", "A", "Food", 3, 1.5, "=D3*E3"],
+        ["2019-01-05", "A", "Food", 2, 1.5, "=D4*E4"],
+    ]
+    path = sf.xlsx_write(tmp_path / "f.xlsx", {"Notes": [["x"]], "Data": rows})
+    assert readers.excel_formula_without_value(path, sheet="Data", after_row=2) == ("F3", "D3*E3")
+    assert readers.excel_formula_without_value(path, sheet="Data", after_row=3) == ("F4", "D4*E4")
+    assert readers.excel_formula_without_value(path, sheet="Data", after_row=4) is None
+    assert readers.excel_formula_without_value(path, sheet="Notes", after_row=0) is None
+    assert readers.excel_formula_without_value(path, sheet="Gone", after_row=0) is None
+    values = sf.xlsx_write(tmp_path / "v.xlsx", {"Data": [sf.SALES_HEADER, ["2019-01-05", "A", "Food", 3, 1.5, 4.5]]})
+    assert readers.excel_formula_without_value(values, sheet="Data", after_row=1) is None
 
 
 def test_excel_header_row_override(workbook):

@@ -201,6 +201,13 @@ def test_decimal_comma():
         ("€ 12,50", True, 12.5),
         ("12,50", False, None),  # a decimal comma read as a thousands separator would be 100× off
         ("1.2.3", False, None),
+        ("\u2212457.44", False, -457.44),  # the typographic minus sign
+        ("457.44-", False, -457.44),  # a trailing minus, as SAP exports negatives
+        ("1.234,56-", True, -1234.56),
+        ("5-", False, -5.0),
+        ("- 5", False, -5.0),
+        ("4-5", False, None),
+        ("-457.44-", False, None),
         ("nan", False, None),
         ("abc", False, None),
         (None, False, None),
@@ -367,7 +374,9 @@ _PARSED_NUMBERS = st.sampled_from(
         "4.9e-330",
     ]
 )
-_TEXT_NUMBERS = st.sampled_from(["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"'])
+_TEXT_NUMBERS = st.sampled_from(
+    ["N/A", "-", "$12", "(3.10)", "1,234.5", "12.5 ", "abc", "1_000", '"7"', "5.50-", "\u22123"]
+)
 _NUMBER_CELLS = st.one_of(_PLAIN_NUMBERS, _PLAIN_NUMBERS, _PARSED_NUMBERS, _PARSED_NUMBERS, _TEXT_NUMBERS)
 
 

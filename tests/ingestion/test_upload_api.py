@@ -455,3 +455,36 @@ def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: 
     TaskProgress(task).finish(IngestionTask.Status.FAILED, "Sheet 'Data\x00x' \ud800 has no rows.", error_code="x")
     task.refresh_from_db()
     assert (task.status, task.message) == ("failed", "Sheet 'Data\u2400x' ? has no rows.")
+
+
+def test_graphql_upload_takes_the_decimal_mark(uploader_api, tasks_inline) -> None:
+    import json
+
+    from django.core.files.base import ContentFile
+
+    content = b"Date;Branch;Product line;Quantity;Total\n" + b"05.01.2019;A;Food;1;1.250\n" * 4
+    mutation = (
+        'mutation($file: Upload!) { uploadFile(file: $file, datasourceName: "gql", decimal: ".") '
+        "{ task { id status } } }"
+    )
+    response = uploader_api.post(
+        "/graphql",
+        {
+            "operations": json.dumps({"query": mutation, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+            "0": ContentFile(content, name="points.csv"),
+        },
+    )
+    assert response.status_code == 200, response.content
+    task_id = response.json()["data"]["uploadFile"]["task"]["id"]
+    assert IngestionTask.objects.get(pk=task_id).options["decimal"] == "."
+    assert summary(uploader_api, "?datasource=gql")["total_revenue"] == pytest.approx(5.0)
+
+
+def test_preview_says_which_decimal_mark_it_assumed(uploader_api) -> None:
+    content = b"Date;Branch;Product line;Quantity;Total\n" + b"05.01.2019;A;Food;1;1.250\n" * 4
+    body = uploader_api.post("/api/ingest/preview", {"file": _named("euro.csv", content)}).json()
+    assert body["decimal_comma"] is True
+    assert any("decimal comma" in note for note in body["notes"])
+    stated = uploader_api.post("/api/ingest/preview", {"file": _named("euro.csv", content), "decimal": "."}).json()
+    assert stated["decimal_comma"] is False and stated["notes"] == []

@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--mapping", default=None, help="JSON object: source column → canonical field.")
         parser.add_argument("--mode", default="append", choices=["append", "replace"])
         parser.add_argument("--date-format", default=None, help="strftime format of the date column, e.g. %%d/%%m/%%y.")
+        parser.add_argument(
+            "--decimal", default=None, help='Decimal mark of the numbers: "." or "," (default: detected).'
+        )
         parser.add_argument("--sheet", default=None)
         parser.add_argument("--header-row", default=None)
         parser.add_argument("--max-rejected-ratio", default=None)
@@ -45,6 +48,7 @@ class Command(BaseCommand):
                 mode=options["mode"],
                 mapping=options["mapping"],
                 date_format=options["date_format"],
+                decimal=options["decimal"],
                 sheet=options["sheet"],
                 header_row=options["header_row"],
                 max_rejected_ratio=options["max_rejected_ratio"],
