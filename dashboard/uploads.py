@@ -18,6 +18,7 @@ from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
     ingestion_task_cancel,
     ingestion_task_retry,
+    ingestion_tasks_reap,
     ingestion_upload_receive,
     upload_options_parse,
 )
@@ -47,6 +48,7 @@ def _options_from(data) -> dict:
 
 
 def _task_context(request: HttpRequest) -> dict:
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     tasks = list(ingestion_task_list(user=request.user)[:TASKS_SHOWN])
     return {
         "tasks": tasks,
@@ -104,6 +106,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
+    ingestion_tasks_reap()
     task = _task_or_404(request, task_id)
     context = {
         "page": "uploads",

@@ -28,6 +28,7 @@ from ingestion.services import (
     datasource_name_check,
     ingestion_task_cancel,
     ingestion_task_retry,
+    ingestion_tasks_reap,
     ingestion_upload_receive,
     upload_options_parse,
 )
@@ -95,6 +96,7 @@ def _task_or_404(request: HttpRequest, task_id: UUID) -> IngestionTask:
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     """Ingestion tasks, newest first."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     return ingestion_task_list(user=request.user, status=filters.status, datasource=filters.datasource)
 
 
@@ -102,6 +104,7 @@ def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
 def task_status(request: HttpRequest, task_id: UUID):
     """One task's status, stage, progress, counts and first errors."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     return _task_or_404(request, task_id)
 
 

@@ -27,6 +27,8 @@ INVALID_DATE_FORMAT = "invalid_date_format"  # 422
 TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
 DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400
+# Refusals of an action on a task.
+TOO_LATE_TO_CANCEL = "too_late_to_cancel"  # 409: publishing switched the rows in; the task can only succeed
 # A task's own failures, not a refusal of the file (no HTTP status: they end a task).
 INTERNAL_ERROR = "internal_error"  # an unexpected error while running; the task can be retried
 QUEUE_UNAVAILABLE = "queue_unavailable"  # the task queue (broker) refused the task; retry once it is back

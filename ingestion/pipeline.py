@@ -151,8 +151,7 @@ def _publish(
     drift: list[str],
     outcome: "ValidationOutcome",
 ) -> None:
-    duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
-    if duplicate_check is not None:
+    if not task.options.get("force"):
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
     progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
     try:
@@ -168,7 +167,7 @@ def _publish(
                 interval_end=outcome.interval_end,
                 replace=task.mode == IngestionTask.Mode.REPLACE,
                 uploaded_by_id=task.created_by_id,
-                before_switch=duplicate_check,
+                before_switch=functools.partial(_switch_allowed, task=task, progress=progress),
             ),
             check_cancelled=progress.check_cancelled,
             on_engine_progress=lambda engine_task_id, message: progress.update(
@@ -214,6 +213,16 @@ def _counted_twice_warning(shared: SharedInvoices, *, datasource: str) -> str:
         f"'{datasource}'. If this data was sent before, it now counts twice: send it with mode=replace to swap "
         "its days instead."
     )
+
+
+def _switch_allowed(*, task: IngestionTask, progress: TaskProgress) -> None:
+    """Called in publishing's switch transaction: the last moment a cancel takes effect. The task
+    row stays locked until the switch commits, so a cancel either comes first and stops the switch,
+    or comes after and finds the rows switched in (409 too_late_to_cancel), never "Cancelling…"
+    followed by a silent success."""
+    progress.check_cancelled(lock=True)
+    if not task.options.get("force"):
+        _duplicate_refuse(task=task)
 
 
 def _publishing_claim(*, task: IngestionTask) -> None:
