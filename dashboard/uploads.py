@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import capability_required
 from accounts.roles import Capability, permission_name
+from ingestion.downloads import error_report_response
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
@@ -157,13 +158,8 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
 
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
-def upload_error_report(request: HttpRequest, task_id: str) -> FileResponse:
+def upload_error_report(request: HttpRequest, task_id: str) -> HttpResponse:
     task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.error_report_key:
         raise Http404("No error report")
-    return FileResponse(
-        default_storage.open(task.error_report_key, "rb"),
-        as_attachment=True,
-        filename=f"errors-{task.pk}.csv",
-        content_type="text/csv",
-    )
+    return error_report_response(task=task)

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from django.urls import reverse
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -19,6 +18,7 @@ from accounts.roles import Capability
 from accounts.selectors import user_allowed_branches
 from analytics.models import DATASOURCE_NAME_PATTERN, Datasource
 from ingestion import errors
+from ingestion.downloads import error_report_response
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
@@ -32,6 +32,7 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
+from sales_analytics.csvsafe import CSV_CONTENT_TYPE
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
 
@@ -341,7 +342,7 @@ def cancel_task(request: HttpRequest, task_id: UUID):
         "responses": {
             200: {
                 "description": "The error report (CSV, cells neutralised against formula injection).",
-                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "content": {CSV_CONTENT_TYPE: {"schema": {"type": "string"}}},
             }
         }
     },
@@ -352,6 +353,4 @@ def error_report(request: HttpRequest, task_id: UUID):
     task = _task_or_404(request, task_id)
     if not task.error_report_key:
         raise ApiError(404, "no_error_report", "This task has no rejected rows, so no error report.")
-    response = FileResponse(default_storage.open(task.error_report_key, "rb"), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="errors-{task.pk}.csv"'
-    return response
+    return error_report_response(task=task)

@@ -360,7 +360,8 @@ def _validate_all(
         )
     )
     try:
-        with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
+        # utf-8-sig: a BOM, as every CSV export has (sales_analytics.csvsafe).
+        with outcome.report_path.open("w", newline="", encoding="utf-8-sig") as report_file:
             report = csv.writer(report_file)
             report.writerow(ERROR_REPORT_COLUMNS)
             date_source = plan.mapping.fields["date"]

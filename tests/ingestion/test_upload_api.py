@@ -191,12 +191,44 @@ def test_partly_invalid_rows_are_reported_exactly(uploader_api, tasks_inline) ->
     assert sorted(error["row_number"] for error in status["errors"]) == [4, 8, 11]
     report = uploader_api.get(status["error_report_url"])
     assert report.status_code == 200
-    text = b"".join(report.streaming_content).decode()
+    text = b"".join(report.streaming_content).decode("utf-8-sig")
     lines = text.strip().splitlines()
     assert lines[0] == "row_number,column,value,reason"
     assert len(lines) == 4
     assert "'=HYPERLINK(1)" in text  # neutralised against formula injection
     assert summary(uploader_api)["lines"] == 17
+
+
+def test_the_error_report_opens_in_a_spreadsheet_with_its_accents(uploader_api, uploader, tasks_inline) -> None:
+    # Like every CSV export: a charset and a BOM, without which Excel shows "CrÃ¨me" for "Crème".
+    rows = ["Date,Branch,Product line,Quantity,Total"]
+    rows += [f"2019-01-{day:02d},Crème,Food,1,10" for day in range(1, 21)]
+    rows[3] = "2019-01-03,Crème,Food,une,10"
+    status = status_of(uploader_api, upload(uploader_api, "accents.csv", "\n".join(rows).encode()).json()["task_id"])
+    assert status["rows_rejected"] == 1, status["message"]
+    page = Client()
+    page.force_login(uploader)
+    for url in (status["error_report_url"], f"/uploads/{status['task_id']}/errors.csv"):
+        report = (uploader_api if url.startswith("/api/") else page).get(url)
+        assert report["Content-Type"] == "text/csv; charset=utf-8", url
+        assert f'filename="errors-{status["task_id"]}.csv"' in report["Content-Disposition"]
+        content = b"".join(report.streaming_content)
+        assert content.startswith(b"\xef\xbb\xbf") and content.count(b"\xef\xbb\xbf") == 1, url
+        assert "une" in content.decode("utf-8-sig")
+
+
+def test_an_error_report_stored_without_a_bom_is_served_with_one(uploader_api, tasks_inline) -> None:
+    rows = ["Date,Branch,Product line,Quantity,Total", "2019-01-01,Crème,Food,1,10", "2019-01-02,A,Food,x,10"]
+    rows += [f"2019-01-{day:02d},A,Food,1,10" for day in range(3, 10)]
+    status = status_of(uploader_api, upload(uploader_api, "old.csv", "\n".join(rows).encode()).json()["task_id"])
+    key = IngestionTask.objects.get(pk=status["task_id"]).error_report_key
+    with default_storage.open(key, "rb") as handle:
+        stored = handle.read()
+    default_storage.delete(key)
+    without_bom = stored.removeprefix(b"\xef\xbb\xbf")
+    default_storage.save(key, io.BytesIO(without_bom))  # as reports were stored before
+    content = b"".join(uploader_api.get(status["error_report_url"]).streaming_content)
+    assert content == b"\xef\xbb\xbf" + without_bom
 
 
 def test_workbook_sheets_are_parsed_by_the_worker_not_the_request(uploader_api, tmp_path, tasks_inline) -> None:
@@ -452,6 +484,8 @@ def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: 
     from ingestion.services import TaskProgress
 
     task = _receive(real_file, sha256="3" * 64)
+    IngestionTask.objects.filter(pk=task.pk).update(status=IngestionTask.Status.RUNNING)  # as its run finishes
+    task.refresh_from_db()
     TaskProgress(task).finish(IngestionTask.Status.FAILED, "Sheet 'Data\x00x' \ud800 has no rows.", error_code="x")
     task.refresh_from_db()
     assert (task.status, task.message) == ("failed", "Sheet 'Data\u2400x' ? has no rows.")
