@@ -52,6 +52,7 @@ from ingestion.services import (
 )
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
+from sales_analytics.plural import counted
 
 FIRST_ERRORS_KEPT = 20
 NO_DATA_ROWS = "The file has a header but no data rows."
@@ -153,7 +154,7 @@ def _publish(
 ) -> None:
     if not task.options.get("force"):
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
-    progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
+    progress.stage(Stage.PUBLISHING, 90, f"Publishing {counted(outcome.rows_valid, 'row')}.")
     try:
         published = datasource_publish(
             request=PublishRequest(
@@ -183,8 +184,10 @@ def _publish(
     )
     task.engine_task_id = published.engine_task_id or f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
+    # A replace swaps every row of the file's date range, days the file has no rows for included.
     replaced_note = (
-        f", in place of the {published.rows_replaced:,} rows those days had"
+        f"; it replaced the {counted(published.rows_replaced, 'row')} from {outcome.interval_start} to "
+        f"{outcome.interval_end} (every day of that range, also days without rows in this file)"
         if task.mode == IngestionTask.Mode.REPLACE and not published.already_published
         else ""
     )
@@ -195,7 +198,7 @@ def _publish(
         task.save(update_fields=["notes"])
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
-        f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
+        f"Published {counted(outcome.rows_valid, 'row')}{rejected_note} as data version {published.data_version} "
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
         f"{drift_note}{' ' + twice if twice else ''}",
         progress=100,
@@ -208,8 +211,9 @@ def _counted_twice_warning(shared: SharedInvoices, *, datasource: str) -> str:
     invoice split across two files is legitimate, hence a warning, not a refusal."""
     if not shared:
         return ""
+    lines = f"{shared.lines:,} of these lines belong" if shared.lines != 1 else "1 of these lines belongs"
     return (
-        f"Warning: {shared.lines:,} of these lines belong to {shared.invoices:,} invoices already published in "
+        f"Warning: {lines} to {counted(shared.invoices, 'invoice')} already published in "
         f"'{datasource}'. If this data was sent before, it now counts twice: send it with mode=replace to swap "
         "its days instead."
     )
@@ -246,6 +250,7 @@ def _duplicate_refuse(*, task: IngestionTask, publishing: bool = False) -> None:
             in_flight=False,
             publishing=publishing,
             user=task.created_by,
+            mode=task.mode,
         )
     except IngestionError as exc:
         raise IngestionError(exc.code, f"{exc.detail} Nothing was published; the raw file is kept.") from None
@@ -379,7 +384,7 @@ def _validate_all(
                 percent = 25 + int(60 * min(outcome.rows_total / max(estimated_rows, outcome.rows_total, 1), 1.0))
                 progress.update(
                     percent,
-                    f"Validated {outcome.rows_total:,} rows ({outcome.rows_rejected:,} rejected).",
+                    f"Validated {counted(outcome.rows_total, 'row')} ({outcome.rows_rejected:,} rejected).",
                     rows_total=outcome.rows_total,
                     rows_valid=outcome.rows_valid,
                     rows_rejected=outcome.rows_rejected,
@@ -470,7 +475,8 @@ def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
     if outcome.rows_valid == 0 or ratio > limit:
         raise IngestionError(
             errors.TOO_MANY_REJECTED,
-            f"{outcome.rows_rejected:,} of {outcome.rows_total:,} rows ({ratio:.1%}) were rejected, more than the "
+            f"{outcome.rows_rejected:,} of {counted(outcome.rows_total, 'row')} ({ratio:.1%}) "
+            f"{'was' if outcome.rows_rejected == 1 else 'were'} rejected, more than the "
             f"allowed {limit:.0%}. Nothing was published; download the error report to see why.",
         )
 

@@ -224,10 +224,12 @@ def ingestion_duplicate_refuse(
     in_flight: bool = True,
     publishing: bool = False,
     user: AbstractBaseUser | None = None,
+    mode: str = IngestionTask.Mode.APPEND,
 ) -> None:
     """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
     (with `in_flight`) is being loaded into it by another task. The other task is named unless
-    `user` may not see it (a branch-scoped user sees only their own uploads)."""
+    `user` may not see it (a branch-scoped user sees only their own uploads); the advice fits
+    the `mode` that was sent."""
     earlier = ingestion_duplicate_find(
         datasource_name=datasource_name,
         sha256=sha256,
@@ -248,11 +250,17 @@ def ingestion_duplicate_refuse(
             "Wait for it, or send force=true to load it twice."
         )
     else:
-        detail = (
-            f"This exact file was already published to '{datasource_name}'{by}. Send force=true to load it "
-            "again; with mode=replace its days' rows are swapped for the file's instead of added to."
-        )
+        detail = f"This exact file was already published to '{datasource_name}'{by}. " + _force_advice(mode=mode)
     raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
+
+
+def _force_advice(*, mode: str) -> str:
+    if mode == IngestionTask.Mode.REPLACE:
+        return "Send force=true (with mode=replace, as now) to swap its days' rows for the file's again."
+    return (
+        "Send force=true to load it again: its rows are then added a second time; with mode=replace as well, "
+        "its days' rows are swapped for the file's instead."
+    )
 
 
 def replace_permission_check(*, user: AbstractBaseUser | None, uploader: bool = False) -> None:
@@ -297,7 +305,7 @@ def ingestion_upload_receive(
         replace_permission_check(user=user)
     if not options.force:
         ingestion_tasks_reap()  # a task its worker left running is not "being loaded"
-        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256, user=user)
+        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256, user=user, mode=options.mode)
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
@@ -418,7 +426,11 @@ def ingestion_task_retry(
         if not locked.options.get("force"):
             # The file may have been published (or queued) by another upload since this one failed.
             ingestion_duplicate_refuse(
-                datasource_name=locked.datasource.name, sha256=locked.sha256, exclude=locked.pk, user=user
+                datasource_name=locked.datasource.name,
+                sha256=locked.sha256,
+                exclude=locked.pk,
+                user=user,
+                mode=locked.mode,
             )
         locked.status = IngestionTask.Status.QUEUED
         locked.stage = IngestionTask.Stage.STORING_RAW

@@ -27,6 +27,7 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
+from sales_analytics.plural import counted
 
 
 class Command(IngestCommand):
@@ -79,7 +80,10 @@ class Command(IngestCommand):
                 task_id = self._already_there(name=name, sha256=sha256, snapshot_uploads=snapshot.uploads)
                 self._finish(name=name, anomalies=anomalies, details={**details, "task_id": task_id})
                 return
-            self.stdout.write(f"Generated {frame.height:,} rows ({len(anomalies)} injected anomalies).")
+            self.stdout.write(
+                f"Generated {counted(frame.height, 'row')} "
+                f"({counted(len(anomalies), 'injected anomaly', 'injected anomalies')})."
+            )
             try:
                 task = ingestion_upload_receive(
                     local_path=path,
