@@ -24,8 +24,10 @@ from accounts.selectors import user_allowed_branches
 from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create
 from ingestion import errors
+from ingestion.dates import date_format_validate
 from ingestion.errors import IngestionError
 from ingestion.liveness import TaskHeartbeat, task_worker_gone, this_worker
+from ingestion.mapping import mapping_fields_check
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.signals import task_failed
@@ -75,10 +77,18 @@ def upload_options_parse(
         raise IngestionError(
             errors.INVALID_OPTION, f"date_format must be at most {DATE_FORMAT_MAX_CHARS} characters.", status=400
         )
+    date_format = (date_format or "").strip() or None
+    # Refused with the request, not accepted (202) and failed by the task later: a date format that
+    # cannot read a date, a mapping to a field that does not exist. 422 with the codes' own status:
+    # the request is well formed (its schema cannot say which strftime texts read a date).
+    if date_format is not None:
+        date_format_validate(date_format)
+    if parsed_mapping:
+        mapping_fields_check(parsed_mapping)
     return UploadOptions(
         mode=mode,
         mapping=parsed_mapping,
-        date_format=(date_format or "").strip() or None,
+        date_format=date_format,
         sheet=(sheet or "").strip() or None,
         header_row=_header_row_parse(header_row),
         max_rejected_ratio=_ratio_parse(max_rejected_ratio),
@@ -439,6 +449,7 @@ def ingestion_task_retry(
         locked.error_code = ""
         locked.cancel_requested = False
         locked.finished_at = None
+        _attempt_results_clear(task=locked)
         locked.save()
         ingestion_task_enqueue(task=locked)
     return locked
@@ -501,20 +512,26 @@ def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
         task.started_at = task.heartbeat_at = timezone.now()
         worker = this_worker()
         task.worker_host, task.worker_pid = worker.host, worker.pid
-        task.timings = {}
-        task.errors = []
-        task.notes = []
-        task.rows_total = task.rows_valid = task.rows_rejected = None
-        # What an earlier attempt found or produced must not show as this one's.
-        stale_report = task.error_report_key
-        task.error_report_key = task.engine_task_id = ""
-        task.detected_format = task.detected_encoding = task.detected_delimiter = task.detected_sheet = ""
-        task.detected_header_row = None
-        task.detected_date_format = ""
+        _attempt_results_clear(task=task)
         task.save()
-        if stale_report:
-            transaction.on_commit(lambda: default_storage.delete(stale_report))
     return task
+
+
+def _attempt_results_clear(*, task: IngestionTask) -> None:
+    """What an earlier attempt found or produced must not show as the next one's: cleared when a
+    retry is queued (a queued retry showed the failed run's counts) and again when a run starts
+    (a redelivered or re-queued task). Its error report is deleted once the caller commits."""
+    task.timings = {}
+    task.errors = []
+    task.notes = []
+    task.rows_total = task.rows_valid = task.rows_rejected = None
+    stale_report = task.error_report_key
+    task.error_report_key = task.engine_task_id = ""
+    task.detected_format = task.detected_encoding = task.detected_delimiter = task.detected_sheet = ""
+    task.detected_header_row = None
+    task.detected_date_format = ""
+    if stale_report:
+        transaction.on_commit(lambda: default_storage.delete(stale_report))
 
 
 def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:

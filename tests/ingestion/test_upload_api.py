@@ -489,3 +489,83 @@ def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: 
     TaskProgress(task).finish(IngestionTask.Status.FAILED, "Sheet 'Data\x00x' \ud800 has no rows.", error_code="x")
     task.refresh_from_db()
     assert (task.status, task.message) == ("failed", "Sheet 'Data\u2400x' ? has no rows.")
+
+
+BAD_OPTIONS = [
+    ({"date_format": "garbage"}, "invalid_date_format", "date_format 'garbage' cannot be used", "%d/%m/%Y"),
+    ({"date_format": "%Q-%d"}, "invalid_date_format", "not valid strftime syntax", "%Y-%m-%d"),
+    ({"mapping": '{"Total": "revenu"}'}, "invalid_mapping", "Unknown field 'revenu' for column 'Total'", "revenue"),
+]
+
+
+@pytest.mark.parametrize(("fields", "code", "names", "suggests"), BAD_OPTIONS)
+@pytest.mark.parametrize("endpoint", ["upload", "preview"])
+def test_an_unusable_option_is_refused_by_the_request(
+    uploader_api, real_file: Path, endpoint: str, fields: dict, code: str, names: str, suggests: str
+) -> None:
+    # It was accepted (202) and failed the task later. 422: the request is well formed (no schema
+    # can say which texts are usable strftime formats); the code is the one the task failed with.
+    response = uploader_api.post(f"/api/ingest/{endpoint}", {"file": _named("s.csv", real_file.read_bytes()), **fields})
+    assert response.status_code == 422, response.content
+    assert response.json()["code"] == code
+    assert names in response.json()["detail"] and suggests in response.json()["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_an_unusable_option_is_refused_by_the_form_the_cli_and_graphql(uploader, real_file: Path) -> None:
+    import json
+
+    from django.core.files.base import ContentFile
+    from django.core.management import CommandError, call_command
+
+    browser = Client()
+    browser.force_login(uploader)
+    page = browser.post(
+        "/uploads", {"file": _named("s.csv", real_file.read_bytes()), "date_format": "garbage"}, follow=True
+    )
+    assert "date_format &#x27;garbage&#x27; cannot be used" in page.content.decode()
+
+    with pytest.raises(CommandError, match=r"--date-format 'garbage' cannot be used.*\[invalid_date_format\]"):
+        call_command("ingest", str(real_file), "--date-format", "garbage", stdout=io.StringIO(), stderr=io.StringIO())
+
+    mutation = (
+        'mutation($file: Upload!) { uploadFile(file: $file, mapping: "{\\"Total\\": \\"revenu\\"}") { task { id } } }'
+    )
+    answer = browser.post(
+        "/graphql",
+        {
+            "operations": json.dumps({"query": mutation, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+            "0": ContentFile(real_file.read_bytes(), name="s.csv"),
+        },
+    ).json()
+    assert answer["errors"][0]["extensions"]["code"] == "invalid_mapping", answer
+    assert "Did you mean 'revenue'?" in answer["errors"][0]["message"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_retry_with_an_unusable_date_format_is_refused(uploader_api, tasks_inline) -> None:
+    content = b"Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n"
+    task_id = upload(uploader_api, "dates.csv", content).json()["task_id"]
+    refused = uploader_api.post(f"/api/ingest/tasks/{task_id}/retry", {"date_format": "%Y"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_date_format")
+    assert IngestionTask.objects.get(pk=task_id).status == IngestionTask.Status.FAILED
+
+
+def test_a_queued_retry_shows_no_counts_of_the_run_before(uploader_api, tasks_inline, monkeypatch) -> None:
+    from django_q.conf import Conf
+
+    rows = ["Date,Branch,Product line,Quantity,Total"] + [f"2019-01-{day:02d},A,Food,x,10" for day in range(1, 11)]
+    task_id = upload(uploader_api, "bad.csv", "\n".join(rows).encode()).json()["task_id"]
+    failed = status_of(uploader_api, task_id)
+    assert (failed["error_code"], failed["rows_rejected"]) == ("too_many_rejected_rows", 10)
+    report_key = IngestionTask.objects.get(pk=task_id).error_report_key
+    monkeypatch.setattr(Conf, "SYNC", False)  # no worker: the retry stays queued
+
+    assert uploader_api.post(f"/api/ingest/tasks/{task_id}/retry").status_code == 202
+
+    queued = status_of(uploader_api, task_id)
+    assert queued["status"] == "queued"
+    assert (queued["rows_total"], queued["rows_valid"], queued["rows_rejected"]) == (None, None, None)
+    assert (queued["errors"], queued["error_report_url"], queued["timings"]) == ([], None, {})
+    assert not default_storage.exists(report_key)
