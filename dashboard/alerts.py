@@ -24,6 +24,7 @@ from analytics.query import Breakdown, Filters, Grain, Summary, TimeSeries
 from analytics.runner import run_query, scope_apply
 from dashboard.models import AlertEvent, AlertRule, Notification
 from ingestion.models import IngestionTask
+from sales_analytics.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ def evaluate_freshness(rule: AlertRule, day: dt.date) -> list[Finding]:
             day=day,
             value=0,
             expected=None,
-            message=f"No data for branch {row['branch']} in the {days} days up to {day}.",
+            message=f"No data for branch {row['branch']} in the {counted(days, 'day')} up to {day}.",
         )
         for row in known.rows
         if row["branch"] is not None and row["branch"] not in fresh

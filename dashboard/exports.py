@@ -8,10 +8,10 @@ from django.http import HttpResponse
 
 from dashboard.filters import PageFilters
 from dashboard.panels import Panel
-from sales_analytics.csvsafe import neutralize_cell
+from sales_analytics.csvsafe import CSV_CONTENT_TYPE, UTF8_BOM, neutralize_cell
 
 CONTENT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": CSV_CONTENT_TYPE,
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
@@ -40,8 +40,7 @@ def export_csv(panel: Panel, filters: PageFilters) -> bytes:
     writer.writerow([column.label for column in panel.table.columns])
     for row in panel.table.rows:
         writer.writerow([_cell(row.get(column.key)) for column in panel.table.columns])
-    # A BOM so spreadsheet programs open UTF-8 (branch names with accents) correctly.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return (UTF8_BOM + buffer.getvalue()).encode("utf-8")
 
 
 def export_xlsx(panel: Panel, filters: PageFilters) -> bytes:

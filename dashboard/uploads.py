@@ -12,12 +12,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import capability_required
 from accounts.roles import Capability, permission_name
+from ingestion.downloads import error_report_response
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
     ingestion_task_cancel,
     ingestion_task_retry,
+    ingestion_tasks_reap,
     ingestion_upload_receive,
     upload_options_parse,
 )
@@ -54,6 +56,7 @@ def _options_from(data) -> dict:
 
 
 def _task_context(request: HttpRequest) -> dict:
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     tasks = list(ingestion_task_list(user=request.user)[:TASKS_SHOWN])
     return {
         "tasks": tasks,
@@ -111,6 +114,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
+    ingestion_tasks_reap()
     task = _task_or_404(request, task_id)
     context = {
         "page": "uploads",
@@ -161,13 +165,8 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
 
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
-def upload_error_report(request: HttpRequest, task_id: str) -> FileResponse:
+def upload_error_report(request: HttpRequest, task_id: str) -> HttpResponse:
     task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.error_report_key:
         raise Http404("No error report")
-    return FileResponse(
-        default_storage.open(task.error_report_key, "rb"),
-        as_attachment=True,
-        filename=f"errors-{task.pk}.csv",
-        content_type="text/csv",
-    )
+    return error_report_response(task=task)

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from django.urls import reverse
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -19,6 +18,7 @@ from accounts.roles import Capability
 from accounts.selectors import user_allowed_branches
 from analytics.models import DATASOURCE_NAME_PATTERN, Datasource
 from ingestion import errors
+from ingestion.downloads import error_report_response
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
@@ -28,9 +28,11 @@ from ingestion.services import (
     datasource_name_check,
     ingestion_task_cancel,
     ingestion_task_retry,
+    ingestion_tasks_reap,
     ingestion_upload_receive,
     upload_options_parse,
 )
+from sales_analytics.csvsafe import CSV_CONTENT_TYPE
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
 
@@ -95,6 +97,7 @@ def _task_or_404(request: HttpRequest, task_id: UUID) -> IngestionTask:
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     """Ingestion tasks, newest first."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     return ingestion_task_list(user=request.user, status=filters.status, datasource=filters.datasource)
 
 
@@ -102,6 +105,7 @@ def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
 def task_status(request: HttpRequest, task_id: UUID):
     """One task's status, stage, progress, counts and first errors."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
+    ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
     return _task_or_404(request, task_id)
 
 
@@ -352,7 +356,7 @@ def cancel_task(request: HttpRequest, task_id: UUID):
         "responses": {
             200: {
                 "description": "The error report (CSV, cells neutralised against formula injection).",
-                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "content": {CSV_CONTENT_TYPE: {"schema": {"type": "string"}}},
             }
         }
     },
@@ -363,6 +367,4 @@ def error_report(request: HttpRequest, task_id: UUID):
     task = _task_or_404(request, task_id)
     if not task.error_report_key:
         raise ApiError(404, "no_error_report", "This task has no rejected rows, so no error report.")
-    response = FileResponse(default_storage.open(task.error_report_key, "rb"), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="errors-{task.pk}.csv"'
-    return response
+    return error_report_response(task=task)

@@ -24,14 +24,16 @@ HEADER_ROW_NOT_FOUND = "header_row_not_found"  # 422 (the header_row option name
 FILE_TOO_LARGE = "file_too_large"  # 413
 TOO_MANY_FILES = "too_many_files"  # 400 (more file parts in one request than DATA_UPLOAD_MAX_NUMBER_FILES)
 MISSING_REQUIRED_COLUMN = "missing_required_column"  # 422
-INVALID_MAPPING = "invalid_mapping"  # 422
+INVALID_MAPPING = "invalid_mapping"  # 422 (a field that does not exist: refused with the request)
 AMBIGUOUS_DATES = "ambiguous_dates"  # 422
 AMBIGUOUS_COLUMNS = "ambiguous_columns"  # 422 (a field would read one of several columns with the same header)
-INVALID_DATE_FORMAT = "invalid_date_format"  # 422
+INVALID_DATE_FORMAT = "invalid_date_format"  # 422 (not strftime, or no day, month and year: with the request)
 TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
 FORMULAS_WITHOUT_VALUES = "formulas_without_values"  # 422 (an .xlsx column of formulas never computed)
 DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400
+# Refusals of an action on a task.
+TOO_LATE_TO_CANCEL = "too_late_to_cancel"  # 409: publishing switched the rows in; the task can only succeed
 # A task's own failures, not a refusal of the file (no HTTP status: they end a task).
 INTERNAL_ERROR = "internal_error"  # an unexpected error while running; the task can be retried
 QUEUE_UNAVAILABLE = "queue_unavailable"  # the task queue (broker) refused the task; retry once it is back

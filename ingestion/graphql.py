@@ -13,6 +13,7 @@ from ingestion.selectors import ingestion_task_get, ingestion_task_list
 from ingestion.services import (
     ingestion_task_cancel,
     ingestion_task_retry,
+    ingestion_tasks_reap,
     ingestion_upload_receive,
     upload_options_parse,
 )
@@ -122,12 +123,14 @@ class IngestionQuery(graphene.ObjectType):
 
     @staticmethod
     def resolve_ingestion_task(root, info, id: str) -> IngestionTask:
+        ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
         return _task_or_error(info, id)
 
     @staticmethod
     def resolve_ingestion_tasks(root, info, limit: int, offset: int, status=None, datasource=None):
         if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
             raise GraphQLError(f"limit must be 1–{MAX_PAGE} and offset 0–{MAX_OFFSET}.")
+        ingestion_tasks_reap()
         tasks = ingestion_task_list(
             user=info.context.user, status=status.value if status else None, datasource=datasource
         )

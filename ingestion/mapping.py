@@ -162,15 +162,32 @@ def _explicit_targets(columns: list[str], explicit: dict[str, str | None]) -> di
     for given, field in explicit.items():
         column = _column_match(given, columns)
         target = (field or "").strip()
-        if target and target not in FIELDS_BY_NAME:
-            valid = ", ".join(FIELDS_BY_NAME)
-            raise IngestionError(INVALID_MAPPING, f"Unknown field '{target}' for column '{given}'. Valid: {valid}.")
+        _field_check(target, column=given)
         targets[column] = target
     claimed = [target for target in targets.values() if target]
     for field in sorted({target for target in claimed if claimed.count(target) > 1}):
         sources = ", ".join(f"'{column}'" for column, target in targets.items() if target == field)
         raise IngestionError(INVALID_MAPPING, f"Columns {sources} are all mapped to '{field}'; map only one.")
     return targets
+
+
+def mapping_fields_check(explicit: dict[str, str | None]) -> None:
+    """Refuse a mapping that names a canonical field that does not exist, before any file is
+    read: a typo (`revenu`) was accepted and failed the task later."""
+    for given, field in explicit.items():
+        _field_check((field or "").strip(), column=given)
+
+
+def _field_check(target: str, *, column: str) -> None:
+    if not target or target in FIELDS_BY_NAME:
+        return
+    nearest = difflib.get_close_matches(target.lower(), FIELDS_BY_NAME, n=1, cutoff=0.6)
+    hint = f" Did you mean '{nearest[0]}'?" if nearest else ""
+    valid = ", ".join(FIELDS_BY_NAME)
+    raise IngestionError(
+        INVALID_MAPPING,
+        f"Unknown field '{target}' for column '{column}'.{hint} Valid fields: {valid} (or \"\" to ignore the column).",
+    )
 
 
 def _column_match(given: str, columns: list[str]) -> str:

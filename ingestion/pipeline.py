@@ -62,6 +62,7 @@ from ingestion.services import (
 )
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
+from sales_analytics.plural import counted
 
 FIRST_ERRORS_KEPT = 20
 NO_DATA_ROWS = "The file has a header but no data rows."
@@ -308,10 +309,9 @@ def _formulas_refuse(
 
 def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) -> None:
     detected, mapping, notes, outcome = read.detected, read.mapping, read.notes, read.outcome
-    duplicate_check = None if task.options.get("force") else functools.partial(_duplicate_refuse, task=task)
-    if duplicate_check is not None:
+    if not task.options.get("force"):
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
-    progress.stage(Stage.PUBLISHING, 90, f"Publishing {outcome.rows_valid:,} rows.")
+    progress.stage(Stage.PUBLISHING, 90, f"Publishing {counted(outcome.rows_valid, 'row')}.")
     keys_before = _invoice_keys(task.datasource_id)
     try:
         published = datasource_publish(
@@ -326,8 +326,8 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
                 interval_end=outcome.interval_end,
                 replace=task.mode == IngestionTask.Mode.REPLACE,
                 uploaded_by_id=task.created_by_id,
-                before_switch=duplicate_check,
-                refuse_republished=duplicate_check is not None,
+                before_switch=functools.partial(_switch_allowed, task=task, progress=progress),
+                refuse_republished=not task.options.get("force"),
             ),
             check_cancelled=progress.check_cancelled,
             on_engine_progress=lambda engine_task_id, message: progress.update(
@@ -342,9 +342,9 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
         raise IngestionError(
             errors.DUPLICATE_UPLOAD,
             f"Every line of this file belongs to invoices already published in '{task.datasource.name}' "
-            f"({exc.shared.invoices:,} invoices): it is data sent before, though not byte for byte the same file "
-            "(line endings or column order may differ). Nothing was published. To swap the days it covers, send "
-            "it with mode=replace; to count it again anyway, retry with force=true.",
+            f"({counted(exc.shared.invoices, 'invoice')}): it is data sent before, though not byte for byte the "
+            "same file (line endings or column order may differ). Nothing was published. To swap the days it "
+            "covers, send it with mode=replace; to count it again anyway, retry with force=true.",
             status=409,
         ) from None
     if user_allowed_branches(user=task.created_by) is None:
@@ -355,8 +355,10 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
         )
     task.engine_task_id = published.engine_task_id or f"embedded:{task.datasource.name}:v{published.data_version}"
     rejected_note = f", {outcome.rows_rejected:,} rejected (see the error report)" if outcome.rows_rejected else ""
+    # A replace swaps every row of the file's date range, days the file has no rows for included.
     replaced_note = (
-        f", in place of the {published.rows_replaced:,} rows those days had"
+        f"; it replaced the {counted(published.rows_replaced, 'row')} from {outcome.interval_start} to "
+        f"{outcome.interval_end} (every day of that range, also days without rows in this file)"
         if task.mode == IngestionTask.Mode.REPLACE and not published.already_published
         else ""
     )
@@ -373,7 +375,7 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
         task.save(update_fields=["notes"])
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
-        f"Published {outcome.rows_valid:,} rows{rejected_note} as data version {published.data_version} "
+        f"Published {counted(outcome.rows_valid, 'row')}{rejected_note} as data version {published.data_version} "
         f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
         f"{notes.message}{_reading_note(read.reading_notes)}{''.join(' ' + warning for warning in warnings)}",
         progress=100,
@@ -423,11 +425,22 @@ def _counted_twice_warning(shared: SharedInvoices, *, datasource: str) -> str:
     invoice split across two files is legitimate, hence a warning, not a refusal."""
     if not shared:
         return ""
+    lines = f"{shared.lines:,} of these lines belong" if shared.lines != 1 else "1 of these lines belongs"
     return (
-        f"Warning: {shared.lines:,} of these lines belong to {shared.invoices:,} invoices already published in "
+        f"Warning: {lines} to {counted(shared.invoices, 'invoice')} already published in "
         f"'{datasource}'. If this data was sent before, it now counts twice: send it with mode=replace to swap "
         "its days instead."
     )
+
+
+def _switch_allowed(*, task: IngestionTask, progress: TaskProgress) -> None:
+    """Called in publishing's switch transaction: the last moment a cancel takes effect. The task
+    row stays locked until the switch commits, so a cancel either comes first and stops the switch,
+    or comes after and finds the rows switched in (409 too_late_to_cancel), never "Cancelling…"
+    followed by a silent success."""
+    progress.check_cancelled(lock=True)
+    if not task.options.get("force"):
+        _duplicate_refuse(task=task)
 
 
 def _publishing_claim(*, task: IngestionTask) -> None:
@@ -451,6 +464,7 @@ def _duplicate_refuse(*, task: IngestionTask, publishing: bool = False) -> None:
             in_flight=False,
             publishing=publishing,
             user=task.created_by,
+            mode=task.mode,
         )
     except IngestionError as exc:
         raise IngestionError(exc.code, f"{exc.detail} Nothing was published; the raw file is kept.") from None
@@ -564,7 +578,8 @@ def _validate_all(
         )
     )
     try:
-        with outcome.report_path.open("w", newline="", encoding="utf-8") as report_file:
+        # utf-8-sig: a BOM, as every CSV export has (sales_analytics.csvsafe).
+        with outcome.report_path.open("w", newline="", encoding="utf-8-sig") as report_file:
             report = csv.writer(report_file)
             report.writerow(ERROR_REPORT_COLUMNS)
             for batch in batches:
@@ -579,7 +594,7 @@ def _validate_all(
                 percent = 25 + int(60 * min(outcome.rows_total / max(estimated_rows, outcome.rows_total, 1), 1.0))
                 progress.update(
                     percent,
-                    f"Validated {outcome.rows_total:,} rows ({outcome.rows_rejected:,} rejected).",
+                    f"Validated {counted(outcome.rows_total, 'row')} ({outcome.rows_rejected:,} rejected).",
                     rows_total=outcome.rows_total,
                     rows_valid=outcome.rows_valid,
                     rows_rejected=outcome.rows_rejected,
@@ -669,7 +684,8 @@ def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
     if outcome.rows_valid == 0 or ratio > limit:
         raise IngestionError(
             errors.TOO_MANY_REJECTED,
-            f"{outcome.rows_rejected:,} of {outcome.rows_total:,} rows ({ratio:.1%}) were rejected, more than the "
+            f"{outcome.rows_rejected:,} of {counted(outcome.rows_total, 'row')} ({ratio:.1%}) "
+            f"{'was' if outcome.rows_rejected == 1 else 'were'} rejected, more than the "
             f"allowed {limit:.0%}. Nothing was published; download the error report to see why.",
         )
 

@@ -1,6 +1,7 @@
 """Writes for ingestion: receiving an upload, running its task, retrying and cancelling."""
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -23,7 +24,10 @@ from accounts.selectors import user_allowed_branches
 from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create
 from ingestion import errors
+from ingestion.dates import date_format_validate
 from ingestion.errors import IngestionError
+from ingestion.liveness import TaskHeartbeat, task_worker_gone, this_worker
+from ingestion.mapping import mapping_fields_check
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.signals import task_failed
@@ -75,10 +79,18 @@ def upload_options_parse(
         raise IngestionError(
             errors.INVALID_OPTION, f"date_format must be at most {DATE_FORMAT_MAX_CHARS} characters.", status=400
         )
+    date_format = (date_format or "").strip() or None
+    # Refused with the request, not accepted (202) and failed by the task later: a date format that
+    # cannot read a date, a mapping to a field that does not exist. 422 with the codes' own status:
+    # the request is well formed (its schema cannot say which strftime texts read a date).
+    if date_format is not None:
+        date_format_validate(date_format)
+    if parsed_mapping:
+        mapping_fields_check(parsed_mapping)
     return UploadOptions(
         mode=mode,
         mapping=parsed_mapping,
-        date_format=(date_format or "").strip() or None,
+        date_format=date_format,
         decimal=_decimal_parse(decimal),
         sheet=(sheet or "").strip() or None,
         header_row=_header_row_parse(header_row),
@@ -239,10 +251,12 @@ def ingestion_duplicate_refuse(
     in_flight: bool = True,
     publishing: bool = False,
     user: AbstractBaseUser | None = None,
+    mode: str = IngestionTask.Mode.APPEND,
 ) -> None:
     """Raise `duplicate_upload` (409) when this exact file was published to the datasource, or
     (with `in_flight`) is being loaded into it by another task. The other task is named unless
-    `user` may not see it (a branch-scoped user sees only their own uploads)."""
+    `user` may not see it (a branch-scoped user sees only their own uploads); the advice fits
+    the `mode` that was sent."""
     earlier = ingestion_duplicate_find(
         datasource_name=datasource_name,
         sha256=sha256,
@@ -263,11 +277,17 @@ def ingestion_duplicate_refuse(
             "Wait for it, or send force=true to load it twice."
         )
     else:
-        detail = (
-            f"This exact file was already published to '{datasource_name}'{by}. Send force=true to load it "
-            "again; with mode=replace its days' rows are swapped for the file's instead of added to."
-        )
+        detail = f"This exact file was already published to '{datasource_name}'{by}. " + _force_advice(mode=mode)
     raise IngestionError(errors.DUPLICATE_UPLOAD, detail, status=409)
+
+
+def _force_advice(*, mode: str) -> str:
+    if mode == IngestionTask.Mode.REPLACE:
+        return "Send force=true (with mode=replace, as now) to swap its days' rows for the file's again."
+    return (
+        "Send force=true to load it again: its rows are then added a second time; with mode=replace as well, "
+        "its days' rows are swapped for the file's instead."
+    )
 
 
 def replace_permission_check(*, user: AbstractBaseUser | None, uploader: bool = False) -> None:
@@ -311,7 +331,8 @@ def ingestion_upload_receive(
     if options.mode == IngestionTask.Mode.REPLACE:
         replace_permission_check(user=user)
     if not options.force:
-        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256, user=user)
+        ingestion_tasks_reap()  # a task its worker left running is not "being loaded"
+        ingestion_duplicate_refuse(datasource_name=datasource_name, sha256=sha256, user=user, mode=options.mode)
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
@@ -412,6 +433,7 @@ def ingestion_task_retry(
     every other option stays as the upload chose it. Invalid values raise `invalid_option` (400);
     a replace neither the user nor the task's uploader may do, `permission_denied` (403).
     """
+    ingestion_tasks_reap()  # a task its worker left running can be retried
     with transaction.atomic():
         locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
         if locked.status not in (IngestionTask.Status.FAILED, IngestionTask.Status.CANCELLED):
@@ -431,7 +453,11 @@ def ingestion_task_retry(
         if not locked.options.get("force"):
             # The file may have been published (or queued) by another upload since this one failed.
             ingestion_duplicate_refuse(
-                datasource_name=locked.datasource.name, sha256=locked.sha256, exclude=locked.pk, user=user
+                datasource_name=locked.datasource.name,
+                sha256=locked.sha256,
+                exclude=locked.pk,
+                user=user,
+                mode=locked.mode,
             )
         locked.status = IngestionTask.Status.QUEUED
         locked.stage = IngestionTask.Stage.STORING_RAW
@@ -440,22 +466,45 @@ def ingestion_task_retry(
         locked.error_code = ""
         locked.cancel_requested = False
         locked.finished_at = None
+        _attempt_results_clear(task=locked)
         locked.save()
         ingestion_task_enqueue(task=locked)
     return locked
 
 
 def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
-    """A queued task is cancelled at once; a running one stops at its next checkpoint."""
+    """A queued task is cancelled at once, and so is a running one whose worker is gone; a running
+    one stops at its next checkpoint, or at publishing's switch at the latest. Once the switch has
+    put its rows in, it is too late (409 `too_late_to_cancel`): the task can only succeed."""
     with transaction.atomic():
         locked = IngestionTask.objects.select_for_update().get(pk=task.pk)
         if locked.is_finished:
             raise IngestionError(
                 "task_not_cancellable", f"The task has already finished ({locked.status}).", status=409
             )
+        worker_gone = task_worker_gone(task=locked, now=timezone.now(), here=this_worker())
+        if locked.status == IngestionTask.Status.RUNNING and task_rows_switched_in(task=locked):
+            raise IngestionError(
+                errors.TOO_LATE_TO_CANCEL,
+                "Too late to cancel: publishing has already switched this file's rows in"
+                + (
+                    "; its worker stopped before recording that, so retry the task to finish it."
+                    if worker_gone
+                    else " and the task is finishing."
+                ),
+                status=409,
+            )
         if locked.status == IngestionTask.Status.QUEUED:
             locked.status = IngestionTask.Status.CANCELLED
             locked.message = "Cancelled before it started. The raw file is kept; retry to run it."
+            locked.finished_at = timezone.now()
+        elif worker_gone:
+            # Nobody is left to stop at a checkpoint: the cancel takes effect now.
+            locked.status = IngestionTask.Status.CANCELLED
+            locked.message = (
+                f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) while "
+                f"{locked.get_stage_display().lower()}. Nothing was published; the raw file is kept: retry to run it."
+            )
             locked.finished_at = timezone.now()
         else:
             locked.cancel_requested = True
@@ -477,59 +526,82 @@ def ingestion_task_claim(*, task_id: str) -> IngestionTask | None:
             return None
         task.status = IngestionTask.Status.RUNNING
         task.attempts += 1
-        task.started_at = timezone.now()
-        task.timings = {}
-        task.errors = []
-        task.notes = []
-        task.rows_total = task.rows_valid = task.rows_rejected = None
-        # What an earlier attempt found or produced must not show as this one's.
-        stale_report = task.error_report_key
-        task.error_report_key = task.engine_task_id = ""
-        task.detected_format = task.detected_encoding = task.detected_delimiter = task.detected_sheet = ""
-        task.detected_header_row = None
-        task.detected_date_format = ""
+        task.started_at = task.heartbeat_at = timezone.now()
+        worker = this_worker()
+        task.worker_host, task.worker_pid = worker.host, worker.pid
+        _attempt_results_clear(task=task)
         task.save()
-        if stale_report:
-            transaction.on_commit(lambda: default_storage.delete(stale_report))
     return task
 
 
-def task_stale_after() -> dt.timedelta:
-    """How long after it started a running task's worker counts as gone: past django-q2's time
-    limit, which kills the worker without a word to the task, no run can be alive."""
-    return dt.timedelta(seconds=settings.Q_CLUSTER["timeout"]) + dt.timedelta(minutes=5)
+def _attempt_results_clear(*, task: IngestionTask) -> None:
+    """What an earlier attempt found or produced must not show as the next one's: cleared when a
+    retry is queued (a queued retry showed the failed run's counts) and again when a run starts
+    (a redelivered or re-queued task). Its error report is deleted once the caller commits."""
+    task.timings = {}
+    task.errors = []
+    task.notes = []
+    task.rows_total = task.rows_valid = task.rows_rejected = None
+    stale_report = task.error_report_key
+    task.error_report_key = task.engine_task_id = ""
+    task.detected_format = task.detected_encoding = task.detected_delimiter = task.detected_sheet = ""
+    task.detected_header_row = None
+    task.detected_date_format = ""
+    if stale_report:
+        transaction.on_commit(lambda: default_storage.delete(stale_report))
 
 
 def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
-    """Fail the tasks a vanished worker left `running` (killed at the time limit, out of memory, a
-    native library crash, a restart), so they show what happened and can be retried; publishing
-    is idempotent, so a task that had already published counts nothing twice. Returns how many."""
-    stale_before = (now or timezone.now()) - task_stale_after()
+    """Fail the running tasks whose worker is gone (killed, out of memory, a native library crash,
+    a restart, django-q2's time limit): a worker killed outright writes nothing more, so the task
+    stayed `running`, refusing cancel, retry and a new upload of its file. Failed, it shows what
+    happened and can be retried. Run on a schedule and before the task reads and writes users
+    make (status, list, retry, upload). Returns how many tasks it failed."""
+    now = now or timezone.now()
+    here = this_worker()
     reaped = 0
-    for task_id in IngestionTask.objects.filter(
-        status=IngestionTask.Status.RUNNING, started_at__lt=stale_before
-    ).values_list("pk", flat=True):
+    for task in IngestionTask.objects.filter(status=IngestionTask.Status.RUNNING).only(*_LIVENESS_FIELDS):
+        if task_worker_gone(task=task, now=now, here=here) is None:
+            continue
         with transaction.atomic():
-            task = (
-                IngestionTask.objects.select_for_update()
-                .filter(pk=task_id, status=IngestionTask.Status.RUNNING, started_at__lt=stale_before)
-                .first()
-            )
-            if task is None:
+            locked = IngestionTask.objects.select_for_update().select_related("datasource").filter(pk=task.pk).first()
+            reason = task_worker_gone(task=locked, now=now, here=here) if locked is not None else None
+            if reason is None:
                 continue  # it moved on meanwhile
-            task.status = IngestionTask.Status.FAILED
-            task.error_code = errors.WORKER_LOST
-            task.message = (
-                f"The worker stopped while {task.get_stage_display().lower()} (started "
-                f"{task.started_at:%Y-%m-%d %H:%M} UTC): it was stopped at the time limit, ran out of memory or "
-                "crashed. The raw file is kept; retry the task."
-            )
-            task.finished_at = timezone.now()
-            task.save()
+            locked.status = IngestionTask.Status.FAILED
+            locked.error_code = errors.WORKER_LOST
+            locked.message = _worker_lost_message(task=locked, reason=reason)
+            locked.finished_at = timezone.now()
+            locked.save()
+            transaction.on_commit(functools.partial(_task_failed_send, task=locked))
             reaped += 1
     if reaped:
         logger.warning("%d ingestion task(s) left running by a vanished worker marked failed", reaped)
     return reaped
+
+
+_LIVENESS_FIELDS = ("pk", "status", "worker_host", "worker_pid", "heartbeat_at", "started_at")
+
+
+def _worker_lost_message(*, task: IngestionTask, reason: str) -> str:
+    if task_rows_switched_in(task=task):
+        return (
+            f"The worker running this task stopped (killed or crashed) after its rows were published ({reason}). "
+            "Retry the task to finish it; nothing is counted twice."
+        )
+    return (
+        f"The worker running this task stopped (killed or crashed) while {task.get_stage_display().lower()} "
+        f"({task.progress}%; {reason}). Nothing was published; the raw file is kept: retry the task."
+    )
+
+
+def task_rows_switched_in(*, task: IngestionTask) -> bool:
+    """Whether the task's publish switched its rows in: past that point it can only succeed."""
+    return Segment.objects.filter(datasource_id=task.datasource_id, upload_id=task.pk).exists()
+
+
+def _task_failed_send(*, task: IngestionTask) -> None:
+    task_failed.send(sender=IngestionTask, datasource_name=task.datasource.name, task_id=str(task.pk))
 
 
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
@@ -555,13 +627,27 @@ class TaskCancelled(Exception):
     pass
 
 
+class TaskAbandoned(Exception):
+    """The task is no longer this run's: it was failed as `worker_lost` (this worker looked gone),
+    cancelled as such, or queued again and claimed by another run. This run stops writing."""
+
+
 class TaskProgress:
-    """Writes stage, percent and message to the task row: the UI, API and admin read the same truth."""
+    """Writes stage, percent and message to the task row: the UI, API and admin read the same truth.
+
+    Every write is fenced: it applies only while the task is running as this run's attempt, so a
+    run the reaper gave up on (and maybe a retry took over) cannot overwrite what the task shows.
+    """
 
     def __init__(self, task: IngestionTask, on_progress: ProgressCallback | None = None) -> None:
         self.task = task
         self.on_progress = on_progress
         self._stage_started = time.perf_counter()
+
+    def _this_run(self):
+        return IngestionTask.objects.filter(
+            pk=self.task.pk, status=IngestionTask.Status.RUNNING, attempts=self.task.attempts
+        )
 
     def stage(self, stage: str, progress: int, message: str) -> None:
         self._close_stage()
@@ -571,15 +657,24 @@ class TaskProgress:
     def update(self, progress: int, message: str, **fields) -> None:
         self.task.progress = max(self.task.progress, min(progress, 100))
         self.task.message = text_storable(message)
+        self.task.heartbeat_at = timezone.now()
         for name, value in fields.items():
             setattr(self.task, name, value)
-        changed = ["stage", "progress", "message", "timings", *fields]
-        self.task.save(update_fields=changed)
+        changed = ["stage", "progress", "message", "timings", "heartbeat_at", *fields]
+        if not self._this_run().update(**{name: getattr(self.task, name) for name in changed}):
+            raise TaskAbandoned
         if self.on_progress is not None:
             self.on_progress(self.task)
 
-    def check_cancelled(self) -> None:
-        if IngestionTask.objects.filter(pk=self.task.pk, cancel_requested=True).exists():
+    def check_cancelled(self, *, lock: bool = False) -> None:
+        """Raise TaskCancelled when a cancel was asked, TaskAbandoned when the task is no longer
+        this run's. `lock`: hold the task row until the caller's transaction ends, so that no
+        cancel is accepted in between (publishing's switch)."""
+        run = self._this_run().select_for_update() if lock else self._this_run()
+        cancel_requested = run.values_list("cancel_requested", flat=True).first()
+        if cancel_requested is None:
+            raise TaskAbandoned
+        if cancel_requested:
             raise TaskCancelled
 
     def _close_stage(self) -> None:
@@ -601,43 +696,59 @@ class TaskProgress:
         if status == IngestionTask.Status.SUCCEEDED:
             self.task.stage = IngestionTask.Stage.DONE
         try:
-            self.task.save()
+            self._save_if_this_run()
         except DatabaseError:
             if status == IngestionTask.Status.SUCCEEDED:
                 raise
             # A value the database refused (the error being reported, maybe) is still on the row
             # object: record the outcome without it, or the task would stay `running`.
             logger.exception("task %s: saving its outcome failed; saving the status alone", self.task.pk)
-            self.task.save(update_fields=self.FINISH_FIELDS)
+            self._save_if_this_run(fields=self.FINISH_FIELDS)
         if status == IngestionTask.Status.FAILED:
-            task_failed.send(sender=IngestionTask, datasource_name=self.task.datasource.name, task_id=str(self.task.pk))
+            _task_failed_send(task=self.task)
         if self.on_progress is not None:
             self.on_progress(self.task)
+
+    def _save_if_this_run(self, fields: tuple[str, ...] | None = None) -> None:
+        with transaction.atomic():
+            if not self._this_run().select_for_update().exists():
+                raise TaskAbandoned
+            self.task.save(update_fields=fields)
 
 
 def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = None) -> IngestionTask | None:
     """Run one task end to end; safe to call twice (the second call finds it not queued)."""
-    from ingestion.pipeline import pipeline_run
-    from ingestion.readers import panics_as_errors
-
     task = ingestion_task_claim(task_id=task_id)
     if task is None:
         logger.info("task %s is not queued; nothing to do", task_id)
         return IngestionTask.objects.filter(pk=task_id).first()
-    progress = TaskProgress(task, on_progress)
+    try:
+        with TaskHeartbeat(task_id=task.pk, attempt=task.attempts):
+            _task_run_claimed(task=task, progress=TaskProgress(task, on_progress))
+    except TaskAbandoned:
+        logger.warning("task %s is no longer this run's (reaped, cancelled or run again); stopped", task_id)
+        return IngestionTask.objects.filter(pk=task_id).first()
+    return task
+
+
+def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
+    from ingestion.pipeline import pipeline_run
+    from ingestion.readers import panics_as_errors
+
     try:
         with panics_as_errors():
             pipeline_run(task=task, progress=progress)
+    except TaskAbandoned:
+        raise
     except TaskCancelled:
         progress.finish(IngestionTask.Status.CANCELLED, "Cancelled. Nothing was published; the raw file is kept.")
     except IngestionError as exc:
         progress.finish(IngestionTask.Status.FAILED, exc.detail, error_code=exc.code)
     except Exception as exc:
-        logger.exception("task %s failed unexpectedly during %s", task_id, task.stage)
+        logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
         progress.finish(
             IngestionTask.Status.FAILED,
             f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
             "Nothing was published; the raw file is kept, so the task can be retried.",
             error_code=errors.INTERNAL_ERROR,
         )
-    return task

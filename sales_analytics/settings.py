@@ -249,6 +249,9 @@ MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
 # Rows validated per batch: bounds the worker's memory on large files.
 INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=150_000)
+# A running ingestion task whose worker wrote no heartbeat for this long (or whose process on this
+# machine is gone) is failed as `worker_lost`, so it can be retried; its worker beats six times as often.
+INGEST_WORKER_LOST_SECONDS: int = env.int("INGEST_WORKER_LOST_SECONDS", default=60)
 # Files no data version needs are deleted by the daily sweep once this old (analytics.housekeeping);
 # longer than any publish (DRUID_PUBLISH_TIMEOUT_SECONDS) or query holding an older version.
 FILES_SWEEP_GRACE_HOURS: int = env.int("FILES_SWEEP_GRACE_HOURS", default=24)

@@ -28,6 +28,7 @@ from analytics.engines.druid_ingestion import POLL_SECONDS, upload_ingest
 from analytics.models import Datasource
 from analytics.segments import segment_local_path
 from analytics.sql import quote
+from sales_analytics.plural import counted
 
 SYNC_UPLOAD_NAME = "catalogue sync"
 
@@ -57,8 +58,9 @@ class Reconciliation:
     def describe(self) -> str:
         state = "in sync" if self.in_sync else f"OUT OF SYNC in {self.cells_apart_count:,} day×branch cell(s)"
         text = (
-            f"{self.datasource}: {state} — catalogue version {self.data_version}: {self.catalogue_lines:,} lines, "
-            f"revenue {self.catalogue_revenue:,.4f}; Druid: {self.druid_lines:,} lines, "
+            f"{self.datasource}: {state} — catalogue version {self.data_version}: "
+            f"{counted(self.catalogue_lines, 'line')}, revenue {self.catalogue_revenue:,.4f}; "
+            f"Druid: {counted(self.druid_lines, 'line')}, "
             f"revenue {self.druid_revenue:,.4f}"
         )
         return text + "".join(f"\n    {cell}" for cell in self.cells_apart)
@@ -150,8 +152,8 @@ def _cell_words(cell: Cell, ours: dict, theirs: dict) -> str:
     lines, revenue = ours.get(cell, (0, 0.0))
     druid_lines, druid_revenue = theirs.get(cell, (0, 0.0))
     return (
-        f"{cell[0]} branch {cell[1]}: catalogue {lines:,} lines, revenue {revenue:,.4f}; "
-        f"Druid {druid_lines:,} lines, revenue {druid_revenue:,.4f}"
+        f"{cell[0]} branch {cell[1]}: catalogue {counted(lines, 'line')}, revenue {revenue:,.4f}; "
+        f"Druid {counted(druid_lines, 'line')}, revenue {druid_revenue:,.4f}"
     )
 
 

@@ -312,7 +312,8 @@ def test_a_replace_says_how_many_rows_it_swapped_out(uploader_api, real_file: Pa
     task = IngestionTask.objects.get(pk=task_id)
     assert task.status == IngestionTask.Status.SUCCEEDED, task.message
     assert f"Published {len(kept):,} rows" in task.message
-    assert f"({first} to {last}), in place of the {swapped:,} rows those days had." in task.message
+    # Every row of the range went, days the file lacks included: said so, not "those days had".
+    assert f"({first} to {last}); it replaced the {swapped:,} rows from {first} to {last} (every day" in task.message
     assert _lines(uploader_api) == len(rows) - swapped + len(kept)
 
 
@@ -324,13 +325,13 @@ def test_a_replace_run_again_after_its_switch_does_not_claim_it_swapped_nothing(
     header, *rows = real_file.read_text().splitlines()
     february = "\n".join([header, *[row for row in rows if "-Feb-2019," in row][:10]]) + "\n"
     task_id = _upload(uploader_api, february.encode(), mode="replace").json()["task_id"]
-    assert "in place of the" in IngestionTask.objects.get(pk=task_id).message
+    assert "it replaced the" in IngestionTask.objects.get(pk=task_id).message
     IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.QUEUED)
 
     again = ingestion_task_run(task_id=task_id)
 
     assert again.status == IngestionTask.Status.SUCCEEDED, again.message
-    assert "in place of the" not in again.message
+    assert "it replaced the" not in again.message
 
 
 def _receipts_restarting_daily(first_day: str, days: int) -> bytes:
@@ -379,3 +380,41 @@ def test_receipt_numbers_restarting_every_day_are_named_and_a_later_month_is_not
 def test_unique_invoice_ids_give_no_reuse_warning(uploader_api, real_file: Path, tasks_inline) -> None:
     task = IngestionTask.objects.get(pk=_upload(uploader_api, real_file.read_bytes()).json()["task_id"])
     assert task.status == IngestionTask.Status.SUCCEEDED and "Warning" not in task.message
+
+
+def test_counts_in_messages_agree_with_their_number(uploader_api, tasks_inline) -> None:
+    one_line = b"Date,Branch,Product line,Quantity,Total,Invoice ID\n2019-01-01,A,Food,1,10,INV-1\n"
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, one_line).json()["task_id"])
+    assert task.message.startswith("Published 1 row as data version 1"), task.message
+
+    # The same line in other bytes, loaded anyway: one line of one invoice published before.
+    crlf = one_line.replace(b"\n", b"\r\n")
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, crlf, force="true").json()["task_id"])
+    assert "Warning: 1 of these lines belongs to 1 invoice already published" in task.message, task.message
+
+    replace = _upload(
+        uploader_api, b"Date,Branch,Product line,Quantity,Total\n2019-01-01,A,Food,1,10\n", mode="replace"
+    )
+    task = IngestionTask.objects.get(pk=replace.json()["task_id"])
+    assert "Published 1 row " in task.message
+    assert "it replaced the 2 rows from 2019-01-01 to 2019-01-01" in task.message, task.message
+
+
+def test_too_many_rejected_rows_are_counted_in_words_that_agree(uploader_api, tasks_inline) -> None:
+    content = b"Date,Branch,Product line,Quantity,Total\n2019-01-01,A,Food,one,10\n"
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, content).json()["task_id"])
+    assert task.error_code == "too_many_rejected_rows"
+    assert task.message.startswith("1 of 1 row (100.0%) was rejected"), task.message
+
+
+def test_a_refused_replace_is_advised_as_a_replace(uploader_api, real_file: Path, tasks_inline) -> None:
+    # The advice was "with mode=replace its days' rows are swapped", to a request that sent mode=replace.
+    assert _upload(uploader_api, real_file.read_bytes()).status_code == 202
+    refused = _upload(uploader_api, real_file.read_bytes(), mode="replace")
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert "Send force=true (with mode=replace, as now) to swap its days' rows for the file's again." in detail
+    assert "with mode=replace its days" not in detail
+
+    appended = _upload(uploader_api, real_file.read_bytes()).json()["detail"]
+    assert "Send force=true to load it again: its rows are then added a second time" in appended

@@ -132,26 +132,28 @@ def test_a_library_panic_fails_the_task_instead_of_leaving_it_running(
 
 
 def test_a_task_left_running_by_a_vanished_worker_is_failed_then_retried(
-    uploader_api, real_file: Path, request
+    uploader_api, real_file: Path, request, settings
 ) -> None:
     import datetime as dt
 
     from django.utils import timezone
 
-    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap, task_stale_after
+    from ingestion.services import ingestion_task_claim
     from ingestion.tasks import ingestion_tasks_reap_task
 
-    # A worker claims the task and dies (killed at the time limit, out of memory, a native crash):
-    # no handler runs, so the task stayed `running` and retry refused it.
+    # A worker on another machine claims the task and dies (killed, out of memory, a native
+    # crash): no handler runs, so the task stayed `running` and retry refused it.
+    settings.INGEST_WORKER_LOST_SECONDS = 60
     task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
     task = ingestion_task_claim(task_id=task_id)
+    IngestionTask.objects.filter(pk=task.pk).update(worker_host="another-machine")
     recent = IngestionTask.objects.create(
         datasource=task.datasource, status=IngestionTask.Status.RUNNING, started_at=timezone.now()
     )
-    assert ingestion_tasks_reap_task() == 0  # not stale yet
-    IngestionTask.objects.filter(pk=task.pk).update(started_at=timezone.now() - task_stale_after() - dt.timedelta(1))
+    assert ingestion_tasks_reap_task() == 0  # its heartbeat is fresh
+    IngestionTask.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now() - dt.timedelta(seconds=61))
 
-    assert ingestion_tasks_reap() == 1
+    assert ingestion_tasks_reap_task() == 1
 
     task.refresh_from_db()
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
@@ -187,3 +189,47 @@ def test_a_value_the_database_refuses_fails_the_task_instead_of_leaving_it_runni
     assert "DataError" in task.message
     assert default_storage.exists(task.raw_key)
     assert Segment.objects.count() == 0
+
+
+def test_a_cancel_accepted_while_publishing_stops_the_switch(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    # Accepted ("Cancelling…") before the rows were switched in, it must take effect, not end
+    # in a silent success.
+    real_publish = pipeline.datasource_publish
+    answers: list[dict] = []
+
+    def cancel_then_publish(**kwargs):
+        task_id = kwargs["request"].upload_id
+        answers.append(uploader_api.post(f"/api/ingest/tasks/{task_id}/cancel").json())
+        return real_publish(**kwargs)
+
+    monkeypatch.setattr(pipeline, "datasource_publish", cancel_then_publish)
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    assert answers[0]["status"] == "running" and answers[0]["message"] == "Cancelling…"
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert task.status == IngestionTask.Status.CANCELLED, task.message
+    assert "Nothing was published" in task.message
+    assert Segment.objects.count() == 0
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 0
+
+
+def test_a_cancel_after_the_switch_is_refused_as_too_late(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    real_publish = pipeline.datasource_publish
+    answers = []
+
+    def publish_then_cancel(**kwargs):
+        published = real_publish(**kwargs)
+        answers.append(uploader_api.post(f"/api/ingest/tasks/{kwargs['request'].upload_id}/cancel"))
+        return published
+
+    monkeypatch.setattr(pipeline, "datasource_publish", publish_then_cancel)
+    body = _upload(uploader_api, real_file.read_bytes()).json()
+    assert answers[0].status_code == 409
+    assert answers[0].json()["code"] == "too_late_to_cancel"
+    assert answers[0].json()["detail"].startswith("Too late to cancel: publishing")
+    task = IngestionTask.objects.get(pk=body["task_id"])
+    assert (task.status, task.cancel_requested) == (IngestionTask.Status.SUCCEEDED, False)
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000

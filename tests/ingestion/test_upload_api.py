@@ -191,12 +191,44 @@ def test_partly_invalid_rows_are_reported_exactly(uploader_api, tasks_inline) ->
     assert sorted(error["row_number"] for error in status["errors"]) == [4, 8, 11]
     report = uploader_api.get(status["error_report_url"])
     assert report.status_code == 200
-    text = b"".join(report.streaming_content).decode()
+    text = b"".join(report.streaming_content).decode("utf-8-sig")
     lines = text.strip().splitlines()
     assert lines[0] == "row_number,column,value,reason"
     assert len(lines) == 4
     assert "'=HYPERLINK(1)" in text  # neutralised against formula injection
     assert summary(uploader_api)["lines"] == 17
+
+
+def test_the_error_report_opens_in_a_spreadsheet_with_its_accents(uploader_api, uploader, tasks_inline) -> None:
+    # Like every CSV export: a charset and a BOM, without which Excel shows "CrÃ¨me" for "Crème".
+    rows = ["Date,Branch,Product line,Quantity,Total"]
+    rows += [f"2019-01-{day:02d},Crème,Food,1,10" for day in range(1, 21)]
+    rows[3] = "2019-01-03,Crème,Food,une,10"
+    status = status_of(uploader_api, upload(uploader_api, "accents.csv", "\n".join(rows).encode()).json()["task_id"])
+    assert status["rows_rejected"] == 1, status["message"]
+    page = Client()
+    page.force_login(uploader)
+    for url in (status["error_report_url"], f"/uploads/{status['task_id']}/errors.csv"):
+        report = (uploader_api if url.startswith("/api/") else page).get(url)
+        assert report["Content-Type"] == "text/csv; charset=utf-8", url
+        assert f'filename="errors-{status["task_id"]}.csv"' in report["Content-Disposition"]
+        content = b"".join(report.streaming_content)
+        assert content.startswith(b"\xef\xbb\xbf") and content.count(b"\xef\xbb\xbf") == 1, url
+        assert "une" in content.decode("utf-8-sig")
+
+
+def test_an_error_report_stored_without_a_bom_is_served_with_one(uploader_api, tasks_inline) -> None:
+    rows = ["Date,Branch,Product line,Quantity,Total", "2019-01-01,Crème,Food,1,10", "2019-01-02,A,Food,x,10"]
+    rows += [f"2019-01-{day:02d},A,Food,1,10" for day in range(3, 10)]
+    status = status_of(uploader_api, upload(uploader_api, "old.csv", "\n".join(rows).encode()).json()["task_id"])
+    key = IngestionTask.objects.get(pk=status["task_id"]).error_report_key
+    with default_storage.open(key, "rb") as handle:
+        stored = handle.read()
+    default_storage.delete(key)
+    without_bom = stored.removeprefix(b"\xef\xbb\xbf")
+    default_storage.save(key, io.BytesIO(without_bom))  # as reports were stored before
+    content = b"".join(uploader_api.get(status["error_report_url"]).streaming_content)
+    assert content == b"\xef\xbb\xbf" + without_bom
 
 
 def test_workbook_sheets_are_parsed_by_the_worker_not_the_request(uploader_api, tmp_path, tasks_inline) -> None:
@@ -452,6 +484,8 @@ def test_a_failure_message_holding_what_postgresql_refuses_is_stored(real_file: 
     from ingestion.services import TaskProgress
 
     task = _receive(real_file, sha256="3" * 64)
+    IngestionTask.objects.filter(pk=task.pk).update(status=IngestionTask.Status.RUNNING)  # as its run finishes
+    task.refresh_from_db()
     TaskProgress(task).finish(IngestionTask.Status.FAILED, "Sheet 'Data\x00x' \ud800 has no rows.", error_code="x")
     task.refresh_from_db()
     assert (task.status, task.message) == ("failed", "Sheet 'Data\u2400x' ? has no rows.")
@@ -488,3 +522,83 @@ def test_preview_says_which_decimal_mark_it_assumed(uploader_api) -> None:
     assert any("decimal comma" in note for note in body["notes"])
     stated = uploader_api.post("/api/ingest/preview", {"file": _named("euro.csv", content), "decimal": "."}).json()
     assert stated["decimal_comma"] is False and stated["notes"] == []
+
+
+BAD_OPTIONS = [
+    ({"date_format": "garbage"}, "invalid_date_format", "date_format 'garbage' cannot be used", "%d/%m/%Y"),
+    ({"date_format": "%Q-%d"}, "invalid_date_format", "not valid strftime syntax", "%Y-%m-%d"),
+    ({"mapping": '{"Total": "revenu"}'}, "invalid_mapping", "Unknown field 'revenu' for column 'Total'", "revenue"),
+]
+
+
+@pytest.mark.parametrize(("fields", "code", "names", "suggests"), BAD_OPTIONS)
+@pytest.mark.parametrize("endpoint", ["upload", "preview"])
+def test_an_unusable_option_is_refused_by_the_request(
+    uploader_api, real_file: Path, endpoint: str, fields: dict, code: str, names: str, suggests: str
+) -> None:
+    # It was accepted (202) and failed the task later. 422: the request is well formed (no schema
+    # can say which texts are usable strftime formats); the code is the one the task failed with.
+    response = uploader_api.post(f"/api/ingest/{endpoint}", {"file": _named("s.csv", real_file.read_bytes()), **fields})
+    assert response.status_code == 422, response.content
+    assert response.json()["code"] == code
+    assert names in response.json()["detail"] and suggests in response.json()["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_an_unusable_option_is_refused_by_the_form_the_cli_and_graphql(uploader, real_file: Path) -> None:
+    import json
+
+    from django.core.files.base import ContentFile
+    from django.core.management import CommandError, call_command
+
+    browser = Client()
+    browser.force_login(uploader)
+    page = browser.post(
+        "/uploads", {"file": _named("s.csv", real_file.read_bytes()), "date_format": "garbage"}, follow=True
+    )
+    assert "date_format &#x27;garbage&#x27; cannot be used" in page.content.decode()
+
+    with pytest.raises(CommandError, match=r"--date-format 'garbage' cannot be used.*\[invalid_date_format\]"):
+        call_command("ingest", str(real_file), "--date-format", "garbage", stdout=io.StringIO(), stderr=io.StringIO())
+
+    mutation = (
+        'mutation($file: Upload!) { uploadFile(file: $file, mapping: "{\\"Total\\": \\"revenu\\"}") { task { id } } }'
+    )
+    answer = browser.post(
+        "/graphql",
+        {
+            "operations": json.dumps({"query": mutation, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+            "0": ContentFile(real_file.read_bytes(), name="s.csv"),
+        },
+    ).json()
+    assert answer["errors"][0]["extensions"]["code"] == "invalid_mapping", answer
+    assert "Did you mean 'revenue'?" in answer["errors"][0]["message"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_retry_with_an_unusable_date_format_is_refused(uploader_api, tasks_inline) -> None:
+    content = b"Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n"
+    task_id = upload(uploader_api, "dates.csv", content).json()["task_id"]
+    refused = uploader_api.post(f"/api/ingest/tasks/{task_id}/retry", {"date_format": "%Y"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_date_format")
+    assert IngestionTask.objects.get(pk=task_id).status == IngestionTask.Status.FAILED
+
+
+def test_a_queued_retry_shows_no_counts_of_the_run_before(uploader_api, tasks_inline, monkeypatch) -> None:
+    from django_q.conf import Conf
+
+    rows = ["Date,Branch,Product line,Quantity,Total"] + [f"2019-01-{day:02d},A,Food,x,10" for day in range(1, 11)]
+    task_id = upload(uploader_api, "bad.csv", "\n".join(rows).encode()).json()["task_id"]
+    failed = status_of(uploader_api, task_id)
+    assert (failed["error_code"], failed["rows_rejected"]) == ("too_many_rejected_rows", 10)
+    report_key = IngestionTask.objects.get(pk=task_id).error_report_key
+    monkeypatch.setattr(Conf, "SYNC", False)  # no worker: the retry stays queued
+
+    assert uploader_api.post(f"/api/ingest/tasks/{task_id}/retry").status_code == 202
+
+    queued = status_of(uploader_api, task_id)
+    assert queued["status"] == "queued"
+    assert (queued["rows_total"], queued["rows_valid"], queued["rows_rejected"]) == (None, None, None)
+    assert (queued["errors"], queued["error_report_url"], queued["timings"]) == ([], None, {})
+    assert not default_storage.exists(report_key)

@@ -1,15 +1,47 @@
 import hashlib
-import shutil
-import sys
+import re
 from pathlib import Path
 
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
 
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.services import ingestion_task_run, ingestion_upload_receive, upload_options_parse
+from sales_analytics.plural import counted
 
 _BAR_WIDTH = 30
+
+# Messages name options as the API spells them; on the command line they are flags.
+_CLI_SPELLINGS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![\w-])date_format(?!\w)"), "--date-format"),
+    (re.compile(r"(?<![\w-])header_row(?!\w)"), "--header-row"),
+    (re.compile(r"(?<![\w-])max_rejected_ratio(?!\w)"), "--max-rejected-ratio"),
+    (re.compile(r"(?<![\w-])datasource_name(?!\w)"), "--datasource"),
+    (re.compile(r"(?<![\w-])force=true(?!\w)"), "--force"),
+    (re.compile(r"(?<![\w-])mode=(append|replace)(?!\w)"), r"--mode \1"),
+    # An option's own refusal starts with its name ("mapping is not valid JSON").
+    (re.compile(r"^(mapping|sheet)(?= (?:is|must) )"), r"--\1"),
+)
+
+
+def cli_spelling(message: str) -> str:
+    """`message` with the API's option names (`date_format`, `force=true`) as this command's flags."""
+    for pattern, flag in _CLI_SPELLINGS:
+        message = pattern.sub(flag, message)
+    return message
+
+
+def error_report_location(task: IngestionTask) -> str:
+    """Where to find the task's error report: the file itself when storage is a local folder."""
+    stored = (
+        default_storage.path(task.error_report_key)
+        if isinstance(default_storage, FileSystemStorage)
+        else f"storage key {task.error_report_key}"
+    )
+    url = reverse("api:ingestion_task_error_report", kwargs={"task_id": task.pk})
+    return f"{stored} (or GET {url})"
 
 
 def file_sha256(path: Path) -> str:
@@ -22,6 +54,7 @@ def file_sha256(path: Path) -> str:
 
 class Command(BaseCommand):
     help = "Ingest a sales file (CSV, Excel or Parquet) through the same pipeline as uploads."
+    _last_message = ""  # the progress message last printed on a terminal
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
@@ -64,21 +97,45 @@ class Command(BaseCommand):
                 user=None,
             )
         except IngestionError as exc:
-            raise CommandError(f"{exc.detail} [{exc.code}]") from None
+            raise CommandError(f"{cli_spelling(exc.detail)} [{exc.code}]") from None
         self.stdout.write(f"Task {task.pk} queued for '{task.datasource.name}'.")
         if options["background"]:
             return
+        self.task_run_and_report(task)
+
+    def task_run_and_report(self, task: IngestionTask) -> IngestionTask:
+        """Run the task here with a progress bar; CommandError (a non-zero exit) unless it succeeded."""
         finished = ingestion_task_run(task_id=str(task.pk), on_progress=self._draw_progress)
         self.stderr.write("")
         if finished is None or finished.status != IngestionTask.Status.SUCCEEDED:
-            message = finished.message if finished else "the task disappeared"
-            raise CommandError(f"Ingestion {finished.status if finished else 'failed'}: {message}")
-        self.stdout.write(self.style.SUCCESS(finished.message))
+            message = cli_spelling(finished.message) if finished else "the task disappeared"
+            code = f" [{finished.error_code}]" if finished and finished.error_code else ""
+            raise CommandError(
+                f"Ingestion {finished.status if finished else 'failed'}: {message}{code}{self._report_note(finished)}"
+            )
+        self.stdout.write(self.style.SUCCESS(cli_spelling(finished.message)))
+        if finished.rows_rejected:
+            # Published with some rows left out: a success (exit 0), but the rejects must not go unseen.
+            self.stdout.write(
+                self.style.WARNING(f"{counted(finished.rows_rejected, 'row')} rejected.{self._report_note(finished)}")
+            )
+        return finished
+
+    @staticmethod
+    def _report_note(task: IngestionTask | None) -> str:
+        return f" Error report: {error_report_location(task)}" if task and task.error_report_key else ""
 
     def _draw_progress(self, task: IngestionTask) -> None:
+        """Each message in full: cut at the terminal's width, its end (often the useful part) was
+        lost. On a terminal the bar redraws in place below the messages; elsewhere (a log) each
+        update is one line."""
+        message = cli_spelling(task.message)
         filled = _BAR_WIDTH * task.progress // 100
-        bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
-        columns = shutil.get_terminal_size((100, 20)).columns
-        line = f"[{bar}] {task.progress:3d}% {task.stage}: {task.message}"
-        end = "\r" if sys.stderr.isatty() else "\n"
-        self.stderr.write(line[: columns - 1].ljust(columns - 1), ending=end)
+        bar = f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {task.progress:3d}% {task.stage}"
+        if not self.stderr.isatty():
+            self.stderr.write(f"{bar}: {message}")
+            return
+        if message != self._last_message:
+            self._last_message = message
+            self.stderr.write(f"\r\033[K{task.stage}: {message}")  # over the bar, then the bar below it
+        self.stderr.write(bar, ending="\r")

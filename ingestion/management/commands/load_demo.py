@@ -18,15 +18,14 @@ from ingestion.demo import (
 )
 from ingestion.errors import IngestionError
 from ingestion.management.commands.ingest import Command as IngestCommand
-from ingestion.management.commands.ingest import file_sha256
-from ingestion.models import IngestionTask
+from ingestion.management.commands.ingest import cli_spelling, file_sha256
 from ingestion.services import (
     datasource_name_check,
     ingestion_duplicate_find,
-    ingestion_task_run,
     ingestion_upload_receive,
     upload_options_parse,
 )
+from sales_analytics.plural import counted
 
 
 class Command(IngestCommand):
@@ -79,7 +78,10 @@ class Command(IngestCommand):
                 task_id = self._already_there(name=name, sha256=sha256, snapshot_uploads=snapshot.uploads)
                 self._finish(name=name, anomalies=anomalies, details={**details, "task_id": task_id})
                 return
-            self.stdout.write(f"Generated {frame.height:,} rows ({len(anomalies)} injected anomalies).")
+            self.stdout.write(
+                f"Generated {counted(frame.height, 'row')} "
+                f"({counted(len(anomalies), 'injected anomaly', 'injected anomalies')})."
+            )
             try:
                 task = ingestion_upload_receive(
                     local_path=path,
@@ -95,16 +97,11 @@ class Command(IngestCommand):
                     self._say_loaded(name)
                     self._finish(name=name, anomalies=anomalies, details=details)
                     return
-                raise CommandError(f"{exc.detail} [{exc.code}]") from None
+                raise CommandError(f"{cli_spelling(exc.detail)} [{exc.code}]") from None
         # The raw file is in storage now; label the datasource before its rows appear.
         datasource_mark_demo(name=name)
         self.stdout.write(f"Task {task.pk} queued for '{name}'.")
-        finished = ingestion_task_run(task_id=str(task.pk), on_progress=self._draw_progress)
-        self.stderr.write("")
-        if finished is None or finished.status != IngestionTask.Status.SUCCEEDED:
-            message = finished.message if finished else "the task disappeared"
-            raise CommandError(f"Ingestion {finished.status if finished else 'failed'}: {message}")
-        self.stdout.write(self.style.SUCCESS(finished.message))
+        self.task_run_and_report(task)
         self._finish(name=name, anomalies=anomalies, details={**details, "task_id": str(task.pk)})
 
     def _already_there(self, *, name: str, sha256: str, snapshot_uploads) -> str:
