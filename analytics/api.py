@@ -67,8 +67,9 @@ class FilterQuery(Schema):
 
 class SummaryOut(Schema):
     total_revenue: float
-    total_cost: float
-    gross_profit: float
+    # Null when none of the lines has a cost (0 without lines).
+    total_cost: float | None
+    gross_profit: float | None
     gross_margin: float | None
     lines: int
     transactions: int

@@ -91,6 +91,9 @@ class Rollup(models.Model):
     dimensions = models.JSONField(default=list)
     path = models.CharField(max_length=1024)
     rows = models.PositiveBigIntegerField()
+    # The metric parts its cells hold (analytics.metrics.PARTS); queries needing another part
+    # read finer data (a rollup of an earlier release lacks the parts added since).
+    parts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

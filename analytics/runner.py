@@ -258,8 +258,8 @@ def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started:
 
 
 def _zero(metric: str) -> float | int | None:
-    # A metric of two parts is a quotient (margin, averages): undefined without rows, as in SQL.
-    return None if len(METRICS[metric].parts) > 1 else 0
+    # A quotient (margin, averages) is undefined without rows, as in SQL.
+    return None if METRICS[metric].is_quotient else 0
 
 
 def _filters_key(filters: Filters, allowed: tuple[str, ...] | None) -> str:

@@ -238,6 +238,7 @@ def _version_facts(datasource: Datasource) -> VersionFacts:
                 dimensions=tuple(rollup.dimensions),
                 local_path=segment_local_path(segment=rollup),
                 rows=rollup.rows,
+                parts=tuple(rollup.parts),
             )
             for rollup in rollups
         ],
@@ -318,6 +319,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
                 dimensions=list(rollup.dimensions),
                 path=plan.rollup_keys[rollup.name],
                 rows=rollup.rows,
+                parts=list(rollup.parts),
             )
             for rollup in plan.facts.rollups
         )

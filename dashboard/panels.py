@@ -6,6 +6,7 @@ KPI cards or a chart option that the page's script hands to ECharts.
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from analytics.metrics import METRICS
 from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
+from dashboard.templatetags.dashboard_format import format_value
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,27 @@ def _text(value: Any) -> str:
     return "(none)" if value is None else str(value)
 
 
+def _cost_coverage_note(ctx: PanelContext) -> str:
+    """Where margins are shown: whether some lines in the filters have no cost (a file without
+    one), so that the margins are of the rest of the revenue only."""
+    row = ctx.run(
+        Summary(
+            datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue", "revenue_with_cost")
+        )
+    ).first
+    revenue, known = row.get("revenue"), row.get("revenue_with_cost")
+    if not revenue or known is None or math.isclose(known, revenue, rel_tol=1e-9, abs_tol=0.005):
+        return ""
+    return (
+        f"Some lines have no cost: gross profit and margins cover {format_value(known, 'currency')} "
+        f"of {format_value(revenue, 'currency')} revenue ({format_value(known / revenue, 'percent')})."
+    )
+
+
+def _notes(*notes: str) -> str:
+    return " ".join(note for note in notes if note)
+
+
 # --- Overview --------------------------------------------------------------------------
 
 KPI_METRICS = ("revenue", "gross_profit", "gross_margin", "transactions", "units_sold", "average_ticket")
@@ -151,7 +174,7 @@ def panel_kpis(ctx: PanelContext) -> Panel:
         [Column("metric", "Metric"), Column("value", "Value", "auto"), Column("previous", "Previous period", "auto")],
         [{"metric": k.label, "value": k.value, "previous": k.previous, "kind": k.kind} for k in kpis],
     )
-    note = _comparison_note(result, first_day if not comparable else None)
+    note = _notes(_comparison_note(result, first_day if not comparable else None), _cost_coverage_note(ctx))
     return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=note)
 
 
@@ -391,10 +414,13 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
         Summary(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue",))
     ).first.get("revenue")
     rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in result.rows]
-    note = (
-        f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
-        if len(result.rows) == PRODUCT_LINES_SHOWN
-        else ""
+    note = _notes(
+        (
+            f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
+            if len(result.rows) == PRODUCT_LINES_SHOWN
+            else ""
+        ),
+        _cost_coverage_note(ctx),
     )
     table = Table(
         [
@@ -471,6 +497,7 @@ def panel_branch_comparison(ctx: PanelContext) -> Panel:
         ctx, key="comparison", title="Branches compared", dimension="branch", metrics=metrics, link_page="branches"
     )
     panel.wide = True
+    panel.note = _cost_coverage_note(ctx)
     return panel
 
 
@@ -527,11 +554,20 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
         ],
         result.rows,
     )
-    return Panel("heatmap", "Gross margin by branch and product line", table=table, chart=chart, wide=True)
+    return Panel(
+        "heatmap",
+        "Gross margin by branch and product line",
+        table=table,
+        chart=chart,
+        wide=True,
+        note=_cost_coverage_note(ctx),
+    )
 
 
 def panel_margin_trend(ctx: PanelContext) -> Panel:
-    return panel_revenue_trend(ctx, metric="gross_margin", key="margin_trend")
+    panel = panel_revenue_trend(ctx, metric="gross_margin", key="margin_trend")
+    panel.note = _cost_coverage_note(ctx)
+    return panel
 
 
 def panel_lowest_margins(ctx: PanelContext) -> Panel:
@@ -556,7 +592,7 @@ def panel_lowest_margins(ctx: PanelContext) -> Panel:
         ],
         result.rows,
     )
-    return Panel("lowest", "Lowest-margin combinations", table=table)
+    return Panel("lowest", "Lowest-margin combinations", table=table, note=_cost_coverage_note(ctx))
 
 
 PanelBuilder = Callable[[PanelContext], Panel]

@@ -354,3 +354,19 @@ def test_a_filtered_overview_of_a_datasource_without_data_has_no_broken_panel(vi
     for path in ("/", "/panel/overview/kpis"):
         page = viewer_browser.get(path, {"branch": "A"}, HTTP_HX_REQUEST="true").content.decode()
         assert "could not be loaded" not in page, path
+
+
+def test_margins_of_lines_partly_without_cost_say_so_and_unknown_profit_shows_as_unknown(viewer_browser) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    with_cost = [sale_line(branch="A", revenue=10.0, cost=6.0, gross_profit=4.0) for _ in range(3)]
+    without_cost = [sale_line(branch=b, revenue=20.0, cost=None, gross_profit=None) for b in ("A", "B")]
+    rows_publish(datasource="sales", rows=[*with_cost, *without_cost], cuts=(3,))
+
+    page = viewer_browser.get("/branches").content.decode()
+    comparison = re.search(r'id="panel-branch_comparison">(.*?)</section>', page, re.S).group(1)
+    rows = dict(re.findall(r"<tr><td[^>]*>(?:<a[^>]*>)?([AB])(?:</a>)?</td>(.*?)</tr>", comparison, re.S))
+    cells = {branch: re.findall(r"<td[^>]*>([^<]*)</td>", rest) for branch, rest in rows.items()}
+    assert cells["A"][:3] == ["50.00", "12.00", "40.0%"]  # margin of the 30.00 with a cost, not of 50.00
+    assert cells["B"][:3] == ["20.00", "—", "—"]  # no cost at all: unknown, not 0.00
+    assert "Some lines have no cost: gross profit and margins cover 30.00 of 70.00 revenue (42.9%)." in comparison
