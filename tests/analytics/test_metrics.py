@@ -9,7 +9,7 @@ from django.core.cache import cache
 
 from analytics.catalogue import _VERSION_FILES, datasource_snapshot
 from analytics.models import Rollup
-from analytics.query import Breakdown, Filters, Summary
+from analytics.query import Breakdown, Filters, Summary, TopN
 from analytics.runner import run_query
 from analytics.segments import segment_local_path
 from tests.analytics.helpers import rows_publish, sale_line
@@ -118,3 +118,36 @@ def test_the_next_upload_rebuilds_rollups_of_an_earlier_release(mixed_cost) -> N
     margins = run_query(Breakdown(datasource=mixed_cost, by=("branch",), metrics=("gross_margin",)), user=None)
     assert margins.source != "raw"
     assert {row["branch"]: row["gross_margin"] for row in margins.rows} == {"A": pytest.approx(0.4), "B": 0.4}
+
+
+# Every line's margin is 1/21 (cost c, revenue 1.05 c, gross profit 0.05 c, as in the real file),
+# but each branch's sums differ from 1/21 in the last binary digits, each in its own way.
+EQUAL_MARGINS = [
+    sale_line(branch=branch, cost=cost, revenue=cost * 1.05, gross_profit=cost * 0.05)
+    for branch, costs in (
+        ("A", (507.56, 285.19, 133.02)),
+        ("B", (344.32, 164.55, 659.37)),
+        ("C", (186.11, 756.06, 92.71)),
+        ("D", (599.15, 628.98, 864.05)),
+    )
+    for cost in costs
+]
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_equal_margins_tie_and_rank_by_name_whatever_their_float_noise(db, ascending: bool) -> None:
+    rows_publish(datasource="equal_margins", rows=EQUAL_MARGINS)
+    spec = Breakdown(
+        datasource="equal_margins",
+        by=("branch",),
+        metrics=("gross_margin",),
+        sort="gross_margin",
+        descending=not ascending,
+    )
+    topn = TopN(datasource="equal_margins", dimension="branch", metric="gross_margin", n=3, ascending=ascending)
+
+    breakdown = run_query(spec, user=None).rows
+    assert len({row["gross_margin"] for row in breakdown}) > 1  # the noise is there…
+    assert all(math.isclose(row["gross_margin"], 1 / 21) for row in breakdown)
+    assert [row["branch"] for row in breakdown] == ["A", "B", "C", "D"]  # …and does not order them
+    assert [row["branch"] for row in run_query(topn, user=None).rows] == ["A", "B", "C"]
