@@ -48,11 +48,38 @@ class Kpi:
     comparable: bool = True
 
     @property
+    def in_points(self) -> bool:
+        """A ratio (the margin) changes by percentage points: a relative change of a percentage
+        misreads (4.0 % → 4.4 % is "+10 %"), and of two equal ones shows their float noise."""
+        return self.kind == "percent"
+
+    @property
     def change(self) -> float | None:
-        """Relative change vs the comparison period; None when it has no (whole) base."""
-        if self.value is None or not self.previous or not self.comparable:
+        """Change vs the comparison period: relative, or in points (as a fraction) for a ratio;
+        None when it has no (whole) base."""
+        if self.value is None or self.previous is None or not self.comparable:
+            return None
+        if self.in_points:
+            return self.value - self.previous
+        if not self.previous:
             return None
         return (self.value - self.previous) / abs(self.previous)
+
+    @property
+    def change_text(self) -> str:
+        """The change as shown, to one decimal: "+0.3 pp", "-2.5%", or unsigned when it rounds to zero."""
+        if self.change is None:
+            return ""
+        shown = round(self.change * 100, 1)
+        unit = " pp" if self.in_points else "%"
+        return f"{0.0:.1f}{unit}" if shown == 0 else f"{shown:+.1f}{unit}"
+
+    @property
+    def direction(self) -> str:
+        """ "up", "down", or "" when the change shown is zero (neither a rise nor a drop)."""
+        if self.change is None or round(self.change * 100, 1) == 0:
+            return ""
+        return "up" if self.change > 0 else "down"
 
 
 @dataclass

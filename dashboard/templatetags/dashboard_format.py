@@ -40,10 +40,3 @@ def cell(row: dict, column: Any) -> str:
     """A table cell: the row's value for the column, formatted by the column's kind (or the row's)."""
     kind = row.get("kind", "text") if column.kind == "auto" else column.kind
     return format_value(row.get(column.key), kind)
-
-
-@register.filter
-def signed_percent(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 100:+.1f}%"

@@ -370,3 +370,10 @@ def test_margins_of_lines_partly_without_cost_say_so_and_unknown_profit_shows_as
     assert cells["A"][:3] == ["50.00", "12.00", "40.0%"]  # margin of the 30.00 with a cost, not of 50.00
     assert cells["B"][:3] == ["20.00", "—", "—"]  # no cost at all: unknown, not 0.00
     assert "Some lines have no cost: gross profit and margins cover 30.00 of 70.00 revenue (42.9%)." in comparison
+
+
+def test_equal_margins_of_two_periods_show_no_change_and_no_direction(viewer_browser, published) -> None:
+    # Every margin of the real file is 4.7619 %: the two periods' differ only in float noise.
+    page = viewer_browser.get("/", {"preset": "custom", "start": "2019-02-01", "end": "2019-02-28"}).content.decode()
+    margin = re.search(r'data-kpi="Gross margin">[^<]+</div>\s*<div class="kpi-change ([a-z]*)">([^<]+)<', page)
+    assert margin.groups() == ("", "0.0 pp vs previous")
