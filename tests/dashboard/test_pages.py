@@ -377,3 +377,19 @@ def test_equal_margins_of_two_periods_show_no_change_and_no_direction(viewer_bro
     page = viewer_browser.get("/", {"preset": "custom", "start": "2019-02-01", "end": "2019-02-28"}).content.decode()
     margin = re.search(r'data-kpi="Gross margin">[^<]+</div>\s*<div class="kpi-change ([a-z]*)">([^<]+)<', page)
     assert margin.groups() == ("", "0.0 pp vs previous")
+
+
+@pytest.mark.parametrize(
+    ("query", "period"),
+    [
+        ("preset=custom&start=2019-01-15", "Period: from 2019-01-15"),
+        ("preset=custom&end=2019-02-03", "Period: up to 2019-02-03"),
+        ("preset=custom&start=2019-01-15&end=2019-02-03", "Period: 2019-01-15 to 2019-02-03"),
+        ("", "Period: all data"),
+    ],
+)
+def test_exports_say_an_open_period_in_words(viewer_browser, published, query: str, period: str) -> None:
+    csv_rows = list(csv.reader(io.StringIO(viewer_browser.get(f"/export/overview/kpis.csv?{query}").content.decode())))
+    xlsx = openpyxl.load_workbook(io.BytesIO(viewer_browser.get(f"/export/overview/kpis.xlsx?{query}").content)).active
+    assert [period] in csv_rows
+    assert period in [row[0].value for row in xlsx.iter_rows()]
