@@ -24,8 +24,10 @@ from analytics.query import (
 )
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
+from sales_analytics.query_params import blank_parameters_dropped
 
 router = Router(tags=["metrics"])
+router.add_decorator(blank_parameters_dropped, mode="view")
 
 # 400 `invalid_query`: rules across parameters (start after end, sort not among the columns, an unknown
 # dimension of this datasource); 422 `invalid_request`: a parameter of the wrong type.

@@ -416,3 +416,9 @@ def test_the_rule_editor_refuses_conditions_that_would_invert_or_break_a_rule(ad
     assert response.status_code == 200
     assert error in html.unescape(response.content.decode())
     assert not AlertRule.objects.exists()
+
+
+def test_a_blank_alert_status_is_not_given(viewer_api) -> None:
+    response = viewer_api.get("/api/alerts?status=&limit=")
+    assert response.status_code == 200, response.content
+    assert response.json() == viewer_api.get("/api/alerts").json()
