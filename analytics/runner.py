@@ -66,11 +66,16 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
         return _provenance_for(cached, user=user, allowed=allowed)
     result = _execute(spec, filters=filters, snapshot=snapshot, engine=engine)
     if spec.comparison is not None:
-        start, end = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
-        compare_start, compare_end = comparison_range(spec.comparison, start, end)
-        result.comparison = _execute(
-            spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
-        )
+        period = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
+        if period is None:
+            # An open period over no data the user may see: nothing to compare, and no dates to
+            # take from rows they may not see.
+            result.comparison = replace(result, period=(None, None), comparison=None)
+        else:
+            compare_start, compare_end = comparison_range(spec.comparison, *period)
+            result.comparison = _execute(
+                spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
+            )
     result.timings["total_ms"] = _ms(started)
     if use_cache:
         cache.set(key, result, CACHE_SECONDS)
@@ -171,16 +176,18 @@ def data_days_visible(*, snapshot: Snapshot, user: AbstractBaseUser | None) -> t
     return _visible_extent(snapshot=snapshot, engine=get_engine(), allowed=allowed)
 
 
-def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None) -> tuple[dt.date, dt.date]:
-    """First and last day of the data the user may see.
+def _visible_days(
+    *, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None
+) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the data the user may see; None when they see none.
 
-    A scoped user's "all data" is their branches' data: another branch's later rows must not
-    stretch their period (and so its comparison), exactly as if those rows did not exist.
+    A scoped user's "all data" is their branches' data: another branch's rows must not stretch
+    (or, with none of their own, make up) their period and so its comparison, exactly as if
+    those rows did not exist.
     """
     if allowed is None:
         return snapshot.date_range
-    # Nothing visible: every period is empty for this user anyway.
-    return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed) or snapshot.date_range
+    return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed)
 
 
 def data_days_matching(
@@ -219,12 +226,17 @@ def _day(value: dt.date | dt.datetime) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
-    """The filter's range, or the data's own first and last day when the filter is open.
+def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date] | None) -> tuple[dt.date, dt.date] | None:
+    """The filter's range, or the data's own first and last day when the filter is open; None
+    when it is open and there is no data.
 
     An open side never passes the given one: a start after the last day of data (or an end
     before the first) gives a one-day period, not an invalid range.
     """
+    if data_days is None:
+        if filters.start is None or filters.end is None:
+            return None
+        return filters.start, filters.end
     first, last = data_days
     start, end = filters.start or first, filters.end or last
     if filters.end is None:

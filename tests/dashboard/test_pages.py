@@ -393,3 +393,16 @@ def test_exports_say_an_open_period_in_words(viewer_browser, published, query: s
     xlsx = openpyxl.load_workbook(io.BytesIO(viewer_browser.get(f"/export/overview/kpis.xlsx?{query}").content)).active
     assert [period] in csv_rows
     assert period in [row[0].value for row in xlsx.iter_rows()]
+
+
+def test_a_scoped_user_without_rows_of_their_branches_sees_the_empty_state(viewer) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="sales", rows=[sale_line(branch="B", date=dt.date(2019, 4, 23))])
+    user_branch_scope_set(user=viewer, branches=["A"])
+    browser = Client()
+    browser.force_login(viewer)
+    for query in ({}, {"preset": "last_7"}):
+        page = browser.get("/", query).content.decode()
+        assert "No sales data of your branches" in page
+        assert "2019-04-23" not in page and "Change against" not in page
