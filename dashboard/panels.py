@@ -17,7 +17,7 @@ from analytics.metrics import METRICS
 from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
-from dashboard.templatetags.dashboard_format import format_value
+from dashboard.templatetags.dashboard_format import format_value, site_time_zone_name
 
 logger = logging.getLogger(__name__)
 
@@ -243,14 +243,17 @@ def panel_freshness(ctx: PanelContext) -> Panel:
         "No data has been published yet."
         if not uploads
         else (
-            f"Data as of {latest:%Y-%m-%d %H:%M} UTC, from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
+            f"Data as of {format_value(latest, 'datetime')} {site_time_zone_name()}, "
+            f"from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
             + (f", covering {data_range[0]} to {data_range[1]}." if data_range else ".")
         )
     )
     return Panel(
         "freshness",
         "Data freshness",
-        table=Table([Column("upload", "Upload"), Column("uploaded_at", "Uploaded (UTC)", "datetime")], rows),
+        table=Table(
+            [Column("upload", "Upload"), Column("uploaded_at", f"Uploaded ({site_time_zone_name()})", "datetime")], rows
+        ),
         note=note,
         links=[("Uploads", "/uploads")],
     )

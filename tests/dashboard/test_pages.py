@@ -406,3 +406,21 @@ def test_a_scoped_user_without_rows_of_their_branches_sees_the_empty_state(viewe
         page = browser.get("/", query).content.decode()
         assert "No sales data of your branches" in page
         assert "2019-04-23" not in page and "Change against" not in page
+
+
+def test_freshness_times_read_alike_on_the_page_and_in_exports_in_the_site_time_zone(viewer_browser, settings) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    settings.TIME_ZONE = "Asia/Yangon"  # UTC+06:30: uploaded 2025-01-01 12:00 UTC
+    rows_publish(datasource="sales", rows=[sale_line()])
+
+    page = viewer_browser.get("/").content.decode()
+    rows = list(csv.reader(io.StringIO(viewer_browser.get("/export/overview/freshness.csv").content.decode())))
+    sheet = openpyxl.load_workbook(io.BytesIO(viewer_browser.get("/export/overview/freshness.xlsx").content)).active
+
+    assert "Data as of 2025-01-01 18:30 Asia/Yangon" in page
+    assert ["upload-0.csv", "2025-01-01 18:30"] in rows
+    assert ["Upload", "Uploaded (Asia/Yangon)"] in rows
+    cells = {row[0].value: row[1] for row in sheet.iter_rows() if row[0].value == "upload-0.csv"}
+    assert cells["upload-0.csv"].value == dt.datetime(2025, 1, 1, 18, 30)  # a date the spreadsheet can compute with
+    assert cells["upload-0.csv"].number_format == "yyyy-mm-dd hh:mm"
