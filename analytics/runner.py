@@ -85,18 +85,23 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
 def _provenance_for(
     result: QueryResult, *, user: AbstractBaseUser | None, allowed: tuple[str, ...] | None
 ) -> QueryResult:
-    """The uploads behind an answer as `user` may see them: a branch-scoped user sees the name
-    and id of their own uploads only (a file named for another branch tells its story); the
-    others stay as dated entries, so the freshness of the data still shows. Done per user after
-    the cache, which is shared by users of the same scope."""
+    """The uploads behind an answer as `user` may see them: a branch-scoped user sees only the
+    uploads that brought rows of their branches (when so much is known: uploads published
+    before segments recorded their branches stay, as dated entries), the name and id of their
+    own uploads only (a file named for another branch tells its story); the others stay as
+    dated entries, so the freshness of their data still shows. Done per user after the cache,
+    which is shared by users of the same scope."""
     if allowed is None:
         return result
     own = user.pk if user is not None else None
     uploads = [
         upload
         if own is not None and upload.uploaded_by_id == own
-        else Upload(upload_id="", name=OTHER_UPLOAD_NAME, uploaded_at=upload.uploaded_at)
+        else Upload(
+            upload_id="", name=OTHER_UPLOAD_NAME, uploaded_at=upload.uploaded_at, branches=_seen(upload, allowed)
+        )
         for upload in result.uploads
+        if upload.branches is None or upload.branches & set(allowed)
     ]
     comparison = result.comparison
     if comparison is not None:
@@ -289,3 +294,8 @@ def _filters_key(filters: Filters, allowed: tuple[str, ...] | None) -> str:
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
+
+
+def _seen(upload: Upload, allowed: tuple[str, ...]) -> frozenset[str] | None:
+    """An upload's branches a scoped user may know of."""
+    return None if upload.branches is None else upload.branches & frozenset(allowed)

@@ -424,3 +424,14 @@ def test_freshness_times_read_alike_on_the_page_and_in_exports_in_the_site_time_
     cells = {row[0].value: row[1] for row in sheet.iter_rows() if row[0].value == "upload-0.csv"}
     assert cells["upload-0.csv"].value == dt.datetime(2025, 1, 1, 18, 30)  # a date the spreadsheet can compute with
     assert cells["upload-0.csv"].number_format == "yyyy-mm-dd hh:mm"
+
+
+def test_a_scoped_user_s_data_is_as_of_the_newest_upload_of_their_branches(viewer) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="sales", rows=[sale_line(branch="A"), sale_line(branch="B")], cuts=(1,))  # 12:00, 12:01
+    user_branch_scope_set(user=viewer, branches=["A"])
+    browser = Client()
+    browser.force_login(viewer)
+    page = browser.get("/").content.decode()
+    assert "Data as of 2025-01-01 12:00 UTC, from 1 upload," in page
