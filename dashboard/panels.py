@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from analytics.metrics import METRICS
-from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
+from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN, bucket_last_day
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
 from dashboard.templatetags.dashboard_format import format_value, site_time_zone_name
@@ -114,14 +114,20 @@ def metric_column(name: str) -> Column:
     return Column(name, metric.label, kind)
 
 
-def _bucket_label(day: dt.date, grain: Grain) -> str:
+def _bucket_label(day: dt.date, grain: Grain, filters: PageFilters) -> str:
+    """A time bucket's name; one the selected period cuts says so ("2022-01-01 (partial week)"),
+    and a day-named bucket is named by its first day inside the period, never one outside it."""
+    first = max(day, filters.start) if filters.start else day
+    partial = first > day or (filters.end is not None and bucket_last_day(day, grain) > filters.end)
     if grain is Grain.MONTH:
-        return day.strftime("%Y-%m")
-    if grain is Grain.QUARTER:
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    if grain is Grain.YEAR:
-        return str(day.year)
-    return day.isoformat()
+        label = day.strftime("%Y-%m")
+    elif grain is Grain.QUARTER:
+        label = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    elif grain is Grain.YEAR:
+        label = str(day.year)
+    else:
+        label = first.isoformat()
+    return f"{label} (partial {grain.name.lower()})" if partial else label
 
 
 def _series_chart(kind: str, categories: list[str], series: dict[str, list], *, value_kind: str) -> dict:
@@ -264,7 +270,7 @@ def panel_revenue_trend(ctx: PanelContext, metric: str = "revenue", key: str = "
     result = ctx.run(
         TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=(metric,), grain=grain)
     )
-    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows]
     chart = _series_chart(
         "line",
         labels,
@@ -334,7 +340,7 @@ def panel_sales_series(ctx: PanelContext) -> Panel:
     result = ctx.run(
         TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=metrics, grain=grain)
     )
-    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows]
     chart = _series_chart("bar", labels, {"Revenue": [row["revenue"] for row in result.rows]}, value_kind="currency")
     rows = [{"period": label, **{m: row[m] for m in metrics}} for label, row in zip(labels, result.rows, strict=True)]
     return Panel(
@@ -495,14 +501,18 @@ def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Pane
             split_by=dimension,
         )
     )
-    labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
+    labels = sorted({_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows})
     series: dict[str, list] = {}
     for row in result.rows:
         series.setdefault(_text(row[dimension]), [None] * len(labels))[
-            labels.index(_bucket_label(row["bucket"], grain))
+            labels.index(_bucket_label(row["bucket"], grain, ctx.filters))
         ] = row["revenue"]
     rows = [
-        {"period": _bucket_label(row["bucket"], grain), dimension: row[dimension], "revenue": row["revenue"]}
+        {
+            "period": _bucket_label(row["bucket"], grain, ctx.filters),
+            dimension: row[dimension],
+            "revenue": row["revenue"],
+        }
         for row in result.rows
     ]
     return Panel(

@@ -435,3 +435,27 @@ def test_a_scoped_user_s_data_is_as_of_the_newest_upload_of_their_branches(viewe
     browser.force_login(viewer)
     page = browser.get("/").content.decode()
     assert "Data as of 2025-01-01 12:00 UTC, from 1 upload," in page
+
+
+@pytest.mark.parametrize(
+    ("query", "periods"),
+    [
+        # 2019-01-05 is a Saturday: its ISO week began on 31 December 2018, outside the period.
+        (
+            "start=2019-01-05&end=2019-01-23&grain=week",
+            ["2019-01-05 (partial week)", "2019-01-07", "2019-01-14", "2019-01-21 (partial week)"],
+        ),
+        ("start=2019-01-15&end=2019-02-28&grain=month", ["2019-01 (partial month)", "2019-02"]),
+        ("start=2019-01-01&end=2019-03-31&grain=quarter", ["2019-Q1"]),
+    ],
+)
+def test_buckets_the_period_cuts_are_marked_partial_on_the_page_and_in_the_export(
+    viewer_browser, published, query: str, periods: list[str]
+) -> None:
+    rows = list(
+        csv.reader(io.StringIO(viewer_browser.get(f"/export/overview/revenue_trend.csv?{query}").content.decode()))
+    )
+    header = rows.index(["Period", "Revenue"])
+    assert [row[0] for row in rows[header + 1 :]] == periods
+    page = viewer_browser.get(f"/?preset=custom&{query}").content.decode()
+    assert all(f">{period}<" in page for period in periods)
