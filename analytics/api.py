@@ -24,8 +24,10 @@ from analytics.query import (
 )
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
+from sales_analytics.query_params import blank_parameters_dropped
 
 router = Router(tags=["metrics"])
+router.add_decorator(blank_parameters_dropped, mode="view")
 
 # 400 `invalid_query`: rules across parameters (start after end, sort not among the columns, an unknown
 # dimension of this datasource); 422 `invalid_request`: a parameter of the wrong type.
@@ -67,8 +69,9 @@ class FilterQuery(Schema):
 
 class SummaryOut(Schema):
     total_revenue: float
-    total_cost: float
-    gross_profit: float
+    # Null when none of the lines has a cost (0 without lines).
+    total_cost: float | None
+    gross_profit: float | None
     gross_margin: float | None
     lines: int
     transactions: int

@@ -14,6 +14,8 @@ class Upload:
     name: str
     uploaded_at: dt.datetime | None
     uploaded_by_id: int | None = None
+    # The branches its rows are of; None when unknown (published before they were recorded).
+    branches: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,16 @@ class Snapshot:
         seen: dict[str, Upload] = {}
         for segment in sorted(self.segments, key=lambda s: (s.uploaded_at or s.created_at, s.pk)):
             key = str(segment.upload_id)
-            seen.setdefault(
-                key,
-                Upload(
-                    upload_id=key,
-                    name=segment.upload_name,
-                    uploaded_at=segment.uploaded_at,
-                    uploaded_by_id=segment.uploaded_by_id,
-                ),
+            branches = None if segment.branches is None else frozenset(segment.branches)
+            earlier = seen.get(key)
+            if earlier is not None:  # the upload's rows kept by a replace, in another segment
+                branches = None if earlier.branches is None or branches is None else earlier.branches | branches
+            seen[key] = Upload(
+                upload_id=key,
+                name=segment.upload_name,
+                uploaded_at=segment.uploaded_at,
+                uploaded_by_id=segment.uploaded_by_id,
+                branches=branches,
             )
         return tuple(seen.values())
 

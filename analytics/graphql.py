@@ -11,6 +11,9 @@ from analytics.engines import EngineError
 from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN
 from analytics.runner import QueryResult, run_query
 
+# Cost and gross profit are unknown (null) over lines none of which has a cost; 0 without lines.
+COST_UNKNOWN = "Null when none of the lines has a cost (0 when there are no lines)."
+
 
 class FiltersInput(graphene.InputObjectType):
     start = graphene.Date()
@@ -64,8 +67,8 @@ class DashboardQuery:
 
 class RevenueSummary(graphene.ObjectType):
     total_revenue = graphene.Float(required=True)
-    total_cost = graphene.Float(required=True)
-    gross_profit = graphene.Float(required=True)
+    total_cost = graphene.Float(description=COST_UNKNOWN)
+    gross_profit = graphene.Float(description=COST_UNKNOWN)
     gross_margin = graphene.Float()
     lines = graphene.BigInt(required=True)
     transactions = graphene.BigInt(required=True)
@@ -79,7 +82,7 @@ class RevenueSummary(graphene.ObjectType):
 class SeriesPoint(graphene.ObjectType):
     period = graphene.Date(required=True)
     revenue = graphene.Float(required=True)
-    gross_profit = graphene.Float(required=True)
+    gross_profit = graphene.Float(description=COST_UNKNOWN)
     transactions = graphene.BigInt(required=True)
     units_sold = graphene.BigInt(required=True)
 
@@ -89,14 +92,14 @@ class ProductRow(graphene.ObjectType):
     value = graphene.Float(description="The ranking metric's value.")
     revenue = graphene.Float(required=True)
     units_sold = graphene.BigInt(required=True)
-    gross_profit = graphene.Float(required=True)
+    gross_profit = graphene.Float(description=COST_UNKNOWN)
     gross_margin = graphene.Float()
 
 
 class BranchRow(graphene.ObjectType):
     branch = graphene.String()
     revenue = graphene.Float(required=True)
-    gross_profit = graphene.Float(required=True)
+    gross_profit = graphene.Float(description=COST_UNKNOWN)
     gross_margin = graphene.Float()
     transactions = graphene.BigInt(required=True)
     average_ticket = graphene.Float()
@@ -107,7 +110,7 @@ class ProfitabilityCell(graphene.ObjectType):
     branch = graphene.String()
     product_line = graphene.String()
     revenue = graphene.Float(required=True)
-    gross_profit = graphene.Float(required=True)
+    gross_profit = graphene.Float(description=COST_UNKNOWN)
     gross_margin = graphene.Float()
 
 

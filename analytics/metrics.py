@@ -15,19 +15,28 @@ class Part:
     name: str
     raw_sql: str
     needs_column: str | None = None
+    # Stored columns the raw SQL reads: over rows without one of them (an old segment) the part is NULL.
+    reads: tuple[str, ...] = ()
 
 
 PARTS: dict[str, Part] = {
     part.name: part
     for part in (
-        Part("revenue_sum", "sum(revenue)"),
-        Part("cost_sum", "sum(cost)"),
-        Part("gross_profit_sum", "sum(gross_profit)"),
-        Part("quantity_sum", "sum(quantity)"),
-        Part("tax_sum", "sum(tax)"),
+        Part("revenue_sum", "sum(revenue)", reads=("revenue",)),
+        Part("cost_sum", "sum(cost)", reads=("cost",)),
+        Part("gross_profit_sum", "sum(gross_profit)", reads=("gross_profit",)),
+        # The revenue of the lines whose gross profit is known: the margin's denominator, so that
+        # lines of a file without cost do not dilute it (their profit is unknown, not 0).
+        Part(
+            "revenue_with_profit",
+            "sum(CASE WHEN gross_profit IS NOT NULL THEN revenue END)",
+            reads=("revenue", "gross_profit"),
+        ),
+        Part("quantity_sum", "sum(quantity)", reads=("quantity",)),
+        Part("tax_sum", "sum(tax)", reads=("tax",)),
         Part("lines", "count(*)"),
-        Part("rating_sum", "sum(rating)"),
-        Part("rating_count", "count(rating)"),
+        Part("rating_sum", "sum(rating)", reads=("rating",)),
+        Part("rating_count", "count(rating)", reads=("rating",)),
         # Exact distinct count; not additive across rollup cells (see analytics.routing). A line
         # without an invoice id is a transaction of its own, so a branch's count never depends on
         # whether *other* rows of the datasource carry ids (branch scope = rows deleted).
@@ -49,19 +58,44 @@ class Metric:
     is_currency: bool = False
     is_ratio: bool = False
     is_count: bool = False
+    # A quotient (margin, averages): undefined, not 0, without rows.
+    is_quotient: bool = False
+
+    @property
+    def rank_decimals(self) -> int | None:
+        """Decimals a ranking by this metric compares: float sums and quotients carry noise in
+        their last bits (equal margins differ in the 16th digit), which must not order ties."""
+        if self.is_count:
+            return None
+        return RATIO_RANK_DECIMALS if self.is_ratio or self.is_quotient else AMOUNT_RANK_DECIMALS
+
+
+# Far below what any page shows (a tenth of a percent point, a cent), far above summation noise.
+RATIO_RANK_DECIMALS = 9
+AMOUNT_RANK_DECIMALS = 6
 
 
 def _ratio(numerator: str, denominator: str) -> str:
     return f"CAST({numerator} AS DOUBLE) / NULLIF({denominator}, 0)"
 
 
+def _known_sum(part: str) -> str:
+    """A sum that is 0 over no rows, but unknown (NULL) over rows none of which has the value
+    (cost and gross profit of a file without cost): not 0, which would read as "no profit"."""
+    return f"CASE WHEN coalesce(lines, 0) = 0 THEN 0 ELSE {part} END"
+
+
 METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
         Metric("revenue", "Revenue", ("revenue_sum",), "coalesce(revenue_sum, 0)", is_currency=True),
-        Metric("cost", "Cost", ("cost_sum",), "coalesce(cost_sum, 0)", is_currency=True),
+        Metric("cost", "Cost", ("cost_sum", "lines"), _known_sum("cost_sum"), is_currency=True),
         Metric(
-            "gross_profit", "Gross profit", ("gross_profit_sum",), "coalesce(gross_profit_sum, 0)", is_currency=True
+            "gross_profit",
+            "Gross profit",
+            ("gross_profit_sum", "lines"),
+            _known_sum("gross_profit_sum"),
+            is_currency=True,
         ),
         Metric("tax", "Tax", ("tax_sum",), "coalesce(tax_sum, 0)", is_currency=True),
         Metric("units_sold", "Units sold", ("quantity_sum",), "coalesce(quantity_sum, 0)", is_count=True),
@@ -71,9 +105,18 @@ METRICS: dict[str, Metric] = {
         Metric(
             "gross_margin",
             "Gross margin",
-            ("gross_profit_sum", "revenue_sum"),
-            _ratio("gross_profit_sum", "revenue_sum"),
+            ("gross_profit_sum", "revenue_with_profit"),
+            _ratio("gross_profit_sum", "revenue_with_profit"),
             is_ratio=True,
+            is_quotient=True,
+        ),
+        # What the gross margin is of: equal to revenue unless some lines have no cost.
+        Metric(
+            "revenue_with_cost",
+            "Revenue with known cost",
+            ("revenue_with_profit",),
+            "coalesce(revenue_with_profit, 0)",
+            is_currency=True,
         ),
         Metric(
             "average_ticket",
@@ -81,6 +124,7 @@ METRICS: dict[str, Metric] = {
             ("revenue_sum", "invoices"),
             _ratio("revenue_sum", "invoices"),
             is_currency=True,
+            is_quotient=True,
         ),
         Metric(
             "average_unit_price",
@@ -88,9 +132,14 @@ METRICS: dict[str, Metric] = {
             ("revenue_sum", "quantity_sum"),
             _ratio("revenue_sum", "quantity_sum"),
             is_currency=True,
+            is_quotient=True,
         ),
         Metric(
-            "average_rating", "Average rating", ("rating_sum", "rating_count"), _ratio("rating_sum", "rating_count")
+            "average_rating",
+            "Average rating",
+            ("rating_sum", "rating_count"),
+            _ratio("rating_sum", "rating_count"),
+            is_quotient=True,
         ),
     )
 }

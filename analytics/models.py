@@ -68,6 +68,8 @@ class Segment(models.Model):
     interval_start = models.DateField()
     interval_end = models.DateField()
     rows = models.PositiveBigIntegerField()
+    # The branches of its rows; null for segments published before they were recorded (unknown).
+    branches = models.JSONField(null=True, blank=True)
     path = models.CharField(max_length=1024, help_text="Storage key of the curated Parquet file.")
     version = models.PositiveIntegerField(help_text="Data version that added this segment.")
     retired_in_version = models.PositiveIntegerField(null=True, blank=True)
@@ -91,6 +93,9 @@ class Rollup(models.Model):
     dimensions = models.JSONField(default=list)
     path = models.CharField(max_length=1024)
     rows = models.PositiveBigIntegerField()
+    # The metric parts its cells hold (analytics.metrics.PARTS); queries needing another part
+    # read finer data (a rollup of an earlier release lacks the parts added since).
+    parts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

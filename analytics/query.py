@@ -181,6 +181,17 @@ class Breakdown(QuerySpec):
             raise QueryError(f"limit must be between 1 and {LIMIT_MAX:,}.")
 
 
+def bucket_last_day(start: dt.date, grain: Grain) -> dt.date:
+    """The last day of the time bucket that begins on `start` (an ISO week begins on Monday)."""
+    if grain is Grain.DAY:
+        return start
+    if grain is Grain.WEEK:
+        return start + dt.timedelta(days=6)
+    months = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[grain]
+    month_index = start.year * 12 + start.month - 1 + months
+    return dt.date(month_index // 12, month_index % 12 + 1, 1) - dt.timedelta(days=1)
+
+
 def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
     """The period to compare [start, end] with: the same length just before, or one year earlier."""
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.metrics import ADDITIVE_PARTS, PARTS
+from analytics.metrics import ADDITIVE_PARTS, PARTS, Part
 from analytics.sql import quote
 
 # DuckDB's share of the worker's memory while rollups are built: more spills less (publishing
@@ -68,6 +68,8 @@ class BuiltRollup:
     dimensions: tuple[str, ...]
     local_path: Path
     rows: int
+    # The metric parts its cells hold: a rollup stored by an earlier release may lack newer ones.
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -359,7 +361,7 @@ def _rollup_build(
     if has_invoice_id:
         parts.append("invoices")
     select = [f"{_dimension_sql(key)} AS {quote(key)}" for key in keys] + [
-        f"{_raw_or_null(PARTS[p].raw_sql, columns)} AS {p}" for p in parts
+        f"{_raw_or_null(PARTS[p], columns)} AS {p}" for p in parts
     ]
     group = ", ".join(_dimension_sql(key) for key in keys)
     query = f"SELECT {', '.join(select)} FROM {table} GROUP BY {group} ORDER BY {group}"  # noqa: S608
@@ -373,12 +375,12 @@ def _rollup_write(
     escaped = str(path).replace("'", "''")
     con.execute(f"COPY ({query}) TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)")
     rows = con.execute(f"SELECT count(*) FROM read_parquet('{escaped}')").fetchone()[0]  # noqa: S608
-    return BuiltRollup(name=name, dimensions=dimensions, local_path=path, rows=int(rows))
+    parts = tuple(column for column, _ in _described(con, _raw_table([str(path)])) if column in PARTS)
+    return BuiltRollup(name=name, dimensions=dimensions, local_path=path, rows=int(rows), parts=parts)
 
 
-def _raw_or_null(raw_sql: str, columns: list[str]) -> str:
+def _raw_or_null(part: Part, columns: list[str]) -> str:
     """An aggregate over a column the rows lack (e.g. no rating) is NULL, not an error."""
-    for column in ("revenue", "cost", "gross_profit", "quantity", "tax", "rating"):
-        if f"({column})" in raw_sql and column not in columns:
-            return "CAST(NULL AS DOUBLE)"
-    return raw_sql
+    if any(column not in columns for column in part.reads):
+        return "CAST(NULL AS DOUBLE)"
+    return part.raw_sql

@@ -1,7 +1,7 @@
 """Which source answers a spec: the smallest rollup that covers it exactly, else raw rows."""
 
 from analytics.catalogue import Snapshot
-from analytics.metrics import metric_parts
+from analytics.metrics import ADDITIVE_PARTS, metric_parts
 from analytics.models import Rollup
 from analytics.query import Filters, Grain, QuerySpec, TimeSeries
 from analytics.sql import VIRTUAL_DIMENSIONS
@@ -22,10 +22,14 @@ def columns_needed(*, spec: QuerySpec, filters: Filters) -> set[str]:
 def rollup_choose(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> Rollup | None:
     needed = columns_needed(spec=spec, filters=filters)
     has_invoice_id = snapshot.datasource.has_invoice_id
-    needs_invoices = "invoices" in metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
+    parts = metric_parts(spec.metric_names, has_invoice_id=has_invoice_id)
+    needs_invoices = "invoices" in parts
+    summed_parts = set(parts) & set(ADDITIVE_PARTS)
     for rollup in snapshot.rollups:  # smallest first
         if not needed <= set(rollup.dimensions):
             continue
+        if not summed_parts <= set(rollup.parts):
+            continue  # stored by an earlier release, before this part existed: finer data answers
         if needs_invoices and not invoices_exact(spec=spec, rollup=rollup, snapshot=snapshot):
             continue
         return rollup

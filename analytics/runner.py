@@ -66,11 +66,16 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
         return _provenance_for(cached, user=user, allowed=allowed)
     result = _execute(spec, filters=filters, snapshot=snapshot, engine=engine)
     if spec.comparison is not None:
-        start, end = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
-        compare_start, compare_end = comparison_range(spec.comparison, start, end)
-        result.comparison = _execute(
-            spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
-        )
+        period = _period_of(filters, _visible_days(snapshot=snapshot, engine=engine, allowed=allowed))
+        if period is None:
+            # An open period over no data the user may see: nothing to compare, and no dates to
+            # take from rows they may not see.
+            result.comparison = replace(result, period=(None, None), comparison=None)
+        else:
+            compare_start, compare_end = comparison_range(spec.comparison, *period)
+            result.comparison = _execute(
+                spec, filters=filters.shifted(compare_start, compare_end), snapshot=snapshot, engine=engine
+            )
     result.timings["total_ms"] = _ms(started)
     if use_cache:
         cache.set(key, result, CACHE_SECONDS)
@@ -80,18 +85,23 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
 def _provenance_for(
     result: QueryResult, *, user: AbstractBaseUser | None, allowed: tuple[str, ...] | None
 ) -> QueryResult:
-    """The uploads behind an answer as `user` may see them: a branch-scoped user sees the name
-    and id of their own uploads only (a file named for another branch tells its story); the
-    others stay as dated entries, so the freshness of the data still shows. Done per user after
-    the cache, which is shared by users of the same scope."""
+    """The uploads behind an answer as `user` may see them: a branch-scoped user sees only the
+    uploads that brought rows of their branches (when so much is known: uploads published
+    before segments recorded their branches stay, as dated entries), the name and id of their
+    own uploads only (a file named for another branch tells its story); the others stay as
+    dated entries, so the freshness of their data still shows. Done per user after the cache,
+    which is shared by users of the same scope."""
     if allowed is None:
         return result
     own = user.pk if user is not None else None
     uploads = [
         upload
         if own is not None and upload.uploaded_by_id == own
-        else Upload(upload_id="", name=OTHER_UPLOAD_NAME, uploaded_at=upload.uploaded_at)
+        else Upload(
+            upload_id="", name=OTHER_UPLOAD_NAME, uploaded_at=upload.uploaded_at, branches=_seen(upload, allowed)
+        )
         for upload in result.uploads
+        if upload.branches is None or upload.branches & set(allowed)
     ]
     comparison = result.comparison
     if comparison is not None:
@@ -171,16 +181,18 @@ def data_days_visible(*, snapshot: Snapshot, user: AbstractBaseUser | None) -> t
     return _visible_extent(snapshot=snapshot, engine=get_engine(), allowed=allowed)
 
 
-def _visible_days(*, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None) -> tuple[dt.date, dt.date]:
-    """First and last day of the data the user may see.
+def _visible_days(
+    *, snapshot: Snapshot, engine: Engine, allowed: tuple[str, ...] | None
+) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the data the user may see; None when they see none.
 
-    A scoped user's "all data" is their branches' data: another branch's later rows must not
-    stretch their period (and so its comparison), exactly as if those rows did not exist.
+    A scoped user's "all data" is their branches' data: another branch's rows must not stretch
+    (or, with none of their own, make up) their period and so its comparison, exactly as if
+    those rows did not exist.
     """
     if allowed is None:
         return snapshot.date_range
-    # Nothing visible: every period is empty for this user anyway.
-    return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed) or snapshot.date_range
+    return _visible_extent(snapshot=snapshot, engine=engine, allowed=allowed)
 
 
 def data_days_matching(
@@ -219,12 +231,17 @@ def _day(value: dt.date | dt.datetime) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date]) -> tuple[dt.date, dt.date]:
-    """The filter's range, or the data's own first and last day when the filter is open.
+def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date] | None) -> tuple[dt.date, dt.date] | None:
+    """The filter's range, or the data's own first and last day when the filter is open; None
+    when it is open and there is no data.
 
     An open side never passes the given one: a start after the last day of data (or an end
     before the first) gives a one-day period, not an invalid range.
     """
+    if data_days is None:
+        if filters.start is None or filters.end is None:
+            return None
+        return filters.start, filters.end
     first, last = data_days
     start, end = filters.start or first, filters.end or last
     if filters.end is None:
@@ -258,8 +275,8 @@ def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started:
 
 
 def _zero(metric: str) -> float | int | None:
-    # A metric of two parts is a quotient (margin, averages): undefined without rows, as in SQL.
-    return None if len(METRICS[metric].parts) > 1 else 0
+    # A quotient (margin, averages) is undefined without rows, as in SQL.
+    return None if METRICS[metric].is_quotient else 0
 
 
 def _filters_key(filters: Filters, allowed: tuple[str, ...] | None) -> str:
@@ -277,3 +294,8 @@ def _filters_key(filters: Filters, allowed: tuple[str, ...] | None) -> str:
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
+
+
+def _seen(upload: Upload, allowed: tuple[str, ...]) -> frozenset[str] | None:
+    """An upload's branches a scoped user may know of."""
+    return None if upload.branches is None else upload.branches & frozenset(allowed)

@@ -139,6 +139,7 @@ class _Remainder:
     interval_start: dt.date
     interval_end: dt.date
     source: Segment
+    branches: list[str]
 
 
 @dataclass
@@ -149,6 +150,7 @@ class _PublishPlan:
     active_ids: list[int]
     replaced: list[Segment]
     new_key: str
+    new_branches: list[str]
     remainders: list[_Remainder]
     facts: VersionFacts
     rollup_keys: dict[str, str]
@@ -192,6 +194,7 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         active_ids=[s.pk for s in active],
         replaced=replaced,
         new_key=new_key,
+        new_branches=branches_of(pl.scan_parquet(request.curated_path)),
         remainders=remainders,
         facts=facts,
         rollup_keys=rollup_keys,
@@ -238,6 +241,7 @@ def _version_facts(datasource: Datasource) -> VersionFacts:
                 dimensions=tuple(rollup.dimensions),
                 local_path=segment_local_path(segment=rollup),
                 rows=rollup.rows,
+                parts=tuple(rollup.parts),
             )
             for rollup in rollups
         ],
@@ -261,7 +265,12 @@ def _segment_remainder(*, segment: Segment, request: PublishRequest, workdir: Pa
         key=segment_storage_key(datasource_name=segment.datasource.name, upload_id=segment.upload_id),
     )
     remainder = _Remainder(
-        key=key, rows=kept.height, interval_start=kept["date"].min(), interval_end=kept["date"].max(), source=segment
+        key=key,
+        rows=kept.height,
+        interval_start=kept["date"].min(),
+        interval_end=kept["date"].max(),
+        source=segment,
+        branches=branches_of(kept.lazy()),
     )
     return remainder, local
 
@@ -294,6 +303,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
             request.interval_end,
             request.rows,
             plan.new_key,
+            plan.new_branches,
         )
         for remainder in plan.remainders:
             source = remainder.source
@@ -308,6 +318,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
                 remainder.interval_end,
                 remainder.rows,
                 remainder.key,
+                remainder.branches,
             )
         Segment.objects.filter(pk__in=[s.pk for s in plan.replaced]).update(active=False, retired_in_version=version)
         Rollup.objects.bulk_create(
@@ -318,6 +329,7 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
                 dimensions=list(rollup.dimensions),
                 path=plan.rollup_keys[rollup.name],
                 rows=rollup.rows,
+                parts=list(rollup.parts),
             )
             for rollup in plan.facts.rollups
         )
@@ -347,6 +359,7 @@ def _segment_create(
     end: dt.date,
     rows: int,
     key: str,
+    branches: list[str],
 ) -> Segment:
     return Segment.objects.create(
         datasource=datasource,
@@ -359,7 +372,13 @@ def _segment_create(
         rows=rows,
         path=key,
         version=version,
+        branches=branches,
     )
+
+
+def branches_of(rows: pl.LazyFrame) -> list[str]:
+    """The branches of a segment's rows: what a branch-scoped user's provenance may show of it."""
+    return sorted(rows.select(pl.col("branch").drop_nulls().unique()).collect()["branch"].to_list())
 
 
 def datasource_mark_demo(*, name: str) -> None:

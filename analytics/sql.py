@@ -141,11 +141,12 @@ def compile_spec(
     if group_sql:
         inner += " GROUP BY " + ", ".join(group_sql)
     metric_columns = list(spec.metric_names)
+    metric_sql = {name: metric_expression(name, has_invoice_id=has_invoice_id) for name in metric_columns}
     outer_select = [quote(alias) for alias in group_aliases] + [
-        f"{metric_expression(name, has_invoice_id=has_invoice_id)} AS {quote(name)}" for name in metric_columns
+        f"{metric_sql[name]} AS {quote(name)}" for name in metric_columns
     ]
     sql = f"SELECT {', '.join(outer_select)} FROM ({inner}) AS cells"  # noqa: S608
-    sql += _order_and_limit(spec, group_aliases, dialect)
+    sql += _order_and_limit(spec, group_aliases, dialect, metric_sql)
     return CompiledQuery(
         sql=sql,
         params=params,
@@ -198,19 +199,29 @@ def _limit(value: int) -> int:
     return min(int(value), ENGINE_LIMIT_MAX)
 
 
-def _order_and_limit(spec: QuerySpec, group_aliases: list[str], dialect: Dialect) -> str:
+def _ranked(column: str, metric_sql: dict[str, str]) -> str:
+    """What a ranking compares: a metric rounded to its rank decimals, so that values equal but
+    for summation noise (every margin 4.7619…% to the 15th digit) tie and the dimension orders
+    them, the same for every filter, user and engine. The metric's expression, not its alias:
+    an alias inside an ORDER BY expression is not resolved alike by every engine."""
+    metric = METRICS.get(column)
+    decimals = metric.rank_decimals if metric is not None else None
+    return quote(column) if decimals is None else f"ROUND({metric_sql[column]}, {decimals})"
+
+
+def _order_and_limit(spec: QuerySpec, group_aliases: list[str], dialect: Dialect, metric_sql: dict[str, str]) -> str:
     if isinstance(spec, TimeSeries):
         order = [dialect.order_term(quote(alias)) for alias in group_aliases]
         return " ORDER BY " + ", ".join(order)
     if isinstance(spec, TopN):
         direction = "ASC" if spec.ascending else "DESC"
-        ranking = dialect.order_term(quote(spec.metric), direction=direction)
+        ranking = dialect.order_term(_ranked(spec.metric, metric_sql), direction=direction)
         return f" ORDER BY {ranking}, {dialect.order_term(quote(spec.dimension))} LIMIT {_limit(spec.n)}"
     if isinstance(spec, Breakdown):
         sort = spec.sort or spec.metrics[0]
         direction = "DESC" if spec.descending else "ASC"
         tiebreak = ", ".join(dialect.order_term(quote(alias)) for alias in group_aliases)
-        sql = f" ORDER BY {dialect.order_term(quote(sort), direction=direction)}, {tiebreak}"
+        sql = f" ORDER BY {dialect.order_term(_ranked(sort, metric_sql), direction=direction)}, {tiebreak}"
         return sql + (f" LIMIT {_limit(spec.limit)}" if spec.limit else "")
     if isinstance(spec, Summary):
         return ""

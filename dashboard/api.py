@@ -11,8 +11,10 @@ from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert
 from dashboard.models import AlertEvent
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
+from sales_analytics.query_params import blank_parameters_dropped
 
 router = Router(tags=["alerts"])
+router.add_decorator(blank_parameters_dropped, mode="view")
 
 
 class AlertOut(Schema):

@@ -1,6 +1,7 @@
 """CSV and XLSX exports of a panel's table, with the filters written into the file."""
 
 import csv
+import datetime as dt
 import io
 
 import xlsxwriter
@@ -8,6 +9,7 @@ from django.http import HttpResponse
 
 from dashboard.filters import PageFilters
 from dashboard.panels import Panel
+from dashboard.templatetags.dashboard_format import DATETIME_SHOWN, site_datetime
 from sales_analytics.csvsafe import CSV_CONTENT_TYPE, UTF8_BOM, neutralize_cell
 
 CONTENT_TYPES = {
@@ -25,6 +27,8 @@ def _header_lines(panel: Panel, filters: PageFilters) -> list[list[str]]:
 def _cell(value: object) -> object:
     if value is None:
         return ""
+    if isinstance(value, dt.datetime):
+        return site_datetime(value)
     if isinstance(value, float):
         # Sums are exact to far below a cent; drop binary-float noise like 110568.70649999996.
         return round(value, 6)
@@ -33,13 +37,17 @@ def _cell(value: object) -> object:
     return str(value)
 
 
+def _csv_text(value: object) -> object:
+    return value.strftime(DATETIME_SHOWN) if isinstance(value, dt.datetime) else value
+
+
 def export_csv(panel: Panel, filters: PageFilters) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerows([[neutralize_cell(text) for text in line] for line in _header_lines(panel, filters)])
     writer.writerow([column.label for column in panel.table.columns])
     for row in panel.table.rows:
-        writer.writerow([_cell(row.get(column.key)) for column in panel.table.columns])
+        writer.writerow([_csv_text(_cell(row.get(column.key))) for column in panel.table.columns])
     return (UTF8_BOM + buffer.getvalue()).encode("utf-8")
 
 
@@ -49,6 +57,7 @@ def export_xlsx(panel: Panel, filters: PageFilters) -> bytes:
     workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
     sheet = workbook.add_worksheet(panel.title[:31])
     bold = workbook.add_format({"bold": True})
+    moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})
     row_index = 0
     for line in _header_lines(panel, filters):
         for col, text in enumerate(line):
@@ -60,7 +69,9 @@ def export_xlsx(panel: Panel, filters: PageFilters) -> bytes:
         row_index += 1
         for col, column in enumerate(panel.table.columns):
             value = _cell(row.get(column.key))
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, dt.datetime):
+                sheet.write_datetime(row_index, col, value, moment)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
                 sheet.write_number(row_index, col, value)
             else:
                 sheet.write_string(row_index, col, str(value))

@@ -100,10 +100,20 @@ class PageFilters:
         clean = {k: v for k, v in params.items() if v not in (None, "", [])}
         return urlencode(clean, doseq=True)
 
+    @property
+    def period_words(self) -> str:
+        """The period as a person says it; an open side is not a day ("from 2019-01-15")."""
+        if self.start is None and self.end is None:
+            return "all data"
+        if self.end is None:
+            return f"from {self.start}"
+        if self.start is None:
+            return f"up to {self.end}"
+        return f"{self.start} to {self.end}"
+
     def describe(self) -> list[tuple[str, str]]:
         """The filters in words, for exports and headings."""
-        period = "all data" if self.start is None and self.end is None else f"{self.start} to {self.end}"
-        lines = [("Datasource", self.datasource), ("Period", period)]
+        lines = [("Datasource", self.datasource), ("Period", self.period_words)]
         lines += [(label, ", ".join(self.include[name])) for name, label in MULTI_DIMENSIONS if name in self.include]
         return lines
 

@@ -6,6 +6,7 @@ KPI cards or a chart option that the page's script hands to ECharts.
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from analytics.metrics import METRICS
-from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN
+from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN, bucket_last_day
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
+from dashboard.templatetags.dashboard_format import format_value, site_time_zone_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,38 @@ class Kpi:
     comparable: bool = True
 
     @property
+    def in_points(self) -> bool:
+        """A ratio (the margin) changes by percentage points: a relative change of a percentage
+        misreads (4.0 % → 4.4 % is "+10 %"), and of two equal ones shows their float noise."""
+        return self.kind == "percent"
+
+    @property
     def change(self) -> float | None:
-        """Relative change vs the comparison period; None when it has no (whole) base."""
-        if self.value is None or not self.previous or not self.comparable:
+        """Change vs the comparison period: relative, or in points (as a fraction) for a ratio;
+        None when it has no (whole) base."""
+        if self.value is None or self.previous is None or not self.comparable:
+            return None
+        if self.in_points:
+            return self.value - self.previous
+        if not self.previous:
             return None
         return (self.value - self.previous) / abs(self.previous)
+
+    @property
+    def change_text(self) -> str:
+        """The change as shown, to one decimal: "+0.3 pp", "-2.5%", or unsigned when it rounds to zero."""
+        if self.change is None:
+            return ""
+        shown = round(self.change * 100, 1)
+        unit = " pp" if self.in_points else "%"
+        return f"{0.0:.1f}{unit}" if shown == 0 else f"{shown:+.1f}{unit}"
+
+    @property
+    def direction(self) -> str:
+        """ "up", "down", or "" when the change shown is zero (neither a rise nor a drop)."""
+        if self.change is None or round(self.change * 100, 1) == 0:
+            return ""
+        return "up" if self.change > 0 else "down"
 
 
 @dataclass
@@ -85,14 +114,20 @@ def metric_column(name: str) -> Column:
     return Column(name, metric.label, kind)
 
 
-def _bucket_label(day: dt.date, grain: Grain) -> str:
+def _bucket_label(day: dt.date, grain: Grain, filters: PageFilters) -> str:
+    """A time bucket's name; one the selected period cuts says so ("2022-01-01 (partial week)"),
+    and a day-named bucket is named by its first day inside the period, never one outside it."""
+    first = max(day, filters.start) if filters.start else day
+    partial = first > day or (filters.end is not None and bucket_last_day(day, grain) > filters.end)
     if grain is Grain.MONTH:
-        return day.strftime("%Y-%m")
-    if grain is Grain.QUARTER:
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    if grain is Grain.YEAR:
-        return str(day.year)
-    return day.isoformat()
+        label = day.strftime("%Y-%m")
+    elif grain is Grain.QUARTER:
+        label = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    elif grain is Grain.YEAR:
+        label = str(day.year)
+    else:
+        label = first.isoformat()
+    return f"{label} (partial {grain.name.lower()})" if partial else label
 
 
 def _series_chart(kind: str, categories: list[str], series: dict[str, list], *, value_kind: str) -> dict:
@@ -126,6 +161,27 @@ def _text(value: Any) -> str:
     return "(none)" if value is None else str(value)
 
 
+def _cost_coverage_note(ctx: PanelContext) -> str:
+    """Where margins are shown: whether some lines in the filters have no cost (a file without
+    one), so that the margins are of the rest of the revenue only."""
+    row = ctx.run(
+        Summary(
+            datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue", "revenue_with_cost")
+        )
+    ).first
+    revenue, known = row.get("revenue"), row.get("revenue_with_cost")
+    if not revenue or known is None or math.isclose(known, revenue, rel_tol=1e-9, abs_tol=0.005):
+        return ""
+    return (
+        f"Some lines have no cost: gross profit and margins cover {format_value(known, 'currency')} "
+        f"of {format_value(revenue, 'currency')} revenue ({format_value(known / revenue, 'percent')})."
+    )
+
+
+def _notes(*notes: str) -> str:
+    return " ".join(note for note in notes if note)
+
+
 # --- Overview --------------------------------------------------------------------------
 
 KPI_METRICS = ("revenue", "gross_profit", "gross_margin", "transactions", "units_sold", "average_ticket")
@@ -151,7 +207,7 @@ def panel_kpis(ctx: PanelContext) -> Panel:
         [Column("metric", "Metric"), Column("value", "Value", "auto"), Column("previous", "Previous period", "auto")],
         [{"metric": k.label, "value": k.value, "previous": k.previous, "kind": k.kind} for k in kpis],
     )
-    note = _comparison_note(result, first_day if not comparable else None)
+    note = _notes(_comparison_note(result, first_day if not comparable else None), _cost_coverage_note(ctx))
     return Panel("kpis", "Key figures", table=table, kpis=kpis, wide=True, note=note)
 
 
@@ -193,14 +249,17 @@ def panel_freshness(ctx: PanelContext) -> Panel:
         "No data has been published yet."
         if not uploads
         else (
-            f"Data as of {latest:%Y-%m-%d %H:%M} UTC, from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
+            f"Data as of {format_value(latest, 'datetime')} {site_time_zone_name()}, "
+            f"from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
             + (f", covering {data_range[0]} to {data_range[1]}." if data_range else ".")
         )
     )
     return Panel(
         "freshness",
         "Data freshness",
-        table=Table([Column("upload", "Upload"), Column("uploaded_at", "Uploaded (UTC)", "datetime")], rows),
+        table=Table(
+            [Column("upload", "Upload"), Column("uploaded_at", f"Uploaded ({site_time_zone_name()})", "datetime")], rows
+        ),
         note=note,
         links=[("Uploads", "/uploads")],
     )
@@ -211,7 +270,7 @@ def panel_revenue_trend(ctx: PanelContext, metric: str = "revenue", key: str = "
     result = ctx.run(
         TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=(metric,), grain=grain)
     )
-    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows]
     chart = _series_chart(
         "line",
         labels,
@@ -281,7 +340,7 @@ def panel_sales_series(ctx: PanelContext) -> Panel:
     result = ctx.run(
         TimeSeries(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=metrics, grain=grain)
     )
-    labels = [_bucket_label(row["bucket"], grain) for row in result.rows]
+    labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows]
     chart = _series_chart("bar", labels, {"Revenue": [row["revenue"] for row in result.rows]}, value_kind="currency")
     rows = [{"period": label, **{m: row[m] for m in metrics}} for label, row in zip(labels, result.rows, strict=True)]
     return Panel(
@@ -391,10 +450,13 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
         Summary(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue",))
     ).first.get("revenue")
     rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in result.rows]
-    note = (
-        f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
-        if len(result.rows) == PRODUCT_LINES_SHOWN
-        else ""
+    note = _notes(
+        (
+            f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
+            if len(result.rows) == PRODUCT_LINES_SHOWN
+            else ""
+        ),
+        _cost_coverage_note(ctx),
     )
     table = Table(
         [
@@ -439,14 +501,18 @@ def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Pane
             split_by=dimension,
         )
     )
-    labels = sorted({_bucket_label(row["bucket"], grain) for row in result.rows})
+    labels = sorted({_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows})
     series: dict[str, list] = {}
     for row in result.rows:
         series.setdefault(_text(row[dimension]), [None] * len(labels))[
-            labels.index(_bucket_label(row["bucket"], grain))
+            labels.index(_bucket_label(row["bucket"], grain, ctx.filters))
         ] = row["revenue"]
     rows = [
-        {"period": _bucket_label(row["bucket"], grain), dimension: row[dimension], "revenue": row["revenue"]}
+        {
+            "period": _bucket_label(row["bucket"], grain, ctx.filters),
+            dimension: row[dimension],
+            "revenue": row["revenue"],
+        }
         for row in result.rows
     ]
     return Panel(
@@ -471,6 +537,7 @@ def panel_branch_comparison(ctx: PanelContext) -> Panel:
         ctx, key="comparison", title="Branches compared", dimension="branch", metrics=metrics, link_page="branches"
     )
     panel.wide = True
+    panel.note = _cost_coverage_note(ctx)
     return panel
 
 
@@ -527,11 +594,20 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
         ],
         result.rows,
     )
-    return Panel("heatmap", "Gross margin by branch and product line", table=table, chart=chart, wide=True)
+    return Panel(
+        "heatmap",
+        "Gross margin by branch and product line",
+        table=table,
+        chart=chart,
+        wide=True,
+        note=_cost_coverage_note(ctx),
+    )
 
 
 def panel_margin_trend(ctx: PanelContext) -> Panel:
-    return panel_revenue_trend(ctx, metric="gross_margin", key="margin_trend")
+    panel = panel_revenue_trend(ctx, metric="gross_margin", key="margin_trend")
+    panel.note = _cost_coverage_note(ctx)
+    return panel
 
 
 def panel_lowest_margins(ctx: PanelContext) -> Panel:
@@ -556,7 +632,7 @@ def panel_lowest_margins(ctx: PanelContext) -> Panel:
         ],
         result.rows,
     )
-    return Panel("lowest", "Lowest-margin combinations", table=table)
+    return Panel("lowest", "Lowest-margin combinations", table=table, note=_cost_coverage_note(ctx))
 
 
 PanelBuilder = Callable[[PanelContext], Panel]

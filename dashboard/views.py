@@ -49,7 +49,9 @@ def _chart_json(panels: list[Panel]) -> None:
 def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> dict:
     page = PAGES[page_key]
     ctx = PanelContext(filters=filters, user=request.user)
-    panels = [panel_build(builder, ctx) for builder in page.panels] if filters.snapshot else []
+    # No data the user may see (none published, or none of their branches'): the empty state,
+    # not panels of zeros whose period and comparison would come from nowhere.
+    panels = [panel_build(builder, ctx) for builder in page.panels] if filters.visible_days else []
     _chart_json(panels)
     datasources = datasource_list()
     return {
@@ -62,6 +64,7 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
         "grains": GRAINS,
         "datasources": datasources,
         "is_demo": filters.snapshot is not None and filters.snapshot.datasource.is_demo,
+        "scope_empty": filters.snapshot is not None and filters.visible_days is None,
         "query_string": filters.query_string(),
     }
 

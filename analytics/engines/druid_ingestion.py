@@ -80,6 +80,12 @@ METRICS_SPEC: list[dict] = [
         "filter": {"type": "not", "field": {"type": "null", "column": "rating"}},
         "aggregator": {"type": "count", "name": "rating_count"},
     },
+    # analytics.metrics' `revenue_with_profit`: NULL in a cell none of whose lines has a gross profit.
+    {
+        "type": "filtered",
+        "filter": {"type": "not", "field": {"type": "null", "column": "gross_profit"}},
+        "aggregator": {"type": "doubleSum", "name": "revenue_with_profit", "fieldName": "revenue"},
+    },
 ]
 NUMERIC_FIELDS: tuple[str, ...] = ("quantity", "revenue", "cost", "gross_profit", "tax", "rating")
 # Curated columns that never become string dimensions (the time, the hour, names Druid's metrics take).

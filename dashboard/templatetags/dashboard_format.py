@@ -5,8 +5,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
 register = template.Library()
+
+# Times are shown to the minute, in the site's time zone (settings.TIME_ZONE), on pages and in exports.
+DATETIME_SHOWN = "%Y-%m-%d %H:%M"
+
+
+def site_datetime(value: dt.datetime) -> dt.datetime:
+    """`value` in the site's time zone, without its zone (a spreadsheet cell has none)."""
+    return timezone.localtime(value).replace(tzinfo=None) if timezone.is_aware(value) else value
+
+
+def site_time_zone_name() -> str:
+    return timezone.get_current_timezone_name()
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -19,7 +32,7 @@ def format_value(value: Any, kind: str) -> str:
     if kind == "number":
         return f"{value:,.0f}" if float(value).is_integer() else f"{_cents(value):,.2f}"
     if kind == "datetime" and isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return site_datetime(value).strftime(DATETIME_SHOWN)
     return str(value)
 
 
@@ -40,10 +53,3 @@ def cell(row: dict, column: Any) -> str:
     """A table cell: the row's value for the column, formatted by the column's kind (or the row's)."""
     kind = row.get("kind", "text") if column.kind == "auto" else column.kind
     return format_value(row.get(column.key), kind)
-
-
-@register.filter
-def signed_percent(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 100:+.1f}%"

@@ -121,13 +121,14 @@ def line_amounts(draw) -> Row:
     unit_cost = rng.randint(0, 400) / 4
     tax = None if rng.random() < 0.3 else rng.randint(0, 200) / 8
     revenue = quantity * unit_price + (tax or 0.0)
-    cost = quantity * unit_cost
+    # Some lines come from files without cost: neither cost nor gross profit is known.
+    cost = None if rng.random() < 0.15 else quantity * unit_cost
     return {
         "quantity": quantity,
         "unit_price": unit_price,
         "revenue": revenue,
         "cost": cost,
-        "gross_profit": revenue - cost,
+        "gross_profit": None if cost is None else revenue - cost,
         "tax": tax,
         "rating": None if rng.random() < 0.3 else rng.randint(2, 20) / 2,
     }
@@ -351,10 +352,20 @@ def _quotient(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else numerator / denominator
 
 
+def _known_sum(values: list[float | None]) -> float | None:
+    """0 over no lines; None (unknown) over lines none of which has a value; else the sum of the values."""
+    known = [value for value in values if value is not None]
+    return sum(known) if known or not values else None
+
+
 def metric_values(rows: list[Row], names: tuple[str, ...]) -> dict[str, Any]:
     """Each metric from its definition in DESIGN.md: sums, counts, exact distinct invoices, ratios of sums."""
     revenue = sum(row["revenue"] for row in rows)
-    gross_profit = sum(row["gross_profit"] for row in rows)
+    # Lines without a cost (a file that had none) have no gross profit either: over lines none
+    # of which has one, both sums are unknown; the margin is of the revenue of lines that have one.
+    with_profit = [row for row in rows if row["gross_profit"] is not None]
+    revenue_with_profit = sum(row["revenue"] for row in with_profit)
+    gross_profit = _known_sum([row["gross_profit"] for row in rows])
     units = sum(row["quantity"] for row in rows)
     ratings = [row["rating"] for row in rows if row["rating"] is not None]
     # Distinct invoice ids; a line without one is a transaction of its own (all of them when
@@ -364,13 +375,14 @@ def metric_values(rows: list[Row], names: tuple[str, ...]) -> dict[str, Any]:
     )
     values = {
         "revenue": revenue,
-        "cost": sum(row["cost"] for row in rows),
+        "cost": _known_sum([row["cost"] for row in rows]),
         "gross_profit": gross_profit,
+        "revenue_with_cost": revenue_with_profit,
         "tax": sum(row["tax"] for row in rows if row["tax"] is not None),
         "units_sold": units,
         "lines": len(rows),
         "transactions": transactions,
-        "gross_margin": _quotient(gross_profit, revenue),
+        "gross_margin": _quotient(gross_profit, revenue_with_profit) if with_profit else None,
         "average_ticket": _quotient(revenue, transactions),
         "average_unit_price": _quotient(revenue, units),
         "average_rating": _quotient(sum(ratings), len(ratings)),

@@ -41,6 +41,7 @@ def provenance(task: IngestionTask) -> Upload:
         name=task.original_filename,
         uploaded_at=task.created_at,
         uploaded_by_id=task.created_by_id,
+        branches=frozenset({"A", "B"}),  # every file of these tests has lines of both
     )
 
 
@@ -174,3 +175,21 @@ def test_a_scoped_user_sees_the_names_of_their_own_uploads_only(january_and_febr
     assert [u.name for u in unscoped.uploads] == ["january.csv", "february.csv", "march-a.csv"]
     rest = scoped_api.get("/api/metrics/breakdown", {"by": "branch"}).json()
     assert [u["name"] for u in rest["uploads"]] == [OTHER_UPLOAD_NAME, OTHER_UPLOAD_NAME, "march-a.csv"]
+
+
+def test_a_scoped_user_s_uploads_are_those_that_brought_rows_of_their_branches(role_groups) -> None:
+    from accounts.services import user_branch_scope_set
+    from tests.analytics.helpers import rows_publish, sale_line
+    from tests.factories import UserFactory
+
+    # upload-0: branch A at 12:00; upload-1: branch B only, at 12:01; upload-2: both, at 12:02.
+    rows = [sale_line(branch="A"), sale_line(branch="B"), sale_line(branch="A"), sale_line(branch="B")]
+    rows_publish(datasource="shops", rows=rows, cuts=(1, 2))
+    scoped = UserFactory(role="viewer")
+    user_branch_scope_set(user=scoped, branches=["A"])
+
+    uploads = run_query(Summary(datasource="shops"), user=scoped).uploads
+
+    assert [u.uploaded_at.minute for u in uploads] == [0, 2]  # not B's upload of 12:01
+    assert all(u.branches == frozenset({"A"}) for u in uploads)  # nothing said of other branches
+    assert len(run_query(Summary(datasource="shops"), user=None).uploads) == 3

@@ -196,3 +196,16 @@ def test_lines_without_invoice_id_count_alike_with_or_without_other_branches(sco
     assert scoped == run_query(spec_for(spec, datasource="mixed_ids_a"), user=unscoped_user).first
     assert scoped == {"lines": 2, "transactions": 2, "average_ticket": 10.0}
     assert run_query(spec, user=unscoped_user).first == {"lines": 3, "transactions": 3, "average_ticket": 10.0}
+
+
+def test_a_user_seeing_no_rows_gets_no_comparison_dates_from_rows_of_other_branches(scoped_user) -> None:
+    rows_publish(datasource="others_only", rows=[sale_line(branch="B", date=dt.date(2019, 4, 23))])
+    user_branch_scope_set(user=scoped_user, branches=["A"])
+
+    result = run_query(
+        Summary(datasource="others_only", comparison=Comparison.PREVIOUS_PERIOD, metrics=("revenue",)), user=scoped_user
+    )
+
+    assert result.first["revenue"] == 0
+    assert result.comparison is not None and result.comparison.period == (None, None)
+    assert result.comparison.first["revenue"] == 0

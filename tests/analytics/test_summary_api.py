@@ -166,3 +166,28 @@ def test_a_name_no_datasource_can_have_answers_like_an_unknown_one(viewer_api, n
     response = viewer_api.get("/api/metrics/summary", {"datasource": name})
     assert response.status_code == 200, response.content
     assert response.json()["lines"] == 0 and response.json()["data_version"] is None
+
+
+@pytest.mark.parametrize(
+    "blank",
+    ["?branch=", "?start=&end=", "?datasource=", "?branch=&product_line=&city=", "?branch=A&branch="],
+)
+def test_a_blank_parameter_is_not_given(real_sales, viewer_api: Client, blank: str) -> None:
+    # As on the pages: a filter left blank filters nothing (a blank branch matched nothing, a blank date was a 422).
+    expected = summary(viewer_api, "?branch=A" if "branch=A" in blank else "")
+    assert summary(viewer_api, blank) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "blank"),
+    [
+        ("/api/metrics/timeseries", "grain=&split_by=&metric=&comparison=&exclude_branch="),
+        ("/api/metrics/topn", "dimension=&n=&ascending=&metric="),
+        ("/api/metrics/breakdown", "by=&sort=&limit=&descending="),
+        ("/api/metrics/compare", "comparison=&start="),
+    ],
+)
+def test_blank_spec_parameters_take_their_defaults(real_sales, viewer_api: Client, path: str, blank: str) -> None:
+    response = viewer_api.get(f"{path}?{blank}")
+    assert response.status_code == 200, response.content
+    assert response.json() == viewer_api.get(path).json()

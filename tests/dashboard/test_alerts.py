@@ -631,3 +631,9 @@ def test_a_webhook_redirect_is_not_followed(webhook_server) -> None:
     assert notification.status == Notification.Status.FAILED
     assert "redirects are not followed" in notification.last_error
     assert len(receiver.received) == 1
+
+
+def test_a_blank_alert_status_is_not_given(viewer_api) -> None:
+    response = viewer_api.get("/api/alerts?status=&limit=")
+    assert response.status_code == 200, response.content
+    assert response.json() == viewer_api.get("/api/alerts").json()

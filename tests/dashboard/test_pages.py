@@ -354,3 +354,108 @@ def test_a_filtered_overview_of_a_datasource_without_data_has_no_broken_panel(vi
     for path in ("/", "/panel/overview/kpis"):
         page = viewer_browser.get(path, {"branch": "A"}, HTTP_HX_REQUEST="true").content.decode()
         assert "could not be loaded" not in page, path
+
+
+def test_margins_of_lines_partly_without_cost_say_so_and_unknown_profit_shows_as_unknown(viewer_browser) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    with_cost = [sale_line(branch="A", revenue=10.0, cost=6.0, gross_profit=4.0) for _ in range(3)]
+    without_cost = [sale_line(branch=b, revenue=20.0, cost=None, gross_profit=None) for b in ("A", "B")]
+    rows_publish(datasource="sales", rows=[*with_cost, *without_cost], cuts=(3,))
+
+    page = viewer_browser.get("/branches").content.decode()
+    comparison = re.search(r'id="panel-branch_comparison">(.*?)</section>', page, re.S).group(1)
+    rows = dict(re.findall(r"<tr><td[^>]*>(?:<a[^>]*>)?([AB])(?:</a>)?</td>(.*?)</tr>", comparison, re.S))
+    cells = {branch: re.findall(r"<td[^>]*>([^<]*)</td>", rest) for branch, rest in rows.items()}
+    assert cells["A"][:3] == ["50.00", "12.00", "40.0%"]  # margin of the 30.00 with a cost, not of 50.00
+    assert cells["B"][:3] == ["20.00", "—", "—"]  # no cost at all: unknown, not 0.00
+    assert "Some lines have no cost: gross profit and margins cover 30.00 of 70.00 revenue (42.9%)." in comparison
+
+
+def test_equal_margins_of_two_periods_show_no_change_and_no_direction(viewer_browser, published) -> None:
+    # Every margin of the real file is 4.7619 %: the two periods' differ only in float noise.
+    page = viewer_browser.get("/", {"preset": "custom", "start": "2019-02-01", "end": "2019-02-28"}).content.decode()
+    margin = re.search(r'data-kpi="Gross margin">[^<]+</div>\s*<div class="kpi-change ([a-z]*)">([^<]+)<', page)
+    assert margin.groups() == ("", "0.0 pp vs previous")
+
+
+@pytest.mark.parametrize(
+    ("query", "period"),
+    [
+        ("preset=custom&start=2019-01-15", "Period: from 2019-01-15"),
+        ("preset=custom&end=2019-02-03", "Period: up to 2019-02-03"),
+        ("preset=custom&start=2019-01-15&end=2019-02-03", "Period: 2019-01-15 to 2019-02-03"),
+        ("", "Period: all data"),
+    ],
+)
+def test_exports_say_an_open_period_in_words(viewer_browser, published, query: str, period: str) -> None:
+    csv_rows = list(csv.reader(io.StringIO(viewer_browser.get(f"/export/overview/kpis.csv?{query}").content.decode())))
+    xlsx = openpyxl.load_workbook(io.BytesIO(viewer_browser.get(f"/export/overview/kpis.xlsx?{query}").content)).active
+    assert [period] in csv_rows
+    assert period in [row[0].value for row in xlsx.iter_rows()]
+
+
+def test_a_scoped_user_without_rows_of_their_branches_sees_the_empty_state(viewer) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="sales", rows=[sale_line(branch="B", date=dt.date(2019, 4, 23))])
+    user_branch_scope_set(user=viewer, branches=["A"])
+    browser = Client()
+    browser.force_login(viewer)
+    for query in ({}, {"preset": "last_7"}):
+        page = browser.get("/", query).content.decode()
+        assert "No sales data of your branches" in page
+        assert "2019-04-23" not in page and "Change against" not in page
+
+
+def test_freshness_times_read_alike_on_the_page_and_in_exports_in_the_site_time_zone(viewer_browser, settings) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    settings.TIME_ZONE = "Asia/Yangon"  # UTC+06:30: uploaded 2025-01-01 12:00 UTC
+    rows_publish(datasource="sales", rows=[sale_line()])
+
+    page = viewer_browser.get("/").content.decode()
+    rows = list(csv.reader(io.StringIO(viewer_browser.get("/export/overview/freshness.csv").content.decode())))
+    sheet = openpyxl.load_workbook(io.BytesIO(viewer_browser.get("/export/overview/freshness.xlsx").content)).active
+
+    assert "Data as of 2025-01-01 18:30 Asia/Yangon" in page
+    assert ["upload-0.csv", "2025-01-01 18:30"] in rows
+    assert ["Upload", "Uploaded (Asia/Yangon)"] in rows
+    cells = {row[0].value: row[1] for row in sheet.iter_rows() if row[0].value == "upload-0.csv"}
+    assert cells["upload-0.csv"].value == dt.datetime(2025, 1, 1, 18, 30)  # a date the spreadsheet can compute with
+    assert cells["upload-0.csv"].number_format == "yyyy-mm-dd hh:mm"
+
+
+def test_a_scoped_user_s_data_is_as_of_the_newest_upload_of_their_branches(viewer) -> None:
+    from tests.analytics.helpers import rows_publish, sale_line
+
+    rows_publish(datasource="sales", rows=[sale_line(branch="A"), sale_line(branch="B")], cuts=(1,))  # 12:00, 12:01
+    user_branch_scope_set(user=viewer, branches=["A"])
+    browser = Client()
+    browser.force_login(viewer)
+    page = browser.get("/").content.decode()
+    assert "Data as of 2025-01-01 12:00 UTC, from 1 upload," in page
+
+
+@pytest.mark.parametrize(
+    ("query", "periods"),
+    [
+        # 2019-01-05 is a Saturday: its ISO week began on 31 December 2018, outside the period.
+        (
+            "start=2019-01-05&end=2019-01-23&grain=week",
+            ["2019-01-05 (partial week)", "2019-01-07", "2019-01-14", "2019-01-21 (partial week)"],
+        ),
+        ("start=2019-01-15&end=2019-02-28&grain=month", ["2019-01 (partial month)", "2019-02"]),
+        ("start=2019-01-01&end=2019-03-31&grain=quarter", ["2019-Q1"]),
+    ],
+)
+def test_buckets_the_period_cuts_are_marked_partial_on_the_page_and_in_the_export(
+    viewer_browser, published, query: str, periods: list[str]
+) -> None:
+    rows = list(
+        csv.reader(io.StringIO(viewer_browser.get(f"/export/overview/revenue_trend.csv?{query}").content.decode()))
+    )
+    header = rows.index(["Period", "Revenue"])
+    assert [row[0] for row in rows[header + 1 :]] == periods
+    page = viewer_browser.get(f"/?preset=custom&{query}").content.decode()
+    assert all(f">{period}<" in page for period in periods)
