@@ -1,6 +1,7 @@
 """Writes for ingestion: receiving an upload, running its task, retrying and cancelling."""
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -20,8 +21,9 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from accounts.selectors import user_allowed_branches
+from analytics.engines import get_engine
 from analytics.models import Segment, datasource_name_validator
-from analytics.services import datasource_get_or_create
+from analytics.services import datasource_get_or_create, datasource_publish_undo
 from ingestion import errors
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
@@ -502,17 +504,53 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
                 continue  # it moved on meanwhile
             task.status = IngestionTask.Status.FAILED
             task.error_code = errors.WORKER_LOST
+            rows_note = _engine_rows_note(task)
             task.message = (
                 f"The worker stopped while {task.get_stage_display().lower()} (started "
                 f"{task.started_at:%Y-%m-%d %H:%M} UTC): it was stopped at the time limit, ran out of memory or "
-                "crashed. The raw file is kept; retry the task."
+                f"crashed. The raw file is kept; retry the task.{rows_note}"
             )
             task.finished_at = timezone.now()
             task.save()
+            if rows_note:
+                transaction.on_commit(functools.partial(_engine_rows_remove_queue, task_id=str(task.pk)))
             reaped += 1
     if reaped:
         logger.warning("%d ingestion task(s) left running by a vanished worker marked failed", reaped)
     return reaped
+
+
+def _engine_rows_note(task: IngestionTask) -> str:
+    """A task that stopped while publishing, once it had given an engine that loads rows before
+    the catalogue switch (Druid) a task (`engine_task_id`), may have left rows there that nothing
+    published: they are removed (the caller queues it, once the task's outcome is saved), and the
+    message says so."""
+    engine = get_engine()
+    if task.stage != IngestionTask.Stage.PUBLISHING or not task.engine_task_id or not engine.loads_before_switch:
+        return ""
+    return f" Any rows {engine.title} had loaded for it are being removed."
+
+
+def _engine_rows_remove_queue(*, task_id: str) -> None:
+    from ingestion.tasks import ingestion_task_engine_rows_remove_queue
+
+    try:
+        ingestion_task_engine_rows_remove_queue(task_id=task_id)
+    except Exception:
+        # The next sync (manage.py druid_sync) finds and removes them; the task's outcome stands.
+        logger.exception("task %s: removing the rows its engine loaded could not be queued", task_id)
+
+
+def ingestion_task_engine_rows_remove(*, task_id: str) -> bool:
+    """Remove the rows the analytics engine loaded for a task whose publish never switched in;
+    whether there were any. A task retried meanwhile is left alone: its new run overwrites them."""
+    task = IngestionTask.objects.select_related("datasource").filter(pk=task_id).first()
+    if task is None or task.status not in (IngestionTask.Status.FAILED, IngestionTask.Status.CANCELLED):
+        return False
+    removed = datasource_publish_undo(datasource_name=task.datasource.name, upload_id=task.pk)
+    if removed:
+        logger.info("task %s: the rows its engine had loaded without a switch were removed", task_id)
+    return removed
 
 
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
@@ -608,19 +646,27 @@ def ingestion_task_run(*, task_id: str, on_progress: ProgressCallback | None = N
         logger.info("task %s is not queued; nothing to do", task_id)
         return IngestionTask.objects.filter(pk=task_id).first()
     progress = TaskProgress(task, on_progress)
+    rows_note = ""
     try:
         with panics_as_errors():
             pipeline_run(task=task, progress=progress)
     except TaskCancelled:
-        progress.finish(IngestionTask.Status.CANCELLED, "Cancelled. Nothing was published; the raw file is kept.")
+        rows_note = _engine_rows_note(task)
+        progress.finish(
+            IngestionTask.Status.CANCELLED, f"Cancelled. Nothing was published; the raw file is kept.{rows_note}"
+        )
     except IngestionError as exc:
-        progress.finish(IngestionTask.Status.FAILED, exc.detail, error_code=exc.code)
+        rows_note = _engine_rows_note(task)
+        progress.finish(IngestionTask.Status.FAILED, exc.detail + rows_note, error_code=exc.code)
     except Exception as exc:
         logger.exception("task %s failed unexpectedly during %s", task_id, task.stage)
+        rows_note = _engine_rows_note(task)
         progress.finish(
             IngestionTask.Status.FAILED,
             f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
-            "Nothing was published; the raw file is kept, so the task can be retried.",
+            f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
             error_code=errors.INTERNAL_ERROR,
         )
+    if rows_note:
+        _engine_rows_remove_queue(task_id=str(task.pk))
     return task

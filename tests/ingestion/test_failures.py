@@ -187,3 +187,52 @@ def test_a_value_the_database_refuses_fails_the_task_instead_of_leaving_it_runni
     assert "DataError" in task.message
     assert default_storage.exists(task.raw_key)
     assert Segment.objects.count() == 0
+
+
+def test_a_task_reaped_after_druid_took_its_rows_has_them_removed(
+    uploader_api, real_file: Path, settings, monkeypatch
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion import tasks
+    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap, task_stale_after
+
+    # The worker died while Druid loaded the file or while its segments became queryable: the
+    # rows Druid holds for it are counted while the catalogue never switched them in.
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    task = ingestion_task_claim(task_id=task_id)
+    IngestionTask.objects.filter(pk=task.pk).update(
+        stage=IngestionTask.Stage.PUBLISHING,
+        engine_task_id=f"sales_analytics_sales_{task.pk.hex}_1",
+        started_at=timezone.now() - task_stale_after() - dt.timedelta(1),
+    )
+    settings.ANALYTICS_ENGINE = "druid"
+    queued: list[str] = []
+    monkeypatch.setattr(tasks, "ingestion_task_engine_rows_remove_queue", lambda *, task_id: queued.append(task_id))
+
+    assert ingestion_tasks_reap() == 1
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    assert task.message.endswith("retry the task. Any rows Druid had loaded for it are being removed.")
+    assert queued == [str(task.pk)]
+
+
+def test_removing_an_engine_s_rows_leaves_a_retried_task_alone(uploader_api, real_file: Path, monkeypatch) -> None:
+    from analytics import services as analytics_services
+    from ingestion.services import ingestion_task_engine_rows_remove
+
+    asked: list[str] = []
+    monkeypatch.setattr(
+        analytics_services.get_engine().__class__,
+        "publish_undo",
+        lambda self, *, datasource_name, upload_id: asked.append(str(upload_id)) or True,
+    )
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.QUEUED)  # retried meanwhile
+    assert ingestion_task_engine_rows_remove(task_id=task_id) is False
+    IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.FAILED)
+    assert ingestion_task_engine_rows_remove(task_id=task_id) is True
+    assert asked == [task_id]
