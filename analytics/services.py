@@ -155,6 +155,9 @@ class _PublishPlan:
     facts: VersionFacts
     rollup_keys: dict[str, str]
     shared_invoices: SharedInvoices
+    # When the engine's rows were last replaced by a sync (druid_sync): one during the engine's
+    # load may have removed the rows it loaded, which the switch must not then count as there.
+    engine_synced_at: dt.datetime | None = None
 
 
 def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: Path) -> _PublishPlan:
@@ -199,6 +202,7 @@ def _publish_plan(*, datasource: Datasource, request: PublishRequest, workdir: P
         facts=facts,
         rollup_keys=rollup_keys,
         shared_invoices=shared,
+        engine_synced_at=base.druid_synced_at,
     )
 
 
@@ -289,6 +293,8 @@ def _switch_version(*, datasource: Datasource, request: PublishRequest, plan: _P
         )
         if current_ids != plan.active_ids or locked.data_version != plan.base_version:
             raise PublishConflict("a version was published meanwhile")
+        if locked.druid_synced_at != plan.engine_synced_at:
+            raise PublishConflict("the engine's rows were synced with the catalogue meanwhile")
         if request.before_switch is not None:
             request.before_switch()
         version = locked.data_version + 1
@@ -379,6 +385,12 @@ def _segment_create(
 def branches_of(rows: pl.LazyFrame) -> list[str]:
     """The branches of a segment's rows: what a branch-scoped user's provenance may show of it."""
     return sorted(rows.select(pl.col("branch").drop_nulls().unique()).collect()["branch"].to_list())
+
+
+def datasource_publish_undo(*, datasource_name: str, upload_id: uuid.UUID) -> bool:
+    """Remove the rows an engine that loads before the switch (Druid) loaded for an upload whose
+    publish never switched in; whether there were any. Nothing happens for a published upload."""
+    return get_engine().publish_undo(datasource_name=datasource_name, upload_id=upload_id)
 
 
 def datasource_mark_demo(*, name: str) -> None:

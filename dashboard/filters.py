@@ -1,6 +1,7 @@
 """The filter bar: state lives in the query string, so every view is a shareable link."""
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -9,8 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import QueryDict
 
 from analytics.catalogue import Snapshot, datasource_snapshot
+from analytics.engines import EngineError
 from analytics.query import Comparison, Filters, Grain, QueryError, comparison_range
 from analytics.runner import data_days_visible
+
+logger = logging.getLogger(__name__)
 
 # The API's filter dimensions (analytics.api.FILTER_DIMENSIONS): a link that filters the API
 # filters the pages alike.
@@ -122,7 +126,7 @@ def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> Pa
     """Read the filter bar from a query string; unknown or malformed values raise FilterError."""
     datasource = (query.get("datasource") or settings.DEFAULT_DATASOURCE).strip()
     snapshot = datasource_snapshot(name=datasource)
-    visible_days = data_days_visible(snapshot=snapshot, user=user) if snapshot is not None else None
+    visible_days = _visible_days(snapshot=snapshot, user=user)
     preset = query.get("preset") or ("custom" if query.get("start") or query.get("end") else "all")
     if _dates_typed(query):
         preset = "custom"
@@ -144,6 +148,20 @@ def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> Pa
     except QueryError as exc:
         raise FilterError(str(exc)) from None
     return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot, visible_days)
+
+
+def _visible_days(*, snapshot: Snapshot | None, user: AbstractBaseUser | None) -> tuple[dt.date, dt.date] | None:
+    """The days `user` may see, None when unknown: a branch-scoped user's come from the engine,
+    and an engine that cannot answer leaves the presets open (the panels show its error)."""
+    if snapshot is None:
+        return None
+    try:
+        return data_days_visible(snapshot=snapshot, user=user)
+    except EngineError:
+        logger.warning(
+            "the days of %s visible to user %s could not be loaded", snapshot.datasource.name, user, exc_info=True
+        )
+        return None
 
 
 def _dates_typed(query: QueryDict) -> bool:

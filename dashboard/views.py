@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import logging
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
@@ -12,33 +13,46 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import capability_required
 from accounts.roles import Capability
 from analytics.catalogue import datasource_list
+from analytics.engines import EngineError
 from analytics.query import Breakdown
 from dashboard.exports import export_response
 from dashboard.filters import GRAINS, MULTI_DIMENSIONS, PRESETS, FilterError, PageFilters, page_filters_parse
 from dashboard.panels import PAGES, Panel, PanelContext, panel_build, panel_key
 
+logger = logging.getLogger(__name__)
 
-def _filter_options(ctx: PanelContext) -> list[dict]:
-    """Values offered for each multi-select, scoped like every other number."""
-    options = []
+
+FILTER_OPTIONS_UNAVAILABLE = (
+    "The filter values could not be loaded: the analytics engine did not answer. Filters already chosen still apply."
+)
+
+
+def _filter_options(ctx: PanelContext) -> tuple[list[dict], str]:
+    """Values offered for each multi-select, scoped like every other number, and a note when the
+    engine could not give them: the page still renders, its panels showing the engine's error."""
     if ctx.filters.snapshot is None:
-        return options
+        return [], ""
     columns = set(ctx.filters.snapshot.datasource.columns)
-    for name, label in MULTI_DIMENSIONS:
-        if name not in columns:
-            continue
-        result = ctx.run(
-            Breakdown(datasource=ctx.datasource, by=(name,), metrics=("lines",), sort=name, descending=False)
-        )
-        values = [row[name] for row in result.rows if row[name] is not None]
-        selected = ctx.filters.include.get(name, ())
-        # A value chosen on another datasource stays offered (selected) so that it can be cleared.
-        values += [value for value in dict.fromkeys(selected) if value not in values]
-        if values:
-            options.append(
-                {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
-            )
-    return options
+    dimensions = [(name, label) for name, label in MULTI_DIMENSIONS if name in columns]
+    try:
+        found = {name: _dimension_values(ctx, name) for name, _label in dimensions}
+    except EngineError:
+        logger.warning("filter values of %s could not be loaded", ctx.datasource, exc_info=True)
+        # The values chosen stay offered (selected), so applying the bar keeps them.
+        return [_filter_option(ctx, name, label, []) for name, label in dimensions], FILTER_OPTIONS_UNAVAILABLE
+    return [_filter_option(ctx, name, label, found[name]) for name, label in dimensions], ""
+
+
+def _dimension_values(ctx: PanelContext, name: str) -> list[str]:
+    result = ctx.run(Breakdown(datasource=ctx.datasource, by=(name,), metrics=("lines",), sort=name, descending=False))
+    return [row[name] for row in result.rows if row[name] is not None]
+
+
+def _filter_option(ctx: PanelContext, name: str, label: str, values: list[str]) -> dict:
+    selected = ctx.filters.include.get(name, ())
+    # A value chosen on another datasource stays offered (selected) so that it can be cleared.
+    values = values + [value for value in dict.fromkeys(selected) if value not in values]
+    return {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
 
 
 def _chart_json(panels: list[Panel]) -> None:
@@ -54,12 +68,14 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
     panels = [panel_build(builder, ctx) for builder in page.panels] if filters.visible_days else []
     _chart_json(panels)
     datasources = datasource_list()
+    filter_options, filter_options_note = _filter_options(ctx)
     return {
         "page": page_key,
         "page_title": page.title,
         "filters": filters,
         "panels": panels,
-        "filter_options": _filter_options(ctx),
+        "filter_options": [option for option in filter_options if option["values"]],
+        "filter_options_note": filter_options_note,
         "presets": PRESETS,
         "grains": GRAINS,
         "datasources": datasources,

@@ -21,8 +21,9 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from accounts.selectors import user_allowed_branches
+from analytics.engines import get_engine
 from analytics.models import Segment, datasource_name_validator
-from analytics.services import datasource_get_or_create
+from analytics.services import datasource_get_or_create, datasource_publish_undo
 from ingestion import errors
 from ingestion.dates import date_format_validate
 from ingestion.errors import IngestionError
@@ -570,10 +571,13 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
                 continue  # it moved on meanwhile
             locked.status = IngestionTask.Status.FAILED
             locked.error_code = errors.WORKER_LOST
-            locked.message = _worker_lost_message(task=locked, reason=reason)
+            rows_note = _engine_rows_note(locked)
+            locked.message = _worker_lost_message(task=locked, reason=reason) + rows_note
             locked.finished_at = timezone.now()
             locked.save()
             transaction.on_commit(functools.partial(_task_failed_send, task=locked))
+            if rows_note:
+                transaction.on_commit(functools.partial(_engine_rows_remove_queue, task_id=str(locked.pk)))
             reaped += 1
     if reaped:
         logger.warning("%d ingestion task(s) left running by a vanished worker marked failed", reaped)
@@ -602,6 +606,39 @@ def task_rows_switched_in(*, task: IngestionTask) -> bool:
 
 def _task_failed_send(*, task: IngestionTask) -> None:
     task_failed.send(sender=IngestionTask, datasource_name=task.datasource.name, task_id=str(task.pk))
+
+
+def _engine_rows_note(task: IngestionTask) -> str:
+    """A task that stopped while publishing, once it had given an engine that loads rows before
+    the catalogue switch (Druid) a task (`engine_task_id`), may have left rows there that nothing
+    published: they are removed (the caller queues it, once the task's outcome is saved), and the
+    message says so."""
+    engine = get_engine()
+    if task.stage != IngestionTask.Stage.PUBLISHING or not task.engine_task_id or not engine.loads_before_switch:
+        return ""
+    return f" Any rows {engine.title} had loaded for it are being removed."
+
+
+def _engine_rows_remove_queue(*, task_id: str) -> None:
+    from ingestion.tasks import ingestion_task_engine_rows_remove_queue
+
+    try:
+        ingestion_task_engine_rows_remove_queue(task_id=task_id)
+    except Exception:
+        # The next sync (manage.py druid_sync) finds and removes them; the task's outcome stands.
+        logger.exception("task %s: removing the rows its engine loaded could not be queued", task_id)
+
+
+def ingestion_task_engine_rows_remove(*, task_id: str) -> bool:
+    """Remove the rows the analytics engine loaded for a task whose publish never switched in;
+    whether there were any. A task retried meanwhile is left alone: its new run overwrites them."""
+    task = IngestionTask.objects.select_related("datasource").filter(pk=task_id).first()
+    if task is None or task.status not in (IngestionTask.Status.FAILED, IngestionTask.Status.CANCELLED):
+        return False
+    removed = datasource_publish_undo(datasource_name=task.datasource.name, upload_id=task.pk)
+    if removed:
+        logger.info("task %s: the rows its engine had loaded without a switch were removed", task_id)
+    return removed
 
 
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
@@ -735,20 +772,28 @@ def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
     from ingestion.pipeline import pipeline_run
     from ingestion.readers import panics_as_errors
 
+    rows_note = ""
     try:
         with panics_as_errors():
             pipeline_run(task=task, progress=progress)
     except TaskAbandoned:
         raise
     except TaskCancelled:
-        progress.finish(IngestionTask.Status.CANCELLED, "Cancelled. Nothing was published; the raw file is kept.")
+        rows_note = _engine_rows_note(task)
+        progress.finish(
+            IngestionTask.Status.CANCELLED, f"Cancelled. Nothing was published; the raw file is kept.{rows_note}"
+        )
     except IngestionError as exc:
-        progress.finish(IngestionTask.Status.FAILED, exc.detail, error_code=exc.code)
+        rows_note = _engine_rows_note(task)
+        progress.finish(IngestionTask.Status.FAILED, exc.detail + rows_note, error_code=exc.code)
     except Exception as exc:
         logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
+        rows_note = _engine_rows_note(task)
         progress.finish(
             IngestionTask.Status.FAILED,
             f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
-            "Nothing was published; the raw file is kept, so the task can be retried.",
+            f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
             error_code=errors.INTERNAL_ERROR,
         )
+    if rows_note:
+        _engine_rows_remove_queue(task_id=str(task.pk))

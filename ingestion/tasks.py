@@ -16,6 +16,22 @@ def ingestion_task_queue(*, task_id: str) -> None:
     async_task("ingestion.tasks.ingestion_task_execute", task_id, task_name=f"ingest {task_id}", group="ingestion")
 
 
+def ingestion_task_engine_rows_remove_task(task_id: str) -> None:
+    from ingestion.services import ingestion_task_engine_rows_remove
+
+    with log_context(f"t-{task_id}"):
+        ingestion_task_engine_rows_remove(task_id=task_id)
+
+
+def ingestion_task_engine_rows_remove_queue(*, task_id: str) -> None:
+    async_task(
+        "ingestion.tasks.ingestion_task_engine_rows_remove_task",
+        task_id,
+        task_name=f"remove engine rows of {task_id}",
+        group="ingestion",
+    )
+
+
 def ingestion_tasks_reap_task() -> int:
     from ingestion.services import ingestion_tasks_reap
 

@@ -35,6 +35,10 @@ class Engine(Protocol):
     dialect: Any
     # Whether the query layer routes to rollup files (the embedded engine) or the engine rolls up itself.
     uses_rollup_files: bool
+    # Whether `publish` loads rows the engine counts before the catalogue switch (Druid): a publish
+    # failing after it leaves rows to remove (`publish_undo`).
+    loads_before_switch: bool
+    title: str  # the engine's name in messages
 
     def health(self) -> EngineHealth:
         """Whether the engine can answer queries now, in words safe to show anyone."""
@@ -58,6 +62,10 @@ class Engine(Protocol):
         Returns the engine's task id (None when the engine reads the catalogue's files itself).
         Safe to call again for the same upload: it never loads the rows twice.
         """
+        ...
+
+    def publish_undo(self, *, datasource_name: str, upload_id: Any) -> bool:
+        """Remove what `publish` loaded for an upload the catalogue never switched in; whether there was any."""
         ...
 
 

@@ -224,6 +224,8 @@ class DruidEngine:
     name = "druid"
     dialect = DruidDialect()
     uses_rollup_files = False
+    loads_before_switch = True
+    title = "Druid"
 
     def health(self) -> EngineHealth:
         from analytics.engines.druid_preflight import druid_health
@@ -248,3 +250,8 @@ class DruidEngine:
         from analytics.engines.druid_ingestion import upload_ingest
 
         return upload_ingest(request=request, check_cancelled=check_cancelled, on_progress=on_progress)
+
+    def publish_undo(self, *, datasource_name: str, upload_id: Any) -> bool:
+        from analytics.engines.druid_sync import upload_unload
+
+        return upload_unload(datasource_name=datasource_name, upload_id=upload_id) is not None

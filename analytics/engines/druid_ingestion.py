@@ -11,17 +11,24 @@
    told in one sentence from the task's report.
 4. The publish waits until the new segments are loaded and the broker answers SQL on them.
 
-Task ids are `sales_analytics_<datasource>_<upload id>_<attempt>`. Before submitting, the earlier
-attempts of the same upload are looked up: one that succeeded is reused (a retry never loads
-the rows twice) and one still running is waited for instead of starting another.
+Task ids are `sales_analytics_<datasource>_<upload id>_<attempt>`; each task's context records
+what it loaded (a fingerprint of the upload's rows, mode and days, the days it wrote, the
+catalogue version it was planned on). Before submitting, the earlier attempts of the same upload
+are looked up: one that loaded exactly these rows, whose rows nothing since can have removed, is
+reused (a retry never loads the rows twice); one still running is waited for (the same rows) or
+shut down (other rows). Any other earlier load is overwritten: the upload is loaded as one
+replace of every day either wrote, carrying the catalogue's rows of those days.
 """
 
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote as url_quote
@@ -30,6 +37,7 @@ import polars as pl
 from django.conf import settings
 from django.core.files import File
 
+from analytics.catalogue import Snapshot, datasource_snapshot
 from analytics.engines import EngineProgress
 from analytics.engines.druid import (
     DruidIngestionFailed,
@@ -48,7 +56,8 @@ from analytics.engines.druid_s3 import (
     s3_uri,
 )
 from analytics.metrics import ADDITIVE_PARTS, PARTS
-from analytics.segments import stored_file_save
+from analytics.models import Datasource, Segment
+from analytics.segments import segment_local_path, stored_file_save
 from analytics.sql import quote
 
 if TYPE_CHECKING:
@@ -92,6 +101,12 @@ NUMERIC_FIELDS: tuple[str, ...] = ("quantity", "revenue", "cost", "gross_profit"
 NOT_DIMENSIONS = frozenset({"date", "datetime", "hour", "__time", *PARTS})
 
 Notify = Callable[[str, str], None]
+Days = tuple[dt.date, dt.date]  # a first and a last day, both included
+
+# Kept in each ingestion task's `context` (Druid keeps it in the task's payload): what it loaded.
+CONTEXT_ROWS = "salesAnalyticsRows"  # rows_fingerprint: the upload's rows, mode and days
+CONTEXT_DAYS = "salesAnalyticsDays"  # the days it wrote, "first/last"
+CONTEXT_BASE_VERSION = "salesAnalyticsBaseVersion"  # the catalogue's data version it was planned on
 
 
 # A task that could not lock its time chunks (another upload holds them) is submitted again.
@@ -104,9 +119,42 @@ def druid_task_id(*, datasource: str, upload_id: uuid.UUID, attempt: int) -> str
     return f"{TASK_PREFIX}_{datasource}_{uuid.UUID(str(upload_id)).hex}_{attempt}"
 
 
-def upload_interval(request: "PublishRequest") -> str:
-    """The upload's days as an ISO interval: from its first day to the day after its last."""
-    return f"{request.interval_start.isoformat()}/{(request.interval_end + dt.timedelta(days=1)).isoformat()}"
+def days_interval(days: Days) -> str:
+    """Whole days as an ISO interval: from the first day to the day after the last."""
+    return f"{days[0].isoformat()}/{(days[1] + dt.timedelta(days=1)).isoformat()}"
+
+
+@dataclass(frozen=True)
+class DruidLoad:
+    """An ingestion task of an upload, as Druid reports it, with what the task's context says it loaded."""
+
+    task_id: str
+    state: str  # RUNNING, SUCCESS or FAILED
+    created: dt.datetime | None
+    context: dict
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "SUCCESS"
+
+    @property
+    def days(self) -> Days | None:
+        """The days the task wrote (None: a task from before the context was kept)."""
+        text = self.context.get(CONTEXT_DAYS)
+        if not text:
+            return None
+        first, last = text.split("/")
+        return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The rows one ingestion task loads, and how."""
+
+    rows_path: Path  # curated-style Parquet
+    days: Days  # the days it writes (replaced when `replace`)
+    replace: bool
+    base_version: int  # the catalogue's data version it was planned on
 
 
 def upload_ingest(
@@ -115,64 +163,240 @@ def upload_ingest(
     check_cancelled: Callable[[], None] | None = None,
     on_progress: EngineProgress | None = None,
 ) -> str:
-    """Load the upload into Druid and wait until it is queryable; the Druid task id."""
+    """Load the upload into Druid and wait until it is queryable; the Druid task id.
+
+    An earlier task of the same upload is reused only when it loaded exactly these rows in this
+    mode and nothing since can have removed them (`_load_reusable`). Otherwise the rows are loaded
+    again, and when an earlier task had loaded some (other options, or rows since removed), as
+    one replace of every day either task wrote, with the catalogue's rows of those days: that
+    load's own rows can then neither count twice nor stay behind.
+    """
     storage = s3_storage_require()
     datasource = druid_datasource(request.datasource_name)
     deadline = time.monotonic() + settings.DRUID_PUBLISH_TIMEOUT_SECONDS
     notify: Notify = on_progress or (lambda task_id, message: None)
-    earlier = _earlier_attempts(datasource=datasource, upload_id=request.upload_id)
-    synced_at = _druid_synced_at(request.datasource_name)
-    succeeded = [
-        task_id
-        for task_id, status in earlier
-        if status.get("status") == "SUCCESS" and not _created_before(status, synced_at)
-    ]
-    running = [task_id for task_id, status in earlier if status.get("status") == "RUNNING"]
-    dimensions = curated_dimensions(request.curated_path)
-    if succeeded:
-        task_id = succeeded[-1]
-        notify(task_id, f"Druid task {task_id} had already loaded this upload; checking its rows are queryable.")
-    else:
-        for lock_retry in range(LOCK_RETRIES + 1):
-            if running:
-                task_id = running[-1]
-                notify(task_id, f"Waiting for Druid task {task_id}, which is already loading this upload.")
-            else:
-                attempt = len(earlier) + 1
-                task_id = druid_task_id(datasource=datasource, upload_id=request.upload_id, attempt=attempt)
-                uri = _curated_store(storage=storage, request=request, attempt=attempt)
-                _task_submit(ingestion_spec(task_id=task_id, uri=uri, dimensions=dimensions, request=request))
-                notify(task_id, f"Druid task {task_id} submitted; it reads {uri}.")
-            try:
-                _task_await(task_id=task_id, deadline=deadline, check_cancelled=check_cancelled, notify=notify)
-                break
-            except DruidIngestionFailed as exc:
-                # Two uploads loading the same days at once: Druid gives one of them the days'
-                # lock and fails the other, which succeeds once the first is done.
-                if LOCK_CONFLICT not in str(exc) or lock_retry == LOCK_RETRIES or time.monotonic() > deadline:
-                    raise
-                notify(task_id, f"Druid task {task_id} found its days locked by another upload; trying again.")
-                time.sleep(LOCK_RETRY_SECONDS * (lock_retry + 1))
-                earlier = _earlier_attempts(datasource=datasource, upload_id=request.upload_id)
-                running = []
-        notify(task_id, f"Druid task {task_id} succeeded; waiting for its segments to be queryable.")
-    _queryable_await(task_id=task_id, datasource=datasource, request=request, dimensions=dimensions, deadline=deadline)
+    with tempfile.TemporaryDirectory(prefix="druid-rows-") as workdir_name:
+        workdir = Path(workdir_name)
+        upload_rows = curated_ndjson_write(curated_path=request.curated_path, target=workdir / "upload.json")
+        fingerprint = rows_fingerprint(
+            ndjson_path=upload_rows, replace=request.replace, days=(request.interval_start, request.interval_end)
+        )
+        loads = _earlier_loads_settle(
+            datasource=datasource,
+            request=request,
+            fingerprint=fingerprint,
+            deadline=deadline,
+            check_cancelled=check_cancelled,
+            notify=notify,
+        )
+        reusable = next(
+            (
+                load
+                for load in reversed(loads)
+                if _load_reusable(load, fingerprint=fingerprint, datasource_name=request.datasource_name)
+            ),
+            None,
+        )
+        if reusable is not None and reusable.days is not None:
+            task_id, days = reusable.task_id, reusable.days
+            dimensions = curated_dimensions(request.curated_path)
+            notify(task_id, f"Druid task {task_id} had already loaded this upload; checking its rows are queryable.")
+        else:
+            plan = _load_plan(request=request, earlier=[load for load in loads if load.succeeded], workdir=workdir)
+            rows = upload_rows if plan.rows_path == request.curated_path else None
+            task_id = _load_run(
+                plan=plan,
+                request=request,
+                storage=storage,
+                fingerprint=fingerprint,
+                ndjson_path=rows,
+                workdir=workdir,
+                deadline=deadline,
+                check_cancelled=check_cancelled,
+                notify=notify,
+            )
+            days, dimensions = plan.days, curated_dimensions(plan.rows_path)
+    notify(task_id, f"Druid task {task_id} succeeded; waiting for its segments to be queryable.")
+    _queryable_await(task_id=task_id, datasource=datasource, days=days, dimensions=dimensions, deadline=deadline)
     return task_id
 
 
-def _druid_synced_at(datasource_name: str) -> dt.datetime | None:
-    from analytics.models import Datasource
+def rows_fingerprint(*, ndjson_path: Path, replace: bool, days: Days) -> str:
+    """What a task loads for an upload: its rows as Druid reads them, its mode and its days."""
+    digest = hashlib.sha256(f"{'replace' if replace else 'append'} {days[0]}/{days[1]}\n".encode())
+    with ndjson_path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
+
+def _earlier_loads_settle(
+    *,
+    datasource: str,
+    request: "PublishRequest",
+    fingerprint: str,
+    deadline: float,
+    check_cancelled: Callable[[], None] | None,
+    notify: Notify,
+) -> list[DruidLoad]:
+    """The upload's earlier tasks, none still running: one loading these very rows is waited for,
+    one loading others (an attempt with other options whose worker died) is shut down."""
+    loads = earlier_loads(datasource=datasource, upload_id=request.upload_id)
+    running = [load for load in loads if load.state == "RUNNING"]
+    for load in running:
+        if load.context.get(CONTEXT_ROWS) == fingerprint:
+            notify(load.task_id, f"Waiting for Druid task {load.task_id}, which is already loading this upload.")
+            with contextlib.suppress(DruidIngestionFailed):  # it failed: it loaded nothing
+                _task_await(task_id=load.task_id, deadline=deadline, check_cancelled=check_cancelled, notify=notify)
+        else:
+            notify(load.task_id, f"Stopping Druid task {load.task_id}: it loads this upload as it was before.")
+            task_cancel(load.task_id)
+    return earlier_loads(datasource=datasource, upload_id=request.upload_id) if running else loads
+
+
+def _load_reusable(load: DruidLoad, *, fingerprint: str, datasource_name: str) -> bool:
+    """Whether `load` stands for the upload's rows now: it loaded exactly them in this mode, and
+    neither a sync (`druid_sync`, which replaces Druid's rows) nor a publish switched in over its
+    days since can have removed them or, for a load carrying the catalogue's rows, outdated them."""
+    if not load.succeeded or load.context.get(CONTEXT_ROWS) != fingerprint or load.days is None:
+        return False
+    base_version = load.context.get(CONTEXT_BASE_VERSION)
+    if not isinstance(base_version, int) or _created_before(load.created, _druid_synced_at(datasource_name)):
+        return False
+    return not _switched_since(datasource_name=datasource_name, base_version=base_version, days=load.days)
+
+
+def _switched_since(*, datasource_name: str, base_version: int, days: Days) -> bool:
+    """Whether a data version after `base_version` added rows on any of `days` (a replace among them
+    would have swapped Druid's rows of its days, this upload's unswitched ones included)."""
+    return Segment.objects.filter(
+        datasource__name=datasource_name,
+        version__gt=base_version,
+        interval_start__lte=days[1],
+        interval_end__gte=days[0],
+    ).exists()
+
+
+def _load_plan(*, request: "PublishRequest", earlier: list[DruidLoad], workdir: Path) -> LoadPlan:
+    """The upload's rows as they are (first load), or, after an earlier load of other rows, one
+    replace of every day either wrote with the catalogue's rows of those days plus the upload's
+    (for a replace, without the catalogue's rows of the upload's own days)."""
+    upload_days = (request.interval_start, request.interval_end)
+    if not earlier:
+        base_version = Datasource.objects.filter(name=request.datasource_name).values_list("data_version", flat=True)
+        return LoadPlan(request.curated_path, upload_days, request.replace, base_version.first() or 0)
+    spans = [upload_days, *(load.days or druid_days(druid_datasource(request.datasource_name)) for load in earlier)]
+    days = (min(span[0] for span in spans if span), max(span[1] for span in spans if span))
+    snapshot = datasource_snapshot(name=request.datasource_name)
+    rows = catalogue_rows_write(
+        snapshot=snapshot,
+        days=days,
+        skip_days=upload_days if request.replace else None,
+        added=request.curated_path,
+        target=workdir / "reload.parquet",
+    )
+    return LoadPlan(rows or request.curated_path, days, True, snapshot.version if snapshot is not None else 0)
+
+
+def catalogue_rows_write(
+    *, snapshot: Snapshot | None, days: Days, skip_days: Days | None, added: Path | None, target: Path
+) -> Path | None:
+    """The catalogue version's rows of `days` (less `skip_days`), plus the `added` file's, as one
+    Parquet file; None when there are none."""
+    frames = []
+    for segment in snapshot.segments if snapshot is not None else ():
+        if segment.interval_start > days[1] or segment.interval_end < days[0]:
+            continue
+        kept = pl.col("date").is_between(days[0], days[1])
+        if skip_days is not None:
+            kept &= ~pl.col("date").is_between(skip_days[0], skip_days[1])
+        frames.append(pl.scan_parquet(segment_local_path(segment=segment)).filter(kept))
+    if added is not None:
+        frames.append(pl.scan_parquet(added))
+    if not frames:
+        return None
+    # Extra columns differ between uploads: each file's own, null elsewhere (as union_by_name).
+    pl.concat(frames, how="diagonal_relaxed").sink_parquet(target)
+    return target if pl.scan_parquet(target).select(pl.len()).collect().item() else None
+
+
+def _load_run(
+    *,
+    plan: LoadPlan,
+    request: "PublishRequest",
+    storage,
+    fingerprint: str,
+    ndjson_path: Path | None,
+    workdir: Path,
+    deadline: float,
+    check_cancelled: Callable[[], None] | None,
+    notify: Notify,
+) -> str:
+    """Submit a task loading the plan's rows, and wait for it (submitted again while another
+    upload holds its days' lock); the task id."""
+    datasource = druid_datasource(request.datasource_name)
+    rows = ndjson_path or curated_ndjson_write(curated_path=plan.rows_path, target=workdir / "rows.json")
+    context = {
+        CONTEXT_ROWS: fingerprint,
+        CONTEXT_DAYS: f"{plan.days[0].isoformat()}/{plan.days[1].isoformat()}",
+        CONTEXT_BASE_VERSION: plan.base_version,
+    }
+    for lock_retry in range(LOCK_RETRIES + 1):
+        attempt = len(earlier_loads(datasource=datasource, upload_id=request.upload_id)) + 1
+        task_id = druid_task_id(datasource=datasource, upload_id=request.upload_id, attempt=attempt)
+        uri = _curated_store(storage=storage, request=request, attempt=attempt, ndjson_path=rows)
+        dimensions = curated_dimensions(plan.rows_path)
+        _task_submit(
+            ingestion_spec(
+                task_id=task_id,
+                uri=uri,
+                dimensions=dimensions,
+                datasource_name=request.datasource_name,
+                replace_days=plan.days if plan.replace else None,
+                context=context,
+            )
+        )
+        notify(task_id, f"Druid task {task_id} submitted; it reads {uri}.")
+        try:
+            _task_await(task_id=task_id, deadline=deadline, check_cancelled=check_cancelled, notify=notify)
+            return task_id
+        except DruidIngestionFailed as exc:
+            # Two uploads loading the same days at once: Druid gives one of them the days'
+            # lock and fails the other, which succeeds once the first is done.
+            if LOCK_CONFLICT not in str(exc) or lock_retry == LOCK_RETRIES or time.monotonic() > deadline:
+                raise
+            notify(task_id, f"Druid task {task_id} found its days locked by another upload; trying again.")
+            time.sleep(LOCK_RETRY_SECONDS * (lock_retry + 1))
+    raise AssertionError("unreachable: the last lock retry raises")
+
+
+def druid_days(datasource: str) -> Days | None:
+    """The first and last day Druid holds rows of, None when it holds none."""
+    if not druid_table_exists(datasource):
+        return None
+    [(first, last)] = druid_sql(f"SELECT MIN(__time), MAX(__time) FROM {quote(datasource)}", [])  # noqa: S608
+    return None if first is None else (first.date(), last.date())
+
+
+def druid_table_exists(datasource: str) -> bool:
+    return bool(
+        druid_sql(
+            "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'druid' AND TABLE_NAME = ?",
+            [datasource],
+        )
+    )
+
+
+def _druid_synced_at(datasource_name: str) -> dt.datetime | None:
     return Datasource.objects.filter(name=datasource_name).values_list("druid_synced_at", flat=True).first()
 
 
-def _created_before(status: dict, moment: dt.datetime | None) -> bool:
-    """Whether the task was created before `moment`: a load before a sync (druid_sync), whose rows
+def _created_before(created: dt.datetime | None, moment: dt.datetime | None) -> bool:
+    """Whether a task was created before `moment`: a load before a sync (druid_sync), whose rows
     the sync replaced, so it cannot stand for this upload's rows any more."""
-    created = status.get("createdTime")
-    if moment is None or not created:
+    if moment is None or created is None:
         return False
-    return dt.datetime.fromisoformat(created) < moment
+    return created < moment
 
 
 # --- the rows, as Druid reads them ------------------------------------------------------------
@@ -198,26 +422,35 @@ def curated_ndjson_write(*, curated_path: Path, target: Path) -> Path:
     return target
 
 
-def _curated_store(*, storage, request: "PublishRequest", attempt: int) -> str:
+def _curated_store(*, storage, request: "PublishRequest", attempt: int, ndjson_path: Path) -> str:
     key = f"curated/{request.datasource_name}/{request.upload_id}/druid-{attempt}.json"
-    with tempfile.TemporaryDirectory(prefix="druid-rows-") as workdir:
-        rows = curated_ndjson_write(curated_path=request.curated_path, target=Path(workdir) / "rows.json")
-        with rows.open("rb") as handle:
-            stored = stored_file_save(key=key, content=File(handle, name=Path(key).name))
+    with ndjson_path.open("rb") as handle:
+        stored = stored_file_save(key=key, content=File(handle, name=Path(key).name))
     return s3_uri(storage, stored)
 
 
-def ingestion_spec(*, task_id: str, uri: str, dimensions: list[str], request: "PublishRequest") -> dict:
-    """A native batch task reading `uri` from S3 into the upload's datasource, rolled up by day."""
+def ingestion_spec(
+    *,
+    task_id: str,
+    uri: str,
+    dimensions: list[str],
+    datasource_name: str,
+    replace_days: Days | None,
+    context: dict | None = None,
+) -> dict:
+    """A native batch task reading `uri` from S3 into the datasource, rolled up by day; with
+    `replace_days`, Druid's rows of those days are swapped for the file's. `context` is kept in
+    the task's payload: what the task loads (`DruidLoad`)."""
     granularity: dict = {"type": "uniform", "segmentGranularity": "DAY", "queryGranularity": "DAY", "rollup": True}
-    if request.replace:
-        granularity["intervals"] = [upload_interval(request)]
+    if replace_days is not None:
+        granularity["intervals"] = [days_interval(replace_days)]
     return {
         "type": "index_parallel",
         "id": task_id,
+        "context": context or {},
         "spec": {
             "dataSchema": {
-                "dataSource": druid_datasource(request.datasource_name),
+                "dataSource": druid_datasource(datasource_name),
                 "timestampSpec": {"column": "date", "format": "yyyy-MM-dd"},
                 "dimensionsSpec": {
                     "dimensions": [
@@ -232,8 +465,8 @@ def ingestion_spec(*, task_id: str, uri: str, dimensions: list[str], request: "P
                 "type": "index_parallel",
                 "inputSource": s3_input_source([uri]),
                 "inputFormat": {"type": "json"},
-                "appendToExisting": not request.replace,
-                "dropExisting": request.replace,
+                "appendToExisting": replace_days is None,
+                "dropExisting": replace_days is not None,
             },
             "tuningConfig": {
                 "type": "index_parallel",
@@ -271,14 +504,19 @@ def task_payload(task_id: str) -> dict:
     return response.json().get("payload", {}) if response.status_code == 200 else {}
 
 
-def _earlier_attempts(*, datasource: str, upload_id: uuid.UUID) -> list[tuple[str, dict]]:
+def earlier_loads(*, datasource: str, upload_id: uuid.UUID) -> list[DruidLoad]:
+    """The upload's ingestion tasks Druid knows, first attempt first."""
     found = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         task_id = druid_task_id(datasource=datasource, upload_id=upload_id, attempt=attempt)
         status = task_status(task_id)
         if status is None:
             return found
-        found.append((task_id, status))
+        state = str(status.get("status"))
+        # A failed task loaded nothing; only the others' context matters.
+        context = (task_payload(task_id).get("context") or {}) if state != "FAILED" else {}
+        created = status.get("createdTime")
+        found.append(DruidLoad(task_id, state, dt.datetime.fromisoformat(created) if created else None, context))
     raise DruidIngestionFailed(
         f"Druid already ran {MAX_ATTEMPTS} ingestion tasks for this upload without success; fix the cause shown "
         "on the last one before retrying."
@@ -314,12 +552,12 @@ def _task_await(*, task_id: str, deadline: float, check_cancelled: Callable[[], 
             try:
                 check_cancelled()
             except BaseException:
-                if _task_cancel(task_id):
+                if task_cancel(task_id):
                     raise
                 logger.info("cancel of %s came after it succeeded; publishing its rows", task_id)
                 return
         if time.monotonic() > deadline:
-            _task_cancel(task_id)
+            task_cancel(task_id)
             raise DruidIngestionFailed(
                 f"Druid task {task_id} did not finish within {settings.DRUID_PUBLISH_TIMEOUT_SECONDS} s "
                 "(DRUID_PUBLISH_TIMEOUT_SECONDS); it was stopped and nothing was published."
@@ -327,7 +565,7 @@ def _task_await(*, task_id: str, deadline: float, check_cancelled: Callable[[], 
         time.sleep(POLL_SECONDS)
 
 
-def _task_cancel(task_id: str) -> bool:
+def task_cancel(task_id: str) -> bool:
     """Shut the task down; False when it had already succeeded (its rows are in Druid)."""
     druid_call("POST", _task_path(task_id, "/shutdown"))
     stop_by = time.monotonic() + SHUTDOWN_WAIT_SECONDS
@@ -364,16 +602,14 @@ def _report_error(task_id: str) -> str:
 # --- queryable ----------------------------------------------------------------------------------
 
 
-def _queryable_await(
-    *, task_id: str, datasource: str, request: "PublishRequest", dimensions: list[str], deadline: float
-) -> None:
-    """Until the coordinator has loaded the upload's days and the broker answers SQL on every column."""
-    interval = upload_interval(request)
+def _queryable_await(*, task_id: str, datasource: str, days: Days, dimensions: list[str], deadline: float) -> None:
+    """Until the coordinator has loaded the task's days and the broker answers SQL on every column."""
+    interval = days_interval(days)
     columns = ", ".join(quote(name) for name in [*dimensions, "hour", *ADDITIVE_PARTS])
     probe = f"SELECT {columns} FROM {quote(datasource)} WHERE __time >= ? AND __time < ? LIMIT 1"  # noqa: S608
-    days = [request.interval_start, request.interval_end + dt.timedelta(days=1)]
+    bounds = [days[0], days[1] + dt.timedelta(days=1)]
     while True:
-        if _loaded(datasource, interval) and _answers(probe, days):
+        if _loaded(datasource, interval) and _answers(probe, bounds):
             return
         if time.monotonic() > deadline:
             raise DruidIngestionFailed(
@@ -393,7 +629,11 @@ def _loaded(datasource: str, interval: str) -> bool:
     )
     if response.status_code != 200:
         return False
-    return float(response.json().get(datasource, 0)) >= 100.0
+    try:
+        status = response.json()
+    except ValueError:  # an empty answer: the coordinator knows no segment of the interval yet
+        return False
+    return float(status.get(datasource, 0)) >= 100.0
 
 
 def _answers(probe: str, days: list[dt.date]) -> bool:

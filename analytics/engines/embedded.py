@@ -36,6 +36,8 @@ class EmbeddedEngine:
     name = "embedded"
     dialect = DuckDBDialect()
     uses_rollup_files = True
+    loads_before_switch = False
+    title = "the embedded engine"
 
     def health(self) -> EngineHealth:
         try:
@@ -63,3 +65,7 @@ class EmbeddedEngine:
     def publish(self, *, request, check_cancelled=None, on_progress=None) -> None:
         """Nothing to load: queries read the segment and rollup files the catalogue switches in."""
         return None
+
+    def publish_undo(self, *, datasource_name: str, upload_id) -> bool:
+        """Nothing loaded outside the catalogue, so nothing to remove."""
+        return False

@@ -132,3 +132,27 @@ def test_replace_upload_rewrites_only_its_days(uploader_api, real_file, tasks_in
     assert (totals["lines"], totals["data_version"]) == (LINES, 2)
     [[lines]] = druid_select(datasource, "SUM(lines)")
     assert lines == LINES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_render_before_druid_sync_loaded_the_datasource(viewer, settings, druid_names, tmp_path):
+    """Switched to Druid before `manage.py druid_sync`: Druid does not know the datasource
+    ("Object not found"); the pages still render, saying what is missing."""
+    from django.test import Client
+
+    from dashboard.views import FILTER_OPTIONS_UNAVAILABLE
+    from tests.analytics.publishing import sales_rows, synthetic_publish
+
+    datasource = druid_names("unsynced")
+    settings.ANALYTICS_ENGINE = "embedded"
+    synthetic_publish(datasource=datasource, rows=sales_rows(start=dt.date(2024, 3, 1), days=3), workdir=tmp_path)
+    settings.ANALYTICS_ENGINE = "druid"
+    client = Client()
+    client.force_login(viewer)
+
+    response = client.get(f"/?datasource={datasource}")
+
+    html = response.content.decode()
+    assert response.status_code == 200, html[:2000]
+    assert FILTER_OPTIONS_UNAVAILABLE in html
+    assert "This panel could not be loaded (DruidRequestError)" in html

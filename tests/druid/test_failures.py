@@ -194,3 +194,45 @@ def test_a_publish_failing_before_its_switch_never_reaches_druid(druid_engine, d
     response = druid_module.druid_call("GET", f"/druid/indexer/v1/task/{task_id}/status")
     assert response.status_code == 404, f"Druid ran {task_id}: {response.text}"
     nothing_published(datasource)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_failing_after_druid_loaded_removes_the_rows_it_loaded(
+    uploader_api, real_file, tasks_inline, druid_engine, druid_names, monkeypatch
+):
+    """The switch failed after Druid had loaded the file: Druid must not keep counting rows the
+    catalogue never published (a corrected file uploaded instead would count twice)."""
+    from analytics import services as analytics_services
+    from analytics.engines.druid_sync import druid_reconcile
+
+    datasource = druid_names("unswitched")
+    # The file's first days (January 2019) already have published rows, which Druid must keep.
+    published = sales_rows(start=dt.date(2019, 1, 1), days=5, seed=12)
+    with tempfile.TemporaryDirectory() as workdir:
+        datasource_publish(request=publish_request(datasource=datasource, rows=published, workdir=Path(workdir)))
+
+    def switch_fails(**kwargs):
+        raise RuntimeError("the database went away")
+
+    switch = analytics_services._switch_version
+    monkeypatch.setattr(analytics_services, "_switch_version", switch_fails)
+    task_id = upload(uploader_api, real_file, datasource_name=datasource).json()["task_id"]
+
+    task = IngestionTask.objects.get(pk=task_id)
+    assert task.status == IngestionTask.Status.FAILED
+    assert task.message.endswith("Any rows Druid had loaded for it are being removed."), task.message
+    assert druid_task_state(druid_task_id(datasource=datasource, upload_id=task.pk, attempt=1)) == "SUCCESS"
+    reconciliation = druid_reconcile(datasource_name=datasource)
+    assert reconciliation.in_sync, reconciliation.describe()
+    [[lines, revenue]] = druid_select(datasource, "SUM(lines), SUM(revenue_sum)")
+    assert lines == len(published)
+    assert revenue == pytest.approx(rows_totals(published)["revenue"], abs=0.005)
+
+    # Retried once the cause is gone: loaded again (its earlier load was removed), counted once.
+    monkeypatch.setattr(analytics_services, "_switch_version", switch)
+    assert uploader_api.post(f"/api/ingest/tasks/{task_id}/retry").status_code == 202
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert druid_reconcile(datasource_name=datasource).in_sync
+    [[lines]] = druid_select(datasource, "SUM(lines)")
+    assert lines == len(published) + 1000

@@ -11,8 +11,9 @@ from analytics.engines import get_engine
 from analytics.engines.druid_sync import druid_reconcile, druid_sync
 from analytics.query import Summary
 from analytics.runner import run_query
-from analytics.services import PublishRequest, datasource_publish
+from analytics.services import PublishRequest, datasource_get_or_create, datasource_publish
 from tests.analytics.publishing import publish_request, rows_totals, sales_rows, synthetic_publish
+from tests.druid.conftest import druid_select
 
 pytestmark = [pytest.mark.druid, pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow]
 
@@ -102,3 +103,73 @@ def test_a_datasource_with_nothing_published_keeps_its_druid_rows_unless_told(
     dropped = druid_sync(datasource_name=datasource, drop_unpublished=True)
 
     assert dropped.in_sync and (dropped.druid_lines, dropped.druid_days) == (0, None)
+
+
+@pytest.mark.django_db
+def test_rows_with_a_wrong_product_line_are_found_and_repaired(druid_engine, druid_names, tmp_path: Path):
+    # Druid holds the published sales, one of them under another product line: every amount per
+    # day and branch still agrees.
+    datasource = druid_names("relabel")
+    published = sales_rows(start=dt.date(2024, 3, 1), days=3, seed=6)
+    synthetic_publish(datasource=datasource, rows=published, workdir=tmp_path)
+    relabelled = [{**published[0], "product_line": "Electronic accessories"}, *published[1:]]
+    get_engine().publish(
+        request=publish_request(datasource=datasource, rows=relabelled, workdir=tmp_path, replace=True)
+    )
+
+    before = druid_reconcile(datasource_name=datasource)
+    assert (before.cells_apart_count, before.values_apart_count) == (0, 2)
+    with pytest.raises(CommandError, match=f"Out of sync: {datasource}"):
+        call_command("druid_sync", "--datasource", datasource, "--check", stdout=io.StringIO())
+    call_command("druid_sync", "--datasource", datasource, stdout=io.StringIO())
+
+    assert druid_reconcile(datasource_name=datasource).in_sync
+    relabelled_lines = druid_select(
+        datasource, "COUNT(*)", where='"product_line" = ?', params=["Electronic accessories"]
+    )
+    assert relabelled_lines == [[0]]
+
+
+@pytest.mark.django_db
+def test_force_reloads_a_datasource_found_in_sync(druid_engine, druid_names, tmp_path: Path):
+    datasource = druid_names("forced")
+    published = sales_rows(start=dt.date(2024, 3, 1), days=2, seed=7)
+    synthetic_publish(datasource=datasource, rows=published, workdir=tmp_path)
+    assert druid_reconcile(datasource_name=datasource).in_sync
+
+    out = io.StringIO()
+    call_command("druid_sync", "--datasource", datasource, "--force", stdout=out)
+
+    assert "loading the catalogue's version 1 into Druid" in out.getvalue()
+    assert "submitted" in out.getvalue()  # a Druid task loaded the rows again
+    assert druid_reconcile(datasource_name=datasource).in_sync
+    _assert_served_as(datasource, published)
+
+
+@pytest.mark.django_db
+def test_answers_cached_before_a_sync_are_not_served_after_it(druid_engine, druid_names, tmp_path: Path):
+    datasource = druid_names("cached")
+    published = sales_rows(start=dt.date(2024, 3, 1), days=4, seed=8)
+    synthetic_publish(datasource=datasource, rows=published, workdir=tmp_path)
+    _druid_only_load(datasource, sales_rows(start=dt.date(2024, 3, 2), days=2, seed=9), tmp_path)
+    summary = Summary(datasource=datasource, metrics=("lines",))
+    assert run_query(summary, user=None).first["lines"] == len(published) + 6  # Druid's stray rows, cached
+
+    druid_sync(datasource_name=datasource)
+
+    answer = run_query(summary, user=None)
+    assert (answer.cached, answer.first["lines"]) == (False, len(published))
+
+
+@pytest.mark.django_db
+def test_a_sync_with_nothing_published_says_only_what_it_does(druid_engine, druid_names, tmp_path: Path):
+    datasource = druid_names("nothing")
+    datasource_get_or_create(name=datasource)
+    _druid_only_load(datasource, sales_rows(start=dt.date(2024, 3, 1), days=2), tmp_path)
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=f"Out of sync: {datasource}"):
+        call_command("druid_sync", "--datasource", datasource, stdout=out)
+
+    assert "loading" not in out.getvalue()
+    assert out.getvalue().splitlines()[-1] == "  nothing is published: --drop-unpublished drops Druid's rows of it"

@@ -233,3 +233,52 @@ def test_a_cancel_after_the_switch_is_refused_as_too_late(
     task = IngestionTask.objects.get(pk=body["task_id"])
     assert (task.status, task.cancel_requested) == (IngestionTask.Status.SUCCEEDED, False)
     assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_a_task_reaped_after_druid_took_its_rows_has_them_removed(
+    uploader_api, real_file: Path, settings, monkeypatch
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion import tasks
+    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap
+
+    # The worker died while Druid loaded the file or while its segments became queryable: the
+    # rows Druid holds for it are counted while the catalogue never switched them in.
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    task = ingestion_task_claim(task_id=task_id)
+    IngestionTask.objects.filter(pk=task.pk).update(
+        stage=IngestionTask.Stage.PUBLISHING,
+        engine_task_id=f"sales_analytics_sales_{task.pk.hex}_1",
+        heartbeat_at=timezone.now() - dt.timedelta(hours=1),  # no sign of life for an hour
+    )
+    settings.ANALYTICS_ENGINE = "druid"
+    queued: list[str] = []
+    monkeypatch.setattr(tasks, "ingestion_task_engine_rows_remove_queue", lambda *, task_id: queued.append(task_id))
+
+    assert ingestion_tasks_reap() == 1
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    assert task.message.endswith("retry the task. Any rows Druid had loaded for it are being removed.")
+    assert queued == [str(task.pk)]
+
+
+def test_removing_an_engine_s_rows_leaves_a_retried_task_alone(uploader_api, real_file: Path, monkeypatch) -> None:
+    from analytics import services as analytics_services
+    from ingestion.services import ingestion_task_engine_rows_remove
+
+    asked: list[str] = []
+    monkeypatch.setattr(
+        analytics_services.get_engine().__class__,
+        "publish_undo",
+        lambda self, *, datasource_name, upload_id: asked.append(str(upload_id)) or True,
+    )
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.QUEUED)  # retried meanwhile
+    assert ingestion_task_engine_rows_remove(task_id=task_id) is False
+    IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.FAILED)
+    assert ingestion_task_engine_rows_remove(task_id=task_id) is True
+    assert asked == [task_id]
