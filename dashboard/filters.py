@@ -60,6 +60,8 @@ class PageFilters:
     snapshot: Snapshot | None = None
     # First and last day of the data the user may see (a branch scope narrows it), or None.
     visible_days: tuple[dt.date, dt.date] | None = None
+    # The engine could not say which days those are: the panels show its error, not "no data".
+    days_unknown: bool = False
 
     @property
     def analytics_filters(self) -> Filters:
@@ -126,7 +128,7 @@ def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> Pa
     """Read the filter bar from a query string; unknown or malformed values raise FilterError."""
     datasource = (query.get("datasource") or settings.DEFAULT_DATASOURCE).strip()
     snapshot = datasource_snapshot(name=datasource)
-    visible_days = _visible_days(snapshot=snapshot, user=user)
+    visible_days, days_unknown = _visible_days(snapshot=snapshot, user=user)
     preset = query.get("preset") or ("custom" if query.get("start") or query.get("end") else "all")
     if _dates_typed(query):
         preset = "custom"
@@ -147,21 +149,24 @@ def page_filters_parse(query: QueryDict, *, user: AbstractBaseUser | None) -> Pa
             comparison_range(Comparison.PREVIOUS_PERIOD, start, end)
     except QueryError as exc:
         raise FilterError(str(exc)) from None
-    return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot, visible_days)
+    return PageFilters(datasource, preset, start, end, include, grain_choice, snapshot, visible_days, days_unknown)
 
 
-def _visible_days(*, snapshot: Snapshot | None, user: AbstractBaseUser | None) -> tuple[dt.date, dt.date] | None:
-    """The days `user` may see, None when unknown: a branch-scoped user's come from the engine,
-    and an engine that cannot answer leaves the presets open (the panels show its error)."""
+def _visible_days(
+    *, snapshot: Snapshot | None, user: AbstractBaseUser | None
+) -> tuple[tuple[dt.date, dt.date] | None, bool]:
+    """The days `user` may see (None: none), and whether they are unknown: a branch-scoped user's
+    come from the engine, and an engine that cannot answer leaves the presets open and the panels
+    show its error — not the "no data of your branches" page."""
     if snapshot is None:
-        return None
+        return None, False
     try:
-        return data_days_visible(snapshot=snapshot, user=user)
+        return data_days_visible(snapshot=snapshot, user=user), False
     except EngineError:
         logger.warning(
             "the days of %s visible to user %s could not be loaded", snapshot.datasource.name, user, exc_info=True
         )
-        return None
+        return None, True
 
 
 def _dates_typed(query: QueryDict) -> bool:

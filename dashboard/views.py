@@ -65,7 +65,8 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
     ctx = PanelContext(filters=filters, user=request.user)
     # No data the user may see (none published, or none of their branches'): the empty state,
     # not panels of zeros whose period and comparison would come from nowhere.
-    panels = [panel_build(builder, ctx) for builder in page.panels] if filters.visible_days else []
+    shown = filters.visible_days or filters.days_unknown
+    panels = [panel_build(builder, ctx) for builder in page.panels] if shown else []
     _chart_json(panels)
     datasources = datasource_list()
     filter_options, filter_options_note = _filter_options(ctx)
@@ -80,7 +81,7 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
         "grains": GRAINS,
         "datasources": datasources,
         "is_demo": filters.snapshot is not None and filters.snapshot.datasource.is_demo,
-        "scope_empty": filters.snapshot is not None and filters.visible_days is None,
+        "scope_empty": filters.snapshot is not None and not shown,
         "query_string": filters.query_string(),
     }
 

@@ -174,8 +174,10 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
     )
     _formulas_refuse(raw_path, detected, mapping, columns_filled=outcome.counts.columns_filled)
     if outcome.rows_rejected:
-        task.error_report_key = _store_report(task=task, report_path=outcome.report_path)
-        task.save(update_fields=["error_report_key"])
+        # Through the progress writer: a run given up on (reaped, run again) writes nothing more.
+        progress.update(
+            task.progress, task.message, error_report_key=_store_report(task=task, report_path=outcome.report_path)
+        )
     _policy_check(task=task, outcome=outcome)
     progress.check_cancelled()
     return _ReadFile(detected, mapping, notes, outcome, reading_notes)
@@ -371,8 +373,7 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
         if warning
     ]
     if warnings:
-        task.notes = [*task.notes, *warnings]
-        task.save(update_fields=["notes"])
+        progress.update(task.progress, task.message, notes=[*task.notes, *warnings])
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
         f"Published {counted(outcome.rows_valid, 'row')}{rejected_note} as data version {published.data_version} "

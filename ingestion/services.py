@@ -501,12 +501,16 @@ def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
             locked.finished_at = timezone.now()
         elif worker_gone:
             # Nobody is left to stop at a checkpoint: the cancel takes effect now.
+            rows_note = _engine_rows_note(locked)
             locked.status = IngestionTask.Status.CANCELLED
             locked.message = (
                 f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) while "
-                f"{locked.get_stage_display().lower()}. Nothing was published; the raw file is kept: retry to run it."
+                f"{locked.get_stage_display().lower()}. Nothing was published; the raw file is kept: retry to run "
+                f"it.{rows_note}"
             )
             locked.finished_at = timezone.now()
+            if rows_note:
+                transaction.on_commit(functools.partial(_engine_rows_remove_queue, task_id=str(locked.pk)))
         else:
             locked.cancel_requested = True
             locked.message = "Cancelling…"
@@ -616,6 +620,8 @@ def _engine_rows_note(task: IngestionTask) -> str:
     engine = get_engine()
     if task.stage != IngestionTask.Stage.PUBLISHING or not task.engine_task_id or not engine.loads_before_switch:
         return ""
+    if task_rows_switched_in(task=task):
+        return ""  # published: its rows are the catalogue's
     return f" Any rows {engine.title} had loaded for it are being removed."
 
 

@@ -49,6 +49,7 @@ from analytics.metrics import PARTS
 from analytics.models import Datasource, Segment
 from analytics.segments import segment_local_path
 from analytics.sql import quote
+from sales_analytics.plural import counted
 
 SYNC_UPLOAD_NAME = "catalogue sync"
 # A version published while a sync loads is loaded by another round; past this many, the sync
@@ -96,8 +97,9 @@ class Reconciliation:
                 f"{self.values_apart_count:,} day×dimension value(s)"
             )
         text = (
-            f"{self.datasource}: {state} — catalogue version {self.data_version}: {self.catalogue_lines:,} lines, "
-            f"revenue {self.catalogue_revenue:,.4f}; Druid: {self.druid_lines:,} lines, "
+            f"{self.datasource}: {state} — catalogue version {self.data_version}: "
+            f"{counted(self.catalogue_lines, 'line')}, revenue {self.catalogue_revenue:,.4f}; "
+            f"Druid: {counted(self.druid_lines, 'line')}, "
             f"revenue {self.druid_revenue:,.4f}"
         )
         return text + "".join(f"\n    {line}" for line in (*self.cells_apart, *self.values_apart))
@@ -285,8 +287,22 @@ def _druid_columns(datasource: str) -> dict[str, str]:
     return {name: sql_type for name, sql_type in rows}
 
 
+# Rows loaded by a release before the `revenue_with_profit` column: a table none of whose
+# segments has it refuses the column by name, so the sync that brings it computes it as queries
+# over older rows do (analytics.engines.druid.PART_SQL).
+REVENUE_WITH_PROFIT_BEFORE = 'SUM(CASE WHEN "gross_profit_sum" IS NOT NULL THEN "revenue_sum" END)'
+
+
+def _druid_part_sql(name: str, columns: dict[str, str]) -> str:
+    if name == "invoices" and "invoice_id" not in columns:
+        return 'SUM("lines")'
+    if name == "revenue_with_profit" and name not in columns:
+        return REVENUE_WITH_PROFIT_BEFORE
+    return PART_SQL[name]
+
+
 def _druid_cells(datasource: str, columns: dict[str, str]) -> dict[Cell, Parts]:
-    parts = [PART_SQL[name] if name != "invoices" or "invoice_id" in columns else 'SUM("lines")' for name in PARTS]
+    parts = [_druid_part_sql(name, columns) for name in PARTS]
     rows = druid_sql(
         f"SELECT TIME_FLOOR(__time, 'P1D'), \"branch\", {', '.join(parts)} "  # noqa: S608
         f"FROM {quote(datasource)} GROUP BY 1, 2",
@@ -400,4 +416,5 @@ def _cell_words(cell: Cell, ours: dict, theirs: dict) -> str:
 
 def _value_words(key: ValueKey, ours: dict, theirs: dict) -> str:
     name, day, value = key
-    return f"{day} {name} {value!r}: catalogue {ours.get(key, 0):,} lines, Druid {theirs.get(key, 0):,} lines"
+    catalogue, druid = counted(ours.get(key, 0), "line"), counted(theirs.get(key, 0), "line")
+    return f"{day} {name} {value!r}: catalogue {catalogue}, Druid {druid}"

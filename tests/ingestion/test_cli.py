@@ -130,3 +130,16 @@ def test_progress_messages_are_printed_in_full(real_file: Path, stream, monkeypa
     assert "publishing: Publishing 1,000 rows." in err.getvalue()
     if stream is _Terminal:
         assert "[##############################] 100% done\r" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ('upload it again with the option decimal=".".', 'upload it again with the option --decimal ".".'),
+        ('decimal must be "." (12.50) or "," (12,50).', '--decimal must be "." (12.50) or "," (12,50).'),
+    ],
+)
+def test_messages_name_the_decimal_option_as_its_flag(message: str, shown: str) -> None:
+    from ingestion.management.commands.ingest import cli_spelling
+
+    assert cli_spelling(message) == shown

@@ -282,3 +282,35 @@ def test_removing_an_engine_s_rows_leaves_a_retried_task_alone(uploader_api, rea
     IngestionTask.objects.filter(pk=task_id).update(status=IngestionTask.Status.FAILED)
     assert ingestion_task_engine_rows_remove(task_id=task_id) is True
     assert asked == [task_id]
+
+
+def test_cancelling_a_task_whose_worker_died_after_druid_took_its_rows_has_them_removed(
+    uploader_api, real_file: Path, settings, monkeypatch
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion import tasks
+    from ingestion.services import ingestion_task_claim
+
+    # The cancel of an orphaned task takes effect at once: the rows Druid loaded for it were left
+    # counted, as only the reaper and a failing run queued their removal.
+    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
+    task = ingestion_task_claim(task_id=task_id)
+    IngestionTask.objects.filter(pk=task.pk).update(
+        stage=IngestionTask.Stage.PUBLISHING,
+        engine_task_id=f"sales_analytics_sales_{task.pk.hex}_1",
+        heartbeat_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    settings.ANALYTICS_ENGINE = "druid"
+    queued: list[str] = []
+    monkeypatch.setattr(tasks, "ingestion_task_engine_rows_remove_queue", lambda *, task_id: queued.append(task_id))
+
+    response = uploader_api.post(f"/api/ingest/tasks/{task_id}/cancel")
+
+    assert response.status_code == 200, response.content
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.CANCELLED
+    assert task.message.endswith("Any rows Druid had loaded for it are being removed.")
+    assert queued == [str(task.pk)]

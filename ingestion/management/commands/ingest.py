@@ -21,8 +21,9 @@ _CLI_SPELLINGS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w-])datasource_name(?!\w)"), "--datasource"),
     (re.compile(r"(?<![\w-])force=true(?!\w)"), "--force"),
     (re.compile(r"(?<![\w-])mode=(append|replace)(?!\w)"), r"--mode \1"),
+    (re.compile(r'(?<![\w-])decimal=("[.,]"|[.,])'), r"--decimal \1"),
     # An option's own refusal starts with its name ("mapping is not valid JSON").
-    (re.compile(r"^(mapping|sheet)(?= (?:is|must) )"), r"--\1"),
+    (re.compile(r"^(mapping|sheet|decimal)(?= (?:is|must) )"), r"--\1"),
 )
 
 
