@@ -150,7 +150,8 @@ def _valid_without_blanks(case) -> bool:
 def _wire_texts(value) -> list[str]:
     """A query value as the texts sent: a list is repeated parameters, anything else its text."""
     items = value if isinstance(value, list) else [value]
-    return [item if isinstance(item, str) else to_wire_text(item) for item in items]
+    # An empty object goes out as a blank value (`offset=`), as OpenAPI's form style writes it.
+    return [item if isinstance(item, str) else "" if item == {} else to_wire_text(item) for item in items]
 
 
 def _read(schema: dict, texts: list[str]):
