@@ -235,28 +235,37 @@ def test_a_cancel_after_the_switch_is_refused_as_too_late(
     assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
 
 
-def test_a_task_reaped_after_druid_took_its_rows_has_them_removed(
-    uploader_api, real_file: Path, settings, monkeypatch
-) -> None:
+def _orphaned_while_druid_loaded(uploader_api, real_file: Path, settings, monkeypatch) -> tuple:
+    """A task running on the Druid engine, in publishing with a Druid task id, whose worker has given
+    no sign of life for an hour; and the list the removal of its Druid rows is queued on."""
     import datetime as dt
 
     from django.utils import timezone
 
     from ingestion import tasks
-    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap
+    from ingestion.services import ingestion_task_claim
 
-    # The worker died while Druid loaded the file or while its segments became queryable: the
-    # rows Druid holds for it are counted while the catalogue never switched them in.
     task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
     task = ingestion_task_claim(task_id=task_id)
     IngestionTask.objects.filter(pk=task.pk).update(
         stage=IngestionTask.Stage.PUBLISHING,
         engine_task_id=f"sales_analytics_sales_{task.pk.hex}_1",
-        heartbeat_at=timezone.now() - dt.timedelta(hours=1),  # no sign of life for an hour
+        heartbeat_at=timezone.now() - dt.timedelta(hours=1),
     )
     settings.ANALYTICS_ENGINE = "druid"
     queued: list[str] = []
     monkeypatch.setattr(tasks, "ingestion_task_engine_rows_remove_queue", lambda *, task_id: queued.append(task_id))
+    return task, queued
+
+
+def test_a_task_reaped_after_druid_took_its_rows_has_them_removed(
+    uploader_api, real_file: Path, settings, monkeypatch
+) -> None:
+    from ingestion.services import ingestion_tasks_reap
+
+    # The worker died while Druid loaded the file or while its segments became queryable: the
+    # rows Druid holds for it are counted while the catalogue never switched them in.
+    task, queued = _orphaned_while_druid_loaded(uploader_api, real_file, settings, monkeypatch)
 
     assert ingestion_tasks_reap() == 1
 
@@ -287,27 +296,11 @@ def test_removing_an_engine_s_rows_leaves_a_retried_task_alone(uploader_api, rea
 def test_cancelling_a_task_whose_worker_died_after_druid_took_its_rows_has_them_removed(
     uploader_api, real_file: Path, settings, monkeypatch
 ) -> None:
-    import datetime as dt
-
-    from django.utils import timezone
-
-    from ingestion import tasks
-    from ingestion.services import ingestion_task_claim
-
     # The cancel of an orphaned task takes effect at once: the rows Druid loaded for it were left
     # counted, as only the reaper and a failing run queued their removal.
-    task_id = _upload(uploader_api, real_file.read_bytes()).json()["task_id"]
-    task = ingestion_task_claim(task_id=task_id)
-    IngestionTask.objects.filter(pk=task.pk).update(
-        stage=IngestionTask.Stage.PUBLISHING,
-        engine_task_id=f"sales_analytics_sales_{task.pk.hex}_1",
-        heartbeat_at=timezone.now() - dt.timedelta(hours=1),
-    )
-    settings.ANALYTICS_ENGINE = "druid"
-    queued: list[str] = []
-    monkeypatch.setattr(tasks, "ingestion_task_engine_rows_remove_queue", lambda *, task_id: queued.append(task_id))
+    task, queued = _orphaned_while_druid_loaded(uploader_api, real_file, settings, monkeypatch)
 
-    response = uploader_api.post(f"/api/ingest/tasks/{task_id}/cancel")
+    response = uploader_api.post(f"/api/ingest/tasks/{task.pk}/cancel")
 
     assert response.status_code == 200, response.content
     task.refresh_from_db()
