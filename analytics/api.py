@@ -24,10 +24,11 @@ from analytics.query import (
 )
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
-from sales_analytics.query_params import blank_parameters_dropped
+from sales_analytics.query_params import blank_parameters_dropped, unknown_parameters_refused
 
 router = Router(tags=["metrics"])
 router.add_decorator(blank_parameters_dropped, mode="view")
+router.add_decorator(unknown_parameters_refused, mode="operation")
 
 # 400 `invalid_query`: rules across parameters (start after end, sort not among the columns, an unknown
 # dimension of this datasource); 422 `invalid_request`: a parameter of the wrong type.

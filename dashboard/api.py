@@ -11,10 +11,11 @@ from dashboard.alerts import alert_event_acknowledge, alert_event_resolve, alert
 from dashboard.models import AlertEvent
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
-from sales_analytics.query_params import blank_parameters_dropped
+from sales_analytics.query_params import blank_parameters_dropped, unknown_parameters_refused
 
 router = Router(tags=["alerts"])
 router.add_decorator(blank_parameters_dropped, mode="view")
+router.add_decorator(unknown_parameters_refused, mode="operation")
 
 
 class AlertOut(Schema):
@@ -68,7 +69,7 @@ class RuleOut(Schema):
     enabled: bool
 
 
-@router.get("", response={200: list[AlertOut], **error_responses(422)})
+@router.get("", response={200: list[AlertOut], **error_responses(400, 422)})
 @paginate(BoundedLimitOffsetPagination)
 def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
     """Alert events, newest first, limited to the caller's branches."""
@@ -76,7 +77,7 @@ def list_alerts(request: HttpRequest, status: AlertEvent.Status | None = None):
     return alert_events_visible(user=request.user, statuses=[status] if status else None)
 
 
-@router.get("/rules", response={200: list[RuleOut], **error_responses()})
+@router.get("/rules", response={200: list[RuleOut], **error_responses(400)})
 def list_rules(request: HttpRequest):
     """Alert rules (their scope and condition); a branch-scoped caller sees the rules within their branches."""
     require_capability(request, Capability.VIEW_DASHBOARDS)

@@ -35,8 +35,10 @@ from ingestion.services import (
 from sales_analytics.csvsafe import CSV_CONTENT_TYPE
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
+from sales_analytics.query_params import unknown_parameters_refused
 
 router = Router(tags=["ingestion"])
+router.add_decorator(unknown_parameters_refused, mode="operation")
 
 
 class TaskOut(Schema):
@@ -92,7 +94,7 @@ def _task_or_404(request: HttpRequest, task_id: UUID) -> IngestionTask:
     return task
 
 
-@router.get("/tasks", response={200: list[TaskOut], **error_responses(422)})
+@router.get("/tasks", response={200: list[TaskOut], **error_responses(400, 422)})
 @paginate(BoundedLimitOffsetPagination)
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     """Ingestion tasks, newest first."""
@@ -101,7 +103,9 @@ def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
     return ingestion_task_list(user=request.user, status=filters.status, datasource=filters.datasource)
 
 
-@router.get("/status/{task_id}", response={200: TaskOut, **error_responses(404, 422)}, url_name="ingestion_task_status")
+@router.get(
+    "/status/{task_id}", response={200: TaskOut, **error_responses(400, 404, 422)}, url_name="ingestion_task_status"
+)
 def task_status(request: HttpRequest, task_id: UUID):
     """One task's status, stage, progress, counts and first errors."""
     require_capability(request, Capability.VIEW_DASHBOARDS)
@@ -109,7 +113,7 @@ def task_status(request: HttpRequest, task_id: UUID):
     return _task_or_404(request, task_id)
 
 
-@router.get("/tasks/{task_id}", response={200: TaskOut, **error_responses(404, 422)})
+@router.get("/tasks/{task_id}", response={200: TaskOut, **error_responses(400, 404, 422)})
 def task_detail(request: HttpRequest, task_id: UUID):
     """The same as `/status/{task_id}`, beside the task's retry and cancel."""
     return task_status(request, task_id)
@@ -350,7 +354,7 @@ def cancel_task(request: HttpRequest, task_id: UUID):
 
 @router.get(
     "/tasks/{task_id}/error-report",
-    response={200: None, **error_responses(404, 422)},
+    response={200: None, **error_responses(400, 404, 422)},
     url_name="ingestion_task_error_report",
     openapi_extra={
         "responses": {

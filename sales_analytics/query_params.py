@@ -4,6 +4,9 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse
+from ninja.signature import ViewSignature
+
+from sales_analytics.errors import ApiError
 
 
 def blank_parameters_dropped(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -29,3 +32,41 @@ def blank_parameters_dropped(view: Callable[..., HttpResponse]) -> Callable[...,
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def unknown_parameters_refused(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A GET operation that answers 400 `invalid_query` to a query parameter it does not declare.
+
+    A misspelt filter (`?branhc=A`) or one the endpoint does not have (`?sales_rep=…`) would
+    otherwise be dropped, and the answer — every branch's total — read as the filtered one.
+    Applied as an operation decorator (`mode="operation"`): after authentication and the
+    declared parameters' own validation, so a caller without access still gets 401/403 first.
+    """
+    declared = _declared_query_names(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        unknown = sorted(set(request.GET) - declared) if request.method == "GET" else []
+        if unknown:
+            listed = ", ".join(f"'{name}'" for name in unknown)
+            known = ", ".join(sorted(declared)) or "none"
+            raise ApiError(
+                400,
+                "invalid_query",
+                f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {listed}: this endpoint takes {known}.",
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _declared_query_names(view: Callable[..., HttpResponse]) -> frozenset[str]:
+    """The query parameter names ninja reads for `view` (a Query schema's fields flattened)."""
+    names: set[str] = set()
+    for model in ViewSignature("", view).models:
+        if getattr(model, "__ninja_param_source__", None) != "query":
+            continue
+        # Every leaf, a Query schema's fields included; without one, the model's own fields.
+        flattened = getattr(model, "__ninja_flatten_map__", None)
+        names.update(flattened or (field.alias or name for name, field in model.model_fields.items()))
+    return frozenset(names)
