@@ -5,7 +5,7 @@ from typing import Annotated
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
@@ -127,7 +127,10 @@ class SpecQuery(FilterQuery):
 
 class ResultOut(Schema):
     columns: list[str]
-    rows: list[dict]
+    rows: list[dict] = Field(
+        description="One object per answer row, keyed by `columns`. Sums of cost, gross profit and tax are null "
+        "over lines none of which has that value (0 over no lines); quotients are null without a denominator."
+    )
     engine: str
     source: str
     data_version: int | None

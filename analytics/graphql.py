@@ -89,7 +89,10 @@ class SeriesPoint(graphene.ObjectType):
 
 class ProductRow(graphene.ObjectType):
     product_line = graphene.String()
-    value = graphene.Float(description="The ranking metric's value.")
+    value = graphene.Float(
+        description="The ranking metric's value; null when unknown (cost, gross profit or tax of lines none of "
+        "which has one) or undefined (a ratio without a denominator)."
+    )
     revenue = graphene.Float(required=True)
     units_sold = graphene.BigInt(required=True)
     gross_profit = graphene.Float(description=COST_UNKNOWN)

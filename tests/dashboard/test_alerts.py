@@ -340,6 +340,14 @@ def test_a_group_with_no_rows_is_zero_for_a_threshold_and_a_change() -> None:
     assert "changed -100.0%" in AlertEvent.objects.get(rule=drop).message
 
 
+def test_a_tax_rule_stays_quiet_over_lines_whose_tax_is_unknown() -> None:
+    # A file without a tax column: "tax 0.00 is below 1.00" was an alert about a number nobody had.
+    rows_publish(datasource="shop", rows=[sale_line(date=dt.date(2024, 1, 8), tax=None)])
+    low = rule(kind="threshold", metric="tax", params={"operator": "below", "value": 1, "window_days": 1})
+
+    assert alert_rule_evaluate(rule=low, day=dt.date(2024, 1, 8)).opened == 0
+
+
 def test_freshness_scheduled_fires_when_the_whole_feed_stops() -> None:
     # Every branch stopped on 10 Jan 2024: counted from the last day with data nothing is missing.
     from dashboard.tasks import alerts_evaluate_all_task
