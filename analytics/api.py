@@ -24,7 +24,7 @@ from analytics.query import (
 )
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
-from sales_analytics.query_params import blank_parameters_dropped
+from sales_analytics.query_params import IsoDate, blank_parameters_dropped
 
 router = Router(tags=["metrics"])
 router.add_decorator(blank_parameters_dropped, mode="view")
@@ -57,8 +57,8 @@ FILTER_DIMENSIONS = ("branch", "product_line", "city", "customer_type", "gender"
 
 class FilterQuery(Schema):
     datasource: str | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
+    start: IsoDate | None = None
+    end: IsoDate | None = None
     branch: list[str] = []
     product_line: list[str] = []
     city: list[str] = []

@@ -258,6 +258,14 @@ def test_a_bad_filter_from_the_filter_bar_replaces_the_panels_with_the_error(vie
     assert "data-kpi" not in page
 
 
+@pytest.mark.parametrize("written", ["0", "12345", "20190101", "2019-W05-1", "2019-01-31T00:00:00"])
+def test_a_date_not_written_yyyy_mm_dd_is_the_bar_s_error(viewer_browser, written: str) -> None:
+    # Python read 20190101 and 2019-W05-1 as days: a link the API refuses showed a page.
+    response = viewer_browser.get("/", {"start": written})
+    assert response.status_code == 400
+    assert f"&#x27;{written}&#x27; is not a date (use YYYY-MM-DD" in response.content.decode()
+
+
 def test_a_period_the_key_figures_cannot_compare_is_a_clear_400(viewer_browser, published) -> None:
     # The previous period of 1990 … 9999 starts before the year 1: the KPI panel failed instead.
     response = viewer_browser.get("/", {"preset": "custom", "start": "1990-01-01", "end": "9999-12-31"})
