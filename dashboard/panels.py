@@ -249,7 +249,7 @@ def panel_freshness(ctx: PanelContext) -> Panel:
         "No data has been published yet."
         if not uploads
         else (
-            f"Data as of {format_value(latest, 'datetime')} {site_time_zone_name()}, "
+            f"Data as of {format_value(latest, 'datetime')}, "
             f"from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
             + (f", covering {data_range[0]} to {data_range[1]}." if data_range else ".")
         )

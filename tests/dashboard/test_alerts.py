@@ -261,6 +261,20 @@ def test_alerts_page_api_and_graphql_are_scoped(viewer, admin_user) -> None:
     assert event.status == AlertEvent.Status.RESOLVED
 
 
+def test_alert_times_are_shown_in_the_site_time_zone_with_its_abbreviation(admin_user, settings) -> None:
+    settings.TIME_ZONE = "America/New_York"
+    rows_publish(datasource="shop", rows=weekly_rows(branch="A", days=30) + weekly_rows(branch="B", days=20))
+    alert_rule_evaluate(rule=rule(kind=AlertRule.Kind.FRESHNESS, params={"days": 5}), day=START + dt.timedelta(29))
+    AlertEvent.objects.update(opened_at=dt.datetime(2025, 1, 15, 12, 0, tzinfo=dt.UTC))
+    admin = Client()
+    admin.force_login(admin_user)
+
+    assert "opened 2025-01-15 07:00 EST" in admin.get("/alerts").content.decode()
+    admin.post(f"/alerts/{AlertEvent.objects.get().pk}/resolve")
+    AlertEvent.objects.update(resolved_at=dt.datetime(2025, 7, 15, 12, 0, tzinfo=dt.UTC))
+    assert "<td>2025-01-15 07:00 EST</td><td>2025-07-15 08:00 EDT</td>" in admin.get("/alerts").content.decode()
+
+
 def test_rule_editor_for_admins_only(viewer, admin_user) -> None:
     client = Client()
     client.force_login(viewer)
