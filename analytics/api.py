@@ -5,7 +5,7 @@ from typing import Annotated
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
@@ -21,10 +21,11 @@ from analytics.query import (
     Summary,
     TimeSeries,
     TopN,
+    bucket_partial,
 )
 from analytics.runner import QueryResult, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
-from sales_analytics.query_params import blank_parameters_dropped, unknown_parameters_refused
+from sales_analytics.query_params import IsoDate, blank_parameters_dropped, unknown_parameters_refused
 
 router = Router(tags=["metrics"])
 router.add_decorator(blank_parameters_dropped, mode="view")
@@ -58,8 +59,8 @@ FILTER_DIMENSIONS = ("branch", "product_line", "city", "customer_type", "gender"
 
 class FilterQuery(Schema):
     datasource: str | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None
+    start: IsoDate | None = None
+    end: IsoDate | None = None
     branch: list[str] = []
     product_line: list[str] = []
     city: list[str] = []
@@ -128,7 +129,12 @@ class SpecQuery(FilterQuery):
 
 class ResultOut(Schema):
     columns: list[str]
-    rows: list[dict]
+    rows: list[dict] = Field(
+        description="One object per answer row, keyed by `columns`. Sums of cost, gross profit and tax are null "
+        "over lines none of which has that value (0 over no lines); quotients are null without a denominator. "
+        "A time series' rows also have `partial`: true when `period` starts after the first day of the row's "
+        "`bucket` or ends before its last (the bucket is named by its first day but sums fewer days)."
+    )
     engine: str
     source: str
     data_version: int | None
@@ -153,10 +159,21 @@ def spec_filters(query: SpecQuery) -> Filters:
         raise ApiError(400, "invalid_query", str(exc)) from None
 
 
-def result_out(result: QueryResult) -> dict:
+def series_rows_marked(result: QueryResult, *, grain: Grain) -> list[dict]:
+    """A time series' rows, each saying whether the result's period cuts its bucket (`partial`)."""
+    start, end = result.period
+    return [{**row, "partial": bucket_partial(row["bucket"], grain, start=start, end=end)} for row in result.rows]
+
+
+def result_out(result: QueryResult, *, grain: Grain | None = None) -> dict:
+    """The answer's body; with the `grain` of a time series, its rows (and its comparison's) say
+    which buckets the period cuts: pages label them "(partial week)", programs read `partial`."""
+    rows, columns = result.rows, result.columns
+    if grain is not None:
+        rows, columns = series_rows_marked(result, grain=grain), [*result.columns, "partial"]
     body = {
-        "columns": result.columns,
-        "rows": result.rows,
+        "columns": columns,
+        "rows": rows,
         "engine": result.engine,
         "source": result.source,
         "data_version": result.data_version,
@@ -164,16 +181,21 @@ def result_out(result: QueryResult) -> dict:
         "period": list(result.period),
     }
     if result.comparison is not None:
-        body["comparison"] = {"rows": result.comparison.rows, "period": list(result.comparison.period)}
+        comparison = result.comparison
+        body["comparison"] = {
+            "rows": comparison.rows if grain is None else series_rows_marked(comparison, grain=grain),
+            "period": list(comparison.period),
+        }
     return body
 
 
 def answer(request: HttpRequest, spec: QuerySpec) -> dict:
     require_capability(request, Capability.VIEW_DASHBOARDS)
     try:
-        return result_out(run_query(spec, user=request.user))
+        result = run_query(spec, user=request.user)
     except QueryError as exc:
         raise ApiError(400, "invalid_query", str(exc)) from None
+    return result_out(result, grain=spec.grain if isinstance(spec, TimeSeries) else None)
 
 
 def _datasource(query: FilterQuery) -> str:
@@ -187,7 +209,10 @@ def timeseries(
     grain: Annotated[str, documented({"type": "string", "enum": list(GRAINS), "default": "day"})] = "day",
     split_by: Annotated[str | None, documented({"type": "string"}, DIMENSIONS_HELP)] = None,
 ):
-    """Metrics per day, week, month, quarter or year; `split_by` adds one series per dimension value."""
+    """Metrics per day, week, month, quarter or year; `split_by` adds one series per dimension value.
+
+    Each row's `bucket` is the first day of its week (Monday), month, quarter or year; `partial` is
+    true when `start` or `end` cuts that bucket, so its sum covers only the days inside the period."""
     try:
         spec = TimeSeries(
             datasource=_datasource(query),

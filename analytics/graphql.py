@@ -8,7 +8,7 @@ from django.conf import settings
 from graphql import GraphQLError
 
 from analytics.engines import EngineError
-from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN
+from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN, bucket_partial
 from analytics.runner import QueryResult, run_query
 
 # Cost and gross profit are unknown (null) over lines none of which has a cost; 0 without lines.
@@ -80,7 +80,11 @@ class RevenueSummary(graphene.ObjectType):
 
 
 class SeriesPoint(graphene.ObjectType):
-    period = graphene.Date(required=True)
+    period = graphene.Date(required=True, description="The first day of the day, week (Monday), month… bucket.")
+    partial = graphene.Boolean(
+        required=True,
+        description="True when the filters' start or end cuts the bucket: its sums cover only the days inside them.",
+    )
     revenue = graphene.Float(required=True)
     gross_profit = graphene.Float(description=COST_UNKNOWN)
     transactions = graphene.BigInt(required=True)
@@ -89,7 +93,10 @@ class SeriesPoint(graphene.ObjectType):
 
 class ProductRow(graphene.ObjectType):
     product_line = graphene.String()
-    value = graphene.Float(description="The ranking metric's value.")
+    value = graphene.Float(
+        description="The ranking metric's value; null when unknown (cost, gross profit or tax of lines none of "
+        "which has one) or undefined (a ratio without a denominator)."
+    )
     revenue = graphene.Float(required=True)
     units_sold = graphene.BigInt(required=True)
     gross_profit = graphene.Float(description=COST_UNKNOWN)
@@ -166,7 +173,15 @@ class DashboardData(graphene.ObjectType):
             raise GraphQLError(str(exc)) from None
         metrics = ("revenue", "gross_profit", "transactions", "units_sold")
         result = root.run(TimeSeries(datasource=root.datasource, filters=root.filters, metrics=metrics, grain=parsed))
-        return [SeriesPoint(period=_as_date(row["bucket"]), **{m: row[m] for m in metrics}) for row in result.rows]
+        start, end = result.period
+        return [
+            SeriesPoint(
+                period=_as_date(row["bucket"]),
+                partial=bucket_partial(_as_date(row["bucket"]), parsed, start=start, end=end),
+                **{m: row[m] for m in metrics},
+            )
+            for row in result.rows
+        ]
 
     @staticmethod
     def resolve_top_products(root: DashboardQuery, info, limit: int, metric: str) -> list[ProductRow]:

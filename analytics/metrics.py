@@ -81,7 +81,8 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 def _known_sum(part: str) -> str:
     """A sum that is 0 over no rows, but unknown (NULL) over rows none of which has the value
-    (cost and gross profit of a file without cost): not 0, which would read as "no profit"."""
+    (cost and gross profit of a file without cost, tax of a file without a tax column): not 0,
+    which would read as "no profit" or "tax-free"."""
     return f"CASE WHEN coalesce(lines, 0) = 0 THEN 0 ELSE {part} END"
 
 
@@ -97,7 +98,7 @@ METRICS: dict[str, Metric] = {
             _known_sum("gross_profit_sum"),
             is_currency=True,
         ),
-        Metric("tax", "Tax", ("tax_sum",), "coalesce(tax_sum, 0)", is_currency=True),
+        Metric("tax", "Tax", ("tax_sum", "lines"), _known_sum("tax_sum"), is_currency=True),
         Metric("units_sold", "Units sold", ("quantity_sum",), "coalesce(quantity_sum, 0)", is_count=True),
         Metric("lines", "Sale lines", ("lines",), "coalesce(lines, 0)", is_count=True),
         # `transactions` is rewritten to `lines` for datasources without invoice ids.

@@ -9,9 +9,10 @@ from enum import StrEnum
 from analytics.metrics import METRICS, PARTS, SUMMARY_METRICS
 
 # Names the SQL builder gives its own columns (the metric parts of its inner query, the time
-# bucket, the subquery): a dimension of the same name would be read as one of them. Ingestion
-# renames such source columns (analytics.sql.RESERVED_DIMENSION_NAMES); this refuses the rest.
-QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells"})
+# bucket, the subquery) and the APIs add to a time series' rows (whether a bucket is partial): a
+# dimension of the same name would be read as one of them. Ingestion renames such source columns
+# (analytics.sql.RESERVED_DIMENSION_NAMES); this refuses the rest.
+QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells", "partial"})
 
 
 class QueryError(ValueError):
@@ -190,6 +191,12 @@ def bucket_last_day(start: dt.date, grain: Grain) -> dt.date:
     months = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[grain]
     month_index = start.year * 12 + start.month - 1 + months
     return dt.date(month_index // 12, month_index % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def bucket_partial(bucket: dt.date, grain: Grain, *, start: dt.date | None, end: dt.date | None) -> bool:
+    """Whether the period [start, end] (either side open) cuts the bucket that begins on `bucket`:
+    its sum is of fewer days than the week, month… it is named by."""
+    return (start is not None and start > bucket) or (end is not None and bucket_last_day(bucket, grain) > end)
 
 
 def comparison_range(comparison: Comparison, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import capability_required
@@ -35,7 +36,7 @@ CHARTED_EVENTS = 20
 def _trend_chart(event: AlertEvent, user) -> str:
     """Eight weeks of the rule's metric around the event, scoped like the page."""
     rule = event.rule
-    end = event.day or dt.date.today()
+    end = event.day or timezone.localdate()
     include = _event_scope(event)
     try:
         result = run_query(

@@ -13,6 +13,7 @@ from analytics.catalogue import Snapshot, datasource_snapshot
 from analytics.engines import EngineError
 from analytics.query import Comparison, Filters, Grain, QueryError, comparison_range
 from analytics.runner import data_days_visible
+from sales_analytics.query_params import iso_date_parse
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,6 @@ def _date(value: str | None) -> dt.date | None:
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise FilterError(f"{value!r} is not a date (use YYYY-MM-DD).") from None
+        return iso_date_parse(value)
+    except ValueError as exc:
+        raise FilterError(str(exc)) from None

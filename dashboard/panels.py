@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from analytics.metrics import METRICS
-from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN, bucket_last_day
+from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN, bucket_partial
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
 from dashboard.templatetags.dashboard_format import format_value, site_time_zone_name
@@ -118,7 +118,7 @@ def _bucket_label(day: dt.date, grain: Grain, filters: PageFilters) -> str:
     """A time bucket's name; one the selected period cuts says so ("2022-01-01 (partial week)"),
     and a day-named bucket is named by its first day inside the period, never one outside it."""
     first = max(day, filters.start) if filters.start else day
-    partial = first > day or (filters.end is not None and bucket_last_day(day, grain) > filters.end)
+    partial = bucket_partial(day, grain, start=filters.start, end=filters.end)
     if grain is Grain.MONTH:
         label = day.strftime("%Y-%m")
     elif grain is Grain.QUARTER:
@@ -249,7 +249,7 @@ def panel_freshness(ctx: PanelContext) -> Panel:
         "No data has been published yet."
         if not uploads
         else (
-            f"Data as of {format_value(latest, 'datetime')} {site_time_zone_name()}, "
+            f"Data as of {format_value(latest, 'datetime')}, "
             f"from {len(uploads)} upload{'s' if len(uploads) != 1 else ''}"
             + (f", covering {data_range[0]} to {data_range[1]}." if data_range else ".")
         )

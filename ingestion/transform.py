@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 import pandera.polars as pa
 import polars as pl
+from django.utils import timezone
 from pandera.config import ValidationDepth, config_context
 
 from ingestion.dates import date_format_has_time, date_parse, date_time_merge, time_parse
@@ -409,8 +410,11 @@ def _measures_derive(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFram
 
 
 def date_max(today: date | None = None) -> date:
-    """Latest acceptable business date: one year ahead (orders dated in advance), no more."""
-    base = today or date.today()
+    """Latest acceptable business date: one year ahead (orders dated in advance), no more.
+
+    "Today" is the site's (settings.TIME_ZONE), the business's calendar, as for freshness alerts,
+    not the server clock's zone."""
+    base = today or timezone.localdate()
     return base + timedelta(days=366) if (base.month, base.day) == (2, 29) else base.replace(year=base.year + 1)
 
 

@@ -1,12 +1,49 @@
 """Query-string conventions shared by the REST routers and the pages."""
 
+import datetime as dt
+import re
 from collections.abc import Callable
 from functools import wraps
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja.signature import ViewSignature
+from pydantic import PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from sales_analytics.errors import ApiError
+
+# Exactly YYYY-MM-DD (ASCII digits): pydantic alone read `start=0` as 1970-01-01 (a Unix time)
+# and `2019-01-01T00:00:00` as a day, and Python's fromisoformat takes `20190101` and `2019-W01-1`.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date_parse(value: str) -> dt.date:
+    """A day written YYYY-MM-DD; ValueError with a message for people otherwise."""
+    if not _ISO_DATE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a date (use YYYY-MM-DD, e.g. 2019-01-31).")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date: there is no such day (use YYYY-MM-DD).") from None
+
+
+def _iso_date_validate(value: Any) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    try:
+        return iso_date_parse(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        # The value goes in as context, never as the template: braces in it are not placeholders.
+        raise PydanticCustomError("iso_date", "{reason}", {"reason": str(exc)}) from None
+
+
+# A query parameter that is a day: YYYY-MM-DD only, else a 422 naming the value.
+IsoDate = Annotated[
+    dt.date,
+    PlainValidator(_iso_date_validate),
+    WithJsonSchema({"type": "string", "format": "date", "description": "A day, written YYYY-MM-DD."}),
+]
 
 
 def blank_parameters_dropped(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

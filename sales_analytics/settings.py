@@ -5,6 +5,7 @@ S3, Redis, Druid) switches on when its variable is set. `.env.example` documents
 every variable read here.
 """
 
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -300,8 +301,24 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-# Sales dates are business-local with no time zone; timestamps of our own are UTC.
-TIME_ZONE = "UTC"
+
+
+def _time_zone() -> str:
+    """TIME_ZONE from the environment, refused at start when it names no zone (not at the first page)."""
+    name = env.str("TIME_ZONE", default="UTC")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"TIME_ZONE {name!r} is not a time zone: use an IANA name such as UTC, Europe/Berlin or Asia/Yangon."
+        ) from None
+    return name
+
+
+# The zone times are shown in (data as of, uploads, alerts) and whose date is "today". Timestamps are
+# stored in UTC (USE_TZ) and the APIs give them with their offset; sales dates are business-local as
+# the files write them, and nothing that reads or groups them depends on this.
+TIME_ZONE = _time_zone()
 USE_I18N = True
 USE_TZ = True
 

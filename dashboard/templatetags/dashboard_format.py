@@ -22,6 +22,15 @@ def site_time_zone_name() -> str:
     return timezone.get_current_timezone_name()
 
 
+def site_time_shown(value: dt.datetime) -> str:
+    """A moment as pages show it: to the minute in the site's time zone, with that zone's
+    abbreviation at that moment ("2025-01-01 13:00 CET", "… 14:00 CEST" in summer, "… +0630")."""
+    if not timezone.is_aware(value):
+        return value.strftime(DATETIME_SHOWN)  # a naive time says nothing of its zone
+    local = timezone.localtime(value)
+    return f"{local.strftime(DATETIME_SHOWN)} {local.tzname()}"
+
+
 def format_value(value: Any, kind: str) -> str:
     if value is None:
         return "—"
@@ -32,7 +41,7 @@ def format_value(value: Any, kind: str) -> str:
     if kind == "number":
         return f"{value:,.0f}" if float(value).is_integer() else f"{_cents(value):,.2f}"
     if kind == "datetime" and isinstance(value, dt.datetime):
-        return site_datetime(value).strftime(DATETIME_SHOWN)
+        return site_time_shown(value)
     return str(value)
 
 

@@ -378,7 +378,7 @@ def metric_values(rows: list[Row], names: tuple[str, ...]) -> dict[str, Any]:
         "cost": _known_sum([row["cost"] for row in rows]),
         "gross_profit": gross_profit,
         "revenue_with_cost": revenue_with_profit,
-        "tax": sum(row["tax"] for row in rows if row["tax"] is not None),
+        "tax": _known_sum([row["tax"] for row in rows]),
         "units_sold": units,
         "lines": len(rows),
         "transactions": transactions,

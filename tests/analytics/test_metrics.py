@@ -1,4 +1,4 @@
-"""Metric definitions over awkward data: lines without a cost, and rollups of an earlier release."""
+"""Metric definitions over awkward data: lines without a cost or a tax, and rollups of an earlier release."""
 
 import datetime as dt
 import math
@@ -72,6 +72,43 @@ def test_summary_api_reports_unknown_cost_as_null(mixed_cost, viewer_api) -> Non
         None,
         None,
     )
+
+
+# Branch A: one file with a tax column (1.25 a line) and one without; branch B: no tax at all.
+WITH_TAX = [sale_line(branch="A", tax=1.25, revenue=11.25) for _ in range(2)]
+WITHOUT_TAX = [sale_line(branch=branch, tax=None, date=dt.date(2024, 3, 5)) for branch in ("A", "B")]
+
+
+@pytest.fixture
+def mixed_tax(db) -> str:
+    rows_publish(datasource="mixed_tax", rows=[*WITH_TAX, *WITHOUT_TAX], cuts=(len(WITH_TAX),))
+    return "mixed_tax"
+
+
+def test_tax_of_lines_none_of_which_has_one_is_unknown_not_zero(mixed_tax) -> None:
+    spec = Breakdown(datasource=mixed_tax, by=("branch",), metrics=("revenue", "tax"), sort="branch", descending=False)
+    rows = {row["branch"]: row for row in run_query(spec, user=None).rows}
+
+    assert rows["A"]["tax"] == 2.5  # the lines that have one
+    assert (rows["B"]["revenue"], rows["B"]["tax"]) == (10.0, None)  # a file without tax is not tax-free
+    # Over no lines at all the tax is 0, as revenue and cost are.
+    empty = Summary(datasource=mixed_tax, metrics=("tax",), filters=Filters(start=dt.date(2030, 1, 1)))
+    assert run_query(empty, user=None).first["tax"] == 0.0
+
+
+def test_unknown_tax_is_null_in_rest_and_graphql(mixed_tax, viewer_api) -> None:
+    rest = viewer_api.get("/api/metrics/breakdown", {"datasource": mixed_tax, "by": "branch", "metric": "tax"}).json()
+    graphql = viewer_api.post(
+        "/graphql",
+        {
+            "query": '{ dashboardData(datasource: "mixed_tax", filters: {branch: ["B"]}) { topProducts(metric: "tax") '
+            "{ productLine value } } }"
+        },
+        content_type="application/json",
+    ).json()
+
+    assert {row["branch"]: row["tax"] for row in rest["rows"]} == {"A": 2.5, "B": None}
+    assert graphql["data"]["dashboardData"]["topProducts"] == [{"productLine": "Food", "value": None}]
 
 
 def _rollups_of_an_earlier_release(datasource: str) -> None:

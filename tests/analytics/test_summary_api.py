@@ -105,6 +105,21 @@ def test_bad_parameters(viewer_api: Client, query: str, status: int, code: str |
         assert response.json()["code"] == code
 
 
+@pytest.mark.parametrize("endpoint", ["summary", "timeseries", "topn", "breakdown", "compare"])
+@pytest.mark.parametrize(
+    ("parameter", "written"),
+    [("start", "0"), ("start", "12345"), ("end", "20190131"), ("end", "2019-01-31T00:00:00"), ("start", "2019-02-30")],
+)
+def test_dates_are_yyyy_mm_dd_only(viewer_api: Client, endpoint: str, parameter: str, written: str) -> None:
+    # pydantic read start=0 as 1970-01-01 (a Unix time) and answered for all data from then.
+    response = viewer_api.get(f"/api/metrics/{endpoint}", {parameter: written})
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert f"query.{parameter}: '{written}' is not a date" in body["detail"]
+    assert "YYYY-MM-DD" in body["detail"]
+
+
 def test_anonymous_gets_401_json(client: Client) -> None:
     response = client.get("/api/metrics/summary")
     assert response.status_code == 401

@@ -261,6 +261,20 @@ def test_alerts_page_api_and_graphql_are_scoped(viewer, admin_user) -> None:
     assert event.status == AlertEvent.Status.RESOLVED
 
 
+def test_alert_times_are_shown_in_the_site_time_zone_with_its_abbreviation(admin_user, settings) -> None:
+    settings.TIME_ZONE = "America/New_York"
+    rows_publish(datasource="shop", rows=weekly_rows(branch="A", days=30) + weekly_rows(branch="B", days=20))
+    alert_rule_evaluate(rule=rule(kind=AlertRule.Kind.FRESHNESS, params={"days": 5}), day=START + dt.timedelta(29))
+    AlertEvent.objects.update(opened_at=dt.datetime(2025, 1, 15, 12, 0, tzinfo=dt.UTC))
+    admin = Client()
+    admin.force_login(admin_user)
+
+    assert "opened 2025-01-15 07:00 EST" in admin.get("/alerts").content.decode()
+    admin.post(f"/alerts/{AlertEvent.objects.get().pk}/resolve")
+    AlertEvent.objects.update(resolved_at=dt.datetime(2025, 7, 15, 12, 0, tzinfo=dt.UTC))
+    assert "<td>2025-01-15 07:00 EST</td><td>2025-07-15 08:00 EDT</td>" in admin.get("/alerts").content.decode()
+
+
 def test_rule_editor_for_admins_only(viewer, admin_user) -> None:
     client = Client()
     client.force_login(viewer)
@@ -338,6 +352,14 @@ def test_a_group_with_no_rows_is_zero_for_a_threshold_and_a_change() -> None:
         alert_rule_evaluate(rule=checked, day=dt.date(2024, 1, 14))
         assert list(AlertEvent.objects.filter(rule=checked).values_list("branch", flat=True)) == ["B"]
     assert "changed -100.0%" in AlertEvent.objects.get(rule=drop).message
+
+
+def test_a_tax_rule_stays_quiet_over_lines_whose_tax_is_unknown() -> None:
+    # A file without a tax column: "tax 0.00 is below 1.00" was an alert about a number nobody had.
+    rows_publish(datasource="shop", rows=[sale_line(date=dt.date(2024, 1, 8), tax=None)])
+    low = rule(kind="threshold", metric="tax", params={"operator": "below", "value": 1, "window_days": 1})
+
+    assert alert_rule_evaluate(rule=low, day=dt.date(2024, 1, 8)).opened == 0
 
 
 def test_freshness_scheduled_fires_when_the_whole_feed_stops() -> None:

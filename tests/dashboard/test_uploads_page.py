@@ -1,5 +1,6 @@
 """The Uploads page without JavaScript: a plain form post, then the task page."""
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -136,3 +137,23 @@ def test_a_repeated_header_is_fixed_from_the_task_page(uploader_browser, tmp_pat
     task.refresh_from_db()
     assert task.status == "succeeded", task.message
     assert uploader_browser.get("/api/metrics/summary").json()["total_revenue"] == 34
+
+
+def test_task_times_are_shown_in_the_site_time_zone_with_its_abbreviation(uploader_browser, settings, tmp_path) -> None:
+    settings.TIME_ZONE = "Europe/Berlin"
+    path = tmp_path / "small.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n2019-01-02,A,Food,1,10\n")
+    _post_file(uploader_browser, path)
+    IngestionTask.objects.update(
+        created_at=dt.datetime(2025, 1, 15, 12, 0, tzinfo=dt.UTC),
+        finished_at=dt.datetime(2025, 7, 15, 12, 5, tzinfo=dt.UTC),
+    )
+    task = IngestionTask.objects.get()
+
+    detail = uploader_browser.get(f"/uploads/{task.pk}").content.decode()
+    listing = uploader_browser.get("/uploads").content.decode()
+
+    # Stored in UTC; shown as Berlin's clock said, in winter and in summer time.
+    assert "<dt>Uploaded</dt><dd>2025-01-15 13:00 CET by " in detail
+    assert "<dt>Finished</dt><dd>2025-07-15 14:05 CEST</dd>" in detail
+    assert "<td>2025-01-15 13:00 CET</td>" in listing

@@ -89,6 +89,8 @@ def parity_specs(datasource: str) -> dict[str, QuerySpec]:
         "breakdown-branch-by-payment-sorted-by-branch": spec(
             Breakdown, by=("branch", "payment"), metrics=("revenue", "transactions"), sort="branch", descending=True
         ),
+        # Branch D of the parity data has no tax at all: unknown (NULL), while the others' is a sum.
+        "breakdown-branch-tax": spec(Breakdown, by=("branch",), metrics=("revenue", "tax", "lines")),
         "breakdown-customer-type-ascending": spec(
             Breakdown, by=("customer_type",), metrics=("average_unit_price", "gross_margin"), descending=False
         ),

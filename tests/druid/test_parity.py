@@ -45,7 +45,8 @@ OPTIONAL = {
 
 
 def parity_rows(*, seed: int, first_day: dt.date, days: int) -> list[dict]:
-    """Invoices of 1–3 lines sharing a header; some days empty, some values NULL, some returns."""
+    """Invoices of 1–3 lines sharing a header; some days empty, some values NULL, some returns;
+    branch D without tax."""
     rng = random.Random(seed)
     rows = []
     for offset in range(days):
@@ -62,7 +63,9 @@ def parity_rows(*, seed: int, first_day: dt.date, days: int) -> list[dict]:
             for _ in range(rng.randint(1, 3)):
                 quantity = rng.randint(-2, 9)
                 unit_price = rng.randint(1, 400) / 4
-                tax = None if rng.random() < 0.3 else rng.randint(0, 200) / 8
+                drawn_tax = None if rng.random() < 0.3 else rng.randint(0, 200) / 8
+                # Branch D's files have no tax column: its tax is unknown (NULL), not 0, on both engines.
+                tax = None if header["branch"] == "D" else drawn_tax
                 revenue = quantity * unit_price + (tax or 0.0)
                 cost = quantity * rng.randint(0, 400) / 4
                 rows.append(

@@ -369,7 +369,12 @@ def test_compact_times_are_read_when_the_whole_column_is_written_so(uploader_api
     assert {row["hour"] for row in hours.json()["rows"]} == {10, 9, 0, 23}
 
 
-def test_iso_timestamps_with_offsets_count_on_their_local_day(uploader_api, tmp_path: Path, tasks_inline) -> None:
+@pytest.mark.parametrize("time_zone", ["UTC", "Pacific/Kiritimati", "America/Adak"])
+def test_iso_timestamps_with_offsets_count_on_their_local_day(
+    uploader_api, tmp_path: Path, tasks_inline, settings, time_zone: str
+) -> None:
+    # The site's display zone (TIME_ZONE) never moves a sale to another day or hour.
+    settings.TIME_ZONE = time_zone
     header = ["Order Date", "Branch", "Product line", "Quantity", "Total"]
     rows = [
         ["2019-01-31T23:30:00-05:00", "A", "Food", "1", "10"],  # 04:30 on 1 February in UTC
@@ -380,4 +385,12 @@ def test_iso_timestamps_with_offsets_count_on_their_local_day(uploader_api, tmp_
     assert status["status"] == "succeeded", status["message"]
     january = uploader_api.get("/api/metrics/summary?start=2019-01-01&end=2019-01-31").json()
     assert january["total_revenue"] == pytest.approx(10)
+    days = uploader_api.get("/api/metrics/timeseries?grain=day").json()["rows"]
+    assert [(row["bucket"], row["revenue"]) for row in days] == [
+        ("2019-01-31", 10.0),
+        ("2019-02-01", 20.0),
+        ("2019-02-02", 40.0),
+    ]
+    hours = uploader_api.get("/api/metrics/breakdown?by=hour&sort=hour&descending=false").json()["rows"]
+    assert [(row["hour"], row["revenue"]) for row in hours] == [(0, 20.0), (10, 40.0), (23, 10.0)]
     assert IngestionTask.objects.get(pk=status["task_id"]).detected_date_format == "%Y-%m-%dT%H:%M:%S%.f%z"

@@ -1,13 +1,15 @@
 """Batch transform: parsing, derivations and Pandera row validation (DESIGN.md step 6)."""
 
 import tempfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from unittest import mock
 
 import pandera.config
 import polars as pl
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -108,6 +110,21 @@ PARTLY_INVALID = [
     ["12/01/19", "B", "Food", "2", "12,50", "N/A", None],
     ["", "B", "Food", "2", "10", "20", None],
 ]
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "latest"),
+    [
+        ("Pacific/Kiritimati", date(2025, 3, 1)),  # UTC+14: already 29 February 2024 there
+        ("UTC", date(2025, 2, 28)),
+        ("America/Adak", date(2025, 2, 28)),  # UTC-10: still 28 February
+    ],
+)
+def test_the_latest_date_accepted_is_a_year_after_the_site_s_today(monkeypatch, time_zone: str, latest: date):
+    # "Today" is the business's (settings.TIME_ZONE), as for freshness alerts: not the server clock's zone.
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2024, 2, 28, 12, 0, tzinfo=UTC))
+    with override_settings(TIME_ZONE=time_zone):
+        assert date_max() == latest
 
 
 def test_partly_invalid_rows_give_exact_report_rows():

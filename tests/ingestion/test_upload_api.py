@@ -427,10 +427,10 @@ def test_extra_columns_named_like_the_query_layer_s_own_are_kept_and_queryable(u
     # "Revenue sum" clashed with the part revenue_sum (500), "Bucket" hid a time series' split
     # values, "Hour" was shadowed by the hour of the sale's time.
     content = (
-        b"Date,Time,Branch,Product line,Quantity,Total,Revenue sum,Bucket,Hour\n"
-        b"2024-01-10,09:15,A,Food,1,100,x,red,h1\n"
-        b"2024-01-10,17:40,A,Home,2,50,y,blue,h2\n"
-        b"2024-02-11,09:05,B,Home,3,25,x,red,h1\n"
+        b"Date,Time,Branch,Product line,Quantity,Total,Revenue sum,Bucket,Hour,Partial\n"
+        b"2024-01-10,09:15,A,Food,1,100,x,red,h1,no\n"
+        b"2024-01-10,17:40,A,Home,2,50,y,blue,h2,yes\n"
+        b"2024-02-11,09:05,B,Home,3,25,x,red,h1,no\n"
     )
     assert status_of(uploader_api, upload(uploader_api, "x.csv", content).json()["task_id"])["status"] == "succeeded"
 
@@ -442,6 +442,13 @@ def test_extra_columns_named_like_the_query_layer_s_own_are_kept_and_queryable(u
         ("2024-01-01", "blue", 50.0),
         ("2024-01-01", "red", 100.0),
         ("2024-02-01", "red", 25.0),
+    }
+    # A time series' rows say whether their bucket is `partial`: a "Partial" column keeps its own name apart.
+    by_partial = uploader_api.get("/api/metrics/timeseries", {"split_by": "partial_extra", "grain": "P1M"}).json()
+    assert {(row["bucket"], row["partial_extra"], row["partial"]) for row in by_partial["rows"]} == {
+        ("2024-01-01", "no", False),
+        ("2024-01-01", "yes", False),
+        ("2024-02-01", "no", False),
     }
     hours = uploader_api.get("/api/metrics/breakdown", {"by": "hour", "metric": "lines"}).json()
     assert {row["hour"]: row["lines"] for row in hours["rows"]} == {9: 2, 17: 1}

@@ -153,6 +153,29 @@ def test_secret_key_comes_from_the_environment(tmp_path: Path) -> None:
     )
 
 
+TIME_ZONE_REPORT = "print(json.dumps({'time_zone': settings.TIME_ZONE, 'use_tz': settings.USE_TZ}))"
+
+
+def test_the_display_time_zone_comes_from_the_environment_and_storage_stays_utc(tmp_path: Path) -> None:
+    default = django_json(TIME_ZONE_REPORT, VAR_DIR=str(tmp_path), SECRET_KEY="settings-test-key")
+    berlin = django_json(
+        TIME_ZONE_REPORT, VAR_DIR=str(tmp_path), SECRET_KEY="settings-test-key", TIME_ZONE="Europe/Berlin"
+    )
+
+    assert default == {"time_zone": "UTC", "use_tz": True}
+    assert berlin == {"time_zone": "Europe/Berlin", "use_tz": True}
+
+
+def test_an_unknown_time_zone_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    completed = django_python(
+        "print('started')", VAR_DIR=str(tmp_path), SECRET_KEY="settings-test-key", TIME_ZONE="Europe/Berln"
+    )
+
+    assert completed.returncode != 0
+    assert "TIME_ZONE 'Europe/Berln' is not a time zone: use an IANA name" in completed.stderr
+    assert "started" not in completed.stdout
+
+
 def test_worker_is_replaced_after_a_task_that_passed_the_memory_limit(monkeypatch) -> None:
     from django_q.conf import Conf
     from django_q.worker import rss_check

@@ -1,0 +1,80 @@
+"""The metrics router's time series: which buckets the requested period cuts (`partial`), on REST and GraphQL."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+
+from tests.analytics.helpers import rows_publish, sale_line
+
+pytestmark = pytest.mark.django_db
+
+FIRST_DAY = dt.date(2024, 2, 12)  # a Monday
+DAYS = 42  # six whole weeks, to Sunday 24 March 2024
+
+
+@pytest.fixture
+def daily(db) -> str:
+    rows_publish(
+        datasource="daily", rows=[sale_line(date=FIRST_DAY + dt.timedelta(days=offset)) for offset in range(DAYS)]
+    )
+    return "daily"
+
+
+def partial_by_bucket(rows: list[dict]) -> dict[str, bool]:
+    return {row["bucket"]: row["partial"] for row in rows}
+
+
+def test_weeks_the_period_cuts_are_partial_and_whole_ones_are_not(daily, viewer_api: Client) -> None:
+    # Wednesday 6 to Sunday 24 March: the week of Monday 4 March is cut, the next two are whole.
+    body = viewer_api.get(
+        "/api/metrics/timeseries",
+        {
+            "datasource": daily,
+            "grain": "week",
+            "start": "2024-03-06",
+            "end": "2024-03-24",
+            "comparison": "previous_period",
+        },
+    ).json()
+
+    assert partial_by_bucket(body["rows"]) == {"2024-03-04": True, "2024-03-11": False, "2024-03-18": False}
+    assert body["rows"][0]["revenue"] == 50.0  # five days of the week, as `partial` warns
+    assert body["columns"][-1] == "partial"
+    # The previous 19 days, Friday 16 February to Tuesday 5 March, cut both of their end weeks.
+    assert body["comparison"]["period"] == ["2024-02-16", "2024-03-05"]
+    assert partial_by_bucket(body["comparison"]["rows"]) == {
+        "2024-02-12": True,
+        "2024-02-19": False,
+        "2024-02-26": False,
+        "2024-03-04": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"grain": "month"}, {"2024-02-01": False, "2024-03-01": False}),  # an open period cuts nothing
+        ({"grain": "month", "start": "2024-03-01", "end": "2024-03-31"}, {"2024-03-01": False}),
+        ({"grain": "month", "end": "2024-03-30"}, {"2024-02-01": False, "2024-03-01": True}),
+        ({"grain": "quarter", "start": "2024-02-01"}, {"2024-01-01": True}),
+        ({"grain": "day", "start": "2024-03-23"}, {"2024-03-23": False, "2024-03-24": False}),
+    ],
+)
+def test_partial_follows_the_requested_period(daily, viewer_api: Client, query: dict, expected: dict) -> None:
+    body = viewer_api.get("/api/metrics/timeseries", {"datasource": daily, **query}).json()
+    assert partial_by_bucket(body["rows"]) == expected
+
+
+def test_graphql_series_points_say_when_they_are_partial(daily, viewer_api: Client) -> None:
+    query = (
+        '{ dashboardData(datasource: "daily", filters: {start: "2024-03-06", end: "2024-03-24"}) '
+        '{ salesOverTime(grain: "week") { period partial revenue } } }'
+    )
+    body = viewer_api.post("/graphql", {"query": query}, content_type="application/json").json()
+
+    assert body["data"]["dashboardData"]["salesOverTime"] == [
+        {"period": "2024-03-04", "partial": True, "revenue": 50.0},
+        {"period": "2024-03-11", "partial": False, "revenue": 70.0},
+        {"period": "2024-03-18", "partial": False, "revenue": 70.0},
+    ]
