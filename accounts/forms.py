@@ -1,11 +1,12 @@
-"""The login forms of the site and of the admin, with failed logins throttled."""
+"""The login forms of the site and of the admin, with failed logins throttled; password forms that revoke API tokens."""
 
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AuthenticationForm, PasswordChangeForm
 
 from accounts.login_throttle import client_address, login_failure_record, login_failures_clear, login_throttled
+from accounts.services import user_api_tokens_revoke
 
 
 class LoginThrottleMixin:
@@ -36,4 +37,22 @@ class ThrottledAuthenticationForm(LoginThrottleMixin, AuthenticationForm):
 
 
 class ThrottledAdminAuthenticationForm(LoginThrottleMixin, AdminAuthenticationForm):
+    pass
+
+
+class PasswordChangeRevokesTokensMixin:
+    """A new password revokes the user's API tokens: whoever knew the old one may have made or copied one,
+    and changing a password is how a user shuts out someone who had it."""
+
+    def save(self, commit: bool = True):
+        user = super().save(commit=commit)
+        user_api_tokens_revoke(user=user)
+        return user
+
+
+class TokenRevokingPasswordChangeForm(PasswordChangeRevokesTokensMixin, PasswordChangeForm):
+    pass
+
+
+class TokenRevokingAdminPasswordChangeForm(PasswordChangeRevokesTokensMixin, AdminPasswordChangeForm):
     pass

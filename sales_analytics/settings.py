@@ -72,6 +72,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 INSTALLED_APPS = [
+    # First: its `changepassword` command (which also revokes API tokens) replaces django.contrib.auth's.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -86,7 +88,6 @@ INSTALLED_APPS = [
     # Swagger UI (/api/docs) from django-ninja's own static files instead of a CDN.
     "ninja",
     "django_q",
-    "accounts",
     "analytics",
     "ingestion",
     "dashboard",
@@ -291,6 +292,8 @@ LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", defa
 LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
 LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 LOGIN_REDIRECT_URL = "dashboard:overview"
+# Days a new API token is valid unless its maker chooses otherwise (0: tokens never expire).
+API_TOKEN_DAYS: int = env.int("API_TOKEN_DAYS", default=90)
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
