@@ -200,10 +200,11 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # A file cache, not local memory: django-q2 keeps its cluster heartbeat here and a
-    # publish in the worker must invalidate what the web process cached.
+    # publish in the worker must invalidate what the web process cached. Django's, with add()
+    # and incr() made atomic for counters such as the login throttle's.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "sales_analytics.file_cache.AtomicFileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
             "OPTIONS": {"MAX_ENTRIES": 20000},
         }
