@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.LoginRequiredForPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication and messages; before the login-required check (a view hook) sees the user.
+    "accounts.middleware.SessionIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication and messages; refuses before any view or CSRF check parses the body.
@@ -293,6 +295,9 @@ LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", defa
 LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
 LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 LOGIN_REDIRECT_URL = "dashboard:overview"
+# A browser session unused for this many minutes is logged out (the login page says why); self-refreshing
+# pages do not count as use.
+SESSION_IDLE_MINUTES: int = env.int("SESSION_IDLE_MINUTES", default=480)
 # Days a new API token is valid unless its maker chooses otherwise (0: tokens never expire).
 API_TOKEN_DAYS: int = env.int("API_TOKEN_DAYS", default=90)
 LOGOUT_REDIRECT_URL = "login"
