@@ -1,12 +1,15 @@
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.forms import TokenRevokingAdminPasswordChangeForm
 from accounts.models import APIToken, BranchScope
 from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
-from accounts.services import api_token_create, api_token_revoke
+from accounts.services import api_token_create, api_token_revoke, user_api_tokens_revoke
 
 
 class UnscopedStaffAdmin(admin.ModelAdmin):
@@ -33,17 +36,43 @@ def _unscoped(request: HttpRequest) -> bool:
     return user_allowed_branches(user=request.user) is None
 
 
+class APITokenAddForm(forms.ModelForm):
+    days = forms.IntegerField(
+        min_value=0,
+        required=False,
+        label="Valid for (days)",
+        help_text="0: the token never expires. Empty: API_TOKEN_DAYS.",
+    )
+
+    class Meta:
+        model = APIToken
+        fields = ("user", "name")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["days"].initial = settings.API_TOKEN_DAYS
+
+
 @admin.register(APIToken)
 class APITokenAdmin(admin.ModelAdmin):
-    list_display = ("key_prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    list_display = ("key_prefix", "name", "user", "created_at", "last_used_at", "expires_at", "revoked_at")
+    list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "user__username", "key_prefix")
-    readonly_fields = ("key_prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("user", "name", "key_prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("key_prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    fields = ("user", "name", "key_prefix", "created_at", "last_used_at", "expires_at", "revoked_at")
+    add_fields = ("user", "name", "days")
     actions = ["revoke_tokens"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[APIToken]:
         return api_tokens_manageable(user=request.user)
+
+    def get_fields(self, request: HttpRequest, obj: APIToken | None = None) -> tuple[str, ...]:
+        return self.fields if obj is not None else self.add_fields
+
+    def get_form(self, request: HttpRequest, obj: APIToken | None = None, change: bool = False, **kwargs):
+        if obj is None:
+            kwargs["form"] = APITokenAddForm
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: APIToken | None = None) -> tuple[str, ...]:
         # A token stays with the user it was made for: moving it hands that user's access to another.
@@ -61,9 +90,10 @@ class APITokenAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        token, raw_token = api_token_create(user=obj.user, name=obj.name)
+        token, raw_token = api_token_create(user=obj.user, name=obj.name, days=form.cleaned_data["days"])
         obj.pk = token.pk
         obj.key_prefix = token.key_prefix
+        obj.expires_at = token.expires_at
         # Shown once: only the hash is stored.
         messages.warning(request, f"Copy the new token now, it will not be shown again: {raw_token}")
 
@@ -88,3 +118,9 @@ admin.site.unregister(User)
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, BranchScopeInline]
+    change_password_form = TokenRevokingAdminPasswordChangeForm
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not obj.is_active and user_api_tokens_revoke(user=obj):
+            messages.info(request, f"The API tokens of {obj} were revoked: the account is inactive.")

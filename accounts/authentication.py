@@ -11,7 +11,12 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 from ninja.utils import check_csrf
 
-from accounts.selectors import api_token_user
+from accounts.selectors import api_token_expired, api_token_user
+
+EXPIRED_BEARER_DETAIL = (
+    "Your API token has expired: ask an administrator for a new one (Django admin, or "
+    "manage.py create_api_token) and send that instead."
+)
 
 
 class CsrfFailed(Exception):
@@ -27,6 +32,15 @@ def bearer_token_from(request: HttpRequest) -> str | None:
     if scheme.lower() != "bearer":
         return ""
     return value.strip()
+
+
+def refused_token_detail(request: HttpRequest) -> str | None:
+    """Why the request's bearer token was refused, when the caller can act on it (it expired); else None,
+    and the refusal keeps its general wording."""
+    raw_token = bearer_token_from(request)
+    if raw_token and api_token_expired(raw_token=raw_token):
+        return EXPIRED_BEARER_DETAIL
+    return None
 
 
 class BearerTokenAuth(HttpBearer):

@@ -4,11 +4,14 @@ Past LOGIN_THROTTLE_USER_FAILURES failures for one username, or LOGIN_THROTTLE_I
 one address, within LOGIN_THROTTLE_SECONDS, further attempts are refused (right password or not)
 until that window, which starts at the first failure, has passed. The address limit is higher:
 an office behind one address shares it.
+
+An attempt is counted as a failure before its password is checked, with the cache's atomic add()
+and incr(), and given back if it succeeds: reading the count, checking the password, then writing
+count + 1 let every attempt sent in parallel through on the same reading.
 """
 
+import contextlib
 import hashlib
-import math
-import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,33 +37,56 @@ def _key(kind: str, value: str) -> str:
     return f"{_KEY_PREFIX}:{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
 
 
-def _keys_and_limits(*, username: str, address: str) -> list[tuple[str, int]]:
-    return [
-        (_key("user", username.casefold()), settings.LOGIN_THROTTLE_USER_FAILURES),
-        (_key("address", address), settings.LOGIN_THROTTLE_IP_FAILURES),
-    ]
+def _user_key(username: str) -> str:
+    return _key("user", username.casefold())
 
 
-def _failures(key: str, now: float) -> tuple[int, float]:
-    """(failures, end of their window); the window's end is kept with the count because not every
-    cache backend's incr() keeps an entry's expiry (the file cache's sets it anew)."""
-    count, window_end = cache.get(key, (0, 0.0))
-    return (count, window_end) if window_end > now else (0, now + settings.LOGIN_THROTTLE_SECONDS)
+def _address_key(address: str) -> str:
+    return _key("address", address)
 
 
-def login_throttled(*, username: str, address: str) -> bool:
-    """Whether this username or address has used up its failed attempts for now."""
-    now = time.time()
-    return any(_failures(key, now)[0] >= limit for key, limit in _keys_and_limits(username=username, address=address))
+def _attempt_count(key: str) -> int:
+    """Count one more attempt under `key` and return the new count; atomic."""
+    window = settings.LOGIN_THROTTLE_SECONDS
+    for _ in range(2):
+        # The first failure starts the window; add() does nothing to a window already running.
+        cache.add(key, 0, timeout=window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the window ended between add() and incr(): start the next one
+            continue
+        if count == 1:
+            # Redis' incr() recreates, without expiry, a key that expired just after its existence
+            # check; the count that opens a window makes sure the window closes.
+            cache.touch(key, window)
+        return count
+    raise RuntimeError("The cache lost a login-failure counter twice in a row; is CACHES a shared cache?")
 
 
-def login_failure_record(*, username: str, address: str) -> None:
-    now = time.time()
-    for key, _ in _keys_and_limits(username=username, address=address):
-        count, window_end = _failures(key, now)
-        cache.set(key, (count + 1, window_end), timeout=math.ceil(window_end - now))
+def _attempt_uncount(key: str) -> None:
+    with contextlib.suppress(ValueError):  # its window ended meanwhile: nothing to give back
+        cache.decr(key)
 
 
-def login_failures_clear(*, username: str) -> None:
-    """A successful login forgives the username's failures (not the address's)."""
-    cache.delete(_key("user", username.casefold()))
+def login_attempt_start(*, username: str, address: str) -> bool:
+    """Count this attempt as a failure of `username` and `address` in advance; False (and nothing
+    counted) when either has used up its failed attempts for now."""
+    counted: list[str] = []
+    for key, limit in (
+        (_user_key(username), settings.LOGIN_THROTTLE_USER_FAILURES),
+        (_address_key(address), settings.LOGIN_THROTTLE_IP_FAILURES),
+    ):
+        counted.append(key)
+        if _attempt_count(key) > limit:
+            # A refused attempt checks no password: it is not a failure.
+            for refused_key in counted:
+                _attempt_uncount(refused_key)
+            return False
+    return True
+
+
+def login_attempt_succeeded(*, username: str, address: str) -> None:
+    """A started attempt logged in: it was no failure of its address, and it forgives the username's
+    failures (not the address's)."""
+    _attempt_uncount(_address_key(address))
+    cache.delete(_user_key(username))

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import APIToken, api_token_hash
@@ -14,18 +14,31 @@ _LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 def api_token_user(*, raw_token: str) -> AbstractBaseUser | None:
-    """The active user a bearer token belongs to, or None for an unknown or revoked token."""
+    """The active user a bearer token belongs to, or None for an unknown, revoked or expired token."""
+    now = timezone.now()
     token = (
-        APIToken.objects.select_related("user")
-        .filter(key_hash=api_token_hash(raw_token), revoked_at__isnull=True, user__is_active=True)
+        _api_tokens_usable()
+        .select_related("user")
+        .filter(key_hash=api_token_hash(raw_token))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .first()
     )
     if token is None:
         return None
-    now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def api_token_expired(*, raw_token: str) -> bool:
+    """Whether `raw_token` would still be accepted but for its expiry: its caller is told so, not
+    just that the token is wrong."""
+    return _api_tokens_usable().filter(key_hash=api_token_hash(raw_token), expires_at__lte=timezone.now()).exists()
+
+
+def _api_tokens_usable() -> QuerySet[APIToken]:
+    """Tokens neither revoked nor held by an inactive user (expiry aside)."""
+    return APIToken.objects.filter(revoked_at__isnull=True, user__is_active=True)
 
 
 def api_token_owners_allowed(*, user: AbstractBaseUser) -> QuerySet:

@@ -1,5 +1,8 @@
 """Writes for accounts: API tokens and roles."""
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.utils import timezone
 
@@ -7,10 +10,24 @@ from accounts.models import APIToken, api_token_generate, api_token_hash
 from accounts.roles import Role
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[APIToken, str]:
-    """Create a token; the raw value is returned once and never stored."""
+def api_token_expiry(*, days: int | None = None) -> datetime | None:
+    """When a token made now for `days` days expires: API_TOKEN_DAYS when None, never when 0."""
+    lifetime_days = settings.API_TOKEN_DAYS if days is None else days
+    if lifetime_days < 0:
+        raise ValueError(f"A token's lifetime cannot be negative (got {lifetime_days} days).")
+    return timezone.now() + timedelta(days=lifetime_days) if lifetime_days else None
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str = "", days: int | None = None) -> tuple[APIToken, str]:
+    """Create a token valid for `days` days (see api_token_expiry); the raw value is returned once and never stored."""
     raw_token = api_token_generate()
-    token = APIToken.objects.create(user=user, name=name, key_hash=api_token_hash(raw_token), key_prefix=raw_token[:10])
+    token = APIToken.objects.create(
+        user=user,
+        name=name,
+        key_hash=api_token_hash(raw_token),
+        key_prefix=raw_token[:10],
+        expires_at=api_token_expiry(days=days),
+    )
     return token, raw_token
 
 
@@ -18,6 +35,15 @@ def api_token_revoke(*, token: APIToken) -> APIToken:
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     return token
+
+
+def user_api_tokens_revoke(*, user: AbstractBaseUser) -> int:
+    """Revoke every live token of `user`; returns how many.
+
+    Called when the user's password changes or they are deactivated: a token is a second
+    credential, and whoever may have taken the old password may have made or copied one.
+    """
+    return APIToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def user_role_assign(*, user: AbstractBaseUser, role: Role) -> None:

@@ -5,14 +5,13 @@ A failure is recorded on the Notification and retried later; it never reaches ev
 
 import logging
 
-import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from dashboard.models import AlertEvent, Notification
-from dashboard.webhooks import WebhookRefused, webhook_url_check
+from dashboard.webhooks import WebhookRefused, webhook_post
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -53,13 +52,10 @@ def _deliver(notification: Notification) -> None:
             fail_silently=False,
         )
         return
-    webhook_url_check(notification.target)  # again: the name may resolve elsewhere since the rule was saved
-    response = requests.post(
-        notification.target,
-        json=notification_payload(event),
-        timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS,
-        # A redirect would lead the worker to an address nobody checked.
-        allow_redirects=False,
+    # Checked again, since the name may resolve elsewhere than when the rule was saved, and sent to
+    # the address that check found.
+    response = webhook_post(
+        url=notification.target, payload=notification_payload(event), timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS
     )
     if response.is_redirect:
         raise WebhookRefused(

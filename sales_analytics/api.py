@@ -8,7 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from accounts.authentication import BearerTokenAuth, BrowserSessionAuth, CsrfFailed, request_authenticate
+from accounts.authentication import (
+    BearerTokenAuth,
+    BrowserSessionAuth,
+    CsrfFailed,
+    refused_token_detail,
+    request_authenticate,
+)
 from analytics.engines import EngineError
 from ingestion.errors import TOO_MANY_FILES, IngestionError
 from ingestion.uploads import TOO_MANY_FILES_DETAIL
@@ -128,7 +134,8 @@ def not_authenticated_response(request: HttpRequest) -> HttpResponse:
         request,
         401,
         "not_authenticated",
-        "Authentication required: log in, or send 'Authorization: Bearer <API token>' with a valid token.",
+        refused_token_detail(request)
+        or "Authentication required: log in, or send 'Authorization: Bearer <API token>' with a valid token.",
     )
     response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response

@@ -19,7 +19,7 @@ from graphql.language import (
     OperationDefinitionNode,
 )
 
-from accounts.authentication import CsrfFailed, request_authenticate
+from accounts.authentication import CsrfFailed, refused_token_detail, request_authenticate
 from accounts.roles import Capability, permission_name
 from ingestion.errors import TOO_MANY_FILES
 from ingestion.uploads import TOO_MANY_FILES_DETAIL
@@ -228,7 +228,11 @@ def _graphql_answer(request: HttpRequest) -> HttpResponse:
     except CsrfFailed:
         return _graphql_error(403, "csrf_failed", "CSRF check failed: send the X-CSRFToken header.")
     if user is None:
-        return _graphql_error(401, "not_authenticated", "Authentication required: log in or send a valid bearer token.")
+        return _graphql_error(
+            401,
+            "not_authenticated",
+            refused_token_detail(request) or "Authentication required: log in or send a valid bearer token.",
+        )
     if not user.has_perm(permission_name(Capability.VIEW_DASHBOARDS)):
         return _graphql_error(403, "permission_denied", "Your role does not allow reading data.")
     try:

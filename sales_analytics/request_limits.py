@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from accounts.authentication import bearer_token_from
+from accounts.authentication import bearer_token_from, refused_token_detail
 from accounts.selectors import api_token_user
 from ingestion.errors import FILE_TOO_LARGE
 from ingestion.uploads import request_body_limit_bytes
@@ -68,7 +68,8 @@ class RequestBodyGuardMiddleware:
                 request,
                 status=401,
                 code="not_authenticated",
-                detail="Log in, or send 'Authorization: Bearer <API token>' with a valid token, before sending files.",
+                detail=refused_token_detail(request)
+                or "Log in, or send 'Authorization: Bearer <API token>' with a valid token, before sending files.",
             )
         if request_content_length(request) > request_body_limit_bytes():
             return _refusal(

@@ -73,6 +73,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 INSTALLED_APPS = [
+    # First: its `changepassword` command (which also revokes API tokens) replaces django.contrib.auth's.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -87,7 +89,6 @@ INSTALLED_APPS = [
     # Swagger UI (/api/docs) from django-ninja's own static files instead of a CDN.
     "ninja",
     "django_q",
-    "accounts",
     "analytics",
     "ingestion",
     "dashboard",
@@ -104,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.LoginRequiredForPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication and messages; before the login-required check (a view hook) sees the user.
+    "accounts.middleware.SessionIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication and messages; refuses before any view or CSRF check parses the body.
@@ -200,10 +203,11 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # A file cache, not local memory: django-q2 keeps its cluster heartbeat here and a
-    # publish in the worker must invalidate what the web process cached.
+    # publish in the worker must invalidate what the web process cached. Django's, with add()
+    # and incr() made atomic for counters such as the login throttle's.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "sales_analytics.file_cache.AtomicFileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
             "OPTIONS": {"MAX_ENTRIES": 20000},
         }
@@ -292,6 +296,11 @@ LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", defa
 LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
 LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 LOGIN_REDIRECT_URL = "dashboard:overview"
+# A browser session unused for this many minutes is logged out (the login page says why); self-refreshing
+# pages do not count as use.
+SESSION_IDLE_MINUTES: int = env.int("SESSION_IDLE_MINUTES", default=480)
+# Days a new API token is valid unless its maker chooses otherwise (0: tokens never expire).
+API_TOKEN_DAYS: int = env.int("API_TOKEN_DAYS", default=90)
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
+from accounts.forms import (
+    ThrottledAdminAuthenticationForm,
+    ThrottledAuthenticationForm,
+    TokenRevokingPasswordChangeForm,
+)
 from sales_analytics.api import api
 from sales_analytics.graphql_view import graphql_endpoint
 
@@ -21,7 +25,11 @@ urlpatterns = [
         "accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(form_class=TokenRevokingPasswordChangeForm),
+        name="password_change",
+    ),
     path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("api/", api.urls),
     path("graphql", graphql_endpoint, name="graphql"),

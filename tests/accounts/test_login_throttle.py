@@ -1,10 +1,13 @@
 """Failed logins are throttled per username and per address, on the site's and the admin's login."""
 
+import threading
 import time
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 
+from accounts.forms import ThrottledAuthenticationForm
 from tests.conftest import login_post
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -34,11 +37,13 @@ def test_a_username_is_refused_after_its_failures_even_with_the_right_password(v
 
 def test_the_refusal_ends_when_the_window_has_passed(viewer, settings) -> None:
     settings.LOGIN_THROTTLE_USER_FAILURES = 2
-    settings.LOGIN_THROTTLE_SECONDS = 1
+    # Long enough for two password checks (a few tenths of a second each) to fit in the window.
+    settings.LOGIN_THROTTLE_SECONDS = 3
+    window_start = time.time()
     _fail(Client(), viewer.username, 2)
     assert THROTTLED in login_post(Client(), username=viewer.username, password=TEST_PASSWORD).content
 
-    time.sleep(1.2)
+    time.sleep(max(0.0, window_start + settings.LOGIN_THROTTLE_SECONDS + 1.0 - time.time()))
     assert login_post(Client(), username=viewer.username, password=TEST_PASSWORD).status_code == 302
 
 
@@ -80,3 +85,56 @@ def test_the_admin_login_is_throttled_too(admin_user, settings) -> None:
     refused = login_post(Client(), username=admin_user.username, password=TEST_PASSWORD, path="/admin/login/")
     assert refused.status_code == 200
     assert THROTTLED in refused.content
+
+
+def test_parallel_attempts_check_no_more_passwords_than_the_limit(settings, monkeypatch) -> None:
+    """Attempts in flight at once each take their own count before their password is checked: with a
+    limit of 3, twelve parallel guesses check three passwords, not twelve."""
+    settings.LOGIN_THROTTLE_USER_FAILURES = 3
+    password_checks: list[str] = []
+    checks_lock = threading.Lock()
+
+    def slow_wrong_password(request, **credentials):
+        with checks_lock:
+            password_checks.append(credentials["password"])
+        time.sleep(0.05)  # a real password hash takes longer still: every other attempt arrives meanwhile
+        return None
+
+    monkeypatch.setattr("django.contrib.auth.forms.authenticate", slow_wrong_password)
+    start = threading.Barrier(12)
+    refused: list[bool] = []
+
+    def guess(index: int) -> None:
+        form = ThrottledAuthenticationForm(request=None, data={"username": "alice", "password": f"guess-{index}"})
+        start.wait()
+        form.is_valid()
+        refused.append(any(error.code == "login_throttled" for error in form.non_field_errors().as_data()))
+
+    threads = [threading.Thread(target=guess, args=(index,)) for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(password_checks) == 3
+    assert refused.count(True) == 9
+
+
+def test_a_login_without_a_password_forgives_no_failures(viewer, settings) -> None:
+    settings.LOGIN_THROTTLE_USER_FAILURES = 2
+    _fail(Client(), viewer.username, 1)
+    # The form reports the missing password; it checked none, so it is not a successful login.
+    empty = Client().post(
+        "/accounts/login/",
+        urlencode({"username": viewer.username, "password": ""}),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert empty.status_code == 200
+    _fail(Client(), viewer.username, 1)
+    assert THROTTLED in login_post(Client(), username=viewer.username, password=TEST_PASSWORD).content
+
+
+def test_successful_logins_are_not_failures_of_their_address(viewer, settings) -> None:
+    settings.LOGIN_THROTTLE_IP_FAILURES = 2
+    for _ in range(3):
+        assert login_post(Client(), username=viewer.username, password=TEST_PASSWORD).status_code == 302
