@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 
 from ingestion import errors
 from ingestion.errors import IngestionError
-from ingestion.schema import header_fit_score, normalize_column_name
+from ingestion.schema import header_fit_score, header_has_required, normalize_column_name
 
 logger = logging.getLogger(__name__)
 
@@ -1204,7 +1204,7 @@ def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, heade
     workbook = _excel_open(path, label, kind)
     names = workbook.sheet_names
     n_rows = max(HEADER_SEARCH_ROWS, (header_row or 0)) + SAMPLE_ROWS + 1
-    alike: list[str] = []
+    alike: list[tuple[str, bool]] = []
     if sheet is not None:
         chosen = _sheet_resolve(names, sheet, label)
         rows, _ = _excel_rows(workbook, chosen, n_rows, label)
@@ -1233,12 +1233,14 @@ def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, heade
     )
 
 
-def _sheets_left_out_note(chosen: str, alike: list[str]) -> str:
-    others = ", ".join(f"'{name}'" for name in alike)
+def _sheets_left_out_note(chosen: str, alike: list[tuple[str, bool]]) -> str:
+    """`alike`: the other sheets that have the columns a sales upload needs, and whether each is visible."""
+    others = ", ".join(f"'{name}'" + ("" if visible else " (hidden)") for name, visible in alike)
+    many = len(alike) > 1
     return (
-        f"Only sheet '{chosen}' was loaded. Sheet{'s' if len(alike) > 1 else ''} {others} "
-        f"{'have' if len(alike) > 1 else 'has'} a header that fits the sales schema as well: to load "
-        f"{'each' if len(alike) > 1 else 'it'}, upload the file again with the option sheet (e.g. sheet={alike[0]})."
+        f"Only sheet '{chosen}' was loaded. Sheet{'s' if many else ''} {others} "
+        f"{'have' if many else 'has'} the columns a sales upload needs too: to load "
+        f"{'each' if many else 'it'}, upload the file again with the option sheet (e.g. sheet={alike[0][0]})."
     )
 
 
@@ -1260,11 +1262,16 @@ def _excel_header_index(rows: list[list[str | None]]) -> int | None:
 
 def _sheet_choose(
     workbook: _Workbook, n_rows: int, *, header_row: int | None, label: str
-) -> tuple[str, list[list[str | None]], int | None, list[str]]:
-    """The sheet whose header fits the schema best (on a tie a visible sheet, then the first
-    one), and the other sheets whose header fits as well (Jan, Feb, Mar…), which are not read."""
-    best: tuple[tuple[int, int, int], str, list[list[str | None]], int | None] | None = None
-    scores: dict[str, int] = {}
+) -> tuple[str, list[list[str | None]], int | None, list[tuple[str, bool]]]:
+    """The sheet to read, and the other sheets that have the columns a sales upload needs (Jan,
+    Feb, Mar…, an archive), which are not read, each with whether it is visible.
+
+    A visible sheet with every required column comes first, then a hidden one (an old copy
+    the workbook's author put away); among them, and among sheets that lack a required column,
+    the header that fits the schema best, then a visible sheet, then the first one.
+    """
+    best: tuple[tuple[bool, bool, int, bool, int], str, list[list[str | None]], int | None] | None = None
+    fitting: dict[str, bool] = {}  # sheet → visible
     for position, name in enumerate(workbook.sheet_names):
         rows, visible = _excel_rows(workbook, name, n_rows, label)
         if all(_row_is_blank(row) for row in rows):
@@ -1275,17 +1282,18 @@ def _sheet_choose(
             index: int | None = header_row - 1
         else:
             index = _excel_header_index(rows)
-        score = header_fit_score([(cell or "").strip() for cell in rows[index]]) if index is not None else 0
-        scores[name] = score
-        key = (score, int(visible), -position)
+        header = [(cell or "").strip() for cell in rows[index]] if index is not None else []
+        fits = header_has_required(header)
+        if fits:
+            fitting[name] = visible
+        key = (fits and visible, fits, header_fit_score(header), visible, -position)
         if best is None or key > best[0]:
             best = (key, name, rows, index)
     if best is None:
         if header_row is not None:
             _header_index_override([], header_row, label)
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
-    best_score = best[0][0]
-    alike = [name for name, score in scores.items() if name != best[1] and best_score > 0 and score == best_score]
+    alike = [(name, visible) for name, visible in fitting.items() if name != best[1]]
     return best[1], best[2], best[3], alike
 
 

@@ -6,6 +6,7 @@ import io
 import random
 import struct
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 
 import openpyxl
@@ -80,12 +81,15 @@ def random_bytes(count: int, *, low: int = 0, high: int = 255, seed: int = 7) ->
     return bytes(generator.randint(low, high) for _ in range(count))
 
 
-def xlsx_write(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """One sheet per entry, rows written from A1 (None leaves a cell empty)."""
+def xlsx_write(path: Path, sheets: dict[str, list[list]], *, hidden: Collection[str] = ()) -> Path:
+    """One sheet per entry, rows written from A1 (None leaves a cell empty). `hidden`: sheets
+    hidden in Excel."""
     workbook = openpyxl.Workbook()
     workbook.remove(workbook.active)
     for name, rows in sheets.items():
         sheet = workbook.create_sheet(name)
+        if name in hidden:
+            sheet.sheet_state = "hidden"
         for r, row in enumerate(rows, start=1):
             for c, value in enumerate(row, start=1):
                 if value is not None:

@@ -483,12 +483,42 @@ def test_excel_names_the_other_sheets_that_fit_when_it_reads_one(tmp_path):
     detected = source_detect(path)
     assert detected.sheet == "Jan"
     assert detected.notes == (
-        "Only sheet 'Jan' was loaded. Sheets 'Feb', 'Mar' have a header that fits the sales schema as well: to "
+        "Only sheet 'Jan' was loaded. Sheets 'Feb', 'Mar' have the columns a sales upload needs too: to "
         "load each, upload the file again with the option sheet (e.g. sheet=Feb).",
     )
     assert source_detect(path, sheet="Feb").notes == ()  # the uploader chose
     single = sf.xlsx_write(tmp_path / "one.xlsx", {"Notes": [["Read me"]], "Data": sf.excel_sales_sheet()})
     assert source_detect(single).notes == ()
+
+
+def test_a_visible_sheet_that_fits_is_read_before_a_hidden_one(tmp_path):
+    june = [sf.SALES_HEADER, *sf.sales_rows(3)]
+    # The hidden archive's header fits the schema better (three more canonical columns).
+    archive = [
+        [*sf.SALES_HEADER, "Invoice ID", "City", "Payment"],
+        *[[*row, "1", "X", "Cash"] for row in sf.sales_rows(3)],
+    ]
+    path = sf.xlsx_write(tmp_path / "h.xlsx", {"Sales June": june, "Archive 2023": archive}, hidden={"Archive 2023"})
+    detected = source_detect(path)
+    assert detected.sheet == "Sales June"
+    assert detected.notes == (
+        "Only sheet 'Sales June' was loaded. Sheet 'Archive 2023' (hidden) has the columns a sales upload needs "
+        "too: to load it, upload the file again with the option sheet (e.g. sheet=Archive 2023).",
+    )
+    assert source_detect(path, sheet="Archive 2023").sheet == "Archive 2023"
+
+
+def test_every_other_sheet_that_fits_is_named_not_only_those_that_fit_as_well(tmp_path):
+    january = [sf.SALES_HEADER, *sf.sales_rows(3)]
+    february = [[*sf.SALES_HEADER, "Payment"], *[[*row, "Card"] for row in sf.sales_rows(3)]]
+    summary = [["Branch", "Total"], ["A", 1]]  # lacks required columns: not named
+    path = sf.xlsx_write(tmp_path / "m.xlsx", {"January": january, "February": february, "Summary": summary})
+    detected = source_detect(path)
+    assert detected.sheet == "February"
+    assert detected.notes == (
+        "Only sheet 'February' was loaded. Sheet 'January' has the columns a sales upload needs too: to load it, "
+        "upload the file again with the option sheet (e.g. sheet=January).",
+    )
 
 
 def test_a_sheet_given_for_a_file_without_sheets_is_noted(tmp_path):
