@@ -13,21 +13,23 @@ converted to UTC (which would move a late sale to the next or previous day). A f
 Excel serial day numbers (43466 = 2019-01-01) are read only as a last resort — when no text
 format parses anything and every value is a number in the serial range of 1990–2100 — or when
 `date_format="excel_serial"` is given, because a column of plain numbers is otherwise more
-likely an id than a date.
+likely an id than a date. They count days from 1899-12-30, or from 1904-01-01 in a workbook
+that uses the 1904 date system (Mac Excel): `date1904`.
 """
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 import polars as pl
 
 from ingestion.errors import AMBIGUOUS_DATES, INVALID_DATE_FORMAT, MISSING_REQUIRED_COLUMN, IngestionError
 
 EXCEL_SERIAL = "excel_serial"
-_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0; absorbs Excel's fictional 1900-02-29
-_EXCEL_RANGE = (32874.0, 73415.0)  # 1990-01-01 .. 2100-12-31
+# Serial 0 of each date system: 1899-12-30 absorbs the 1900 system's fictional 1900-02-29.
+EXCEL_EPOCHS: dict[bool, datetime] = {False: datetime(1899, 12, 30), True: datetime(1904, 1, 1)}
+_EXCEL_YEARS = (date(1990, 1, 1), date(2100, 12, 31))  # the serial numbers read as dates
 
 # Order matters only between formats that read every value identically: the first is reported.
 DATE_FORMATS: tuple[str, ...] = (
@@ -96,17 +98,23 @@ class DateChoice:
     unparsed_examples: tuple[str, ...]  # a few values that will become rejected rows
 
 
-def date_format_choose(values: pl.Series, *, explicit: str | None = None) -> DateChoice:
+def date_format_choose(values: pl.Series, *, explicit: str | None = None, date1904: bool = False) -> DateChoice:
     """Choose the date format of a whole column (or validate the explicit one)."""
-    return date_format_choose_counted(date_value_counts(values), explicit=explicit)
+    return date_format_choose_counted(date_value_counts(values), explicit=explicit, date1904=date1904)
 
 
-def date_format_choose_counted(counts: pl.DataFrame, *, explicit: str | None = None) -> DateChoice:
+def date_format_choose_counted(
+    counts: pl.DataFrame, *, explicit: str | None = None, date1904: bool = False
+) -> DateChoice:
     """`date_format_choose` from the column's `date_value_counts`, which a reader can build block
-    by block: a large file's date column is never held whole."""
+    by block: a large file's date column is never held whole. `date1904`: serial numbers count
+    from 1904 (module docstring)."""
     if explicit is not None:
         fmt = date_format_validate(explicit)
-        return _choice_make(fmt, counts, _datetime_any_parse(counts["value"], fmt))
+        parsed = (
+            _excel_parse(counts["value"], date1904) if fmt == EXCEL_SERIAL else _datetime_parse(counts["value"], fmt)
+        )
+        return _choice_make(fmt, counts, parsed)
     if counts.is_empty():
         raise IngestionError(MISSING_REQUIRED_COLUMN, "The date column has no values.")
     offsets = counts["value"].str.contains(_OFFSET_SUFFIX).any()
@@ -116,7 +124,7 @@ def date_format_choose_counted(counts: pl.DataFrame, *, explicit: str | None = N
     totals = [int(weights.filter(_plausible(parsed)).sum()) for _, parsed in scored]
     best = max(totals)
     if best == 0:
-        return _excel_or_refuse(counts)
+        return _excel_or_refuse(counts, date1904)
     leaders = [(fmt, parsed) for (fmt, parsed), total in zip(scored, totals, strict=True) if total == best]
     _ambiguity_check(counts["value"], leaders)
     fmt, parsed = leaders[0]
@@ -144,10 +152,11 @@ def date_format_has_time(fmt: str) -> bool:
     return fmt == EXCEL_SERIAL or _TIME_DIRECTIVES.search(fmt) is not None
 
 
-def date_parse(values: pl.Series, fmt: str) -> pl.Series:
-    """Parse strings with `fmt`: Date, or Datetime when the format has a time; null if unparseable."""
+def date_parse(values: pl.Series, fmt: str, *, date1904: bool = False) -> pl.Series:
+    """Parse strings with `fmt`: Date, or Datetime when the format has a time; null if unparseable.
+    `date1904`: serial numbers count from 1904 (module docstring)."""
     if fmt == EXCEL_SERIAL:
-        return _excel_parse(values)
+        return _excel_parse(values, date1904)
     parsed = _datetime_parse(values, fmt)
     return parsed if date_format_has_time(fmt) else parsed.dt.date()
 
@@ -208,10 +217,6 @@ def date_value_counts_merge(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
     return merged.sort(["count", "value"], descending=[True, False])
 
 
-def _datetime_any_parse(text: pl.Series, fmt: str) -> pl.Series:
-    return _excel_parse(text) if fmt == EXCEL_SERIAL else _datetime_parse(text, fmt)
-
-
 def _datetime_parse(text: pl.Series, fmt: str) -> pl.Series:
     text = text.str.strip_chars()
     local_format, offset = _offset_split(fmt)
@@ -270,8 +275,8 @@ def _has_time_values(fmt: str, parsed: pl.Series) -> bool:
     return bool((parsed.dt.time() != time(0)).any())
 
 
-def _excel_or_refuse(counts: pl.DataFrame) -> DateChoice:
-    parsed = _excel_parse(counts["value"])
+def _excel_or_refuse(counts: pl.DataFrame, date1904: bool) -> DateChoice:
+    parsed = _excel_parse(counts["value"], date1904)
     if parsed.is_not_null().all():
         return _choice_make(EXCEL_SERIAL, counts, parsed)
     examples = ", ".join(f'"{value}"' for value in counts["value"].head(3))
@@ -282,14 +287,16 @@ def _excel_or_refuse(counts: pl.DataFrame) -> DateChoice:
     )
 
 
-def _excel_parse(values: pl.Series) -> pl.Series:
+def _excel_parse(values: pl.Series, date1904: bool) -> pl.Series:
     """Excel serial day numbers → Datetime (fraction = time of day); null outside 1990–2100."""
     number = values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-    in_range = number.is_between(*_EXCEL_RANGE).fill_null(False)
+    epoch_day = EXCEL_EPOCHS[date1904].date()
+    first, last = ((day - epoch_day).days for day in _EXCEL_YEARS)
+    in_range = number.is_between(first, last).fill_null(False)
     # Out-of-range numbers (a Unix time, 1e30, inf) do not fit the cast: they become null first.
     kept = pl.select(pl.when(in_range).then(pl.lit(number))).to_series()
     offset = (kept * 86_400_000_000).round(0).cast(pl.Int64).cast(pl.Duration("us"))
-    epoch = pl.lit(_EXCEL_EPOCH, dtype=pl.Datetime("us"))
+    epoch = pl.lit(EXCEL_EPOCHS[date1904], dtype=pl.Datetime("us"))
     return pl.select(epoch + pl.lit(offset)).to_series().alias(values.name)
 
 

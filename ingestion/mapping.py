@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from analytics.sql import RESERVED_DIMENSION_NAMES
 from ingestion.errors import AMBIGUOUS_COLUMNS, INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
-from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, REQUIRED_FIELDS, normalize_column_name
+from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, normalize_column_name, required_fields_missing
 
 # Names an extra dimension may never take: every canonical field plus the columns the
 # transform adds, so an extra can never shadow a measure in the published data, and the names
@@ -253,10 +253,7 @@ def _mapping_build(columns: list[str], targets: dict[str, str]) -> ColumnMapping
 
 def _mapping_require(mapping: ColumnMapping, columns: list[str]) -> None:
     """Refuse a mapping that lacks a required field or any way to get revenue."""
-    available = set(mapping.fields) | set(mapping.derived)
-    missing = [field for field in REQUIRED_FIELDS if field not in available]
-    if "revenue" not in available and "unit_price" not in mapping.fields:
-        missing.append("revenue")
+    missing = required_fields_missing(set(mapping.fields) | set(mapping.derived))
     if not missing:
         return
     unused = [column for column in columns if column not in mapping.fields.values()]

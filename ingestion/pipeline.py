@@ -31,6 +31,8 @@ from analytics.rollups import SharedInvoices
 from analytics.services import DataAlreadyPublished, PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import (
+    EXCEL_EPOCHS,
+    EXCEL_SERIAL,
     DateChoice,
     date_format_choose_counted,
     date_value_counts,
@@ -141,6 +143,7 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
         date_format=date_choice.format,
         decimal_comma=detected.decimal_comma,
         branches=user_allowed_branches(user=task.created_by),
+        date1904=detected.date1904,
     )
     progress.update(
         25,
@@ -166,7 +169,11 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
             progress=progress, raw_path=raw_path, detected=detected, plan=confirmed, workdir=workdir
         )
     votes = counted.decimal_votes if counting.decimals else None
-    reading_notes = [*_reading_notes(detected, _decimal_note(detected, confirmed, votes)), *reasons]
+    reading_notes = [
+        *_reading_notes(detected, _decimal_note(detected, confirmed, votes)),
+        *reasons,
+        *_serial_dates_note(confirmed),
+    ]
     progress.update(
         25,
         f"Validated {outcome.rows_total:,} rows ({outcome.rows_rejected:,} rejected).",
@@ -245,7 +252,7 @@ def _plan_confirmed(plan: TransformPlan, counts: FileCounts, *, counting: _Count
     changes: dict = {}
     reasons: list[str] = []
     if counting.dates:
-        final = date_format_choose_counted(date_value_counts_merge(counts.date_parts))
+        final = date_format_choose_counted(date_value_counts_merge(counts.date_parts), date1904=plan.date1904)
         if final.format != plan.date_format:
             changes["date_format"] = final.format
             reasons.append(
@@ -265,6 +272,17 @@ def _plan_confirmed(plan: TransformPlan, counts: FileCounts, *, counting: _Count
         changes["time_compact"] = True
         reasons.append(f"Every time in column '{plan.time_source}' is written without a colon (1039 for 10:39).")
     return replace(plan, **changes), reasons
+
+
+def _serial_dates_note(plan: TransformPlan) -> list[str]:
+    """How numbers in the date column were read as dates: the uploader sees no date in the file."""
+    if plan.date_format != EXCEL_SERIAL:
+        return []
+    system = "the workbook uses Excel's 1904 date system" if plan.date1904 else "Excel's 1900 date system"
+    return [
+        f"The dates in column '{plan.mapping.fields['date']}' are numbers, read as Excel serial day numbers "
+        f"(days since {EXCEL_EPOCHS[plan.date1904]:%Y-%m-%d}: {system})."
+    ]
 
 
 def _decimal_note(detected: DetectedSource, plan: TransformPlan, votes: DecimalVotes | None) -> str:
@@ -477,7 +495,7 @@ def _date_format_choose(
     """The date column's format, from its distinct values counted block by block."""
     parts = source_column_parts(path, detected, mapping.fields["date"])
     counts = date_value_counts_merge(date_value_counts(part) for part in parts)
-    return date_format_choose_counted(counts, explicit=explicit)
+    return date_format_choose_counted(counts, explicit=explicit, date1904=detected.date1904)
 
 
 def _date_format_first_choice(
@@ -497,7 +515,9 @@ def _date_format_first_choice(
         parts.close()
     try:
         return date_format_choose_counted(
-            date_value_counts_merge(date_value_counts(part) for part in sample), explicit=explicit
+            date_value_counts_merge(date_value_counts(part) for part in sample),
+            explicit=explicit,
+            date1904=detected.date1904,
         )
     except IngestionError:
         if explicit is not None:
@@ -742,7 +762,11 @@ def _preview(
         preview["problems"].append({"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)})
         return preview
     plan = TransformPlan.from_mapping(
-        mapping=mapping, date_format=date_choice.format, decimal_comma=detected.decimal_comma, branches=branches
+        mapping=mapping,
+        date_format=date_choice.format,
+        decimal_comma=detected.decimal_comma,
+        branches=branches,
+        date1904=detected.date1904,
     )
     first_batch = next(iter(source_read_batches(local_path, detected, batch_rows=PREVIEW_ROWS_CHECKED)), None)
     if first_batch is None:  # every row after the header is blank (detection looked at the first rows only)
@@ -756,7 +780,11 @@ def _preview(
     confirmed, reasons = _plan_confirmed(plan, counts, counting=counting)
     preview["decimal_comma"] = confirmed.decimal_comma
     votes = counts.decimal_votes if counting.decimals else None
-    preview["notes"] = [*_reading_notes(detected, _decimal_note(detected, confirmed, votes)), *reasons]
+    preview["notes"] = [
+        *_reading_notes(detected, _decimal_note(detected, confirmed, votes)),
+        *reasons,
+        *_serial_dates_note(confirmed),
+    ]
     try:
         _formulas_refuse(local_path, detected, mapping, columns_filled=counts.columns_filled)
     except IngestionError as exc:

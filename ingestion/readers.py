@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 
 from ingestion import errors
 from ingestion.errors import IngestionError
-from ingestion.schema import header_fit_score, normalize_column_name
+from ingestion.schema import header_fit_score, header_has_required, normalize_column_name
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ class DetectedSource:
     repeated_columns: tuple[tuple[str, ...], ...] = ()
     # What the uploader should know about how the file was read (an option ignored, sheets left out).
     notes: tuple[str, ...] = ()
+    # Excel only: the workbook counts days from 1904-01-01 (Mac Excel), which serial numbers need.
+    date1904: bool = False
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -506,12 +508,18 @@ def _sample_rows_make(columns: list[str], rows: list[list[str | None]]) -> list[
 
 
 def _frame_normalize(
-    frame: pl.DataFrame, columns: list[str], first_row: int, *, edge_whitespace: tuple[str, ...] | None = None
+    frame: pl.DataFrame,
+    columns: list[str],
+    first_row: int,
+    *,
+    edge_whitespace: tuple[str, ...] | None = None,
+    cell_errors: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Name the columns, trim cells (blank → null), number the rows, then drop blank rows.
 
     `edge_whitespace`: the only characters that can be trimmed from these cells (see
-    `_edge_whitespace`); None when any whitespace can.
+    `_edge_whitespace`); None when any whitespace can. `cell_errors`: `cell_error_column`s of
+    the same rows, kept alongside (a row of error cells is not blank).
     """
     frame = frame.select(pl.nth(i).alias(name) for i, name in enumerate(columns))
     # Columns read as numbers (TypedColumns) have neither whitespace nor empty strings.
@@ -523,6 +531,9 @@ def _frame_normalize(
         pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts
     )
     frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW_NUMBER))
+    if cell_errors is not None:
+        frame = frame.hstack(cell_errors)
+        return frame.filter(~pl.all_horizontal(pl.col([*columns, *cell_errors.columns]).is_null()))
     return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
 
 
@@ -1055,13 +1066,28 @@ class _Workbook:
     path: Path
     kind: str  # "xlsx" | "xls"
     sheet_names: list[str]
+    date1904: bool  # days count from 1904-01-01 (Mac Excel), not 1899-12-30
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """A sheet's cells as text from row 1 (index = row number - 1), whether it is visible, and
+    its error cells: Excel's error value ("#REF!") → [(index, column position)]."""
+
+    frame: pl.DataFrame
+    visible: bool
+    errors: dict[str, list[tuple[int, int]]]
+
+    def head(self, n_rows: int) -> "_Sheet":
+        errors = {code: [cell for cell in cells if cell[0] < n_rows] for code, cells in self.errors.items()}
+        return _Sheet(self.frame.head(n_rows), self.visible, {code: cells for code, cells in errors.items() if cells})
 
 
 @dataclass
 class _ExcelShared:
     workbooks: dict[tuple[str, int, int], _Workbook]
-    # (resolved path, sheet) → (whole sheet, visible)
-    sheets: dict[tuple[str, str], tuple[pl.DataFrame, bool]]
+    # (resolved path, sheet) → the whole sheet
+    sheets: dict[tuple[str, str], _Sheet]
 
 
 _EXCEL_SHARED: ContextVar[_ExcelShared | None] = ContextVar("excel_shared", default=None)
@@ -1153,23 +1179,27 @@ def _excel_open_uncached(path: Path, label: str, kind: str) -> _Workbook:
         if kind == "xls":
             why += " (password-protected workbooks cannot be read)"
         raise _unsupported(label, why)
-    return _Workbook(path=Path(path), kind=kind, sheet_names=[str(name) for name in answer["sheets"]])
+    return _Workbook(
+        path=Path(path),
+        kind=kind,
+        sheet_names=[str(name) for name in answer["sheets"]],
+        date1904=bool(answer.get("date1904")),
+    )
 
 
-def _excel_sheet_load(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> tuple[pl.DataFrame, bool]:
-    """Sheet cells as text from row 1 (empty rows above the data kept: index = row number - 1),
-    and whether the sheet is visible."""
+def _excel_sheet_load(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> _Sheet:
+    """The sheet's first `n_rows` rows (all when None); empty rows above the data are kept."""
     shared = _EXCEL_SHARED.get()
     if shared is None:
         return _excel_sheet_parse(workbook, sheet, n_rows, label)
     key = (str(workbook.path.resolve()), sheet)
     if key not in shared.sheets:
         shared.sheets[key] = _excel_sheet_parse(workbook, sheet, None, label)
-    frame, visible = shared.sheets[key]
-    return (frame if n_rows is None else frame.head(n_rows)), visible
+    whole = shared.sheets[key]
+    return whole if n_rows is None else whole.head(n_rows)
 
 
-def _excel_sheet_parse(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> tuple[pl.DataFrame, bool]:
+def _excel_sheet_parse(workbook: _Workbook, sheet: str, n_rows: int | None, label: str) -> _Sheet:
     # The sheet goes by position: names come from the workbook and may hold what argv cannot.
     index = workbook.sheet_names.index(sheet)
     with tempfile.TemporaryDirectory(prefix="sheet-") as workdir:
@@ -1179,24 +1209,50 @@ def _excel_sheet_parse(workbook: _Workbook, sheet: str, n_rows: int | None, labe
         if "error" in answer:
             raise _unsupported(label, f"sheet '{sheet}' cannot be read ({answer['error']})")
         frame = pl.read_ipc(out)
+    errors = {code: [(row, column) for row, column in cells] for code, cells in answer.get("errors", {}).items()}
+    return _Sheet(_excel_dates_text(frame, date1904=workbook.date1904), bool(answer["visible"]), errors)
+
+
+def _excel_rows(workbook: _Workbook, sheet: str, n_rows: int, label: str) -> tuple[list[list[str | None]], bool]:
+    loaded = _excel_sheet_load(workbook, sheet, n_rows, label)
+    return [list(row) for row in loaded.frame.rows()], loaded.visible
+
+
+# calamine writes every Excel date or time cell as a date-time, "2024-05-01 00:00:00"; a time of
+# day is a date-time on day 0 of the workbook's date system (1899-12-30, or 12-31 as calamine
+# counts 1900's fictional leap day; 1904-01-01 in a 1904 workbook).
+_EXCEL_DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?$"
+_EXCEL_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+_EXCEL_TIME_OF_DAY = {
+    False: r"^1899-12-3[01] (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$",
+    True: r"^1904-01-01 (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$",
+}
+
+
+def _excel_dates_text(frame: pl.DataFrame, *, date1904: bool) -> pl.DataFrame:
+    """Excel date and time cells as the text a CSV export would hold, one form per column.
+
+    A time of day ("1899-12-31 09:15:00") becomes "09:15:00", at midnight too. A column whose
+    date-times are all at midnight holds dates: "2024-05-01". Any other time in the column keeps
+    every date-time whole, midnight included: a column of two forms would have one of them
+    rejected, since a date column is read with one format (dates.py).
+    """
     # Only a column with a ":" can hold a date-time; skipping the others halves the cost.
     dated = [
         name
         for name in frame.columns
         if frame[name].dtype != pl.String or frame[name].str.contains(":", literal=True).any()
     ]
-    return frame.with_columns(_excel_cell_text(pl.col(name)) for name in dated), bool(answer["visible"])
-
-
-def _excel_rows(workbook: _Workbook, sheet: str, n_rows: int, label: str) -> tuple[list[list[str | None]], bool]:
-    frame, visible = _excel_sheet_load(workbook, sheet, n_rows, label)
-    return [list(row) for row in frame.rows()], visible
-
-
-def _excel_cell_text(cell: pl.Expr) -> pl.Expr:
-    """calamine writes every Excel date as a datetime: midnight → a date, day 0 → a time of day."""
-    return cell.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "${1}").str.replace(
-        r"^1899-12-3[01] (\d{2}:\d{2}:\d{2}(?:\.\d+)?)$", "${1}"
+    if not dated:
+        return frame
+    cells = frame.select(pl.col(dated).cast(pl.String).str.replace(_EXCEL_TIME_OF_DAY[date1904], "${1}"))
+    timed = cells.select(
+        (pl.col(name).str.contains(_EXCEL_DATETIME) & ~pl.col(name).str.contains(_EXCEL_MIDNIGHT)).any()
+        for name in dated
+    ).row(0)
+    return frame.with_columns(
+        cells[name] if has_time else cells[name].str.replace(_EXCEL_MIDNIGHT, "${1}")
+        for name, has_time in zip(dated, timed, strict=True)
     )
 
 
@@ -1204,7 +1260,7 @@ def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, heade
     workbook = _excel_open(path, label, kind)
     names = workbook.sheet_names
     n_rows = max(HEADER_SEARCH_ROWS, (header_row or 0)) + SAMPLE_ROWS + 1
-    alike: list[str] = []
+    alike: list[tuple[str, bool]] = []
     if sheet is not None:
         chosen = _sheet_resolve(names, sheet, label)
         rows, _ = _excel_rows(workbook, chosen, n_rows, label)
@@ -1230,15 +1286,18 @@ def _excel_detect(path: Path, kind: str, *, label: str, sheet: str | None, heade
         sample_rows=_sample_rows_make(columns, data),
         repeated_columns=columns_repeated(cells, columns),
         notes=(_sheets_left_out_note(chosen, alike),) if alike else (),
+        date1904=workbook.date1904,
     )
 
 
-def _sheets_left_out_note(chosen: str, alike: list[str]) -> str:
-    others = ", ".join(f"'{name}'" for name in alike)
+def _sheets_left_out_note(chosen: str, alike: list[tuple[str, bool]]) -> str:
+    """`alike`: the other sheets that have the columns a sales upload needs, and whether each is visible."""
+    others = ", ".join(f"'{name}'" + ("" if visible else " (hidden)") for name, visible in alike)
+    many = len(alike) > 1
     return (
-        f"Only sheet '{chosen}' was loaded. Sheet{'s' if len(alike) > 1 else ''} {others} "
-        f"{'have' if len(alike) > 1 else 'has'} a header that fits the sales schema as well: to load "
-        f"{'each' if len(alike) > 1 else 'it'}, upload the file again with the option sheet (e.g. sheet={alike[0]})."
+        f"Only sheet '{chosen}' was loaded. Sheet{'s' if many else ''} {others} "
+        f"{'have' if many else 'has'} the columns a sales upload needs too: to load "
+        f"{'each' if many else 'it'}, upload the file again with the option sheet (e.g. sheet={alike[0][0]})."
     )
 
 
@@ -1260,11 +1319,16 @@ def _excel_header_index(rows: list[list[str | None]]) -> int | None:
 
 def _sheet_choose(
     workbook: _Workbook, n_rows: int, *, header_row: int | None, label: str
-) -> tuple[str, list[list[str | None]], int | None, list[str]]:
-    """The sheet whose header fits the schema best (on a tie a visible sheet, then the first
-    one), and the other sheets whose header fits as well (Jan, Feb, Mar…), which are not read."""
-    best: tuple[tuple[int, int, int], str, list[list[str | None]], int | None] | None = None
-    scores: dict[str, int] = {}
+) -> tuple[str, list[list[str | None]], int | None, list[tuple[str, bool]]]:
+    """The sheet to read, and the other sheets that have the columns a sales upload needs (Jan,
+    Feb, Mar…, an archive), which are not read, each with whether it is visible.
+
+    A visible sheet with every required column comes first, then a hidden one (an old copy
+    the workbook's author put away); among them, and among sheets that lack a required column,
+    the header that fits the schema best, then a visible sheet, then the first one.
+    """
+    best: tuple[tuple[bool, bool, int, bool, int], str, list[list[str | None]], int | None] | None = None
+    fitting: dict[str, bool] = {}  # sheet → visible
     for position, name in enumerate(workbook.sheet_names):
         rows, visible = _excel_rows(workbook, name, n_rows, label)
         if all(_row_is_blank(row) for row in rows):
@@ -1275,17 +1339,18 @@ def _sheet_choose(
             index: int | None = header_row - 1
         else:
             index = _excel_header_index(rows)
-        score = header_fit_score([(cell or "").strip() for cell in rows[index]]) if index is not None else 0
-        scores[name] = score
-        key = (score, int(visible), -position)
+        header = [(cell or "").strip() for cell in rows[index]] if index is not None else []
+        fits = header_has_required(header)
+        if fits:
+            fitting[name] = visible
+        key = (fits and visible, fits, header_fit_score(header), visible, -position)
         if best is None or key > best[0]:
             best = (key, name, rows, index)
     if best is None:
         if header_row is not None:
             _header_index_override([], header_row, label)
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' has no data in any sheet.")
-    best_score = best[0][0]
-    alike = [name for name, score in scores.items() if name != best[1] and best_score > 0 and score == best_score]
+    alike = [(name, visible) for name, visible in fitting.items() if name != best[1]]
     return best[1], best[2], best[3], alike
 
 
@@ -1293,15 +1358,40 @@ def _excel_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> I
     if detected.format == "xlsx":
         archive_check(path)
     workbook = _excel_open(path, path.name, detected.format)
-    frame, _ = _excel_sheet_load(workbook, detected.sheet or workbook.sheet_names[0], None, path.name)
+    sheet = _excel_sheet_load(workbook, detected.sheet or workbook.sheet_names[0], None, path.name)
     header_row = detected.header_row or 1
     width = len(detected.columns)
-    data = frame.slice(header_row)
-    del frame
+    data = sheet.frame.slice(header_row)
     if data.width < width:
         data = data.with_columns(pl.lit(None, dtype=pl.String).alias(f"__pad_{i}") for i in range(width - data.width))
+    cell_errors = _cell_errors_frame(sheet.errors, detected.columns, first=header_row, height=data.height)
+    del sheet
     for offset in range(0, data.height, batch_rows):
-        yield _frame_normalize(data.slice(offset, batch_rows), detected.columns, header_row + 1 + offset)
+        yield _frame_normalize(
+            data.slice(offset, batch_rows),
+            detected.columns,
+            header_row + 1 + offset,
+            cell_errors=cell_errors.slice(offset, batch_rows) if cell_errors.width else None,
+        )
+
+
+def cell_error_column(column: str) -> str:
+    """The batch column naming the Excel error value ("#REF!") of each cell of `column` that
+    holds one (null elsewhere; the cell itself is null). Only there when the column has one."""
+    return f"__cell_error {column}"
+
+
+def _cell_errors_frame(
+    errors_found: dict[str, list[tuple[int, int]]], columns: list[str], *, first: int, height: int
+) -> pl.DataFrame:
+    """The `cell_error_column`s of the data rows (sheet rows from index `first`, `height` of them)."""
+    cells: dict[int, list[str | None]] = {}
+    for code, positions in errors_found.items():
+        for row, column in positions:
+            if first <= row < first + height and column < len(columns):
+                cells.setdefault(column, [None] * height)[row - first] = code
+    named = sorted((cell_error_column(columns[column]), codes) for column, codes in cells.items())
+    return pl.DataFrame([pl.Series(name, codes, dtype=pl.String) for name, codes in named])
 
 
 _XLSX_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"

@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -112,3 +113,16 @@ def header_fit_score(columns: list[str]) -> int:
     """How well a candidate header row fits the schema: required fields count double."""
     matched = {canonical_field_for(column) for column in columns} - {None}
     return sum(2 if FIELDS_BY_NAME[name].required else 1 for name in matched)
+
+
+def required_fields_missing(fields: Collection[str]) -> list[str]:
+    """The required fields that `fields` lacks, and revenue when no unit price can give it."""
+    missing = [name for name in REQUIRED_FIELDS if name not in fields]
+    if "revenue" not in fields and "unit_price" not in fields:
+        missing.append("revenue")
+    return missing
+
+
+def header_has_required(columns: list[str]) -> bool:
+    """Whether a header row names every field a sales upload needs (by name or alias)."""
+    return not required_fields_missing({canonical_field_for(column) for column in columns} - {None})

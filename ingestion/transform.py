@@ -22,7 +22,7 @@ from pandera.config import ValidationDepth, config_context
 
 from ingestion.dates import date_format_has_time, date_parse, date_time_merge, time_parse
 from ingestion.mapping import ColumnMapping
-from ingestion.readers import TypedColumns
+from ingestion.readers import TypedColumns, cell_error_column
 from ingestion.schema import FIELDS_BY_NAME, FieldKind
 
 ROW_NUMBER = "__row_number"
@@ -125,6 +125,8 @@ class TransformPlan:
     branches: tuple[str, ...] | None = None
     # The time column is written "1039" throughout (dates.time_values_compact).
     time_compact: bool = False
+    # Excel serial dates count from 1904 (the workbook's date system: DetectedSource.date1904).
+    date1904: bool = False
 
     @classmethod
     def from_mapping(
@@ -134,9 +136,12 @@ class TransformPlan:
         date_format: str,
         decimal_comma: bool = False,
         branches: tuple[str, ...] | None = None,
+        date1904: bool = False,
     ) -> "TransformPlan":
         """The plan for a resolved mapping; its `time` field, if any, becomes the time column."""
-        return cls(mapping=mapping, date_format=date_format, decimal_comma=decimal_comma, branches=branches)
+        return cls(
+            mapping=mapping, date_format=date_format, decimal_comma=decimal_comma, branches=branches, date1904=date1904
+        )
 
     @property
     def time_source(self) -> str | None:
@@ -247,7 +252,8 @@ def _decimal_parse_full(values: pl.Series, decimal_comma: bool) -> pl.Series:
 def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Typed canonical columns + extras, and the cells that had a value but could not be read."""
     columns: list[pl.Series] = [batch[ROW_NUMBER].cast(pl.Int64)]
-    problems: list[pl.DataFrame] = []
+    # First, so that a cell's error value is its reason, not the "missing" its empty text gives.
+    problems: list[pl.DataFrame] = _cell_errors_find(batch, plan.mapping)
     for field, source in plan.mapping.fields.items():
         if field in ("date", "time"):
             continue
@@ -259,6 +265,27 @@ def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame
     problems += date_failures
     columns += [batch[source].alias(name) for name, source in plan.mapping.extras.items()]
     return pl.DataFrame(columns), problems
+
+
+def _cell_errors_find(batch: pl.DataFrame, mapping: ColumnMapping) -> list[pl.DataFrame]:
+    """A mapped Excel cell holding an error value (#REF!, #N/A…) rejects its row, even for an
+    optional field: its value is unknown, not absent (a cost read as none inflates the profit)."""
+    problems = []
+    for source in dict.fromkeys(mapping.fields.values()):
+        errors = cell_error_column(source)
+        if errors not in batch.columns:
+            continue
+        cells = batch.select(pl.col(ROW_NUMBER).cast(pl.Int64).alias("row_number"), pl.col(errors).alias("value"))
+        cells = cells.filter(pl.col("value").is_not_null())
+        problems.append(
+            cells.select(
+                "row_number",
+                pl.lit(source, dtype=pl.String).alias("column"),
+                "value",
+                pl.format("cell holds {}", "value").alias("reason"),
+            )
+        )
+    return problems
 
 
 def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl.Series, list[tuple[pl.Series, str]]]:
@@ -288,7 +315,7 @@ def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Seri
     # Null tokens ("n/a", "-") hold no digits, so no date or time format reads them: parsing the
     # cells as they are gives the same nulls as clearing the tokens first, without that pass.
     values = batch[source]
-    parsed = parse_distinct(values, lambda distinct: date_parse(distinct, plan.date_format))
+    parsed = parse_distinct(values, lambda distinct: date_parse(distinct, plan.date_format, date1904=plan.date1904))
     problems = [_problems_make(batch, source, _unreadable(values, parsed), _date_reason(plan.date_format))]
     moment = parsed if date_format_has_time(plan.date_format) else pl.Series([None] * len(parsed), dtype=pl.Datetime)
     if plan.time_source:

@@ -6,11 +6,14 @@ import io
 import random
 import struct
 import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import openpyxl
 import polars as pl
 import xlwt
+from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
 SALES_HEADER = ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total"]
 
@@ -80,21 +83,48 @@ def random_bytes(count: int, *, low: int = 0, high: int = 255, seed: int = 7) ->
     return bytes(generator.randint(low, high) for _ in range(count))
 
 
-def xlsx_write(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """One sheet per entry, rows written from A1 (None leaves a cell empty)."""
+@dataclass(frozen=True)
+class ExcelError:
+    """An error cell, as a formula leaves it: "#REF!", "#N/A", "#DIV/0!"…"""
+
+    code: str
+
+
+# BIFF8 error codes (xlwt's own table misspells #N/A and gives #VALUE! the code of #NUM!).
+_BIFF_ERROR_CODES = {
+    "#NULL!": 0x00,
+    "#DIV/0!": 0x07,
+    "#VALUE!": 0x0F,
+    "#REF!": 0x17,
+    "#NAME?": 0x1D,
+    "#NUM!": 0x24,
+    "#N/A": 0x2A,
+}
+
+
+def xlsx_write(
+    path: Path, sheets: dict[str, list[list]], *, hidden: Collection[str] = (), date1904: bool = False
+) -> Path:
+    """One sheet per entry, rows written from A1 (None leaves a cell empty). `hidden`: sheets
+    hidden in Excel; `date1904`: the workbook uses the 1904 date system (Mac Excel)."""
     workbook = openpyxl.Workbook()
     workbook.remove(workbook.active)
+    if date1904:
+        workbook.epoch = CALENDAR_MAC_1904
     for name, rows in sheets.items():
         sheet = workbook.create_sheet(name)
+        if name in hidden:
+            sheet.sheet_state = "hidden"
         for r, row in enumerate(rows, start=1):
             for c, value in enumerate(row, start=1):
                 if value is not None:
-                    sheet.cell(row=r, column=c, value=value)
+                    # openpyxl stores a string that is an error code as an error cell
+                    sheet.cell(row=r, column=c, value=value.code if isinstance(value, ExcelError) else value)
     workbook.save(path)
     return path
 
 
-def xls_write(path: Path, sheets: dict[str, list[list]]) -> Path:
+def xls_write(path: Path, sheets: dict[str, list[list]], *, date1904: bool = False) -> Path:
     """Legacy .xls (BIFF8) with real Excel date and time cells."""
     styles = {
         dt.datetime: xlwt.easyxf(num_format_str="YYYY-MM-DD HH:MM:SS"),
@@ -102,11 +132,15 @@ def xls_write(path: Path, sheets: dict[str, list[list]]) -> Path:
         dt.time: xlwt.easyxf(num_format_str="HH:MM:SS"),
     }
     workbook = xlwt.Workbook()
+    workbook.dates_1904 = date1904
     for name, rows in sheets.items():
         sheet = workbook.add_sheet(name)
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
                 if value is None:
+                    continue
+                if isinstance(value, ExcelError):
+                    sheet.row(r).set_cell_error(c, _BIFF_ERROR_CODES[value.code])
                     continue
                 style = styles.get(type(value))
                 sheet.write(r, c, value, style) if style else sheet.write(r, c, value)

@@ -150,6 +150,15 @@ def test_excel_serials_only_when_nothing_else_reads_the_column():
         choose(["43466", "7"])  # 7 is no plausible serial: not a serial column
 
 
+def test_excel_serials_of_a_1904_workbook_count_from_1904():
+    serials = pl.Series(["43982", "43982.25"])  # 2024-06-01 in Mac Excel's date system, 2020-05-31 in 1900's
+    assert date_format_choose(serials, date1904=True).format == EXCEL_SERIAL
+    assert date_parse(serials, EXCEL_SERIAL, date1904=True).to_list() == [datetime(2024, 6, 1), datetime(2024, 6, 1, 6)]
+    assert date_parse(serials, EXCEL_SERIAL).to_list() == [datetime(2020, 5, 31), datetime(2020, 5, 31, 6)]
+    # The range of plausible serials moves with the epoch: 1990-01-01 is serial 31412 in 1904's system.
+    assert date_parse(pl.Series(["31412"]), EXCEL_SERIAL, date1904=True).to_list() == [datetime(1990, 1, 1)]
+
+
 @pytest.mark.parametrize("fmt", ["%Q", "%", "%d/%m", "hello", "%H:%M"])
 def test_invalid_explicit_format(fmt):
     with pytest.raises(IngestionError) as caught:

@@ -394,3 +394,68 @@ def test_iso_timestamps_with_offsets_count_on_their_local_day(
     hours = uploader_api.get("/api/metrics/breakdown?by=hour&sort=hour&descending=false").json()["rows"]
     assert [(row["hour"], row["revenue"]) for row in hours] == [(0, 20.0), (10, 40.0), (23, 10.0)]
     assert IngestionTask.objects.get(pk=status["task_id"]).detected_date_format == "%Y-%m-%dT%H:%M:%S%.f%z"
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+def test_excel_sales_at_midnight_are_read_with_the_others(
+    kind: str, uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    header = ["Transaction Date", "Time", "Outlet", "Department", "Units", "Net Sales"]
+    start = dt.datetime(2024, 5, 1)
+    # Every tenth sale at 00:00 in a column of date-times; the Time column has a 00:00 too.
+    rows = [
+        [
+            start + dt.timedelta(days=i // 10, hours=0 if i % 10 == 0 else i % 10),
+            dt.time(i % 24, 0),
+            "Main",
+            "Food",
+            1,
+            10.0,
+        ]
+        for i in range(40)
+    ]
+    writer = files.xlsx_write if kind == "xlsx" else files.xls_write
+    status = _status(uploader_api, writer(tmp_path / f"midnight.{kind}", {"Sales": [header, *rows]}))
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (40, 0)
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(400.0)
+    hours = uploader_api.get("/api/metrics/breakdown?by=hour").json()["rows"]
+    assert {row["hour"] for row in hours} == set(range(24))  # from the Time column, 00:00 included
+
+
+def test_serial_dates_of_a_1904_workbook_count_from_1904_and_are_noted(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    header = ["Date", "Store", "Category", "Quantity", "Total"]
+    june_first_1904 = (dt.date(2024, 6, 1) - dt.date(1904, 1, 1)).days  # 43982, a number in General format
+    rows = [[june_first_1904 + i, "Lyon", "Books", 1, 10.0] for i in range(10)]
+    path = files.xlsx_write(tmp_path / "mac.xlsx", {"Sales": [header, *rows]}, date1904=True)
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    assert status["rows_valid"] == 10
+    june = uploader_api.get("/api/metrics/summary?start=2024-06-01&end=2024-06-10").json()
+    assert june["total_revenue"] == pytest.approx(100.0)
+    assert (
+        "The dates in column 'Date' are numbers, read as Excel serial day numbers (days since 1904-01-01: the "
+        "workbook uses Excel's 1904 date system)." in status["notes"]
+    )
+    assert "1904-01-01" in _upload_preview(uploader_api, path).json()["notes"][0]
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+def test_excel_error_cells_are_rejected_rows_naming_the_error(
+    kind: str, uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    header = ["Date", "Store", "Category", "Quantity", "Total", "Cost"]
+    rows: list[list] = [[dt.datetime(2024, 6, 1 + i), "Lyon", "Books", 1, 100.0, 60.0] for i in range(12)]
+    rows[1][5] = files.ExcelError("#N/A")  # an optional field: not "no cost"
+    rows[5][4] = files.ExcelError("#REF!")  # a required one: not "missing"
+    writer = files.xlsx_write if kind == "xlsx" else files.xls_write
+    status = _status(uploader_api, writer(tmp_path / f"errors.{kind}", {"Sales": [header, *rows]}))
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (10, 2)
+    assert [(error["row_number"], error["column"], error["value"], error["reason"]) for error in status["errors"]] == [
+        (3, "Cost", "#N/A", "cell holds #N/A"),
+        (7, "Total", "#REF!", "cell holds #REF!"),
+    ]
+    assert _summary(uploader_api)["total_cost"] == pytest.approx(600.0)

@@ -458,12 +458,65 @@ def test_excel_picks_the_data_sheet_and_header(workbook):
     assert detected.encoding is None and detected.delimiter is None
     frame = read_all(path, detected, batch_rows=2)
     assert frame[ROW_NUMBER].to_list() == [4, 5, 6]
-    assert frame["Date"].to_list() == ["2019-01-05", "2019-01-06 14:30:05", "2019-01-07"]
+    # One time of day in the column: every date keeps its time, so that one format reads them all.
+    assert frame["Date"].to_list() == ["2019-01-05 00:00:00", "2019-01-06 14:30:05", "2019-01-07 00:00:00"]
     assert frame["Unit price"].to_list() == ["1.1", "0.1", "1234567.891"]
     assert frame["Total"][0] == "3.3"  # stored as 3.3000000000000003; Excel shows 15 digits, so do we
     assert frame["Quantity"].to_list() == ["3", "2", "10"]
     assert frame["Time"].to_list() == ["10:39:00", "00:00:01", None]
     assert frame["Product line"][1] == "Café"
+
+
+def _workbook_write(kind: str, path: Path, rows: list[list], **options) -> Path:
+    writer = sf.xlsx_write if kind == "xlsx" else sf.xls_write
+    return writer(path.with_suffix(f".{kind}"), {"Sales": rows}, **options)
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+def test_excel_date_cells_have_one_text_form_per_column(kind, tmp_path):
+    rows = [
+        ["Date", "Sold at", "Time", "Branch"],
+        [dt.datetime(2024, 5, 1), dt.datetime(2024, 5, 1), dt.time(0, 0), "A"],
+        [dt.datetime(2024, 5, 2), dt.datetime(2024, 5, 2, 7, 13), dt.time(9, 15), "A"],
+        [dt.datetime(2024, 5, 3), dt.datetime(2024, 5, 3), dt.time(0, 0, 1), "A"],
+    ]
+    path = _workbook_write(kind, tmp_path / "dates", rows)
+    frame = read_all(path, source_detect(path))
+    assert frame["Date"].to_list() == ["2024-05-01", "2024-05-02", "2024-05-03"]  # all at midnight: dates
+    assert frame["Sold at"].to_list() == ["2024-05-01 00:00:00", "2024-05-02 07:13:00", "2024-05-03 00:00:00"]
+    assert frame["Time"].to_list() == ["00:00:00", "09:15:00", "00:00:01"]  # times of day, midnight too
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+@pytest.mark.parametrize("count", [2, 300])  # an .xls of 300 rows keeps its globals outside the OLE2 mini stream
+def test_a_workbook_in_the_1904_date_system_is_told_apart(kind, count, tmp_path):
+    rows = [["Date", "Time", "Branch"], *[[dt.datetime(2024, 6, 1), dt.time(9, 15), "A"]] * (count - 1)]
+    rows.append([dt.datetime(2024, 6, 2), dt.time(0, 0), "A"])
+    mac = _workbook_write(kind, tmp_path / "mac", rows, date1904=True)
+    detected = source_detect(mac)
+    assert detected.date1904
+    frame = read_all(mac, detected)
+    assert (frame["Date"][0], frame["Date"][-1]) == ("2024-06-01", "2024-06-02")
+    assert (frame["Time"][0], frame["Time"][-1]) == ("09:15:00", "00:00:00")
+    assert not source_detect(_workbook_write(kind, tmp_path / "pc", rows)).date1904
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+def test_excel_error_cells_are_named_beside_their_column(kind, tmp_path):
+    day = dt.datetime(2024, 6, 1)
+    rows = [
+        sf.SALES_HEADER,
+        [day, "A", "Food", 1, 1.5, sf.ExcelError("#REF!")],
+        [day, "A", "Food", 2, 1.5, 3.0],
+        [sf.ExcelError("#N/A")] * 6,
+    ]
+    path = _workbook_write(kind, tmp_path / "errors", rows)
+    frame = read_all(path, source_detect(path))
+    assert frame[ROW_NUMBER].to_list() == [2, 3, 4]  # a row of error cells is not blank
+    assert frame["Total"].to_list() == [None, "3", None]
+    assert frame[readers.cell_error_column("Total")].to_list() == ["#REF!", None, "#N/A"]
+    assert frame[readers.cell_error_column("Branch")].to_list() == [None, None, "#N/A"]
+    assert "#N/A" not in frame["Branch"].to_list()  # the text of a cell stays what it is: none
 
 
 def test_excel_sheet_override_and_unknown_sheet(workbook):
@@ -483,12 +536,42 @@ def test_excel_names_the_other_sheets_that_fit_when_it_reads_one(tmp_path):
     detected = source_detect(path)
     assert detected.sheet == "Jan"
     assert detected.notes == (
-        "Only sheet 'Jan' was loaded. Sheets 'Feb', 'Mar' have a header that fits the sales schema as well: to "
+        "Only sheet 'Jan' was loaded. Sheets 'Feb', 'Mar' have the columns a sales upload needs too: to "
         "load each, upload the file again with the option sheet (e.g. sheet=Feb).",
     )
     assert source_detect(path, sheet="Feb").notes == ()  # the uploader chose
     single = sf.xlsx_write(tmp_path / "one.xlsx", {"Notes": [["Read me"]], "Data": sf.excel_sales_sheet()})
     assert source_detect(single).notes == ()
+
+
+def test_a_visible_sheet_that_fits_is_read_before_a_hidden_one(tmp_path):
+    june = [sf.SALES_HEADER, *sf.sales_rows(3)]
+    # The hidden archive's header fits the schema better (three more canonical columns).
+    archive = [
+        [*sf.SALES_HEADER, "Invoice ID", "City", "Payment"],
+        *[[*row, "1", "X", "Cash"] for row in sf.sales_rows(3)],
+    ]
+    path = sf.xlsx_write(tmp_path / "h.xlsx", {"Sales June": june, "Archive 2023": archive}, hidden={"Archive 2023"})
+    detected = source_detect(path)
+    assert detected.sheet == "Sales June"
+    assert detected.notes == (
+        "Only sheet 'Sales June' was loaded. Sheet 'Archive 2023' (hidden) has the columns a sales upload needs "
+        "too: to load it, upload the file again with the option sheet (e.g. sheet=Archive 2023).",
+    )
+    assert source_detect(path, sheet="Archive 2023").sheet == "Archive 2023"
+
+
+def test_every_other_sheet_that_fits_is_named_not_only_those_that_fit_as_well(tmp_path):
+    january = [sf.SALES_HEADER, *sf.sales_rows(3)]
+    february = [[*sf.SALES_HEADER, "Payment"], *[[*row, "Card"] for row in sf.sales_rows(3)]]
+    summary = [["Branch", "Total"], ["A", 1]]  # lacks required columns: not named
+    path = sf.xlsx_write(tmp_path / "m.xlsx", {"January": january, "February": february, "Summary": summary})
+    detected = source_detect(path)
+    assert detected.sheet == "February"
+    assert detected.notes == (
+        "Only sheet 'February' was loaded. Sheet 'January' has the columns a sales upload needs too: to load it, "
+        "upload the file again with the option sheet (e.g. sheet=January).",
+    )
 
 
 def test_a_sheet_given_for_a_file_without_sheets_is_noted(tmp_path):

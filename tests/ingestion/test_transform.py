@@ -298,6 +298,23 @@ def test_a_bad_time_rejects_the_row():
     assert result.rejected.rows() == [(3, "Time", "teatime", "not a time of day (e.g. 13:08 or 1:08 PM)")]
 
 
+def test_a_mapped_cell_holding_an_excel_error_rejects_its_row_with_the_error_as_reason():
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Cost", "Colour"]
+    rows = [
+        ["03/01/19", "A", "F", "1", None, "6", None],  # Total holds #REF!
+        ["03/01/19", "A", "F", "1", "10", None, None],  # Cost (optional) holds #N/A: unknown, not "no cost"
+        ["03/01/19", "A", "F", "1", "10", "6", None],  # Colour (an extra dimension) holds #DIV/0!
+    ]
+    batch = batch_make(columns, rows).with_columns(
+        pl.Series(readers.cell_error_column("Total"), ["#REF!", None, None], dtype=pl.String),
+        pl.Series(readers.cell_error_column("Cost"), [None, "#N/A", None], dtype=pl.String),
+        pl.Series(readers.cell_error_column("Colour"), [None, None, "#DIV/0!"], dtype=pl.String),
+    )
+    result = batch_transform(batch, plan_make(columns))
+    assert result.rejected.rows() == [(2, "Total", "#REF!", "cell holds #REF!"), (3, "Cost", "#N/A", "cell holds #N/A")]
+    assert result.valid["revenue"].to_list() == [10.0]
+
+
 def test_dimensions_are_stripped_strings(tmp_path) -> None:
     # Trimming is the readers' part of the batch contract; this checks the two together.
     path = tmp_path / "padded.csv"
