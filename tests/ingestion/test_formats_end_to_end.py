@@ -381,3 +381,72 @@ def test_iso_timestamps_with_offsets_count_on_their_local_day(uploader_api, tmp_
     january = uploader_api.get("/api/metrics/summary?start=2019-01-01&end=2019-01-31").json()
     assert january["total_revenue"] == pytest.approx(10)
     assert IngestionTask.objects.get(pk=status["task_id"]).detected_date_format == "%Y-%m-%dT%H:%M:%S%.f%z"
+
+
+CURRENCY_HEADER = ["Order Date", "Store", "Category", "Quantity", "Total"]
+
+
+def _amounts_file(path: Path, amounts: list[str]) -> Path:
+    rows = [[f"2024-05-{i % 28 + 1:02d}", "Berlin", "Shoes", "1", amount] for i, amount in enumerate(amounts)]
+    return files.csv_write(path, [CURRENCY_HEADER, *rows])
+
+
+@pytest.mark.parametrize(
+    ("amounts", "named"),
+    [
+        (["EUR 100.00", "GBP 100.00", "USD 100.00", "JPY 15000", "CHF 100.00"], "CHF, EUR, GBP, JPY and USD"),
+        (["$100.00", "100.00 €", "12.00"], "EUR and USD"),
+    ],
+)
+def test_amounts_in_several_currencies_are_refused_not_added_up(
+    uploader_api, tmp_path: Path, tasks_inline, amounts: list[str], named: str
+) -> None:
+    path = _amounts_file(tmp_path / "currencies.csv", amounts * 4)
+    status = _status(uploader_api, path)
+    assert status["status"] == "failed"
+    assert IngestionTask.objects.get(pk=status["task_id"]).error_code == "mixed_currencies"
+    assert f"column 'Total' holds {named}" in status["message"], status["message"]
+    assert _summary(uploader_api)["total_revenue"] == 0
+    preview = _upload_preview(uploader_api, path).json()
+    assert [problem["code"] for problem in preview["problems"]] == ["mixed_currencies"]
+
+
+def test_a_second_currency_in_a_later_batch_is_refused(uploader_api, tmp_path: Path, tasks_inline, settings) -> None:
+    settings.INGEST_BATCH_ROWS = 20
+    path = _amounts_file(tmp_path / "late.csv", ["€ 10.00"] * 99 + ["£ 10.00"])
+    status = _status(uploader_api, path)
+    assert status["status"] == "failed"
+    assert "column 'Total' holds EUR and GBP" in status["message"], status["message"]
+
+
+def test_one_currency_however_written_beside_plain_numbers_is_loaded(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    path = _amounts_file(tmp_path / "dollars.csv", ["$10.00", "US$ 20.00", "USD 30.00", "40.00 USD", "50"])
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (5, 0)
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(150)
+
+
+def test_a_currency_column_naming_several_currencies_is_warned_about(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    header = [*CURRENCY_HEADER, "Currency"]
+    rows = [["2024-05-01", "Berlin", "Shoes", "1", "100.00", currency] for currency in ("EUR", "USD", "eur")]
+    path = files.csv_write(tmp_path / "currency_column.csv", [header, *rows])
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    note = next(note for note in status["notes"] if "currencies" in note)
+    assert "Column 'Currency' names 2 currencies (EUR and USD)" in note and "dimension 'currency'" in note
+    assert any("Column 'Currency' names 2" in note for note in _upload_preview(uploader_api, path).json()["notes"])
+    by_currency = uploader_api.get("/api/metrics/breakdown?by=currency")
+    assert by_currency.status_code == 200, by_currency.content
+
+
+def test_a_currency_column_of_one_currency_is_not_warned_about(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = [*CURRENCY_HEADER, "Currency"]
+    rows = [["2024-05-01", "Berlin", "Shoes", "1", "100.00", "EUR"] for _ in range(3)]
+    status = _status(uploader_api, files.csv_write(tmp_path / "euros.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    assert not [note for note in status["notes"] if "currencies" in note]
