@@ -39,7 +39,12 @@ from ingestion.dates import (
 )
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
-from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions
+from ingestion.mapping import (
+    mapping_drift,
+    mapping_line_total_decisions,
+    mapping_resolve,
+    mapping_saved_decisions,
+)
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
@@ -102,15 +107,17 @@ class MappingNotes:
 
     drift: list[str]
     saved_used: list[str]
+    # Fields read from a line-total column beside one of the field's bare name ("Total Cost", "Cost").
+    line_totals: list[str] = field(default_factory=list)
 
     @property
     def sentences(self) -> list[str]:
-        return [*self.drift, *self.saved_used]
+        return [*self.drift, *self.saved_used, *self.line_totals]
 
     @property
     def message(self) -> str:
         drift = f" Schema drift: {' '.join(self.drift)}" if self.drift else ""
-        return drift + "".join(f" {sentence}" for sentence in self.saved_used)
+        return drift + "".join(f" {sentence}" for sentence in (*self.saved_used, *self.line_totals))
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,9 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
     notes = MappingNotes(
         drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
         saved_used=mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+        line_totals=mapping_line_total_decisions(
+            columns=detected.columns, explicit=options.get("mapping"), mapping=mapping
+        ),
     )
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
@@ -777,6 +787,7 @@ def _preview(
         preview["schema_drift"] = [
             *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
             *mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+            *mapping_line_total_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
         ]
         date_choice = _date_format_choose(local_path, detected, mapping, explicit=options.get("date_format"))
         preview["date_format"] = date_choice.format

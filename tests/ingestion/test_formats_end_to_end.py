@@ -450,3 +450,18 @@ def test_a_currency_column_of_one_currency_is_not_warned_about(uploader_api, tmp
     status = _status(uploader_api, files.csv_write(tmp_path / "euros.csv", [header, *rows]))
     assert status["status"] == "succeeded", status["message"]
     assert not [note for note in status["notes"] if "currencies" in note]
+
+
+def test_a_line_total_cost_is_summed_not_the_unit_cost_beside_it(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Invoice Number", "Date", "Store", "Category", "Quantity", "Price", "Cost", "Total", "Total Cost"]
+    rows = [
+        ["S-1", "2024-11-01", "Main", "Shoes", "3", "50.00", "20.00", "150.00", "60.00"],
+        ["S-2", "2024-11-01", "Main", "Shoes", "2", "80.00", "30.00", "160.00", "60.00"],
+        ["S-3", "2024-11-02", "Main", "Socks", "10", "5.00", "1.50", "50.00", "15.00"],
+    ]
+    status = _status(uploader_api, files.csv_write(tmp_path / "costs.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    totals = _summary(uploader_api)
+    assert (totals["total_revenue"], totals["total_cost"]) == (pytest.approx(360), pytest.approx(135))
+    assert any("cost ← 'Total Cost', not 'Cost'" in note for note in status["notes"]), status["notes"]
+    assert "cost ← 'Total Cost'" in status["message"]
