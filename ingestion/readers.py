@@ -3,8 +3,9 @@
 The format is detected from the bytes, never from the file name (the name only improves error
 messages): a zip with a workbook is .xlsx, an OLE2 container is .xls, `PAR1` is Parquet, and
 anything that decodes as text is CSV/TSV. Every reader yields the same thing: batches whose
-source columns are all strings exactly as written (surrounding whitespace removed, empty → null)
-plus an Int64 `__row_number`, so later stages never care where a row came from. The one
+source columns are all strings exactly as written (surrounding whitespace removed, empty → null;
+text beyond ASCII in Unicode NFC, without zero-width characters at its edges) plus an Int64
+`__row_number`, so later stages never care where a row came from. The one
 exception is asked for by the caller: a CSV block may give number columns as numbers
 (TypedColumns), when that reads them exactly as their text would be.
 
@@ -66,6 +67,10 @@ SCAN_CHUNK_BYTES = 16 << 20
 # What Polars' strip_chars() trims that ASCII text can hold (Rust's char::is_whitespace); "\n"
 # only occurs inside quoted cells.
 ASCII_WHITESPACE: tuple[str, ...] = (" ", "\t", "\r", "\x0b", "\x0c")
+# Invisible characters that editors, web forms and exports leave at the edge of a cell
+# ("\u200bBern"); polars' trim keeps them (they are not whitespace), and such a cell was a branch of its own.
+ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
+_INVISIBLE_EDGES = rf"^[\s{ZERO_WIDTH}]+|[\s{ZERO_WIDTH}]+$"
 BLOCK_BYTES_PER_ROW = 128
 BLOCK_BYTES_MIN = 64 << 10
 BLOCK_BYTES_MAX = 8 << 20
@@ -519,11 +524,34 @@ def _frame_normalize(
     # Two steps on purpose: in one expression the strip ran twice (test and value), which
     # doubled the cost of the most expensive step of reading.
     frame = frame.with_columns(pl.col(_columns_to_trim(frame, texts, edge_whitespace)).str.strip_chars())
+    if edge_whitespace is None:  # text beyond ASCII may be there: an ASCII block needs none of this
+        frame = _text_unicode_tidy(frame, texts)
     frame = frame.with_columns(
         pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts
     )
     frame = frame.with_columns(pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias(ROW_NUMBER))
     return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
+
+
+def _text_unicode_tidy(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Cells beyond ASCII in one Unicode form (NFC), without invisible characters at their edges.
+
+    macOS writes "Zürich" decomposed (u + combining diaeresis), Windows composed: unnormalised,
+    they were two branches. ASCII cells are already so; only the others are rewritten, and a
+    column is looked at only when its bytes outnumber its characters.
+    """
+    if not columns or frame.height == 0:
+        return frame
+    wide = frame.select(
+        (pl.col(name).str.len_bytes().sum() != pl.col(name).str.len_chars().sum()).alias(name) for name in columns
+    ).row(0)
+    tidied = []
+    for name in (name for name, flagged in zip(columns, wide, strict=True) if flagged):
+        values = frame[name]
+        positions = (values.str.len_bytes() != values.str.len_chars()).fill_null(False).arg_true()
+        rewritten = values.gather(positions).str.normalize("NFC").str.replace_all(_INVISIBLE_EDGES, "")
+        tidied.append(values.clone().scatter(positions, rewritten))
+    return frame.with_columns(tidied) if tidied else frame
 
 
 def _columns_to_trim(frame: pl.DataFrame, columns: list[str], edge_whitespace: tuple[str, ...] | None) -> list[str]:

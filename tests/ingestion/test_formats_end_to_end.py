@@ -465,3 +465,13 @@ def test_a_line_total_cost_is_summed_not_the_unit_cost_beside_it(uploader_api, t
     assert (totals["total_revenue"], totals["total_cost"]) == (pytest.approx(360), pytest.approx(135))
     assert any("cost ← 'Total Cost', not 'Cost'" in note for note in status["notes"]), status["notes"]
     assert "cost ← 'Total Cost'" in status["message"]
+
+
+def test_one_branch_however_its_name_is_encoded(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Date", "Store", "Category", "Quantity", "Total"]
+    stores = ["Z\u00fcrich", "Zu\u0308rich", "\u200bBern", "Bern"]  # composed, decomposed (macOS), zero-width space
+    rows = [["2024-02-01", store, "Uhren", "1", str(10 * (i + 1))] for i, store in enumerate(stores)]
+    status = _status(uploader_api, files.csv_write(tmp_path / "stores.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    branches = uploader_api.get("/api/metrics/breakdown?by=branch").json()["rows"]
+    assert {row["branch"]: row["revenue"] for row in branches} == {"Z\u00fcrich": 30, "Bern": 70}

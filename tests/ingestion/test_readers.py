@@ -723,3 +723,56 @@ def test_an_excel_reader_that_fails_on_its_own_is_an_internal_error(tmp_path, mo
     path = sf.xlsx_write(tmp_path / "sales.xlsx", {"Sales": sf.excel_sales_sheet()})
     with pytest.raises(RuntimeError, match="the Excel reader process failed"):
         source_detect(path)
+
+
+# --- Unicode text --------------------------------------------------------------------------------
+
+ZURICH_COMPOSED = "Z\u00fcrich"
+ZURICH_DECOMPOSED = "Zu\u0308rich"  # as macOS writes it
+
+
+def _unicode_rows() -> list[list[str]]:
+    return [
+        ["Date", "Store", "Category", "Quantity", "Total"],
+        ["2024-02-01", ZURICH_COMPOSED, "Uhren", "1", "100"],
+        ["2024-02-01", ZURICH_DECOMPOSED, "Uhren", "1", "50"],
+        ["2024-02-01", "\u200bBern", "Uhren\u2060 ", "1", "25"],
+        ["2024-02-01", "Bern\ufeff", "\u200c\u200d", "1", "10"],
+        ["2024-02-01", "Bern", "Uhren", "1", "5"],
+    ]
+
+
+def _unicode_sources(folder: Path) -> dict[str, Path]:
+    rows = _unicode_rows()
+    parquet = folder / "unicode.parquet"
+    pl.DataFrame(rows[1:], schema=rows[0], orient="row").write_parquet(parquet)
+    return {
+        "csv": sf.csv_write(folder / "unicode.csv", rows),
+        "utf-16": sf.csv_write(folder / "unicode16.csv", rows, encoding="utf-16-le", bom=b"\xff\xfe"),
+        "xlsx": sf.xlsx_write(folder / "unicode.xlsx", {"Sales": rows}),
+        "parquet": parquet,
+    }
+
+
+@pytest.mark.parametrize("kind", ["csv", "utf-16", "xlsx", "parquet"])
+def test_text_is_read_in_one_unicode_form_without_invisible_edges(tmp_path, kind) -> None:
+    # Decomposed "Zürich" and "\u200bBern" were branches of their own beside "Zürich" and "Bern".
+    path = _unicode_sources(tmp_path)[kind]
+    batch = read_all(path, source_detect(path))
+    assert batch["Store"].to_list() == [ZURICH_COMPOSED, ZURICH_COMPOSED, "Bern", "Bern", "Bern"]
+    assert batch["Category"].to_list() == ["Uhren", "Uhren", "Uhren", None, "Uhren"]
+
+
+def test_ascii_blocks_are_not_looked_at_for_unicode(tmp_path, monkeypatch) -> None:
+    # An ASCII block holds no text to normalise: the common case pays nothing for it.
+    looked_at: list[list[str]] = []
+    real_tidy = readers._text_unicode_tidy
+    monkeypatch.setattr(
+        readers, "_text_unicode_tidy", lambda frame, columns: looked_at.append(columns) or real_tidy(frame, columns)
+    )
+    path = sf.csv_write(
+        tmp_path / "ascii.csv",
+        [["Date", "Store", "Category", "Quantity", "Total"], *[["2024-02-01", "Bern", "Uhren", "1", "5"]] * 3],
+    )
+    assert read_all(path, source_detect(path)).height == 3
+    assert looked_at == []
