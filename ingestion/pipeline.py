@@ -54,6 +54,7 @@ from ingestion.readers import (
     decimal_votes_of_frame,
     excel_formula_without_value,
     excel_sheets_shared,
+    nested_column_refuse,
     source_column_parts,
     source_detect,
     source_read_batches,
@@ -216,13 +217,15 @@ def _source_detect_with(path: Path, *, filename: str, options: dict) -> Detected
 
 
 def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
-    return mapping_resolve(
+    mapping = mapping_resolve(
         columns=detected.columns,
         explicit=options.get("mapping"),
         saved=saved.mapping if saved else None,
         repeated=detected.repeated_columns,
         saved_columns=saved.source_columns if saved else None,
     )
+    nested_column_refuse(detected, mapping.fields)
+    return mapping
 
 
 def _reading_notes(detected: DetectedSource, decimal_note: str) -> list[str]:

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -147,6 +147,9 @@ class DetectedSource:
     repeated_columns: tuple[tuple[str, ...], ...] = ()
     # What the uploader should know about how the file was read (an option ignored, sheets left out).
     notes: tuple[str, ...] = ()
+    # Parquet only: columns holding several values a row (column → "lists", "records" or "maps"), read
+    # as JSON text; fine as extra dimensions, never as a canonical field (`nested_column_refuse`).
+    nested_columns: dict[str, str] = field(default_factory=dict)
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -1407,6 +1410,11 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
         raise IngestionError(errors.HEADER_ONLY, f"'{label}' has columns but no rows.")
     columns = columns_name(names)
     repeated = columns_repeated(names, columns)
+    nested = {
+        column: _nested_kind(item.type)
+        for column, item in zip(columns, parquet.schema_arrow, strict=True)
+        if pa.types.is_nested(item.type)
+    }
     first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS))
     frame = _parquet_text(_parquet_batch_frame(first, label), columns, label)
     return DetectedSource(
@@ -1421,7 +1429,27 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
             {name: (value or "").strip() for name, value in row.items()} for row in frame.head(SAMPLE_ROWS).to_dicts()
         ],
         repeated_columns=repeated,
+        nested_columns=nested,
     )
+
+
+def _nested_kind(arrow_type: pa.DataType) -> str:
+    if pa.types.is_struct(arrow_type):
+        return "records"
+    return "maps" if pa.types.is_map(arrow_type) else "lists"
+
+
+def nested_column_refuse(detected: DetectedSource, fields: Mapping[str, str]) -> None:
+    """Refuse a canonical field read from a column of lists or records (`fields`: field → column):
+    a product line or an amount is one value, and the JSON text of several is none of them."""
+    for name, column in fields.items():
+        if column in detected.nested_columns:
+            raise IngestionError(
+                errors.INVALID_MAPPING,
+                f"Column '{column}' holds {detected.nested_columns[column]} (several values in each row), so it "
+                f"cannot be read as {name}. Map another column to {name} with the option mapping, or leave this "
+                f'one out with {{"{column}": ""}}; other columns of lists are kept as JSON text.',
+            )
 
 
 def _parquet_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -1464,6 +1492,12 @@ def _series_text(series: pl.Series) -> pl.Series:
         return series.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
     if dtype == pl.Time:
         return series.dt.to_string("%H:%M:%S%.f")
-    if dtype.is_nested() or dtype == pl.Object:
+    if dtype.is_nested():
+        # JSON, as any program reads it back: str() of a list gave Polars' own printout of it.
+        values = (
+            None if value is None else json.dumps(value, default=str, ensure_ascii=False) for value in series.to_list()
+        )
+        return pl.Series(series.name, values, dtype=pl.String)
+    if dtype == pl.Object:
         return series.map_elements(str, return_dtype=pl.String, skip_nulls=True)
     return series.cast(pl.String, strict=False)

@@ -475,3 +475,28 @@ def test_one_branch_however_its_name_is_encoded(uploader_api, tmp_path: Path, ta
     assert status["status"] == "succeeded", status["message"]
     branches = uploader_api.get("/api/metrics/breakdown?by=branch").json()["rows"]
     assert {row["branch"]: row["revenue"] for row in branches} == {"Z\u00fcrich": 30, "Bern": 70}
+
+
+def test_a_parquet_column_of_lists_is_an_extra_but_never_a_field(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "Date": pa.array([dt.date(2024, 9, 1), dt.date(2024, 9, 2)]),
+        "Store": ["S1", "S2"],
+        "Quantity": [1, 2],
+        "Total": [10.5, 21.0],
+    }
+    pq.write_table(
+        pa.table({**columns, "Category": ["c1", "c2"], "Tags": [["a", "b"], ["c"]]}), tmp_path / "tags.parquet"
+    )
+    status = _status(uploader_api, tmp_path / "tags.parquet")
+    assert status["status"] == "succeeded", status["message"]
+    tags = uploader_api.get("/api/metrics/breakdown?by=tags").json()["rows"]
+    assert sorted(row["tags"] for row in tags) == ['["a", "b"]', '["c"]']
+
+    pq.write_table(pa.table({**columns, "Category": [["c1"], ["c1", "c2"]]}), tmp_path / "lists.parquet")
+    status = _status(uploader_api, tmp_path / "lists.parquet")
+    assert status["status"] == "failed"
+    assert IngestionTask.objects.get(pk=status["task_id"]).error_code == "invalid_mapping"
+    assert "Column 'Category' holds lists" in status["message"]

@@ -776,3 +776,45 @@ def test_ascii_blocks_are_not_looked_at_for_unicode(tmp_path, monkeypatch) -> No
     )
     assert read_all(path, source_detect(path)).height == 3
     assert looked_at == []
+
+
+# --- Parquet columns of several values a row ------------------------------------------------------
+
+
+def _nested_parquet(path: Path) -> Path:
+    table = pa.table(
+        {
+            "Date": pa.array([dt.date(2024, 9, 1), dt.date(2024, 9, 2)]),
+            "Store": ["S1", "S2"],
+            "Category": ["c1", "c1"],
+            "Quantity": pa.array([1, 2], pa.uint8()),
+            "Total": [10.5, 21.0],
+            "Tags": pa.array([["a", "b"], None], pa.list_(pa.string())),
+            "Promo": pa.array([{"code": "X1", "until": dt.date(2024, 9, 30)}, {"code": "Ü", "until": None}]),
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_lists_and_records_are_read_as_json_text(tmp_path) -> None:
+    # str() of a list value gave Polars' printout: "shape: (2,)\nSeries: '' [str]\n[...]".
+    path = _nested_parquet(tmp_path / "nested.parquet")
+    detected = source_detect(path)
+    assert detected.nested_columns == {"Tags": "lists", "Promo": "records"}
+    batch = read_all(path, detected)
+    assert batch["Tags"].to_list() == ['["a", "b"]', None]
+    assert batch["Promo"].to_list() == ['{"code": "X1", "until": "2024-09-30"}', '{"code": "Ü", "until": null}']
+    assert detected.sample_rows[0]["Tags"] == '["a", "b"]'
+
+
+def test_a_canonical_field_is_never_read_from_a_column_of_lists(tmp_path) -> None:
+    path = tmp_path / "categories.parquet"
+    pq.write_table(pa.table({"Store": ["S1"], "Category": pa.array([["shoes", "socks"]])}), path)
+    detected = source_detect(path)
+    readers.nested_column_refuse(detected, {"branch": "Store"})  # a column of single values is fine
+    with pytest.raises(IngestionError) as caught:
+        readers.nested_column_refuse(detected, {"branch": "Store", "product_line": "Category"})
+    assert caught.value.code == errors.INVALID_MAPPING
+    assert "Column 'Category' holds lists" in caught.value.detail and "as product_line" in caught.value.detail
+    assert '{"Category": ""}' in caught.value.detail
