@@ -100,8 +100,9 @@ TOTALS_SPELLINGS: frozenset[str] = frozenset(
 )
 
 # A number after currency symbols and spaces are removed. Thousands separators must group by
-# three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250.
-_NUMBER_DOT = r"^[+-]?(\d+|\d{1,3}(,\d{3})+)?(\.\d*)?([eE][+-]?\d+)?$"
+# three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250; or,
+# as India writes lakhs and crores, by two before the last three ("1,23,456.00").
+_NUMBER_DOT = r"^[+-]?(\d+|\d{1,3}(,\d{3})+|\d{1,2}(,\d{2})+,\d{3})?(\.\d*)?([eE][+-]?\d+)?$"
 _NUMBER_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)?(,\d*)?([eE][+-]?\d+)?$"
 # Currency signs (also after a country's letters: "US$", "R$") and codes, spaces.
 _NOISE = r"[A-Z]{1,3}\p{Sc}|[\p{Sc}\s\x{00a0}\x{202f}'’]|^[A-Z]{3}|[A-Z]{3}$"

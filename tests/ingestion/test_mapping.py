@@ -311,3 +311,17 @@ def test_a_bare_cost_alone_is_the_cost_and_an_explicit_choice_is_not_explained()
     chosen = mapping_resolve(columns=UNIT_AND_LINE_COSTS, explicit={"Cost": "cost"})
     assert chosen.fields["cost"] == "Cost"
     assert mapping_line_total_decisions(columns=UNIT_AND_LINE_COSTS, explicit={"Cost": "cost"}, mapping=chosen) == []
+
+
+@pytest.mark.parametrize(
+    ("columns", "date", "invoice"),
+    [
+        (["Invoice No", "Bill Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Invoice No"),
+        (["Invoice No.", "Date", "Outlet", "Category", "Qty", "Amount"], "Date", "Invoice No."),
+        (["Bill No", "Bill Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Bill No"),
+        (["Bill Number", "Bill Date", "Ship Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Bill Number"),
+    ],
+)
+def test_bill_and_invoice_number_headers_map_by_alias(columns, date, invoice):
+    mapping = mapping_resolve(columns=columns)
+    assert (mapping.fields["date"], mapping.fields["invoice_id"]) == (date, invoice)

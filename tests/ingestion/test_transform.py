@@ -207,6 +207,11 @@ def test_decimal_comma():
         ("1.234,56", True, 1234.56),
         ("€ 12,50", True, 12.5),
         ("12,50", False, None),  # a decimal comma read as a thousands separator would be 100× off
+        ("₹1,23,456.00", False, 123456.0),  # India's grouping: lakhs and crores
+        ("1,23,45,678", False, 12345678.0),
+        ("1,00,000.50", False, 100000.5),
+        ("1,2,345", False, None),
+        ("12,34,56", False, None),
         ("1.2.3", False, None),
         ("\u2212457.44", False, -457.44),  # the typographic minus sign
         ("457.44-", False, -457.44),  # a trailing minus, as SAP exports negatives
