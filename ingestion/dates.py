@@ -17,6 +17,7 @@ likely an id than a date. They count days from 1899-12-30, or from 1904-01-01 in
 that uses the 1904 date system (Mac Excel): `date1904`.
 """
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ EXCEL_EPOCHS: dict[bool, datetime] = {False: datetime(1899, 12, 30), True: datet
 _EXCEL_YEARS = (date(1990, 1, 1), date(2100, 12, 31))  # the serial numbers read as dates
 
 # Order matters only between formats that read every value identically: the first is reported.
+# Slash and dash dates are written day-first (most of the world) and month-first (the US), so each
+# such form has its twin: a column both read, differently, is refused (`ambiguous_dates`) instead of
+# read one way by chance. Dotted dates are day-first only (German, Swiss, Nordic, Russian…): no
+# locale writes month.day.year, and a twin would refuse every file of a month's first twelve days.
+# Year-first forms are year-month-day everywhere.
 DATE_FORMATS: tuple[str, ...] = (
     "%Y-%m-%d",
     "%Y-%m-%d %H:%M:%S",
@@ -48,12 +54,24 @@ DATE_FORMATS: tuple[str, ...] = (
     "%m/%d/%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %I:%M:%S %p",
     "%m/%d/%Y %I:%M:%S %p",
+    "%d/%m/%Y %I:%M %p",
     "%m/%d/%Y %I:%M %p",
-    "%d.%m.%Y",
-    "%d.%m.%y",
+    "%d/%m/%y %H:%M",
+    "%m/%d/%y %H:%M",
+    "%d/%m/%y %I:%M %p",  # "3/1/24 10:15 AM", as Excel shows a US date-time
+    "%m/%d/%y %I:%M %p",
     "%d-%m-%Y",
     "%m-%d-%Y",
+    "%d-%m-%Y %H:%M",
+    "%m-%d-%Y %H:%M",
+    "%d-%m-%Y %H:%M:%S",
+    "%m-%d-%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%d.%m.%y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
     "%d-%b-%Y",  # "1-Jan-2019": polars/chrono accepts days without zero padding
     "%d-%b-%y",
     "%d %b %Y",
@@ -61,6 +79,8 @@ DATE_FORMATS: tuple[str, ...] = (
     "%b %d, %Y",
     "%B %d, %Y",
     "%Y/%m/%d",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
     "%Y%m%d",
 )
 # Tried only when some value ends with an offset (`_OFFSET_SUFFIX`): most files have none.
@@ -85,6 +105,10 @@ _TIME_DIRECTIVES = re.compile(r"%[-_0^#]?(H|I|M|S|T|R|p|P|X|c|k|l|s)")
 _OFFSET_SUFFIX = r"\s?(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # The offset directive a format may end with: %z, %:z or %#z.
 _OFFSET_DIRECTIVE = re.compile(r"%[:#]?z$")
+# Separators a format matches as written: a column whose values hold none of a format's cannot be
+# read by it, and trying it costs a parse of every distinct value (0.1 s per million date-times).
+_SEPARATORS = "/.:-,"
+_DIRECTIVE = re.compile(r"%[-_0^#]?[.:#]?\d?[A-Za-z%]")
 
 
 @dataclass(frozen=True)
@@ -118,11 +142,11 @@ def date_format_choose_counted(
     if counts.is_empty():
         raise IngestionError(MISSING_REQUIRED_COLUMN, "The date column has no values.")
     offsets = counts["value"].str.contains(_OFFSET_SUFFIX).any()
-    candidates = (*DATE_FORMATS, *OFFSET_DATE_FORMATS) if offsets else DATE_FORMATS
+    candidates = _formats_possible(counts["value"], (*DATE_FORMATS, *OFFSET_DATE_FORMATS) if offsets else DATE_FORMATS)
     scored = [(fmt, _datetime_parse(counts["value"], fmt)) for fmt in candidates]
     weights = counts["count"]
     totals = [int(weights.filter(_plausible(parsed)).sum()) for _, parsed in scored]
-    best = max(totals)
+    best = max(totals, default=0)
     if best == 0:
         return _excel_or_refuse(counts, date1904)
     leaders = [(fmt, parsed) for (fmt, parsed), total in zip(scored, totals, strict=True) if total == best]
@@ -215,6 +239,17 @@ def date_value_counts_merge(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
     empty = pl.DataFrame(schema={"value": pl.String, "count": pl.Int64})
     merged = pl.concat([empty, *parts]).group_by("value").agg(pl.col("count").sum())
     return merged.sort(["count", "value"], descending=[True, False])
+
+
+def _formats_possible(values: pl.Series, formats: tuple[str, ...]) -> list[str]:
+    """The formats whose separators all occur in some value; the others would read nothing."""
+    present = {char for char in _SEPARATORS if values.str.contains(char, literal=True).any()}
+    return [fmt for fmt in formats if _format_separators(fmt) <= present]
+
+
+@functools.cache
+def _format_separators(fmt: str) -> frozenset[str]:
+    return frozenset(char for char in _DIRECTIVE.sub("", fmt) if char in _SEPARATORS)
 
 
 def _datetime_parse(text: pl.Series, fmt: str) -> pl.Series:

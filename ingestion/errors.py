@@ -29,6 +29,7 @@ AMBIGUOUS_DATES = "ambiguous_dates"  # 422
 AMBIGUOUS_COLUMNS = "ambiguous_columns"  # 422 (a field would read one of several columns with the same header)
 INVALID_DATE_FORMAT = "invalid_date_format"  # 422 (not strftime, or no day, month and year: with the request)
 TOO_MANY_REJECTED = "too_many_rejected_rows"  # 422
+MIXED_CURRENCIES = "mixed_currencies"  # 422 (amounts written in more than one currency: their sums mean nothing)
 FORMULAS_WITHOUT_VALUES = "formulas_without_values"  # 422 (an .xlsx column of formulas never computed)
 DUPLICATE_UPLOAD = "duplicate_upload"  # 409
 INVALID_OPTION = "invalid_option"  # 400

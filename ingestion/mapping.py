@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from analytics.sql import RESERVED_DIMENSION_NAMES
 from ingestion.errors import AMBIGUOUS_COLUMNS, INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
-from ingestion.schema import CANONICAL_FIELDS, FIELDS_BY_NAME, normalize_column_name, required_fields_missing
+from ingestion.schema import (
+    CANONICAL_FIELDS,
+    FIELDS_BY_NAME,
+    LINE_TOTAL_ALIASES,
+    normalize_column_name,
+    required_fields_missing,
+)
 
 # Names an extra dimension may never take: every canonical field plus the columns the
 # transform adds, so an extra can never shadow a measure in the published data, and the names
@@ -31,6 +37,11 @@ _ALIAS_RANK: dict[str, tuple[str, int]] = {}
 for _field in CANONICAL_FIELDS:
     for _rank, _alias in enumerate((_field.name, *_field.aliases)):
         _ALIAS_RANK.setdefault(normalize_column_name(_alias), (_field.name, _rank))
+_LINE_TOTALS: dict[str, str] = {
+    normalize_column_name(alias): name for name, aliases in LINE_TOTAL_ALIASES.items() for alias in aliases
+}
+for _alias, _name in _LINE_TOTALS.items():
+    _ALIAS_RANK[_alias] = (_name, -1)  # before the field's own name
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,34 @@ def mapping_saved_decisions(
         for field in changed
     )
     return [f"Used the saved mapping of this datasource: {decisions}. A mapping sent with the upload overrides it."]
+
+
+def mapping_line_total_decisions(
+    *, columns: list[str], explicit: dict[str, str | None] | None, mapping: ColumnMapping
+) -> list[str]:
+    """A sentence for each field read from a line-total column (`schema.LINE_TOTAL_ALIASES`) although
+    a column of the field's bare name was there too, so the uploader can tell it was on purpose."""
+    named = set(explicit or {})
+    sentences = []
+    for name, source in mapping.fields.items():
+        if _LINE_TOTALS.get(normalize_column_name(source)) != name or source in named:
+            continue
+        passed_over = [
+            column
+            for column in columns
+            if _ALIAS_RANK.get(normalize_column_name(column), (None, 0))[0] == name
+            and column not in named
+            and column not in mapping.fields.values()
+        ]
+        dimensions = {column: key for key, column in mapping.extras.items()}
+        sentences += [
+            f"{name} ← '{source}', not '{column}': beside a line total, '{column}' is taken for the "
+            f"{name.replace('_', ' ')} of one unit"
+            + (f" (kept as the dimension '{dimensions[column]}')" if column in dimensions else "")
+            + f'. If it is each line\'s {name}, send the option mapping {{"{column}": "{name}"}}.'
+            for column in passed_over
+        ]
+    return sentences
 
 
 def _column_label(column: str | None) -> str:

@@ -41,7 +41,12 @@ from ingestion.dates import (
 )
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
-from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions
+from ingestion.mapping import (
+    mapping_drift,
+    mapping_line_total_decisions,
+    mapping_resolve,
+    mapping_saved_decisions,
+)
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
@@ -51,6 +56,7 @@ from ingestion.readers import (
     decimal_votes_of_frame,
     excel_formula_without_value,
     excel_sheets_shared,
+    nested_column_refuse,
     source_column_parts,
     source_detect,
     source_read_batches,
@@ -62,7 +68,13 @@ from ingestion.services import (
     replace_permission_check,
     text_storable,
 )
-from ingestion.transform import TransformPlan, batch_transform
+from ingestion.transform import (
+    TransformPlan,
+    batch_transform,
+    currencies_mixed_refuse,
+    currency_column_note,
+    currency_columns,
+)
 from sales_analytics.csvsafe import neutralize_cell
 from sales_analytics.plural import counted
 
@@ -70,6 +82,8 @@ FIRST_ERRORS_KEPT = 20
 NO_DATA_ROWS = "The file has a header but no data rows."
 # Parts of the date column (a CSV block or a batch each) that choose the format before validating.
 DATE_SAMPLE_PARTS = 2
+# A currency column names at most this many currencies in a note (more: it is no currency column).
+CURRENCIES_LISTED = 20
 ROW_ESTIMATE_SAMPLE_BYTES = 4 << 20
 ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
@@ -96,15 +110,17 @@ class MappingNotes:
 
     drift: list[str]
     saved_used: list[str]
+    # Fields read from a line-total column beside one of the field's bare name ("Total Cost", "Cost").
+    line_totals: list[str] = field(default_factory=list)
 
     @property
     def sentences(self) -> list[str]:
-        return [*self.drift, *self.saved_used]
+        return [*self.drift, *self.saved_used, *self.line_totals]
 
     @property
     def message(self) -> str:
         drift = f" Schema drift: {' '.join(self.drift)}" if self.drift else ""
-        return drift + "".join(f" {sentence}" for sentence in self.saved_used)
+        return drift + "".join(f" {sentence}" for sentence in (*self.saved_used, *self.line_totals))
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,9 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
     notes = MappingNotes(
         drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
         saved_used=mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+        line_totals=mapping_line_total_decisions(
+            columns=detected.columns, explicit=options.get("mapping"), mapping=mapping
+        ),
     )
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
@@ -173,6 +192,7 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
         *_reading_notes(detected, _decimal_note(detected, confirmed, votes)),
         *reasons,
         *_serial_dates_note(confirmed),
+        *_currency_notes(confirmed, outcome.counts),
     ]
     progress.update(
         25,
@@ -201,13 +221,15 @@ def _source_detect_with(path: Path, *, filename: str, options: dict) -> Detected
 
 
 def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
-    return mapping_resolve(
+    mapping = mapping_resolve(
         columns=detected.columns,
         explicit=options.get("mapping"),
         saved=saved.mapping if saved else None,
         repeated=detected.repeated_columns,
         saved_columns=saved.source_columns if saved else None,
     )
+    nested_column_refuse(detected, mapping.fields)
+    return mapping
 
 
 def _reading_notes(detected: DetectedSource, decimal_note: str) -> list[str]:
@@ -233,6 +255,8 @@ class FileCounts:
     times_written: int = 0
     times_compact: int = 0
     columns_filled: set[str] = field(default_factory=set)
+    # The values of each currency column (an extra dimension; see `transform.currency_columns`).
+    currency_values: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, batch: pl.DataFrame, plan: TransformPlan, *, counting: _Counting) -> None:
         if counting.dates:
@@ -245,6 +269,19 @@ class FileCounts:
             self.times_compact += compact
         unfilled = set(plan.mapping.fields.values()) - self.columns_filled
         self.columns_filled |= {name for name in unfilled if batch[name].null_count() < batch.height}
+        for source in currency_columns(plan.mapping).values():
+            seen = self.currency_values.setdefault(source, set())
+            if len(seen) <= CURRENCIES_LISTED:  # a column of more values is no currency code: stop looking
+                seen.update(batch[source].drop_nulls().str.to_uppercase().unique().to_list())
+
+
+def _currency_notes(plan: TransformPlan, counts: FileCounts) -> list[str]:
+    """A warning per currency column naming several currencies: their amounts were summed."""
+    return [
+        currency_column_note(source, dimension, counts.currency_values.get(source, set()))
+        for dimension, source in currency_columns(plan.mapping).items()
+        if 1 < len(counts.currency_values.get(source, ())) <= CURRENCIES_LISTED
+    ]
 
 
 def _plan_confirmed(plan: TransformPlan, counts: FileCounts, *, counting: _Counting) -> tuple[TransformPlan, list[str]]:
@@ -572,6 +609,8 @@ class ValidationOutcome:
     interval_end: dt.date | None = None
     first_errors: list[dict] = field(default_factory=list)
     counts: FileCounts = field(default_factory=FileCounts)
+    # The currencies each amount column is written with so far (source column → codes).
+    currencies: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _validate_all(
@@ -606,6 +645,7 @@ def _validate_all(
             for batch in batches:
                 outcome.counts.add(batch, plan, counting=counting)
                 result = batch_transform(batch, plan)
+                _currencies_add(outcome=outcome, found=result.currencies)
                 outcome.rows_total += batch.height
                 _report_rejected(report=report, rejected=result.rejected, outcome=outcome, seen=rejected_rows)
                 if result.valid.height:
@@ -666,6 +706,13 @@ def _report_rejected(*, report, rejected: pl.DataFrame, outcome: ValidationOutco
     outcome.rows_rejected += len(new_rows)
 
 
+def _currencies_add(*, outcome: ValidationOutcome, found: dict[str, frozenset[str]]) -> None:
+    """Count a batch's currencies; refused as soon as a second one shows, however far in."""
+    for column, currencies in found.items():
+        outcome.currencies.setdefault(column, set()).update(currencies)
+    currencies_mixed_refuse(outcome.currencies)
+
+
 def _extend_interval(*, outcome: ValidationOutcome, dates: pl.Series) -> None:
     low, high = dates.min(), dates.max()
     outcome.interval_start = low if outcome.interval_start is None else min(outcome.interval_start, low)
@@ -714,6 +761,11 @@ def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
 PREVIEW_ROWS_CHECKED = 5_000
 
 
+def _problem(exc: IngestionError) -> dict:
+    """A refusal as the preview lists it, for the upload page to show beside the mapping."""
+    return {"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)}
+
+
 def ingestion_preview(
     *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None = None
 ) -> dict:
@@ -755,11 +807,12 @@ def _preview(
         preview["schema_drift"] = [
             *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
             *mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+            *mapping_line_total_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
         ]
         date_choice = _date_format_choose(local_path, detected, mapping, explicit=options.get("date_format"))
         preview["date_format"] = date_choice.format
     except IngestionError as exc:
-        preview["problems"].append({"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)})
+        preview["problems"].append(_problem(exc))
         return preview
     plan = TransformPlan.from_mapping(
         mapping=mapping,
@@ -784,12 +837,17 @@ def _preview(
         *_reading_notes(detected, _decimal_note(detected, confirmed, votes)),
         *reasons,
         *_serial_dates_note(confirmed),
+        *_currency_notes(confirmed, counts),
     ]
     try:
         _formulas_refuse(local_path, detected, mapping, columns_filled=counts.columns_filled)
     except IngestionError as exc:
-        preview["problems"].append({"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)})
+        preview["problems"].append(_problem(exc))
     result = batch_transform(first_batch, confirmed)
+    try:
+        currencies_mixed_refuse(result.currencies)
+    except IngestionError as exc:
+        preview["problems"].append(_problem(exc))
     preview["validation"] = {
         "rows_checked": first_batch.height,
         "rows_rejected": result.rejected["row_number"].n_unique() if result.rejected.height else 0,

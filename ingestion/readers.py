@@ -3,8 +3,9 @@
 The format is detected from the bytes, never from the file name (the name only improves error
 messages): a zip with a workbook is .xlsx, an OLE2 container is .xls, `PAR1` is Parquet, and
 anything that decodes as text is CSV/TSV. Every reader yields the same thing: batches whose
-source columns are all strings exactly as written (surrounding whitespace removed, empty → null)
-plus an Int64 `__row_number`, so later stages never care where a row came from. The one
+source columns are all strings exactly as written (surrounding whitespace removed, empty → null;
+text beyond ASCII in Unicode NFC, without zero-width characters at its edges) plus an Int64
+`__row_number`, so later stages never care where a row came from. The one
 exception is asked for by the caller: a CSV block may give number columns as numbers
 (TypedColumns), when that reads them exactly as their text would be.
 
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -66,6 +67,10 @@ SCAN_CHUNK_BYTES = 16 << 20
 # What Polars' strip_chars() trims that ASCII text can hold (Rust's char::is_whitespace); "\n"
 # only occurs inside quoted cells.
 ASCII_WHITESPACE: tuple[str, ...] = (" ", "\t", "\r", "\x0b", "\x0c")
+# Invisible characters that editors, web forms and exports leave at the edge of a cell
+# ("\u200bBern"); polars' trim keeps them (they are not whitespace), and such a cell was a branch of its own.
+ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
+_INVISIBLE_EDGES = rf"^[\s{ZERO_WIDTH}]+|[\s{ZERO_WIDTH}]+$"
 BLOCK_BYTES_PER_ROW = 128
 BLOCK_BYTES_MIN = 64 << 10
 BLOCK_BYTES_MAX = 8 << 20
@@ -144,6 +149,9 @@ class DetectedSource:
     notes: tuple[str, ...] = ()
     # Excel only: the workbook counts days from 1904-01-01 (Mac Excel), which serial numbers need.
     date1904: bool = False
+    # Parquet only: columns holding several values a row (column → "lists", "records" or "maps"), read
+    # as JSON text; fine as extra dimensions, never as a canonical field (`nested_column_refuse`).
+    nested_columns: dict[str, str] = field(default_factory=dict)
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -527,6 +535,8 @@ def _frame_normalize(
     # Two steps on purpose: in one expression the strip ran twice (test and value), which
     # doubled the cost of the most expensive step of reading.
     frame = frame.with_columns(pl.col(_columns_to_trim(frame, texts, edge_whitespace)).str.strip_chars())
+    if edge_whitespace is None:  # text beyond ASCII may be there: an ASCII block needs none of this
+        frame = _text_unicode_tidy(frame, texts)
     frame = frame.with_columns(
         pl.when(pl.col(name).str.len_bytes() > 0).then(pl.col(name)).alias(name) for name in texts
     )
@@ -535,6 +545,27 @@ def _frame_normalize(
         frame = frame.hstack(cell_errors)
         return frame.filter(~pl.all_horizontal(pl.col([*columns, *cell_errors.columns]).is_null()))
     return frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
+
+
+def _text_unicode_tidy(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Cells beyond ASCII in one Unicode form (NFC), without invisible characters at their edges.
+
+    macOS writes "Zürich" decomposed (u + combining diaeresis), Windows composed: unnormalised,
+    they were two branches. ASCII cells are already so; only the others are rewritten, and a
+    column is looked at only when its bytes outnumber its characters.
+    """
+    if not columns or frame.height == 0:
+        return frame
+    wide = frame.select(
+        (pl.col(name).str.len_bytes().sum() != pl.col(name).str.len_chars().sum()).alias(name) for name in columns
+    ).row(0)
+    tidied = []
+    for name in (name for name, flagged in zip(columns, wide, strict=True) if flagged):
+        values = frame[name]
+        positions = (values.str.len_bytes() != values.str.len_chars()).fill_null(False).arg_true()
+        rewritten = values.gather(positions).str.normalize("NFC").str.replace_all(_INVISIBLE_EDGES, "")
+        tidied.append(values.clone().scatter(positions, rewritten))
+    return frame.with_columns(tidied) if tidied else frame
 
 
 def _columns_to_trim(frame: pl.DataFrame, columns: list[str], edge_whitespace: tuple[str, ...] | None) -> list[str]:
@@ -1469,6 +1500,11 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
         raise IngestionError(errors.HEADER_ONLY, f"'{label}' has columns but no rows.")
     columns = columns_name(names)
     repeated = columns_repeated(names, columns)
+    nested = {
+        column: _nested_kind(item.type)
+        for column, item in zip(columns, parquet.schema_arrow, strict=True)
+        if pa.types.is_nested(item.type)
+    }
     first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS))
     frame = _parquet_text(_parquet_batch_frame(first, label), columns, label)
     return DetectedSource(
@@ -1483,7 +1519,27 @@ def _parquet_detect(path: Path, *, label: str) -> DetectedSource:
             {name: (value or "").strip() for name, value in row.items()} for row in frame.head(SAMPLE_ROWS).to_dicts()
         ],
         repeated_columns=repeated,
+        nested_columns=nested,
     )
+
+
+def _nested_kind(arrow_type: pa.DataType) -> str:
+    if pa.types.is_struct(arrow_type):
+        return "records"
+    return "maps" if pa.types.is_map(arrow_type) else "lists"
+
+
+def nested_column_refuse(detected: DetectedSource, fields: Mapping[str, str]) -> None:
+    """Refuse a canonical field read from a column of lists or records (`fields`: field → column):
+    a product line or an amount is one value, and the JSON text of several is none of them."""
+    for name, column in fields.items():
+        if column in detected.nested_columns:
+            raise IngestionError(
+                errors.INVALID_MAPPING,
+                f"Column '{column}' holds {detected.nested_columns[column]} (several values in each row), so it "
+                f"cannot be read as {name}. Map another column to {name} with the option mapping, or leave this "
+                f'one out with {{"{column}": ""}}; other columns of lists are kept as JSON text.',
+            )
 
 
 def _parquet_frames(path: Path, detected: DetectedSource, *, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -1526,6 +1582,12 @@ def _series_text(series: pl.Series) -> pl.Series:
         return series.dt.to_string("%Y-%m-%d %H:%M:%S%.f")
     if dtype == pl.Time:
         return series.dt.to_string("%H:%M:%S%.f")
-    if dtype.is_nested() or dtype == pl.Object:
+    if dtype.is_nested():
+        # JSON, as any program reads it back: str() of a list gave Polars' own printout of it.
+        values = (
+            None if value is None else json.dumps(value, default=str, ensure_ascii=False) for value in series.to_list()
+        )
+        return pl.Series(series.name, values, dtype=pl.String)
+    if dtype == pl.Object:
         return series.map_elements(str, return_dtype=pl.String, skip_nulls=True)
     return series.cast(pl.String, strict=False)

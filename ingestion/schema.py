@@ -36,6 +36,7 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
             "sale date",
             "sales date",
             "invoice date",
+            "bill date",
             "transaction date",
             "order datetime",
             "datetime",
@@ -68,7 +69,12 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
         False,
         ("total", "sales", "amount", "revenue", "total sales", "sales amount", "net sales", "line total"),
     ),
-    CanonicalField("cost", FieldKind.DECIMAL, False, ("cogs", "cost", "cost of goods sold", "total cost")),
+    CanonicalField(
+        "cost",
+        FieldKind.DECIMAL,
+        False,
+        ("cogs", "cost", "cost of goods sold", "total cost", "line cost", "extended cost"),
+    ),
     CanonicalField(
         "gross_profit", FieldKind.DECIMAL, False, ("gross income", "profit", "gross profit", "margin amount")
     ),
@@ -77,7 +83,17 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
         "invoice_id",
         FieldKind.STRING,
         False,
-        ("invoice id", "invoice", "invoice number", "order id", "transaction id", "receipt id"),
+        (
+            "invoice id",
+            "invoice",
+            "invoice number",
+            "invoice no",
+            "bill no",
+            "bill number",
+            "order id",
+            "transaction id",
+            "receipt id",
+        ),
     ),
     CanonicalField("city", FieldKind.STRING, False, ("city", "town")),
     CanonicalField("customer_type", FieldKind.STRING, False, ("customer type", "customer segment", "segment")),
@@ -85,6 +101,11 @@ CANONICAL_FIELDS: tuple[CanonicalField, ...] = (
     CanonicalField("payment", FieldKind.STRING, False, ("payment", "payment method", "payment type", "tender")),
     CanonicalField("rating", FieldKind.DECIMAL, False, ("rating", "customer rating", "score")),
 )
+
+# Names of a line's total, which win their field over a column of the field's bare name: a file
+# with "Cost" and "Total Cost" (as with "Price" and "Total") has the unit cost in "Cost", while
+# cost is summed per line like revenue. The bare column stays an extra dimension.
+LINE_TOTAL_ALIASES: dict[str, tuple[str, ...]] = {"cost": ("total cost", "line cost", "extended cost")}
 
 FIELDS_BY_NAME: dict[str, CanonicalField] = {field.name: field for field in CANONICAL_FIELDS}
 REQUIRED_FIELDS: tuple[str, ...] = tuple(field.name for field in CANONICAL_FIELDS if field.required)

@@ -10,8 +10,9 @@ Every problem becomes one row of the error report (source row number, source col
 value, reason in plain words); a row with any problem is left out of `valid`.
 """
 
+import dataclasses
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -21,9 +22,10 @@ from django.utils import timezone
 from pandera.config import ValidationDepth, config_context
 
 from ingestion.dates import date_format_has_time, date_parse, date_time_merge, time_parse
+from ingestion.errors import MIXED_CURRENCIES, IngestionError
 from ingestion.mapping import ColumnMapping
 from ingestion.readers import TypedColumns, cell_error_column
-from ingestion.schema import FIELDS_BY_NAME, FieldKind
+from ingestion.schema import FIELDS_BY_NAME, MEASURE_FIELDS, FieldKind, normalize_column_name
 
 ROW_NUMBER = "__row_number"
 DATE_MIN = date(1990, 1, 1)
@@ -99,10 +101,47 @@ TOTALS_SPELLINGS: frozenset[str] = frozenset(
 )
 
 # A number after currency symbols and spaces are removed. Thousands separators must group by
-# three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250.
-_NUMBER_DOT = r"^[+-]?(\d+|\d{1,3}(,\d{3})+)?(\.\d*)?([eE][+-]?\d+)?$"
+# three, so "12,50" read without decimal_comma is refused instead of silently becoming 1250; or,
+# as India writes lakhs and crores, by two before the last three ("1,23,456.00").
+_NUMBER_DOT = r"^[+-]?(\d+|\d{1,3}(,\d{3})+|\d{1,2}(,\d{2})+,\d{3})?(\.\d*)?([eE][+-]?\d+)?$"
 _NUMBER_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)?(,\d*)?([eE][+-]?\d+)?$"
-_NOISE = r"[\p{Sc}\s\x{00a0}\x{202f}'’]|^[A-Z]{3}|[A-Z]{3}$"  # currency signs/codes, spaces
+# Currency signs (also after a country's letters: "US$", "R$") and codes, spaces.
+_NOISE = r"[A-Z]{1,3}\p{Sc}|[\p{Sc}\s\x{00a0}\x{202f}'’]|^[A-Z]{3}|[A-Z]{3}$"
+# The currency an amount is written with: a sign, a sign after a country's letters, or an ISO 4217
+# code before or after the number ("EUR 100.00", "100.00 CHF").
+_CURRENCY_MARK = r"([A-Z]{0,3}\p{Sc}|^[A-Z]{3}|[A-Z]{3}$)"
+# The code of each sign that stands for one currency; "$" is the US dollar's, as "US$" is. Any other
+# mark (a code, a sign not listed) stands for itself.
+CURRENCY_SIGNS: dict[str, str] = {
+    "$": "USD",
+    "US$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "CN¥": "CNY",
+    "₹": "INR",
+    "A$": "AUD",
+    "AU$": "AUD",
+    "C$": "CAD",
+    "CA$": "CAD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "S$": "SGD",
+    "R$": "BRL",
+    "₩": "KRW",
+    "₽": "RUB",
+    "₺": "TRY",
+    "₪": "ILS",
+    "₱": "PHP",
+    "฿": "THB",
+    "₫": "VND",
+    "₦": "NGN",
+    "₴": "UAH",
+}
+# Names of a column that says which currency each row's amounts are in.
+CURRENCY_COLUMN_NAMES = frozenset(
+    {"currency", "currency code", "ccy", "curr", "waehrung", "wahrung", "devise", "moneda", "divisa", "valuta"}
+)
 
 # For a derived measure, problems are reported against the source column it was computed from.
 _DERIVED_FROM: dict[str, str] = {
@@ -212,59 +251,115 @@ def typed_block_plain(frame: pl.DataFrame, *, fields: dict[str, str], derived: C
 class BatchResult:
     valid: pl.DataFrame
     rejected: pl.DataFrame
+    # The currencies each amount column's cells are written with (source column → codes), where any.
+    currencies: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 def batch_transform(batch: pl.DataFrame, plan: TransformPlan) -> BatchResult:
     """Parse, derive and validate one batch; every row ends in exactly one of valid / rejected."""
-    parsed, parse_problems = _batch_parse(batch, plan)
+    parsed, parse_problems, currencies = _batch_parse(batch, plan)
     parsed = _measures_derive(parsed, plan.mapping)
     check_problems = _batch_validate(parsed, batch, plan.mapping, branches=plan.branches)
     rejected = _problems_merge(parse_problems, check_problems, plan.mapping, batch.columns)
     if rejected.height:
         bad_rows = rejected["row_number"].unique()
         parsed = parsed.filter(~pl.col(ROW_NUMBER).is_in(bad_rows.implode()))
-    return BatchResult(valid=_output_select(parsed, plan.mapping), rejected=rejected)
+    return BatchResult(valid=_output_select(parsed, plan.mapping), rejected=rejected, currencies=currencies)
 
 
 def decimal_parse(values: pl.Series, *, decimal_comma: bool) -> pl.Series:
     """Strings like "$1,234.50", "€ 12,50" or "(3.10)" → Float64 (null when not a number)."""
+    return amounts_parse(values, decimal_comma=decimal_comma)[0]
+
+
+def amounts_parse(values: pl.Series, *, decimal_comma: bool) -> tuple[pl.Series, frozenset[str]]:
+    """`decimal_parse`, and the currencies the numbers are written with (codes: CURRENCY_SIGNS)."""
     if decimal_comma:
         return _decimal_parse_full(values, decimal_comma)
     # Fast path: nearly every cell of a real file is a plain number like "12.5", which a direct
     # cast reads exactly as the full rules do, about 30× faster than the rules' regexes. Only
     # the cells the cast does not read as a finite number (null tokens, currency signs, "1,234",
-    # "(3.10)", but also "inf" and "NaN", which the rules refuse) go through the full rules.
+    # "(3.10)", but also "inf" and "NaN", which the rules refuse) go through the full rules. A
+    # plain number names no currency, so only those cells can.
     quick = values.cast(pl.Float64, strict=False)
     retry = values.is_not_null() & ~quick.is_finite().fill_null(False)
     if not retry.any():
-        return quick.alias(values.name)
+        return quick.alias(values.name), frozenset()
     positions = retry.arg_true()
-    return quick.scatter(positions, _decimal_parse_full(values.gather(positions), decimal_comma)).alias(values.name)
+    numbers, currencies = _decimal_parse_full(values.gather(positions), decimal_comma)
+    return quick.scatter(positions, numbers).alias(values.name), currencies
 
 
-def _decimal_parse_full(values: pl.Series, decimal_comma: bool) -> pl.Series:
-    return pl.select(_decimal_expr(pl.lit(values), decimal_comma)).to_series().alias(values.name)
+def _decimal_parse_full(values: pl.Series, decimal_comma: bool) -> tuple[pl.Series, frozenset[str]]:
+    text = pl.lit(values)
+    frame = pl.select(number=_decimal_expr(text, decimal_comma), mark=text.str.extract(_CURRENCY_MARK, 1))
+    # Only a mark beside a number: "NIL" or "TBD" in an amount column is no currency.
+    marks = frame.filter(pl.col("number").is_not_null())["mark"].drop_nulls().unique()
+    return frame["number"].alias(values.name), frozenset(CURRENCY_SIGNS.get(mark, mark) for mark in marks)
+
+
+def currencies_mixed_refuse(found: Mapping[str, Collection[str]]) -> None:
+    """Refuse amounts written in more than one currency (`found`: source column → currencies):
+    their sums would add euros to yen. Plain numbers beside one currency are that currency."""
+    if len(set().union(*found.values())) < 2:
+        return
+    listing = "; ".join(f"column '{column}' holds {_listed(currencies)}" for column, currencies in found.items())
+    raise IngestionError(
+        MIXED_CURRENCIES,
+        f"The amounts are in more than one currency ({listing}), and totals would add them up as if they were "
+        "one. Convert the amounts to one currency, or upload each currency's rows to a datasource of its own. "
+        "Nothing was published.",
+    )
+
+
+def currency_columns(mapping: ColumnMapping) -> dict[str, str]:
+    """The extra dimensions (name → source column) that say which currency a row is in."""
+    return {
+        name: source
+        for name, source in mapping.extras.items()
+        if normalize_column_name(source) in CURRENCY_COLUMN_NAMES
+    }
+
+
+def currency_column_note(column: str, dimension: str, values: Collection[str]) -> str:
+    """The warning for a currency column naming several currencies (amounts are summed all the same)."""
+    return (
+        f"Column '{column}' names {len(values)} currencies ({_listed(values)}): revenue, cost and profit add up "
+        f"amounts in different currencies. The column is kept as the dimension '{dimension}': filter by it to see "
+        "each currency's figures."
+    )
+
+
+def _listed(values: Collection[str]) -> str:
+    ordered = sorted(values)
+    return ordered[0] if len(ordered) == 1 else f"{', '.join(ordered[:-1])} and {ordered[-1]}"
 
 
 # --- parsing -----------------------------------------------------------------------------------
 
 
-def _batch_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Typed canonical columns + extras, and the cells that had a value but could not be read."""
+def _batch_parse(
+    batch: pl.DataFrame, plan: TransformPlan
+) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, frozenset[str]]]:
+    """Typed canonical columns + extras, the cells that had a value but could not be read, and the
+    currencies of the amount columns."""
     columns: list[pl.Series] = [batch[ROW_NUMBER].cast(pl.Int64)]
     # First, so that a cell's error value is its reason, not the "missing" its empty text gives.
     problems: list[pl.DataFrame] = _cell_errors_find(batch, plan.mapping)
-    for field, source in plan.mapping.fields.items():
-        if field in ("date", "time"):
+    currencies: dict[str, frozenset[str]] = {}
+    for name, source in plan.mapping.fields.items():
+        if name in ("date", "time"):
             continue
-        series, failures = _field_parse(batch[source], field, plan.decimal_comma)
-        columns.append(series.alias(field))
+        series, failures, written_in = _field_parse(batch[source], name, plan.decimal_comma)
+        columns.append(series.alias(name))
         problems += [_problems_make(batch, source, mask, reason) for mask, reason in failures]
+        if written_in and name in MEASURE_FIELDS:
+            currencies[source] = written_in
     date_columns, date_failures = _dates_parse(batch, plan)
     columns += date_columns
     problems += date_failures
     columns += [batch[source].alias(name) for name, source in plan.mapping.extras.items()]
-    return pl.DataFrame(columns), problems
+    return pl.DataFrame(columns), problems, currencies
 
 
 def _cell_errors_find(batch: pl.DataFrame, mapping: ColumnMapping) -> list[pl.DataFrame]:
@@ -288,25 +383,27 @@ def _cell_errors_find(batch: pl.DataFrame, mapping: ColumnMapping) -> list[pl.Da
     return problems
 
 
-def _field_parse(values: pl.Series, field: str, decimal_comma: bool) -> tuple[pl.Series, list[tuple[pl.Series, str]]]:
-    """One column by the kind of its field → (typed values, [(failure mask, reason)])."""
+def _field_parse(
+    values: pl.Series, field: str, decimal_comma: bool
+) -> tuple[pl.Series, list[tuple[pl.Series, str]], frozenset[str]]:
+    """One column by the kind of its field → (typed values, [(failure mask, reason)], currencies written)."""
     kind = FIELDS_BY_NAME[field].kind
     if values.dtype.is_numeric():  # read as a number by the reader (TypedColumns): nothing failed
-        return values.cast(pl.Int64 if kind == FieldKind.INTEGER else pl.Float64), []
+        return values.cast(pl.Int64 if kind == FieldKind.INTEGER else pl.Float64), [], frozenset()
     if field in PLACEHOLDER_CLEARED:
         # "N/A" or "-" is no invoice: kept, every such line would be one invoice (transactions
         # undercounted) and one already published in every later file.
-        return _null_tokens_clear(values), []
+        return _null_tokens_clear(values), [], frozenset()
     if kind == FieldKind.STRING:
-        return values, []
-    number = decimal_parse(values, decimal_comma=decimal_comma)
+        return values, [], frozenset()
+    number, currencies = amounts_parse(values, decimal_comma=decimal_comma)
     failures = [(_unreadable(values, number), "not a number")]
     if kind == FieldKind.DECIMAL:
-        return number, failures
+        return number, failures, currencies
     fraction = number.is_not_null() & (number != number.round(0)).fill_null(True)
     failures.append((fraction, f"{field} must be a whole number"))
     whole = pl.select(pl.when(~fraction).then(pl.lit(number))).to_series()
-    return whole.cast(pl.Int64, strict=False), failures
+    return whole.cast(pl.Int64, strict=False), failures, currencies
 
 
 def _dates_parse(batch: pl.DataFrame, plan: TransformPlan) -> tuple[list[pl.Series], list[pl.DataFrame]]:

@@ -236,3 +236,76 @@ def test_compact_times_are_read_only_when_asked():
 )
 def test_compact_times_counted(values, counted):
     assert time_values_compact(pl.Series(values, dtype=pl.String)) == counted
+
+
+def test_a_day_first_date_time_with_am_pm_is_ambiguous_not_read_month_first():
+    # A day's till export: every day ≤ 12, so both orders read every value, as different dates.
+    values = [
+        f"05/03/2024 {hour:02d}:{minute:02d}:00 {half}M" for hour in (4, 10) for minute in (5, 37) for half in "AP"
+    ]
+    with pytest.raises(IngestionError) as caught:
+        choose(values)
+    assert caught.value.code == AMBIGUOUS_DATES
+    assert set(caught.value.choices) == {"%d/%m/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M:%S %p"}
+
+
+def test_day_first_date_times_with_am_pm_are_read_day_first():
+    values = pl.Series(["13/03/2024 04:37 PM", "05/03/2024 10:30 AM"])
+    choice = date_format_choose(values)
+    assert choice.format == "%d/%m/%Y %I:%M %p"
+    assert date_parse(values, choice.format).to_list() == [datetime(2024, 3, 13, 16, 37), datetime(2024, 3, 5, 10, 30)]
+
+
+def _day_month_swapped(fmt: str) -> str:
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def test_every_slash_or_dash_date_has_its_twin_in_the_other_order():
+    # Without the twin, a column of days ≤ 12 is read in the one order the table knows, silently.
+    from ingestion.dates import DATE_FORMATS
+
+    both_orders = [fmt for fmt in DATE_FORMATS if fmt.startswith(("%d/%m/", "%m/%d/", "%d-%m-", "%m-%d-"))]
+    assert len(both_orders) >= 20
+    missing = [fmt for fmt in both_orders if _day_month_swapped(fmt) not in DATE_FORMATS]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected", "first"),
+    [
+        (["13.03.2024 14:05", "01.04.2024 09:00"], "%d.%m.%Y %H:%M", datetime(2024, 3, 13, 14, 5)),
+        (["13.03.2024 14:05:30"], "%d.%m.%Y %H:%M:%S", datetime(2024, 3, 13, 14, 5, 30)),
+        (["2024/03/01 10:15:22", "2024/03/02 08:00:00"], "%Y/%m/%d %H:%M:%S", datetime(2024, 3, 1, 10, 15, 22)),
+        (["2024/03/01 10:15"], "%Y/%m/%d %H:%M", datetime(2024, 3, 1, 10, 15)),
+        (["13-03-2024 10:15", "01-04-2024 11:00"], "%d-%m-%Y %H:%M", datetime(2024, 3, 13, 10, 15)),
+        (["03-13-2024 10:15:00"], "%m-%d-%Y %H:%M:%S", datetime(2024, 3, 13, 10, 15)),
+        (["3/13/24 10:15 AM", "12/1/24 1:05 PM"], "%m/%d/%y %I:%M %p", datetime(2024, 3, 13, 10, 15)),
+        (["13/3/24 10:15"], "%d/%m/%y %H:%M", datetime(2024, 3, 13, 10, 15)),
+    ],
+)
+def test_common_date_times_are_detected(values, expected, first):
+    assert choose(values) == expected
+    assert date_parse(pl.Series(values), expected)[0] == first
+
+
+@pytest.mark.parametrize("values", [["3/1/24 10:15 AM", "4/2/24 11:00 AM"], ["01-03-2024 10:15", "02-03-2024 10:15"]])
+def test_new_date_times_readable_both_ways_are_ambiguous(values):
+    with pytest.raises(IngestionError) as caught:
+        choose(values)
+    assert caught.value.code == AMBIGUOUS_DATES
+
+
+def test_formats_needing_a_separator_no_value_holds_are_not_tried(monkeypatch):
+    # Each format tried parses every distinct value; a column of "1-Jan-2019" needs no slash format.
+    import ingestion.dates as dates
+
+    tried: list[str] = []
+    real_parse = dates._datetime_parse
+
+    def recording(text, fmt):
+        tried.append(fmt)
+        return real_parse(text, fmt)
+
+    monkeypatch.setattr(dates, "_datetime_parse", recording)
+    assert choose(["1-Jan-2019", "13-Feb-2019"]) == "%d-%b-%Y"
+    assert tried and not [fmt for fmt in tried if "/" in fmt or "." in fmt.replace("%.f", "") or ":" in fmt]

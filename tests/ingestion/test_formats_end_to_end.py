@@ -459,3 +459,122 @@ def test_excel_error_cells_are_rejected_rows_naming_the_error(
         (7, "Total", "#REF!", "cell holds #REF!"),
     ]
     assert _summary(uploader_api)["total_cost"] == pytest.approx(600.0)
+
+
+CURRENCY_HEADER = ["Order Date", "Store", "Category", "Quantity", "Total"]
+
+
+def _amounts_file(path: Path, amounts: list[str]) -> Path:
+    rows = [[f"2024-05-{i % 28 + 1:02d}", "Berlin", "Shoes", "1", amount] for i, amount in enumerate(amounts)]
+    return files.csv_write(path, [CURRENCY_HEADER, *rows])
+
+
+@pytest.mark.parametrize(
+    ("amounts", "named"),
+    [
+        (["EUR 100.00", "GBP 100.00", "USD 100.00", "JPY 15000", "CHF 100.00"], "CHF, EUR, GBP, JPY and USD"),
+        (["$100.00", "100.00 €", "12.00"], "EUR and USD"),
+    ],
+)
+def test_amounts_in_several_currencies_are_refused_not_added_up(
+    uploader_api, tmp_path: Path, tasks_inline, amounts: list[str], named: str
+) -> None:
+    path = _amounts_file(tmp_path / "currencies.csv", amounts * 4)
+    status = _status(uploader_api, path)
+    assert status["status"] == "failed"
+    assert IngestionTask.objects.get(pk=status["task_id"]).error_code == "mixed_currencies"
+    assert f"column 'Total' holds {named}" in status["message"], status["message"]
+    assert _summary(uploader_api)["total_revenue"] == 0
+    preview = _upload_preview(uploader_api, path).json()
+    assert [problem["code"] for problem in preview["problems"]] == ["mixed_currencies"]
+
+
+def test_a_second_currency_in_a_later_batch_is_refused(uploader_api, tmp_path: Path, tasks_inline, settings) -> None:
+    settings.INGEST_BATCH_ROWS = 20
+    path = _amounts_file(tmp_path / "late.csv", ["€ 10.00"] * 99 + ["£ 10.00"])
+    status = _status(uploader_api, path)
+    assert status["status"] == "failed"
+    assert "column 'Total' holds EUR and GBP" in status["message"], status["message"]
+
+
+def test_one_currency_however_written_beside_plain_numbers_is_loaded(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    path = _amounts_file(tmp_path / "dollars.csv", ["$10.00", "US$ 20.00", "USD 30.00", "40.00 USD", "50"])
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_valid"], status["rows_rejected"]) == (5, 0)
+    assert _summary(uploader_api)["total_revenue"] == pytest.approx(150)
+
+
+def test_a_currency_column_naming_several_currencies_is_warned_about(
+    uploader_api, tmp_path: Path, tasks_inline
+) -> None:
+    header = [*CURRENCY_HEADER, "Currency"]
+    rows = [["2024-05-01", "Berlin", "Shoes", "1", "100.00", currency] for currency in ("EUR", "USD", "eur")]
+    path = files.csv_write(tmp_path / "currency_column.csv", [header, *rows])
+    status = _status(uploader_api, path)
+    assert status["status"] == "succeeded", status["message"]
+    note = next(note for note in status["notes"] if "currencies" in note)
+    assert "Column 'Currency' names 2 currencies (EUR and USD)" in note and "dimension 'currency'" in note
+    assert any("Column 'Currency' names 2" in note for note in _upload_preview(uploader_api, path).json()["notes"])
+    by_currency = uploader_api.get("/api/metrics/breakdown?by=currency")
+    assert by_currency.status_code == 200, by_currency.content
+
+
+def test_a_currency_column_of_one_currency_is_not_warned_about(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = [*CURRENCY_HEADER, "Currency"]
+    rows = [["2024-05-01", "Berlin", "Shoes", "1", "100.00", "EUR"] for _ in range(3)]
+    status = _status(uploader_api, files.csv_write(tmp_path / "euros.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    assert not [note for note in status["notes"] if "currencies" in note]
+
+
+def test_a_line_total_cost_is_summed_not_the_unit_cost_beside_it(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Invoice Number", "Date", "Store", "Category", "Quantity", "Price", "Cost", "Total", "Total Cost"]
+    rows = [
+        ["S-1", "2024-11-01", "Main", "Shoes", "3", "50.00", "20.00", "150.00", "60.00"],
+        ["S-2", "2024-11-01", "Main", "Shoes", "2", "80.00", "30.00", "160.00", "60.00"],
+        ["S-3", "2024-11-02", "Main", "Socks", "10", "5.00", "1.50", "50.00", "15.00"],
+    ]
+    status = _status(uploader_api, files.csv_write(tmp_path / "costs.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    totals = _summary(uploader_api)
+    assert (totals["total_revenue"], totals["total_cost"]) == (pytest.approx(360), pytest.approx(135))
+    assert any("cost ← 'Total Cost', not 'Cost'" in note for note in status["notes"]), status["notes"]
+    assert "cost ← 'Total Cost'" in status["message"]
+
+
+def test_one_branch_however_its_name_is_encoded(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    header = ["Date", "Store", "Category", "Quantity", "Total"]
+    stores = ["Z\u00fcrich", "Zu\u0308rich", "\u200bBern", "Bern"]  # composed, decomposed (macOS), zero-width space
+    rows = [["2024-02-01", store, "Uhren", "1", str(10 * (i + 1))] for i, store in enumerate(stores)]
+    status = _status(uploader_api, files.csv_write(tmp_path / "stores.csv", [header, *rows]))
+    assert status["status"] == "succeeded", status["message"]
+    branches = uploader_api.get("/api/metrics/breakdown?by=branch").json()["rows"]
+    assert {row["branch"]: row["revenue"] for row in branches} == {"Z\u00fcrich": 30, "Bern": 70}
+
+
+def test_a_parquet_column_of_lists_is_an_extra_but_never_a_field(uploader_api, tmp_path: Path, tasks_inline) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "Date": pa.array([dt.date(2024, 9, 1), dt.date(2024, 9, 2)]),
+        "Store": ["S1", "S2"],
+        "Quantity": [1, 2],
+        "Total": [10.5, 21.0],
+    }
+    pq.write_table(
+        pa.table({**columns, "Category": ["c1", "c2"], "Tags": [["a", "b"], ["c"]]}), tmp_path / "tags.parquet"
+    )
+    status = _status(uploader_api, tmp_path / "tags.parquet")
+    assert status["status"] == "succeeded", status["message"]
+    tags = uploader_api.get("/api/metrics/breakdown?by=tags").json()["rows"]
+    assert sorted(row["tags"] for row in tags) == ['["a", "b"]', '["c"]']
+
+    pq.write_table(pa.table({**columns, "Category": [["c1"], ["c1", "c2"]]}), tmp_path / "lists.parquet")
+    status = _status(uploader_api, tmp_path / "lists.parquet")
+    assert status["status"] == "failed"
+    assert IngestionTask.objects.get(pk=status["task_id"]).error_code == "invalid_mapping"
+    assert "Column 'Category' holds lists" in status["message"]

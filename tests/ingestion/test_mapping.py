@@ -3,7 +3,13 @@
 import pytest
 
 from ingestion.errors import AMBIGUOUS_COLUMNS, INVALID_MAPPING, MISSING_REQUIRED_COLUMN, IngestionError
-from ingestion.mapping import dimension_name_make, mapping_drift, mapping_resolve, mapping_saved_decisions
+from ingestion.mapping import (
+    dimension_name_make,
+    mapping_drift,
+    mapping_line_total_decisions,
+    mapping_resolve,
+    mapping_saved_decisions,
+)
 
 SUPERMARKET = [
     "Invoice ID", "Branch", "City", "Customer type", "Gender", "Product line", "Unit price", "Quantity",
@@ -268,3 +274,54 @@ def test_repeated_columns_that_feed_no_field_stay_extras():
     columns = ["Date", "Branch", "Product line", "Quantity", "Total", "Note", "Note_2"]
     mapping = mapping_resolve(columns=columns, repeated=(("Note", "Note_2"),))
     assert mapping.extras == {"note": "Note", "note_2": "Note_2"}
+
+
+UNIT_AND_LINE_COSTS = [
+    "Invoice Number",
+    "Date",
+    "Store",
+    "Category",
+    "Quantity",
+    "Price",
+    "Cost",
+    "Total",
+    "Total Cost",
+]
+
+
+@pytest.mark.parametrize("columns", [UNIT_AND_LINE_COSTS, [*UNIT_AND_LINE_COSTS[:6], "Total Cost", "Total", "Cost"]])
+def test_a_line_total_cost_wins_over_a_bare_cost_whatever_the_column_order(columns):
+    # "Cost" beside "Price" and "Total" is the unit cost; cost is summed per line, as revenue is.
+    mapping = mapping_resolve(columns=columns)
+    assert (mapping.fields["cost"], mapping.fields["unit_price"], mapping.fields["revenue"]) == (
+        "Total Cost",
+        "Price",
+        "Total",
+    )
+    assert mapping.extras["cost_extra"] == "Cost"
+    [note] = mapping_line_total_decisions(columns=columns, explicit=None, mapping=mapping)
+    assert "cost ← 'Total Cost', not 'Cost'" in note and "dimension 'cost_extra'" in note
+    assert '{"Cost": "cost"}' in note
+
+
+def test_a_bare_cost_alone_is_the_cost_and_an_explicit_choice_is_not_explained():
+    alone = mapping_resolve(columns=["Date", "Store", "Category", "Quantity", "Total", "Cost"])
+    assert alone.fields["cost"] == "Cost"
+    assert mapping_line_total_decisions(columns=["Cost"], explicit=None, mapping=alone) == []
+    chosen = mapping_resolve(columns=UNIT_AND_LINE_COSTS, explicit={"Cost": "cost"})
+    assert chosen.fields["cost"] == "Cost"
+    assert mapping_line_total_decisions(columns=UNIT_AND_LINE_COSTS, explicit={"Cost": "cost"}, mapping=chosen) == []
+
+
+@pytest.mark.parametrize(
+    ("columns", "date", "invoice"),
+    [
+        (["Invoice No", "Bill Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Invoice No"),
+        (["Invoice No.", "Date", "Outlet", "Category", "Qty", "Amount"], "Date", "Invoice No."),
+        (["Bill No", "Bill Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Bill No"),
+        (["Bill Number", "Bill Date", "Ship Date", "Outlet", "Category", "Qty", "Amount"], "Bill Date", "Bill Number"),
+    ],
+)
+def test_bill_and_invoice_number_headers_map_by_alias(columns, date, invoice):
+    mapping = mapping_resolve(columns=columns)
+    assert (mapping.fields["date"], mapping.fields["invoice_id"]) == (date, invoice)

@@ -806,3 +806,98 @@ def test_an_excel_reader_that_fails_on_its_own_is_an_internal_error(tmp_path, mo
     path = sf.xlsx_write(tmp_path / "sales.xlsx", {"Sales": sf.excel_sales_sheet()})
     with pytest.raises(RuntimeError, match="the Excel reader process failed"):
         source_detect(path)
+
+
+# --- Unicode text --------------------------------------------------------------------------------
+
+ZURICH_COMPOSED = "Z\u00fcrich"
+ZURICH_DECOMPOSED = "Zu\u0308rich"  # as macOS writes it
+
+
+def _unicode_rows() -> list[list[str]]:
+    return [
+        ["Date", "Store", "Category", "Quantity", "Total"],
+        ["2024-02-01", ZURICH_COMPOSED, "Uhren", "1", "100"],
+        ["2024-02-01", ZURICH_DECOMPOSED, "Uhren", "1", "50"],
+        ["2024-02-01", "\u200bBern", "Uhren\u2060 ", "1", "25"],
+        ["2024-02-01", "Bern\ufeff", "\u200c\u200d", "1", "10"],
+        ["2024-02-01", "Bern", "Uhren", "1", "5"],
+    ]
+
+
+def _unicode_sources(folder: Path) -> dict[str, Path]:
+    rows = _unicode_rows()
+    parquet = folder / "unicode.parquet"
+    pl.DataFrame(rows[1:], schema=rows[0], orient="row").write_parquet(parquet)
+    return {
+        "csv": sf.csv_write(folder / "unicode.csv", rows),
+        "utf-16": sf.csv_write(folder / "unicode16.csv", rows, encoding="utf-16-le", bom=b"\xff\xfe"),
+        "xlsx": sf.xlsx_write(folder / "unicode.xlsx", {"Sales": rows}),
+        "parquet": parquet,
+    }
+
+
+@pytest.mark.parametrize("kind", ["csv", "utf-16", "xlsx", "parquet"])
+def test_text_is_read_in_one_unicode_form_without_invisible_edges(tmp_path, kind) -> None:
+    # Decomposed "Zürich" and "\u200bBern" were branches of their own beside "Zürich" and "Bern".
+    path = _unicode_sources(tmp_path)[kind]
+    batch = read_all(path, source_detect(path))
+    assert batch["Store"].to_list() == [ZURICH_COMPOSED, ZURICH_COMPOSED, "Bern", "Bern", "Bern"]
+    assert batch["Category"].to_list() == ["Uhren", "Uhren", "Uhren", None, "Uhren"]
+
+
+def test_ascii_blocks_are_not_looked_at_for_unicode(tmp_path, monkeypatch) -> None:
+    # An ASCII block holds no text to normalise: the common case pays nothing for it.
+    looked_at: list[list[str]] = []
+    real_tidy = readers._text_unicode_tidy
+    monkeypatch.setattr(
+        readers, "_text_unicode_tidy", lambda frame, columns: looked_at.append(columns) or real_tidy(frame, columns)
+    )
+    path = sf.csv_write(
+        tmp_path / "ascii.csv",
+        [["Date", "Store", "Category", "Quantity", "Total"], *[["2024-02-01", "Bern", "Uhren", "1", "5"]] * 3],
+    )
+    assert read_all(path, source_detect(path)).height == 3
+    assert looked_at == []
+
+
+# --- Parquet columns of several values a row ------------------------------------------------------
+
+
+def _nested_parquet(path: Path) -> Path:
+    table = pa.table(
+        {
+            "Date": pa.array([dt.date(2024, 9, 1), dt.date(2024, 9, 2)]),
+            "Store": ["S1", "S2"],
+            "Category": ["c1", "c1"],
+            "Quantity": pa.array([1, 2], pa.uint8()),
+            "Total": [10.5, 21.0],
+            "Tags": pa.array([["a", "b"], None], pa.list_(pa.string())),
+            "Promo": pa.array([{"code": "X1", "until": dt.date(2024, 9, 30)}, {"code": "Ü", "until": None}]),
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_lists_and_records_are_read_as_json_text(tmp_path) -> None:
+    # str() of a list value gave Polars' printout: "shape: (2,)\nSeries: '' [str]\n[...]".
+    path = _nested_parquet(tmp_path / "nested.parquet")
+    detected = source_detect(path)
+    assert detected.nested_columns == {"Tags": "lists", "Promo": "records"}
+    batch = read_all(path, detected)
+    assert batch["Tags"].to_list() == ['["a", "b"]', None]
+    assert batch["Promo"].to_list() == ['{"code": "X1", "until": "2024-09-30"}', '{"code": "Ü", "until": null}']
+    assert detected.sample_rows[0]["Tags"] == '["a", "b"]'
+
+
+def test_a_canonical_field_is_never_read_from_a_column_of_lists(tmp_path) -> None:
+    path = tmp_path / "categories.parquet"
+    pq.write_table(pa.table({"Store": ["S1"], "Category": pa.array([["shoes", "socks"]])}), path)
+    detected = source_detect(path)
+    readers.nested_column_refuse(detected, {"branch": "Store"})  # a column of single values is fine
+    with pytest.raises(IngestionError) as caught:
+        readers.nested_column_refuse(detected, {"branch": "Store", "product_line": "Category"})
+    assert caught.value.code == errors.INVALID_MAPPING
+    assert "Column 'Category' holds lists" in caught.value.detail and "as product_line" in caught.value.detail
+    assert '{"Category": ""}' in caught.value.detail

@@ -18,7 +18,14 @@ from ingestion import readers
 from ingestion.dates import date_format_choose
 from ingestion.mapping import mapping_resolve
 from ingestion.readers import source_detect, source_read_batches
-from ingestion.transform import OUTPUT_FIELDS, TransformPlan, batch_transform, date_max, decimal_parse
+from ingestion.transform import (
+    OUTPUT_FIELDS,
+    TransformPlan,
+    amounts_parse,
+    batch_transform,
+    date_max,
+    decimal_parse,
+)
 from tests.conftest import REAL_FILE
 
 BASIC = ["Date", "Branch", "Product line", "Quantity", "Unit price", "Total", "Note"]
@@ -217,6 +224,11 @@ def test_decimal_comma():
         ("1.234,56", True, 1234.56),
         ("€ 12,50", True, 12.5),
         ("12,50", False, None),  # a decimal comma read as a thousands separator would be 100× off
+        ("₹1,23,456.00", False, 123456.0),  # India's grouping: lakhs and crores
+        ("1,23,45,678", False, 12345678.0),
+        ("1,00,000.50", False, 100000.5),
+        ("1,2,345", False, None),
+        ("12,34,56", False, None),
         ("1.2.3", False, None),
         ("\u2212457.44", False, -457.44),  # the typographic minus sign
         ("457.44-", False, -457.44),  # a trailing minus, as SAP exports negatives
@@ -234,6 +246,21 @@ def test_decimal_parse(text, decimal_comma, expected):
     parsed = decimal_parse(pl.Series([text], dtype=pl.String), decimal_comma=decimal_comma)
     assert parsed.dtype == pl.Float64
     assert parsed[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("texts", "decimal_comma", "currencies"),
+    [
+        (["12.5", "3", None], False, set()),
+        (["$1,234.50", "US$ 3", "USD 4", "5"], False, {"USD"}),
+        (["€ 12,50", "1.234,56 EUR", "7"], True, {"EUR"}),
+        (["CHF 1'234.50", "£ 3"], False, {"CHF", "GBP"}),
+        (["NIL", "TBD", "n/a", "$ 5"], False, {"USD"}),  # a word where an amount should be is no currency
+    ],
+)
+def test_amounts_name_the_currencies_they_are_written_with(texts, decimal_comma, currencies):
+    _, found = amounts_parse(pl.Series(texts, dtype=pl.String), decimal_comma=decimal_comma)
+    assert found == currencies
 
 
 # --- derivations -----------------------------------------------------------------------------
