@@ -136,3 +136,19 @@ def test_a_repeated_header_is_fixed_from_the_task_page(uploader_browser, tmp_pat
     task.refresh_from_db()
     assert task.status == "succeeded", task.message
     assert uploader_browser.get("/api/metrics/summary").json()["total_revenue"] == 34
+
+
+def test_the_raw_file_downloads_under_its_original_name(uploader_browser, tmp_path: Path) -> None:
+    # It is stored as Ventes_été_2019_copie.csv; the download named it that way.
+    path = tmp_path / "Ventes été 2019 (copie).csv"
+    path.write_bytes(REAL_FILE.read_bytes())
+    _post_file(uploader_browser, path)
+    task = IngestionTask.objects.get()
+
+    response = uploader_browser.get(f"/uploads/{task.pk}/raw")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        'attachment; filename="Ventes ete 2019 (copie).csv"; '
+        "filename*=UTF-8''Ventes%20%C3%A9t%C3%A9%202019%20%28copie%29.csv"
+    )
+    assert b"".join(response.streaming_content) == REAL_FILE.read_bytes()
