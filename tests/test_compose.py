@@ -257,3 +257,16 @@ def test_readme_configuration_table_lists_every_variable_the_code_reads():
 def test_readme_configuration_table_lists_only_variables_the_code_reads():
     unknown = readme_configuration_variables() - variables_the_code_mentions()
     assert not unknown, f"README's configuration table lists {sorted(unknown)}, which no code reads"
+
+
+def test_every_published_port_is_on_loopback(services):
+    # web:8000 was published on every interface: anyone reaching it directly bypassed the load balancer.
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert "web" in published
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_x_forwarded_for_is_trusted_only_when_asked(services):
+    assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}"
