@@ -270,3 +270,17 @@ def test_every_published_port_is_on_loopback(services):
 
 def test_x_forwarded_for_is_trusted_only_when_asked(services):
     assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}"
+
+
+def test_the_migrate_job_installs_the_recurring_tasks(services):
+    # Without it the scaled shape never evaluated alerts hourly, retried notifications, failed
+    # tasks of lost workers or swept files: only `make run` installed the schedules.
+    commands = [line.strip() for line in "\n".join(services["migrate"]["command"]).splitlines()]
+    assert "python manage.py install_schedules" in commands
+    assert commands.index("python manage.py install_schedules") > commands.index("python manage.py migrate --no-input")
+
+
+def test_alert_email_settings_are_passed_through_with_the_settings_defaults(services):
+    environment = services["web"]["environment"]
+    assert environment["EMAIL_URL"] == "${EMAIL_URL:-consolemail://}"
+    assert environment["DEFAULT_FROM_EMAIL"] == "${DEFAULT_FROM_EMAIL:-alerts@localhost}"
