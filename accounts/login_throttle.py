@@ -21,14 +21,16 @@ _KEY_PREFIX = "login-failures"
 
 
 def client_address(request: HttpRequest | None) -> str:
-    """The caller's address; behind the TLS-terminating load balancer (HTTPS=true), the one it appended
-    to X-Forwarded-For (earlier entries are the client's to forge)."""
+    """The caller's address: the connection's, or behind TRUSTED_PROXY_COUNT proxies that each append
+    to X-Forwarded-For, the entry the outermost one appended (earlier entries are the client's to
+    forge). Without that setting the header is not trusted at all: anyone reaching the server
+    directly could write any address into it."""
     if request is None:
         return ""
-    if settings.HTTPS:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = [entry.strip() for entry in request.headers.get("X-Forwarded-For", "").split(",")]
+    if proxies > 0 and len(forwarded) >= proxies and forwarded[-proxies]:
+        return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "")
 
 

@@ -5,14 +5,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import capability_required
 from accounts.roles import Capability, permission_name
-from ingestion.downloads import error_report_response
+from ingestion.downloads import error_report_response, raw_file_response
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
@@ -160,7 +159,7 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
     task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.raw_key:
         raise Http404("No raw file")
-    return FileResponse(default_storage.open(task.raw_key, "rb"), as_attachment=True, filename=Path(task.raw_key).name)
+    return raw_file_response(task=task)
 
 
 @require_GET

@@ -15,7 +15,6 @@ from ninja.pagination import paginate
 from pydantic import WithJsonSchema
 
 from accounts.roles import Capability
-from accounts.selectors import user_allowed_branches
 from analytics.models import DATASOURCE_NAME_PATTERN, Datasource
 from ingestion import errors
 from ingestion.downloads import error_report_response
@@ -318,7 +317,11 @@ def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | No
     openapi_extra=UPLOAD_BODY,
 )
 def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | None = File(None)):
-    """Detected format, proposed mapping, date format, sample rows and a validation summary. Publishes nothing."""
+    """Detected format, proposed mapping, date format, sample rows and a validation summary. Publishes nothing.
+
+    `problems` lists, with the codes the upload or its task would give, what would refuse it: this exact
+    file already published (`duplicate_upload`, unless `force`), a mapping or date problem, and more
+    rejected rows among those checked than `max_rejected_ratio` allows (`too_many_rejected_rows`)."""
     from ingestion.pipeline import ingestion_preview
 
     require_capability(request, Capability.UPLOAD_DATA)
@@ -330,7 +333,8 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
         original_filename=uploaded.name or "upload",
         datasource=Datasource.objects.filter(name=name).first(),
         options=asdict(options),
-        branches=user_allowed_branches(user=request.user),
+        sha256=uploaded.sha256,
+        user=request.user,
     )
 
 

@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -62,8 +63,10 @@ from ingestion.readers import (
     source_read_batches,
 )
 from ingestion.services import (
+    DEFAULT_MAX_REJECTED_RATIO,
     TaskProgress,
     ingestion_duplicate_refuse,
+    ingestion_tasks_reap,
     raw_local_path,
     replace_permission_check,
     text_storable,
@@ -743,18 +746,37 @@ def _store_report(*, task: IngestionTask, report_path: Path) -> str:
         return default_storage.save(key, File(handle, name=Path(key).name))
 
 
+def _rejected_share_refusal(*, rows: str, rows_total: int, rows_valid: int, rows_rejected: int, limit: float) -> str:
+    """Why rows like these refuse a file (nothing valid, or a rejected share past `limit`); "" when
+    they do not. `rows`: how the sentence names the rows counted ("200 rows")."""
+    ratio = rows_rejected / rows_total
+    if rows_valid and ratio <= limit:
+        return ""
+    return (
+        f"{rows_rejected:,} of {rows} ({ratio:.1%}) {'was' if rows_rejected == 1 else 'were'} rejected, "
+        f"more than the allowed {limit:.0%}"
+    )
+
+
+def _max_rejected_ratio(options: dict) -> float:
+    return float(options.get("max_rejected_ratio", DEFAULT_MAX_REJECTED_RATIO))
+
+
 def _policy_check(*, task: IngestionTask, outcome: ValidationOutcome) -> None:
     """Refuse the whole file when nothing is valid or too much was rejected."""
     if outcome.rows_total == 0:
         raise IngestionError(errors.HEADER_ONLY, NO_DATA_ROWS)
-    limit = float(task.options.get("max_rejected_ratio", 0.25))
-    ratio = outcome.rows_rejected / outcome.rows_total
-    if outcome.rows_valid == 0 or ratio > limit:
+    refusal = _rejected_share_refusal(
+        rows=counted(outcome.rows_total, "row"),
+        rows_total=outcome.rows_total,
+        rows_valid=outcome.rows_valid,
+        rows_rejected=outcome.rows_rejected,
+        limit=_max_rejected_ratio(task.options),
+    )
+    if refusal:
         raise IngestionError(
             errors.TOO_MANY_REJECTED,
-            f"{outcome.rows_rejected:,} of {counted(outcome.rows_total, 'row')} ({ratio:.1%}) "
-            f"{'was' if outcome.rows_rejected == 1 else 'were'} rejected, more than the "
-            f"allowed {limit:.0%}. Nothing was published; download the error report to see why.",
+            f"{refusal}. Nothing was published; download the error report to see why.",
         )
 
 
@@ -767,12 +789,20 @@ def _problem(exc: IngestionError) -> dict:
 
 
 def ingestion_preview(
-    *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None = None
+    *,
+    local_path: Path,
+    original_filename: str,
+    datasource,
+    options: dict,
+    sha256: str = "",
+    user: AbstractBaseUser | None = None,
 ) -> dict:
     """What an upload would do, without storing or publishing anything.
 
-    Format problems raise (415/422); mapping and date problems are returned as `problems`
-    so the upload page can show an editable mapping. `branches`: the uploader's branch scope.
+    Format problems raise (415/422); what would refuse the upload or fail its task (a file already
+    published, mapping and date problems, too many rejected rows) is returned as `problems`, with
+    the task's codes, so the upload page can show them and an editable mapping. `user`: the
+    uploader (their branch scope; whether they may see an earlier task of the same file).
     """
     with excel_sheets_shared():
         return _preview(
@@ -780,13 +810,61 @@ def ingestion_preview(
             original_filename=original_filename,
             datasource=datasource,
             options=options,
-            branches=branches,
+            sha256=sha256,
+            user=user,
         )
 
 
+def _problem(exc: IngestionError) -> dict:
+    return {"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)}
+
+
+def _preview_duplicate_problems(*, datasource, sha256: str, options: dict, user: AbstractBaseUser | None) -> list[dict]:
+    """`duplicate_upload` when the upload would be refused as this exact file, already published."""
+    if datasource is None or not sha256 or options.get("force"):
+        return []
+    ingestion_tasks_reap()  # as the upload does: a task its worker left running is not "being loaded"
+    try:
+        ingestion_duplicate_refuse(
+            datasource_name=datasource.name,
+            sha256=sha256,
+            user=user,
+            mode=options.get("mode") or IngestionTask.Mode.APPEND,
+        )
+    except IngestionError as exc:
+        return [_problem(exc)]
+    return []
+
+
+def _preview_rejected_problems(*, rows_checked: int, rows_rejected: int, options: dict) -> list[dict]:
+    """`too_many_rejected_rows` when the rows checked have a larger rejected share than the upload
+    allows: its task would fail on the whole file the same way."""
+    limit = _max_rejected_ratio(options)
+    refusal = _rejected_share_refusal(
+        rows=f"the {counted(rows_checked, 'row')} checked",
+        rows_total=rows_checked,
+        rows_valid=rows_checked - rows_rejected,
+        rows_rejected=rows_rejected,
+        limit=limit,
+    )
+    if not refusal:
+        return []
+    scope = (
+        f" (the first {PREVIEW_ROWS_CHECKED:,} rows: the upload counts the whole file)"
+        if rows_checked >= PREVIEW_ROWS_CHECKED
+        else ""
+    )
+    advice = "Correct the rejected rows"
+    if rows_rejected < rows_checked:
+        advice += f", or send a max_rejected_ratio above {rows_rejected / rows_checked:.2f} to load the others"
+    detail = f"{refusal}{scope}: the upload would fail with nothing published. {advice}."
+    return [{"code": errors.TOO_MANY_REJECTED, "detail": detail, "choices": []}]
+
+
 def _preview(
-    *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None
+    *, local_path: Path, original_filename: str, datasource, options: dict, sha256: str, user: AbstractBaseUser | None
 ) -> dict:
+    branches = user_allowed_branches(user=user)
     detected = _source_detect_with(local_path, filename=original_filename, options=options)
     saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
     preview: dict = {
@@ -798,7 +876,7 @@ def _preview(
         "date_format": None,
         "schema_drift": [],
         "validation": None,
-        "problems": [],
+        "problems": _preview_duplicate_problems(datasource=datasource, sha256=sha256, options=options, user=user),
         "notes": _reading_notes(detected, detected.decimal_note),
     }
     try:
@@ -848,9 +926,13 @@ def _preview(
         currencies_mixed_refuse(result.currencies)
     except IngestionError as exc:
         preview["problems"].append(_problem(exc))
+    rows_rejected = result.rejected["row_number"].n_unique() if result.rejected.height else 0
     preview["validation"] = {
         "rows_checked": first_batch.height,
-        "rows_rejected": result.rejected["row_number"].n_unique() if result.rejected.height else 0,
+        "rows_rejected": rows_rejected,
         "errors": result.rejected.head(FIRST_ERRORS_KEPT).to_dicts(),
     }
+    preview["problems"] += _preview_rejected_problems(
+        rows_checked=first_batch.height, rows_rejected=rows_rejected, options=options
+    )
     return preview

@@ -11,7 +11,8 @@ from contextvars import ContextVar
 from django.http import HttpRequest, HttpResponse
 
 # One id per unit of work: an HTTP request id ("r-…") or a background task id ("t-…").
-current_context_id: ContextVar[str] = ContextVar("current_context_id", default="-")
+_NO_CONTEXT_ID = "-"
+current_context_id: ContextVar[str] = ContextVar("current_context_id", default=_NO_CONTEXT_ID)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators. (Escaping is
@@ -37,6 +38,21 @@ def _log_arg_escape(value: object) -> object:
     return log_text_escape(text) if _UNSAFE_IN_LOG.search(text) else value
 
 
+def _record_context_id(record: logging.LogRecord) -> str:
+    """The id of the unit of work `record` was written in.
+
+    Django logs a response's 4xx/5xx status (django.request: "Not Found", "Bad Request") after the
+    middleware chain has returned, so outside RequestIdMiddleware's log_context; such a record
+    carries the request itself, and with it the id the middleware gave it.
+    """
+    context_id = current_context_id.get()
+    if context_id == _NO_CONTEXT_ID:
+        request_id = getattr(getattr(record, "request", None), "request_id", None)
+        if isinstance(request_id, str):
+            return request_id
+    return context_id
+
+
 class ContextFilter(logging.Filter):
     """Adds `request_id` (request or task id) to every record, and escapes the record's arguments.
 
@@ -45,7 +61,7 @@ class ContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_context_id.get()
+        record.request_id = _record_context_id(record)
         if isinstance(record.args, tuple):
             record.args = tuple(_log_arg_escape(value) for value in record.args)
         elif isinstance(record.args, dict):

@@ -295,6 +295,10 @@ LOGIN_URL = "login"
 LOGIN_THROTTLE_USER_FAILURES: int = env.int("LOGIN_THROTTLE_USER_FAILURES", default=5)
 LOGIN_THROTTLE_IP_FAILURES: int = env.int("LOGIN_THROTTLE_IP_FAILURES", default=30)
 LOGIN_THROTTLE_SECONDS: int = env.int("LOGIN_THROTTLE_SECONDS", default=900)
+# Proxies (load balancers) in front of the app that append the client's address to X-Forwarded-For.
+# 0: the header is ignored and the connection's address counts, since a client that reaches the
+# app directly writes whatever it likes into it.
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
 LOGIN_REDIRECT_URL = "dashboard:overview"
 # A browser session unused for this many minutes is logged out (the login page says why); self-refreshing
 # pages do not count as use.

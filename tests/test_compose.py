@@ -2,7 +2,8 @@
 
 No Docker engine runs here, so these tests read the files: the web and worker services must
 get the same, complete application environment, every Druid JVM (peons included) must know
-its AWS region, and .env.example must list exactly the variables the code reads.
+its AWS region, and .env.example and README's configuration table must list exactly the
+variables the code reads.
 """
 
 import json
@@ -58,8 +59,29 @@ def app_code_environ_variables() -> set[str]:
     return names
 
 
+def variables_the_code_reads() -> set[str]:
+    return settings_variables() | run_local_variables() | app_code_environ_variables()
+
+
+def variables_the_code_mentions() -> set[str]:
+    """What the code reads, plus what bin/run-local only passes on (VAR_DIR, Q_WORKERS…)."""
+    run_local = set(SHELL_REFERENCE.findall((ROOT / "bin" / "run-local").read_text()))
+    return settings_variables() | run_local | app_code_environ_variables()
+
+
 def env_example_variables() -> list[str]:
     return ENV_EXAMPLE_ENTRY.findall((ROOT / ".env.example").read_text())
+
+
+def readme_configuration_variables() -> set[str]:
+    """Variables named in the first column of the tables under README's "## Configuration"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -204,15 +226,12 @@ def test_druid_coordinator_runs_the_overlord_and_middlemanager_has_task_slots(dr
 
 
 def test_env_example_lists_every_variable_the_code_reads():
-    listed = set(env_example_variables())
-    missing = (settings_variables() | run_local_variables() | app_code_environ_variables()) - listed
+    missing = variables_the_code_reads() - set(env_example_variables())
     assert not missing, f".env.example does not list {sorted(missing)}"
 
 
 def test_env_example_lists_only_variables_the_code_reads():
-    run_local = set(SHELL_REFERENCE.findall((ROOT / "bin" / "run-local").read_text()))
-    known = settings_variables() | run_local | app_code_environ_variables()
-    unknown = set(env_example_variables()) - known
+    unknown = set(env_example_variables()) - variables_the_code_mentions()
     assert not unknown, f".env.example lists {sorted(unknown)}, which no code reads"
 
 
@@ -228,3 +247,40 @@ def test_env_example_lists_each_variable_once_with_a_comment_and_no_secret():
         assert above.startswith("#") and not ENV_EXAMPLE_ENTRY.match(above), f"{entry.group(1)} has no comment above it"
         if entry.group(1) in (*SECRET_VARIABLES, "DJANGO_SUPERUSER_PASSWORD"):
             assert line.rstrip().endswith("="), f"{entry.group(1)} must be left empty"
+
+
+def test_readme_configuration_table_lists_every_variable_the_code_reads():
+    missing = variables_the_code_reads() - readme_configuration_variables()
+    assert not missing, f"README's configuration table does not list {sorted(missing)}"
+
+
+def test_readme_configuration_table_lists_only_variables_the_code_reads():
+    unknown = readme_configuration_variables() - variables_the_code_mentions()
+    assert not unknown, f"README's configuration table lists {sorted(unknown)}, which no code reads"
+
+
+def test_every_published_port_is_on_loopback(services):
+    # web:8000 was published on every interface: anyone reaching it directly bypassed the load balancer.
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert "web" in published
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_x_forwarded_for_is_trusted_only_when_asked(services):
+    assert services["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-0}"
+
+
+def test_the_migrate_job_installs_the_recurring_tasks(services):
+    # Without it the scaled shape never evaluated alerts hourly, retried notifications, failed
+    # tasks of lost workers or swept files: only `make run` installed the schedules.
+    commands = [line.strip() for line in "\n".join(services["migrate"]["command"]).splitlines()]
+    assert "python manage.py install_schedules" in commands
+    assert commands.index("python manage.py install_schedules") > commands.index("python manage.py migrate --no-input")
+
+
+def test_alert_email_settings_are_passed_through_with_the_settings_defaults(services):
+    environment = services["web"]["environment"]
+    assert environment["EMAIL_URL"] == "${EMAIL_URL:-consolemail://}"
+    assert environment["DEFAULT_FROM_EMAIL"] == "${DEFAULT_FROM_EMAIL:-alerts@localhost}"

@@ -11,6 +11,8 @@
   const fileName = document.getElementById("file-name");
   const preview = document.getElementById("preview");
   const previewMaxBytes = Number(form.dataset.previewMaxMb) * 1024 * 1024;
+  // Problems that are about the whole file, not how its columns are read: the mapping is left alone.
+  const REFUSALS_NO_MAPPING_FIXES = ["duplicate_upload", "too_many_rejected_rows"];
 
   function csrfToken() { return form.querySelector("[name=csrfmiddlewaretoken]").value; }
 
@@ -86,15 +88,21 @@
     const sample = result.sample_rows || [];
     fillTable(document.getElementById("preview-sample"), result.columns || [],
       sample.slice(0, 5).map(function (row) { return (result.columns || []).map(function (c) { return row[c]; }); }));
-    if ((result.problems || []).length) {
+    const found = result.problems || [];
+    const rejected = result.validation ? result.validation.rows_rejected : 0;
+    if (found.length) {
       form.querySelector("details").open = true;
       const textarea = form.querySelector("[name=mapping]");
-      if (!textarea.value && Object.keys(mapping).length) {
+      const mappingProblem = found.some(function (problem) { return REFUSALS_NO_MAPPING_FIXES.indexOf(problem.code) < 0; });
+      if (mappingProblem && !textarea.value && Object.keys(mapping).length) {
         const inverted = {};
         Object.keys(mapping).forEach(function (field) { inverted[mapping[field]] = field; });
         textarea.value = JSON.stringify(inverted);
       }
-      setStatus("Fix the problems above (mapping or date format), check again, then upload.", true);
+      setStatus("The upload would not load as it is: fix the problems above (options are under Advanced options), check again, then upload.", true);
+    } else if (rejected) {
+      setStatus(rejected + " of the " + result.validation.rows_checked + " rows checked will be left out " +
+        "(the task's error report will say why). Press Upload to load the others.", false);
     } else {
       setStatus("Looks good. Press Upload to load it.", false);
     }

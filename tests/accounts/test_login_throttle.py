@@ -66,17 +66,41 @@ def test_an_address_is_refused_after_failures_across_usernames(viewer, settings)
     assert elsewhere.status_code == 302
 
 
-def test_behind_the_load_balancer_the_address_is_its_forwarded_one(viewer, settings) -> None:
+@pytest.mark.parametrize(("proxies", "inner_hops"), [(1, ""), (2, ", 10.0.0.2")], ids=["one", "two"])
+def test_behind_load_balancers_the_address_is_the_one_the_outer_one_appended(
+    viewer, settings, proxies: int, inner_hops: str
+) -> None:
+    settings.TRUSTED_PROXY_COUNT = proxies
+    settings.LOGIN_THROTTLE_IP_FAILURES = 2
+    # A client forging the first X-Forwarded-For entries still gets the one the outer proxy appended;
+    # an inner proxy appends the outer one's address after it.
+    for forged in ("1.1.1.1", "2.2.2.2"):
+        _fail(Client(HTTP_X_FORWARDED_FOR=f"{forged}, 203.0.113.7{inner_hops}"), f"guess-{forged}", 1)
+    from_there = Client(HTTP_X_FORWARDED_FOR=f"203.0.113.7{inner_hops}")
+    assert THROTTLED in login_post(from_there, username=viewer.username, password=TEST_PASSWORD).content
+    other_client = Client(HTTP_X_FORWARDED_FOR=f"198.51.100.4{inner_hops}")
+    assert login_post(other_client, username=viewer.username, password=TEST_PASSWORD).status_code == 302
+
+
+def test_without_trusted_proxies_a_forged_forwarded_address_changes_nothing(viewer, settings) -> None:
+    # HTTPS=true (Compose's default) trusted X-Forwarded-For: a client reaching the app directly
+    # sent another address with each guess and was never throttled.
     settings.HTTPS = True
     settings.SECURE_SSL_REDIRECT = False
     settings.LOGIN_THROTTLE_IP_FAILURES = 2
-    # A client forging the first X-Forwarded-For entry still gets the load balancer's last one.
     for forged in ("1.1.1.1", "2.2.2.2"):
-        _fail(Client(HTTP_X_FORWARDED_FOR=f"{forged}, 203.0.113.7"), f"guess-{forged}", 1)
-    from_there = Client(HTTP_X_FORWARDED_FOR="203.0.113.7")
-    assert THROTTLED in login_post(from_there, username=viewer.username, password=TEST_PASSWORD).content
-    other_client = Client(HTTP_X_FORWARDED_FOR="198.51.100.4")
-    assert login_post(other_client, username=viewer.username, password=TEST_PASSWORD).status_code == 302
+        _fail(Client(HTTP_X_FORWARDED_FOR=forged), f"guess-{forged}", 1)
+    refused = login_post(Client(HTTP_X_FORWARDED_FOR="3.3.3.3"), username=viewer.username, password=TEST_PASSWORD)
+    assert THROTTLED in refused.content
+
+
+def test_fewer_forwarded_entries_than_proxies_count_as_the_connection_s_address(settings, rf) -> None:
+    from accounts.login_throttle import client_address
+
+    settings.TRUSTED_PROXY_COUNT = 2
+    # It did not come through both proxies: the one entry is the client's own.
+    request = rf.post("/accounts/login/", HTTP_X_FORWARDED_FOR="198.51.100.4", REMOTE_ADDR="192.0.2.1")
+    assert client_address(request) == "192.0.2.1"
 
 
 def test_the_admin_login_is_throttled_too(admin_user, settings) -> None:

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REAL_FILE
+from tests.ingestion.sample_files import sales_text_with_bad_quantities
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -255,3 +256,22 @@ def test_ambiguous_dates_are_settled_by_choosing_a_format_on_the_upload_page(
     page.wait_for_url(re.compile(r"/uploads/[0-9a-f-]{36}$"))
     expect(page.locator("#task-status")).to_contain_text("(2019-02-01 to 2019-04-03)")
     web.assert_clean("after choosing a date format")
+
+
+def test_the_upload_preview_does_not_call_a_file_with_rejected_rows_good(web, page, uploader, tmp_path: Path) -> None:
+    # "1000 rows checked, 660 rejected … Looks good", and the upload then failed.
+    refused, loaded = tmp_path / "refused.csv", tmp_path / "loaded.csv"
+    refused.write_text(sales_text_with_bad_quantities(200, bad=80))
+    loaded.write_text(sales_text_with_bad_quantities(200, bad=20))
+    web.login(uploader)
+    web.visit("/uploads")
+
+    page.set_input_files("#id_file", str(loaded))
+    expect(page.locator("#upload-status")).to_contain_text("20 of the 200 rows checked will be left out")
+    expect(page.locator("#upload-status")).not_to_contain_text("Looks good")
+
+    page.set_input_files("#id_file", str(refused))
+    expect(page.locator("#preview-problems")).to_contain_text("80 of the 200 rows checked (40.0%) were rejected")
+    expect(page.locator("#upload-status")).to_contain_text(re.compile("fix the problems above", re.IGNORECASE))
+    assert page.input_value('[name="mapping"]') == "", "a refusal no mapping fixes filled in the mapping"
+    web.assert_clean("after previewing files with rejected rows")

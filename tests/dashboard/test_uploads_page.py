@@ -157,3 +157,19 @@ def test_task_times_are_shown_in_the_site_time_zone_with_its_abbreviation(upload
     assert "<dt>Uploaded</dt><dd>2025-01-15 13:00 CET by " in detail
     assert "<dt>Finished</dt><dd>2025-07-15 14:05 CEST</dd>" in detail
     assert "<td>2025-01-15 13:00 CET</td>" in listing
+
+
+def test_the_raw_file_downloads_under_its_original_name(uploader_browser, tmp_path: Path) -> None:
+    # It is stored as Ventes_été_2019_copie.csv; the download named it that way.
+    path = tmp_path / "Ventes été 2019 (copie).csv"
+    path.write_bytes(REAL_FILE.read_bytes())
+    _post_file(uploader_browser, path)
+    task = IngestionTask.objects.get()
+
+    response = uploader_browser.get(f"/uploads/{task.pk}/raw")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        'attachment; filename="Ventes ete 2019 (copie).csv"; '
+        "filename*=UTF-8''Ventes%20%C3%A9t%C3%A9%202019%20%28copie%29.csv"
+    )
+    assert b"".join(response.streaming_content) == REAL_FILE.read_bytes()

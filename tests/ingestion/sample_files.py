@@ -27,6 +27,12 @@ def sales_rows(count: int, *, start: int = 1) -> list[list[str]]:
     return rows
 
 
+def sales_text_with_bad_quantities(rows: int, *, bad: int) -> str:
+    """A CSV of `rows` sales of branch A whose first `bad` rows have an unreadable quantity ("x")."""
+    lines = [f"2019-01-{1 + i % 28:02d},A,Food,{'x' if i < bad else 1},10" for i in range(rows)]
+    return "Date,Branch,Product line,Quantity,Total\n" + "\n".join(lines) + "\n"
+
+
 def text_write(path: Path, text: str, *, encoding: str = "utf-8", bom: bytes = b"") -> Path:
     path.write_bytes(bom + text.encode(encoding))
     return path

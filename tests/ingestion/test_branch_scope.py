@@ -248,3 +248,12 @@ def test_saved_mappings_in_the_admin_are_for_unscoped_staff_and_keep_their_datas
     assert response.status_code == 302, response.content.decode()
     saved.refresh_from_db()
     assert (saved.datasource.name, saved.source_columns) == ("sales", ["Total"])
+
+
+def test_a_scoped_uploader_s_preview_reports_the_rows_the_upload_would_fail_for(role_groups, real_file) -> None:
+    # "1000 rows checked, 660 rejected" and "Looks good"; the task then failed (66% rejected).
+    _, scoped_api = _scoped("uploader", ["A"])
+    body = scoped_api.post("/api/ingest/preview", {"file": _named(real_file.read_bytes())}).json()
+    assert body["validation"]["rows_rejected"] == 660
+    assert [problem["code"] for problem in body["problems"]] == ["too_many_rejected_rows"]
+    assert body["problems"][0]["detail"].startswith("660 of the 1,000 rows checked (66.0%) were rejected")

@@ -137,6 +137,13 @@ def test_progress_messages_are_printed_in_full(real_file: Path, stream, monkeypa
         assert "[##############################] 100% done\r" in err.getvalue()
 
 
+@pytest.mark.parametrize("stream", [io.StringIO, _Terminal], ids=["log", "terminal"])
+def test_each_progress_message_is_printed_once(real_file: Path, stream) -> None:
+    err = stream()
+    call_command("ingest", str(real_file), "--datasource", "cli_once", stdout=io.StringIO(), stderr=err)
+    assert err.getvalue().count("Validated 1,000 rows (0 rejected).") == 1, err.getvalue()
+
+
 @pytest.mark.parametrize(
     ("message", "shown"),
     [

@@ -531,6 +531,49 @@ def test_preview_says_which_decimal_mark_it_assumed(uploader_api) -> None:
     assert stated["decimal_comma"] is False and stated["notes"] == []
 
 
+def test_preview_reports_a_rejected_share_the_upload_would_be_refused_for(uploader_api) -> None:
+    # It said nothing (problems []) and the page "Looks good"; the upload then failed the task.
+    content = sf.sales_text_with_bad_quantities(200, bad=80).encode()
+    body = uploader_api.post("/api/ingest/preview", {"file": _named("bad.csv", content)}).json()
+    assert body["validation"]["rows_rejected"] == 80
+    (problem,) = body["problems"]
+    assert problem["code"] == "too_many_rejected_rows"
+    assert problem["detail"].startswith(
+        "80 of the 200 rows checked (40.0%) were rejected, more than the allowed 25%: the upload would fail"
+    )
+    assert "max_rejected_ratio above 0.40" in problem["detail"]
+
+    allowed = uploader_api.post(
+        "/api/ingest/preview", {"file": _named("bad.csv", content), "max_rejected_ratio": "0.5"}
+    )
+    assert allowed.json()["problems"] == [] and allowed.json()["validation"]["rows_rejected"] == 80
+
+
+def test_preview_with_an_acceptable_share_of_rejects_reports_no_problem(uploader_api) -> None:
+    body = uploader_api.post(
+        "/api/ingest/preview", {"file": _named("ok.csv", sf.sales_text_with_bad_quantities(200, bad=50).encode())}
+    )
+    assert body.json()["problems"] == []
+
+
+def test_preview_reports_a_file_already_published_naming_its_task(uploader_api, real_file: Path, tasks_inline) -> None:
+    # It previewed "Looks good", then the upload got 409.
+    first = upload(uploader_api, "supermarket_sales.csv", real_file.read_bytes()).json()["task_id"]
+    fields = {"file": _named("again.csv", real_file.read_bytes()), "datasource_name": "sales"}
+
+    body = uploader_api.post("/api/ingest/preview", fields).json()
+    (problem,) = body["problems"]
+    assert problem["code"] == "duplicate_upload"
+    assert problem["detail"].startswith(f"This exact file was already published to 'sales' by task {first} ")
+    assert "Send force=true to load it again" in problem["detail"]
+    assert body["validation"]["rows_checked"] == 1000  # the rest of the preview is there all the same
+
+    fields["file"].seek(0)
+    assert uploader_api.post("/api/ingest/preview", {**fields, "force": "true"}).json()["problems"] == []
+    other = {"file": _named("again.csv", real_file.read_bytes()), "datasource_name": "elsewhere"}
+    assert uploader_api.post("/api/ingest/preview", other).json()["problems"] == []
+
+
 BAD_OPTIONS = [
     ({"date_format": "garbage"}, "invalid_date_format", "date_format 'garbage' cannot be used", "%d/%m/%Y"),
     ({"date_format": "%Q-%d"}, "invalid_date_format", "not valid strftime syntax", "%Y-%m-%d"),

@@ -22,6 +22,7 @@ from django.test import Client
 from sales_analytics.observability import log_context
 
 Client().get("/api/health", HTTP_X_REQUEST_ID="caller-id-123")
+Client().get("/api/no-such-endpoint", HTTP_X_REQUEST_ID="caller-id-404")
 with log_context("t-task-456"):
     logging.getLogger("ingestion.tasks").info("task step done")
 """
@@ -69,11 +70,23 @@ def test_every_stdout_line_is_a_json_object_with_a_request_id(json_log_lines):
 
 
 def test_the_access_line_carries_the_callers_request_id(json_log_lines):
-    access = [record for record in json_log_lines if record["name"] == "sales_analytics.access"]
+    access = [
+        record
+        for record in json_log_lines
+        if record["name"] == "sales_analytics.access" and record["request_id"] == "caller-id-123"
+    ]
     assert len(access) == 1
     assert access[0]["request_id"] == "caller-id-123"
     assert access[0]["message"].startswith("GET /api/health ")
     assert access[0]["status"] in (200, 503)
+
+
+def test_django_s_response_log_line_carries_the_request_s_id(json_log_lines):
+    # Django writes it once the middleware has returned, outside the request's log context.
+    not_found = [record for record in json_log_lines if record["name"] == "django.request"]
+    assert [(record["message"], record["request_id"]) for record in not_found] == [
+        ("Not Found: /api/no-such-endpoint", "caller-id-404")
+    ]
 
 
 def test_lines_written_inside_log_context_carry_the_task_id(json_log_lines):

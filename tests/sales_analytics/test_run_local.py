@@ -1,7 +1,8 @@
 """`make run` (bin/run-local) stops when a supervisor stops its process group, as systemd does.
 
 The whole group got SIGTERM, the django-q2 cluster's worker processes with it; the cluster then
-waited for them forever and `make run` never exited.
+waited for them forever and `make run` never exited. It also gives its address only once it
+answers there, and stops everything it started when it is killed outright.
 """
 
 import contextlib
@@ -53,11 +54,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@contextlib.contextmanager
-def _make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, set[int]]]:
-    """bin/run-local started in a process group of its own, answering; with every process it started."""
-    port = _free_port()
-    env = {
+def _make_run_env(tmp_path: Path, port: int) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "S3_", "REDIS_", "DRUID_"))},
         "VAR_DIR": str(tmp_path / "var"),
         "PORT": str(port),
@@ -65,22 +63,31 @@ def _make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, set[int]]]:
         "WEB_WORKERS": "1",
         "Q_WORKERS": "1",
     }
+
+
+@contextlib.contextmanager
+def _make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, set[int]]]:
+    """bin/run-local started in a process group of its own, answering; with every process it started."""
+    port = _free_port()
     log_path = tmp_path / "run.log"
     with log_path.open("w") as log:
         run = subprocess.Popen(
-            ["bin/run-local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            ["bin/run-local"],
+            cwd=ROOT,
+            env=_make_run_env(tmp_path, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         started: set[int] = set()
         try:
             deadline = time.monotonic() + START_SECONDS
-            while time.monotonic() < deadline:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code < 500:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.5)
-            else:
-                pytest.fail(f"make run did not answer within {START_SECONDS} s: {log_path.read_text()[-2000:]}")
+            while f"running on http://127.0.0.1:{port}/" not in log_path.read_text():
+                if time.monotonic() > deadline or run.poll() is not None:
+                    pytest.fail(f"make run gave no address within {START_SECONDS} s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+            # The address was given before gunicorn had bound the port.
+            assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code < 500
             time.sleep(3)  # the cluster's workers are up
             started = _descendants(run.pid)
             assert any("qcluster" in _cmdline(pid) for pid in started)
@@ -115,11 +122,36 @@ def test_make_run_stops_when_its_process_group_is_told_to(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_the_worker_stops_when_make_run_is_killed_outright(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_group", [True, False], ids=["its-process-group", "it-alone"])
+def test_everything_stops_when_make_run_is_killed_outright(tmp_path: Path, whole_group: bool) -> None:
     # A supervisor that gives up waiting kills the group: the cluster, in a session of its own,
-    # went on running, orphaned.
+    # went on running, orphaned. Killed alone, gunicorn went on serving the port too, and the next
+    # `make run` failed with "Address already in use".
     with _make_run(tmp_path) as (run, started):
-        os.killpg(run.pid, signal.SIGKILL)
+        if whole_group:
+            os.killpg(run.pid, signal.SIGKILL)
+        else:
+            os.kill(run.pid, signal.SIGKILL)
 
         run.wait(timeout=STOP_SECONDS)
         assert not _left_running(started, within=STOP_SECONDS), [_cmdline(pid) for pid in started if _alive(pid)]
+
+
+def test_a_port_in_use_is_refused_at_once_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = subprocess.run(
+            ["bin/run-local"],
+            cwd=ROOT,
+            env=_make_run_env(tmp_path, port),
+            capture_output=True,
+            text=True,
+            timeout=START_SECONDS,
+            check=False,
+        )
+    assert completed.returncode == 1
+    assert f"Port {port} on 127.0.0.1 is already in use" in completed.stderr
+    assert f"choose another port: PORT={port + 1} make run" in completed.stderr
+    assert "running on" not in completed.stdout

@@ -56,6 +56,7 @@ def file_sha256(path: Path) -> str:
 class Command(BaseCommand):
     help = "Ingest a sales file (CSV, Excel or Parquet) through the same pipeline as uploads."
     _last_message = ""  # the progress message last printed on a terminal
+    _last_line = ""  # the progress line last printed elsewhere
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
@@ -134,7 +135,12 @@ class Command(BaseCommand):
         filled = _BAR_WIDTH * task.progress // 100
         bar = f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {task.progress:3d}% {task.stage}"
         if not self.stderr.isatty():
-            self.stderr.write(f"{bar}: {message}")
+            # The pipeline may write the same state twice (the last batch's count, then the same
+            # count with the file's notes): one line says it.
+            line = f"{bar}: {message}"
+            if line != self._last_line:
+                self._last_line = line
+                self.stderr.write(line)
             return
         if message != self._last_message:
             self._last_message = message
