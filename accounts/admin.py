@@ -1,12 +1,14 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import APIToken, BranchScope
+from accounts.models import APIToken, BranchScope, branch_names_problem, branch_names_tidy
 from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
 from accounts.services import api_token_create, api_token_revoke
+from analytics.catalogue import branches_published
 
 
 class UnscopedStaffAdmin(admin.ModelAdmin):
@@ -73,8 +75,23 @@ class APITokenAdmin(admin.ModelAdmin):
             api_token_revoke(token=token)
 
 
+class BranchScopeForm(forms.ModelForm):
+    class Meta:
+        model = BranchScope
+        fields = ("branches",)
+
+    def clean_branches(self) -> list[str]:
+        value = self.cleaned_data["branches"]
+        if value is None:
+            return []
+        if problem := branch_names_problem(value):
+            raise forms.ValidationError(problem)
+        return branch_names_tidy(value)
+
+
 class BranchScopeInline(admin.StackedInline):
     model = BranchScope
+    form = BranchScopeForm
     can_delete = True
     extra = 0
     max_num = 1
@@ -88,3 +105,29 @@ admin.site.unregister(User)
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, BranchScopeInline]
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        scope = BranchScope.objects.filter(user=form.instance).first()
+        if scope is not None and (warning := _branches_unpublished_warning(scope.branches)):
+            messages.warning(request, warning)
+
+
+def _branches_unpublished_warning(branches: list[str]) -> str:
+    """A warning naming the scope's branches that no published data has (a user scoped to "a"
+    sees nothing of branch "A"), or "" when all are known or the published branches are not."""
+    published = branches_published()
+    if published is None:
+        return ""
+    unknown = [name for name in branches if name not in published]
+    if not unknown:
+        return ""
+    by_casefold = {name.casefold(): name for name in published}
+    described = ", ".join(
+        f"'{name}' (did you mean '{by_casefold[name.casefold()]}'?)" if name.casefold() in by_casefold else f"'{name}'"
+        for name in unknown
+    )
+    return (
+        f"No published data has branch {described}: until some does, this user sees nothing of it. "
+        f"Published branches: {', '.join(sorted(published)) or 'none yet'}."
+    )

@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.utils import timezone
 
-from accounts.models import APIToken, api_token_generate, api_token_hash
+from accounts.models import APIToken, api_token_generate, api_token_hash, branch_names_tidy
 from accounts.roles import Role
 
 
@@ -30,5 +30,5 @@ def user_branch_scope_set(*, user: AbstractBaseUser, branches: list[str]) -> Non
     """Restrict `user` to `branches`; an empty list removes the restriction."""
     from accounts.models import BranchScope
 
-    BranchScope.objects.update_or_create(user=user, defaults={"branches": sorted(set(branches))})
+    BranchScope.objects.update_or_create(user=user, defaults={"branches": branch_names_tidy(branches)})
     user.__dict__.pop("_allowed_branches", None)  # the per-request memo of accounts.selectors

@@ -150,7 +150,7 @@ class AlertRuleForm(forms.ModelForm):
     def __init__(self, *args, allowed_branches: tuple[str, ...] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.allowed_branches = allowed_branches
-        if allowed_branches is not None:
+        if allowed_branches:  # an unreadable scope allows no branch: () has none to show
             self.fields["filters"].help_text = (
                 f'Scope, e.g. {{"branch": ["{allowed_branches[0]}"]}}. Empty: all your branches '
                 f"({', '.join(allowed_branches)}); the rule never looks at other branches."
