@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -6,6 +7,7 @@ from django.utils.html import format_html
 
 from accounts.admin import UnscopedStaffAdmin
 from ingestion.errors import IngestionError
+from ingestion.mapping import saved_mapping_problem
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.services import ingestion_task_cancel, ingestion_task_retry
@@ -78,10 +80,29 @@ class IngestionTaskAdmin(admin.ModelAdmin):
             self.message_user(request, f"{succeeded} task(s) {done}.", messages.SUCCESS)
 
 
+class ColumnMappingForm(forms.ModelForm):
+    class Meta:
+        model = ColumnMapping
+        fields = ("datasource", "mapping", "source_columns")
+        help_texts = {
+            "mapping": 'Canonical field → source column, e.g. {"revenue": "Total", "branch": "Store"}.',
+            "source_columns": "The columns of the file the mapping was chosen for.",
+        }
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "mapping" in cleaned and "source_columns" in cleaned:
+            problem = saved_mapping_problem(mapping=cleaned["mapping"], source_columns=cleaned["source_columns"])
+            if problem is not None:
+                raise forms.ValidationError(problem)
+        return cleaned
+
+
 @admin.register(ColumnMapping)
 class ColumnMappingAdmin(UnscopedStaffAdmin):
     """A datasource's saved mapping decides how everyone's later files are read: unscoped staff only."""
 
+    form = ColumnMappingForm
     list_display = ("datasource", "updated_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ColumnMapping | None = None) -> tuple[str, ...]:

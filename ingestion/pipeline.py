@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import gc
 import itertools
+import logging
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from ingestion.dates import (
 )
 from ingestion.errors import IngestionError
 from ingestion.mapping import ColumnMapping as ResolvedMapping
-from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions
+from ingestion.mapping import mapping_drift, mapping_resolve, mapping_saved_decisions, saved_mapping_problem
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
 from ingestion.readers import (
@@ -63,6 +64,8 @@ from ingestion.services import (
 from ingestion.transform import TransformPlan, batch_transform
 from sales_analytics.csvsafe import neutralize_cell
 from sales_analytics.plural import counted
+
+logger = logging.getLogger(__name__)
 
 FIRST_ERRORS_KEPT = 20
 NO_DATA_ROWS = "The file has a header but no data rows."
@@ -94,15 +97,20 @@ class MappingNotes:
 
     drift: list[str]
     saved_used: list[str]
+    saved_ignored: list[str] = field(default_factory=list)
 
     @property
     def sentences(self) -> list[str]:
-        return [*self.drift, *self.saved_used]
+        return [*self.saved_ignored, *self.drift, *self.saved_used]
 
     @property
     def message(self) -> str:
         drift = f" Schema drift: {' '.join(self.drift)}" if self.drift else ""
-        return drift + "".join(f" {sentence}" for sentence in self.saved_used)
+        return (
+            "".join(f" {sentence}" for sentence in self.saved_ignored)
+            + drift
+            + "".join(f" {sentence}" for sentence in self.saved_used)
+        )
 
 
 @dataclass(frozen=True)
@@ -128,11 +136,12 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
     progress.check_cancelled()
 
     progress.stage(Stage.MAPPING, 20, "Matching columns to the sales schema.")
-    saved = ColumnMapping.objects.filter(datasource=task.datasource).first()
+    saved, saved_ignored = _saved_mapping_usable(datasource=task.datasource)
     mapping = _mapping_for(detected, options=options, saved=saved)
     notes = MappingNotes(
         drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
         saved_used=mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
+        saved_ignored=saved_ignored,
     )
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
@@ -191,6 +200,22 @@ def _source_detect_with(path: Path, *, filename: str, options: dict) -> Detected
     if options.get("decimal"):
         detected = replace(detected, decimal_comma=options["decimal"] == ",", decimal_note="")
     return detected
+
+
+def _saved_mapping_usable(*, datasource: Datasource | None) -> tuple[ColumnMapping | None, list[str]]:
+    """The datasource's saved mapping, or None with a sentence saying why it was set aside: one
+    edited in the admin into something else than field → column broke every upload (a 500)."""
+    saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
+    if saved is None:
+        return None, []
+    problem = saved_mapping_problem(mapping=saved.mapping, source_columns=saved.source_columns)
+    if problem is None:
+        return saved, []
+    logger.warning("datasource %s: its saved column mapping is unusable and was ignored: %s", datasource, problem)
+    return None, [
+        f"The saved column mapping of this datasource cannot be used, so it was ignored and the columns were "
+        f"matched by their names: {problem} Correct it in the admin, or let the next upload replace it."
+    ]
 
 
 def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
@@ -716,7 +741,7 @@ def _preview(
     *, local_path: Path, original_filename: str, datasource, options: dict, branches: tuple[str, ...] | None
 ) -> dict:
     detected = _source_detect_with(local_path, filename=original_filename, options=options)
-    saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
+    saved, saved_ignored = _saved_mapping_usable(datasource=datasource)
     preview: dict = {
         **{key: value for key, value in _detected_fields(detected).items()},
         "decimal_comma": detected.decimal_comma,
@@ -724,7 +749,7 @@ def _preview(
         "sample_rows": detected.sample_rows,
         "proposed_mapping": {},
         "date_format": None,
-        "schema_drift": [],
+        "schema_drift": list(saved_ignored),
         "validation": None,
         "problems": [],
         "notes": _reading_notes(detected, detected.decimal_note),
@@ -733,6 +758,7 @@ def _preview(
         mapping = _mapping_for(detected, options=options, saved=saved)
         preview["proposed_mapping"] = mapping.fields
         preview["schema_drift"] = [
+            *saved_ignored,
             *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
             *mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
         ]
