@@ -137,7 +137,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
     sent = {name: value for name, value in _options_from(request.POST).items() if name in request.POST}
     try:
         ingestion_task_retry(task=task, overrides=sent, user=request.user)
-        messages.success(request, "Queued again from the stored raw file.")
+        messages.success(request, "Queued again from the stored raw file; waiting for a worker.")
     except IngestionError as exc:
         messages.error(request, exc.detail)
     return redirect("dashboard:upload_task", task_id=task.pk)

@@ -10,7 +10,7 @@ from ingestion.errors import IngestionError
 from ingestion.mapping import saved_mapping_problem
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
-from ingestion.services import ingestion_task_cancel, ingestion_task_retry
+from ingestion.services import ingestion_task_cancel, ingestion_task_retry, ingestion_tasks_reap
 
 
 @admin.register(IngestionTask)
@@ -19,7 +19,7 @@ class IngestionTaskAdmin(admin.ModelAdmin):
         "original_filename",
         "datasource",
         "status",
-        "stage",
+        "stage_shown",
         "progress",
         "rows_valid",
         "rows_rejected",
@@ -37,7 +37,26 @@ class IngestionTaskAdmin(admin.ModelAdmin):
         return ingestion_tasks_visible(user=request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj: IngestionTask | None = None) -> list[str]:
-        return [f.name for f in IngestionTask._meta.fields] + ["raw_file", "error_report"]
+        fields = [f.name for f in IngestionTask._meta.fields]
+        return [
+            *fields[: fields.index("stage")],
+            "stage_shown",
+            *fields[fields.index("stage") + 1 :],
+            "raw_file",
+            "error_report",
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        ingestion_tasks_reap()  # a task whose worker is gone shows as failed, not `running` forever
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None):
+        ingestion_tasks_reap()
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Stage", ordering="stage")
+    def stage_shown(self, task: IngestionTask) -> str:
+        return task.stage_label
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

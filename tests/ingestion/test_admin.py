@@ -1,4 +1,5 @@
 import io
+import re
 
 import pytest
 from django.test import Client
@@ -133,3 +134,52 @@ def test_an_unusable_saved_mapping_is_set_aside_with_a_note(uploader_api, tasks_
     assert (task.status, task.rows_valid) == (IngestionTask.Status.SUCCEEDED, 2), task.message
     assert any(sentence.startswith(note) for sentence in task.notes), task.notes
     assert ColumnMapping.objects.get().mapping["revenue"] == "Total"  # the published upload's mapping replaced it
+
+
+def _left_by_a_vanished_worker(task_id: str) -> None:
+    """The task as a worker on another machine leaves it when killed right after taking it."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion.services import ingestion_task_claim
+
+    ingestion_task_claim(task_id=task_id)
+    IngestionTask.objects.filter(pk=task_id).update(
+        worker_host="elsewhere", heartbeat_at=timezone.now() - dt.timedelta(hours=1)
+    )
+
+
+@pytest.mark.parametrize("page", ["list", "detail"])
+def test_the_admin_fails_a_task_its_worker_left_before_showing_it(admin_browser, uploader_api, page: str) -> None:
+    task_id = _upload(uploader_api, GOOD_CSV)["task_id"]  # no worker runs: it stays queued
+    _left_by_a_vanished_worker(task_id)
+
+    path = "/admin/ingestion/ingestiontask/" + (f"{task_id}/change/" if page == "detail" else "")
+    shown = admin_browser.get(path).content.decode()
+
+    task = IngestionTask.objects.get(pk=task_id)
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    # The raw file was stored during the upload: the run had not begun, it was not "storing raw".
+    assert "stopped (killed or crashed) before it began reading the file" in task.message
+    assert "storing raw" not in task.message.lower()
+    status_shown = r'field-status">Failed<' if page == "list" else r'<div class="readonly">Failed</div>'
+    assert re.search(status_shown, shown), shown
+
+
+def test_a_queued_task_and_a_queued_retry_show_they_wait_for_a_worker(admin_browser, uploader_api) -> None:
+    from ingestion.services import ingestion_task_cancel, ingestion_task_retry
+
+    new = IngestionTask.objects.get(pk=_upload(uploader_api, GOOD_CSV)["task_id"])
+    retried = IngestionTask.objects.get(pk=_upload(uploader_api, GOOD_CSV.replace(b"2019", b"2020"))["task_id"])
+    ingestion_task_retry(task=ingestion_task_cancel(task=retried))
+
+    listing = admin_browser.get("/admin/ingestion/ingestiontask/").content.decode()
+    assert re.findall(r'field-stage_shown">([^<]*)<', listing) == ["Waiting for a worker"] * 2
+    retried.refresh_from_db()
+    assert retried.stage_label == new.stage_label == "Waiting for a worker"
+    assert retried.message == "Queued again from the stored raw file; waiting for a worker."
+    assert (
+        "Waiting for a worker"
+        in admin_browser.get(f"/admin/ingestion/ingestiontask/{retried.pk}/change/").content.decode()
+    )
