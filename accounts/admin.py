@@ -2,12 +2,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import APIToken, BranchScope, branch_names_problem, branch_names_tidy
 from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
-from accounts.services import api_token_create, api_token_revoke
+from accounts.services import api_token_create, api_token_revoke, user_password_set_by_admin
 from analytics.catalogue import branches_published
 
 
@@ -102,9 +103,18 @@ User = get_user_model()
 admin.site.unregister(User)
 
 
+class LockLiftingPasswordChangeForm(AdminPasswordChangeForm):
+    def save(self, commit: bool = True):
+        user = super().save(commit=commit)
+        if commit:
+            user_password_set_by_admin(user=user)
+        return user
+
+
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, BranchScopeInline]
+    change_password_form = LockLiftingPasswordChangeForm
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)

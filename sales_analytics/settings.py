@@ -72,6 +72,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 INSTALLED_APPS = [
+    # Before django.contrib.auth: its `changepassword` command (which also lifts a login lock) is the one found.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -86,7 +88,6 @@ INSTALLED_APPS = [
     # Swagger UI (/api/docs) from django-ninja's own static files instead of a CDN.
     "ninja",
     "django_q",
-    "accounts",
     "analytics",
     "ingestion",
     "dashboard",
