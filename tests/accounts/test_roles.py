@@ -238,3 +238,37 @@ def test_create_api_token_command_refuses_an_inactive_user(viewer) -> None:
     viewer.save()
     with pytest.raises(CommandError, match="inactive"):
         call_command("create_api_token", viewer.username, stdout=StringIO(), stderr=StringIO())
+
+
+def _ensure_superuser(monkeypatch, *, username: str, password: str) -> str:
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", username)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", password)
+    out = StringIO()
+    call_command("ensure_superuser", stdout=out)
+    return out.getvalue()
+
+
+def test_ensure_superuser_creates_the_superuser_once(monkeypatch) -> None:
+    assert "Created superuser 'boss'." in _ensure_superuser(monkeypatch, username="boss", password=TEST_PASSWORD)
+    assert "Superuser 'boss' already exists." in _ensure_superuser(monkeypatch, username="boss", password="other")
+    from django.contrib.auth import get_user_model
+
+    assert get_user_model().objects.get(username="boss").is_superuser
+
+
+def test_ensure_superuser_refuses_a_name_of_a_user_who_is_not_a_superuser(viewer, monkeypatch) -> None:
+    # It said "Superuser 'viewer1' already exists." and succeeded, with no superuser at all.
+    with pytest.raises(CommandError, match=f"User '{viewer.username}' exists but is not a superuser"):
+        _ensure_superuser(monkeypatch, username=viewer.username, password=TEST_PASSWORD)
+    viewer.refresh_from_db()
+    assert not viewer.is_superuser and not viewer.is_staff
+
+
+def test_ensure_superuser_applies_the_password_validators(monkeypatch) -> None:
+    from django.contrib.auth import get_user_model
+
+    with pytest.raises(CommandError) as refused:
+        _ensure_superuser(monkeypatch, username="boss", password="123")
+    assert "This password is too short. It must contain at least 8 characters." in str(refused.value)
+    assert "This password is entirely numeric." in str(refused.value)
+    assert not get_user_model().objects.filter(username="boss").exists()
