@@ -10,6 +10,7 @@ from accounts.models import APIToken, BranchScope, branch_names_problem, branch_
 from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
 from accounts.services import api_token_create, api_token_revoke, user_password_set_by_admin
 from analytics.catalogue import branches_published
+from sales_analytics.plural import counted
 
 
 class UnscopedStaffAdmin(admin.ModelAdmin):
@@ -72,8 +73,12 @@ class APITokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[APIToken]) -> None:
-        for token in queryset.filter(revoked_at__isnull=True):
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for token in active:
             api_token_revoke(token=token)
+        already = queryset.count() - len(active)
+        earlier = f" ({counted(already, 'token was', 'tokens were')} revoked already)" if already else ""
+        self.message_user(request, f"Revoked {counted(len(active), 'token')}{earlier}.", messages.SUCCESS)
 
 
 class BranchScopeForm(forms.ModelForm):

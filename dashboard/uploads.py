@@ -160,7 +160,15 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
     task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.raw_key:
         raise Http404("No raw file")
-    return FileResponse(default_storage.open(task.raw_key, "rb"), as_attachment=True, filename=Path(task.raw_key).name)
+    try:
+        stored = default_storage.open(task.raw_key, "rb")
+    except FileNotFoundError:
+        message = (
+            f"The raw file of {task.original_filename} is no longer in storage (key {task.raw_key}): it was "
+            "deleted or moved outside the application, so it cannot be downloaded, and the task cannot be retried."
+        )
+        return render(request, "404.html", {"message": message}, status=404)
+    return FileResponse(stored, as_attachment=True, filename=Path(task.raw_key).name)
 
 
 @require_GET

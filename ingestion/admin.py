@@ -11,6 +11,16 @@ from ingestion.mapping import saved_mapping_problem
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.services import ingestion_task_cancel, ingestion_task_retry, ingestion_tasks_reap
+from sales_analytics.plural import counted
+
+FORCED_RETRY = "Retry selected tasks even if their file is already published or being loaded (force)"
+
+
+def admin_spelling(message: str) -> str:
+    """`message` with the API's `force=true` advice as the admin action that sends it: the admin
+    cannot send an option."""
+    action = f"the action “{FORCED_RETRY}”"
+    return message.replace("Send force=true", f"Use {action}").replace("send force=true", f"use {action}")
 
 
 @admin.register(IngestionTask)
@@ -29,7 +39,7 @@ class IngestionTaskAdmin(admin.ModelAdmin):
     list_filter = ("status", "stage", "datasource", "mode")
     search_fields = ("id", "original_filename", "sha256", "message")
     date_hierarchy = "created_at"
-    actions = ["retry_tasks", "cancel_tasks"]
+    actions = ["retry_tasks", "retry_tasks_forced", "cancel_tasks"]
     list_select_related = ("datasource", "created_by")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[IngestionTask]:
@@ -81,22 +91,33 @@ class IngestionTaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed or cancelled tasks")
     def retry_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
-        self._apply(request, queryset, lambda task: ingestion_task_retry(task=task, user=request.user), "queued again")
+        self._apply(
+            request, queryset, lambda task: ingestion_task_retry(task=task, user=request.user), "queued again", "retry"
+        )
+
+    @admin.action(description=FORCED_RETRY)
+    def retry_tasks_forced(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
+        def retry(task: IngestionTask) -> IngestionTask:
+            return ingestion_task_retry(task=task, overrides={"force": True}, user=request.user)
+
+        self._apply(request, queryset, retry, "queued again (force)", "retry")
 
     @admin.action(description="Cancel selected queued or running tasks")
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[IngestionTask]) -> None:
-        self._apply(request, queryset, lambda task: ingestion_task_cancel(task=task), "cancelled")
+        self._apply(request, queryset, lambda task: ingestion_task_cancel(task=task), "cancelled", "cancel")
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[IngestionTask], action, done: str) -> None:
+    def _apply(self, request: HttpRequest, queryset: QuerySet[IngestionTask], action, done: str, verb: str) -> None:
         succeeded = 0
         for task in queryset:
             try:
                 action(task)
                 succeeded += 1
             except IngestionError as exc:
-                self.message_user(request, f"{task.original_filename}: {exc.detail}", messages.WARNING)
+                # Not the file name first: the admin capitalises a message's first letter (bad.csv → Bad.csv).
+                refusal = f"Could not {verb} {task.original_filename}: {admin_spelling(exc.detail)}"
+                self.message_user(request, refusal, messages.WARNING)
         if succeeded:
-            self.message_user(request, f"{succeeded} task(s) {done}.", messages.SUCCESS)
+            self.message_user(request, f"{counted(succeeded, 'task')} {done}.", messages.SUCCESS)
 
 
 class ColumnMappingForm(forms.ModelForm):

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import APIToken
 from accounts.roles import ROLE_CAPABILITIES, Capability, Role, permission_name
-from accounts.services import api_token_create, user_branch_scope_set, user_role_assign
+from accounts.services import api_token_create, api_token_revoke, user_branch_scope_set, user_role_assign
 from tests.conftest import token_client
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -272,3 +272,18 @@ def test_ensure_superuser_applies_the_password_validators(monkeypatch) -> None:
     assert "This password is too short. It must contain at least 8 characters." in str(refused.value)
     assert "This password is entirely numeric." in str(refused.value)
     assert not get_user_model().objects.filter(username="boss").exists()
+
+
+def test_the_revoke_action_says_how_many_tokens_it_revoked(viewer) -> None:
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    tokens = [api_token_create(user=viewer)[0] for _ in range(3)]
+    api_token_revoke(token=tokens[0])
+
+    response = admin_client(superuser).post(
+        "/admin/accounts/apitoken/",
+        {"action": "revoke_tokens", "_selected_action": [token.pk for token in tokens]},
+        follow=True,
+    )
+
+    shown = [str(message) for message in get_messages(response.wsgi_request)]
+    assert shown == ["Revoked 2 tokens (1 token was revoked already)."]

@@ -183,3 +183,50 @@ def test_a_queued_task_and_a_queued_retry_show_they_wait_for_a_worker(admin_brow
         "Waiting for a worker"
         in admin_browser.get(f"/admin/ingestion/ingestiontask/{retried.pk}/change/").content.decode()
     )
+
+
+def test_the_raw_file_link_of_a_file_gone_from_storage_is_a_clear_404(admin_browser, uploader_api) -> None:
+    from django.core.files.storage import default_storage
+
+    task = IngestionTask.objects.get(pk=_upload(uploader_api, GOOD_CSV, "gone.csv")["task_id"])
+    default_storage.delete(task.raw_key)
+
+    response = admin_browser.get(f"/uploads/{task.pk}/raw")
+
+    assert response.status_code == 404  # was a 500 (FileNotFoundError)
+    assert "The raw file of gone.csv is no longer in storage" in response.content.decode()
+
+
+def _messages_after(admin_browser: Client, action: str, tasks: list[IngestionTask]) -> list[str]:
+    from django.contrib.messages import get_messages
+
+    response = admin_browser.post(
+        "/admin/ingestion/ingestiontask/",
+        {"action": action, "_selected_action": [str(task.pk) for task in tasks]},
+        follow=True,
+    )
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def test_a_bulk_retry_of_two_copies_of_a_file_offers_the_forced_retry(admin_browser, uploader_api) -> None:
+    from ingestion.admin import FORCED_RETRY
+    from ingestion.services import ingestion_task_cancel
+
+    copies = []
+    for _ in range(2):  # the second upload is taken: the first had stopped (cancelled) by then
+        copy = IngestionTask.objects.get(pk=_upload(uploader_api, GOOD_CSV, "bad.csv")["task_id"])
+        copies.append(ingestion_task_cancel(task=copy))
+
+    shown = _messages_after(admin_browser, "retry_tasks", copies)
+
+    refusals = [message for message in shown if "Could not retry" in message]
+    assert len(refusals) == 1, shown
+    # The file name as it is (the admin capitalised "bad.csv: …"), and advice the admin can follow.
+    assert refusals[0].startswith("Could not retry bad.csv: This exact file is already being loaded")
+    assert f"Wait for it, or use the action “{FORCED_RETRY}” to load it twice." in refusals[0]
+    assert "force=true" not in refusals[0]
+    assert "1 task queued again." in shown
+    refused = next(copy for copy in copies if IngestionTask.objects.get(pk=copy.pk).status == "cancelled")
+
+    assert _messages_after(admin_browser, "retry_tasks_forced", [refused]) == ["1 task queued again (force)."]
+    assert IngestionTask.objects.get(pk=refused.pk).status == IngestionTask.Status.QUEUED
