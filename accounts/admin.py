@@ -7,9 +7,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.forms import TokenRevokingAdminPasswordChangeForm
-from accounts.models import APIToken, BranchScope
+from accounts.models import APIToken, BranchScope, branch_names_problem, branch_names_tidy
 from accounts.selectors import api_token_owners_allowed, api_tokens_manageable, user_allowed_branches
-from accounts.services import api_token_create, api_token_revoke, user_api_tokens_revoke
+from accounts.services import api_token_create, api_token_revoke, user_api_tokens_revoke, user_password_set_by_admin
+from analytics.catalogue import branches_published
+from sales_analytics.plural import counted
 
 
 class UnscopedStaffAdmin(admin.ModelAdmin):
@@ -99,12 +101,31 @@ class APITokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[APIToken]) -> None:
-        for token in queryset.filter(revoked_at__isnull=True):
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for token in active:
             api_token_revoke(token=token)
+        already = queryset.count() - len(active)
+        earlier = f" ({counted(already, 'token was', 'tokens were')} revoked already)" if already else ""
+        self.message_user(request, f"Revoked {counted(len(active), 'token')}{earlier}.", messages.SUCCESS)
+
+
+class BranchScopeForm(forms.ModelForm):
+    class Meta:
+        model = BranchScope
+        fields = ("branches",)
+
+    def clean_branches(self) -> list[str]:
+        value = self.cleaned_data["branches"]
+        if value is None:
+            return []
+        if problem := branch_names_problem(value):
+            raise forms.ValidationError(problem)
+        return branch_names_tidy(value)
 
 
 class BranchScopeInline(admin.StackedInline):
     model = BranchScope
+    form = BranchScopeForm
     can_delete = True
     extra = 0
     max_num = 1
@@ -115,12 +136,48 @@ User = get_user_model()
 admin.site.unregister(User)
 
 
+class LockLiftingPasswordChangeForm(TokenRevokingAdminPasswordChangeForm):
+    """A password an administrator sets revokes the user's API tokens and lifts the username's login lock."""
+
+    def save(self, commit: bool = True):
+        user = super().save(commit=commit)
+        if commit:
+            user_password_set_by_admin(user=user)
+        return user
+
+
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, BranchScopeInline]
-    change_password_form = TokenRevokingAdminPasswordChangeForm
+    change_password_form = LockLiftingPasswordChangeForm
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not obj.is_active and user_api_tokens_revoke(user=obj):
             messages.info(request, f"The API tokens of {obj} were revoked: the account is inactive.")
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        scope = BranchScope.objects.filter(user=form.instance).first()
+        if scope is not None and (warning := _branches_unpublished_warning(scope.branches)):
+            messages.warning(request, warning)
+
+
+def _branches_unpublished_warning(branches: list[str]) -> str:
+    """A warning naming the scope's branches that no published data has (a user scoped to "a"
+    sees nothing of branch "A"), or "" when all are known or the published branches are not."""
+    published = branches_published()
+    if published is None:
+        return ""
+    unknown = [name for name in branches if name not in published]
+    if not unknown:
+        return ""
+    by_casefold = {name.casefold(): name for name in published}
+    described = ", ".join(
+        f"'{name}' (did you mean '{by_casefold[name.casefold()]}'?)" if name.casefold() in by_casefold else f"'{name}'"
+        for name in unknown
+    )
+    return (
+        f"No published data has branch {described}: until some does, this user sees nothing of it. "
+        f"Published branches: {', '.join(sorted(published)) or 'none yet'}."
+    )

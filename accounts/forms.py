@@ -22,7 +22,8 @@ class LoginThrottleMixin:
             minutes = max(1, round(settings.LOGIN_THROTTLE_SECONDS / 60))
             raise forms.ValidationError(
                 f"Too many failed logins for this account or from this address. Try again in {minutes} "
-                "minutes, or ask an administrator to set a new password.",
+                "minutes, or ask an administrator to set a new password for the account (which lifts the "
+                "account's lock, not the address's).",
                 code="login_throttled",
             )
         # A wrong password raises here and the attempt stays counted as a failure.

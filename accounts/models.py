@@ -1,4 +1,5 @@
 import hashlib
+import json
 import secrets
 
 from django.conf import settings
@@ -75,4 +76,25 @@ class BranchScope(models.Model):
         verbose_name = "branch scope"
 
     def __str__(self) -> str:
+        if branch_names_problem(self.branches) is not None:
+            return f"{self.user}: no branches (unreadable scope {json.dumps(self.branches)})"
         return f"{self.user}: {', '.join(self.branches) or 'all branches'}"
+
+
+def branch_names_problem(value: object) -> str | None:
+    """Why `value` is not a branch scope (a list of non-empty branch names), or None when it is one.
+
+    Read loosely, a bare string "AB" became branches A and B and {"A": false} branch A: a scope that
+    is not a list of names must never be guessed at.
+    """
+    if not isinstance(value, list):
+        return f'Use a list of branch names in quotes, e.g. ["A", "C"] (got {json.dumps(value)}).'
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            return f'Each branch must be a non-empty name in quotes, e.g. ["A", "C"] (got {json.dumps(name)}).'
+    return None
+
+
+def branch_names_tidy(names: list[str]) -> list[str]:
+    """Branch names as stored: trimmed (published names are), each once, sorted."""
+    return sorted({name.strip() for name in names})

@@ -1,5 +1,6 @@
 """Reads for accounts."""
 
+import logging
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -7,7 +8,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import APIToken, api_token_hash
+from accounts.models import APIToken, api_token_hash, branch_names_problem, branch_names_tidy
+
+logger = logging.getLogger(__name__)
 
 # Writing last_used_at on every call would turn each API read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -58,7 +61,8 @@ def api_tokens_manageable(*, user: AbstractBaseUser) -> QuerySet[APIToken]:
 
 
 def user_allowed_branches(*, user: AbstractBaseUser | None) -> tuple[str, ...] | None:
-    """The branches `user` may see, or None for no restriction."""
+    """The branches `user` may see, or None for no restriction. A stored scope that is not a list
+    of branch names (written past the admin's checks) allows no branch at all: never more."""
     from accounts.models import BranchScope
 
     if user is None or getattr(user, "is_superuser", False):
@@ -67,6 +71,14 @@ def user_allowed_branches(*, user: AbstractBaseUser | None) -> tuple[str, ...] |
     if hasattr(user, "_allowed_branches"):
         return user._allowed_branches
     scope = BranchScope.objects.filter(user_id=user.pk).first()
-    allowed = tuple(sorted(str(b) for b in scope.branches)) if scope is not None and scope.branches else None
+    allowed = _scope_branches(scope) if scope is not None else None
     user._allowed_branches = allowed
     return allowed
+
+
+def _scope_branches(scope) -> tuple[str, ...] | None:
+    problem = branch_names_problem(scope.branches)
+    if problem is not None:
+        logger.error("user %s: branch scope unreadable, so no branch is allowed: %s", scope.user_id, problem)
+        return ()
+    return tuple(branch_names_tidy(scope.branches)) or None

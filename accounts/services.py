@@ -6,7 +6,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.utils import timezone
 
-from accounts.models import APIToken, api_token_generate, api_token_hash
+from accounts.login_throttle import login_failures_clear
+from accounts.models import APIToken, api_token_generate, api_token_hash, branch_names_tidy
 from accounts.roles import Role
 
 
@@ -56,5 +57,11 @@ def user_branch_scope_set(*, user: AbstractBaseUser, branches: list[str]) -> Non
     """Restrict `user` to `branches`; an empty list removes the restriction."""
     from accounts.models import BranchScope
 
-    BranchScope.objects.update_or_create(user=user, defaults={"branches": sorted(set(branches))})
+    BranchScope.objects.update_or_create(user=user, defaults={"branches": branch_names_tidy(branches)})
     user.__dict__.pop("_allowed_branches", None)  # the per-request memo of accounts.selectors
+
+
+def user_password_set_by_admin(*, user: AbstractBaseUser) -> None:
+    """After an administrator set `user`'s new password: the failed logins counted against the
+    username are forgiven, as the lockout message promises (not the address's, as on a login)."""
+    login_failures_clear(username=user.get_username())

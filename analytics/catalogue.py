@@ -106,3 +106,14 @@ def _version_files(datasource: Datasource) -> tuple[tuple[Segment, ...], tuple[R
 def datasource_list() -> list[Datasource]:
     """Datasources with published data, by name."""
     return list(Datasource.objects.filter(data_version__gt=0).order_by("name"))
+
+
+def branches_published() -> frozenset[str] | None:
+    """Every branch name in the published data of any datasource; None when some published
+    rows' branches are unknown (segments published before they were recorded)."""
+    names: set[str] = set()
+    for branches in Segment.objects.filter(active=True).values_list("branches", flat=True):
+        if branches is None:
+            return None
+        names.update(branches)
+    return frozenset(names)

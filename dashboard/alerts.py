@@ -12,7 +12,7 @@ peak is expected.
 import datetime as dt
 import logging
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -378,6 +378,14 @@ class EvaluationOutcome:
     opened: int = 0
     resolved: int = 0
     still_open: int = 0
+    # Rule id → why it could not be evaluated (its last failure), for whoever ran the evaluation.
+    failed_rules: dict[int, str] = field(default_factory=dict)
+
+    def add(self, other: "EvaluationOutcome") -> None:
+        self.opened += other.opened
+        self.resolved += other.resolved
+        self.still_open += other.still_open
+        self.failed_rules.update(other.failed_rules)
 
 
 def alert_rule_evaluate(*, rule: AlertRule, day: dt.date) -> EvaluationOutcome:
@@ -455,13 +463,12 @@ def alerts_evaluate(*, datasource: str, day: dt.date | None = None) -> Evaluatio
             continue
         try:
             outcome = alert_rule_evaluate(rule=rule, day=rule_day)
-        except Exception:
-            # One broken rule must not stop the others.
-            logger.exception("alert rule %s failed to evaluate", rule.pk)
+        except Exception as exc:
+            # One broken rule must not stop the others; the caller is told which failed.
+            logger.exception("alert rule %s (%s) failed to evaluate for %s", rule.pk, rule.name, rule_day)
+            total.failed_rules[rule.pk] = f"rule {rule.pk} “{rule.name}” ({rule_day}): {type(exc).__name__}: {exc}"
             continue
-        total.opened += outcome.opened
-        total.resolved += outcome.resolved
-        total.still_open += outcome.still_open
+        total.add(outcome)
     return total
 
 
@@ -469,9 +476,7 @@ def alerts_backfill(*, datasource: str, start: dt.date, end: dt.date) -> Evaluat
     total = EvaluationOutcome()
     day = start
     while day <= end:
-        outcome = alerts_evaluate(datasource=datasource, day=day)
-        total.opened += outcome.opened
-        total.resolved += outcome.resolved
+        total.add(alerts_evaluate(datasource=datasource, day=day))
         day += dt.timedelta(days=1)
     return total
 

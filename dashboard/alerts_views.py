@@ -4,7 +4,6 @@ import datetime as dt
 import json
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
@@ -23,11 +22,11 @@ from dashboard.alerts import (
     alert_event_acknowledge,
     alert_event_resolve,
     alert_events_visible,
-    alert_params_clean,
     alert_rule_save,
     alert_rule_visible_get,
     alert_rules_visible,
 )
+from dashboard.forms import AlertRuleForm
 from dashboard.models import AlertEvent, AlertRule
 
 CHARTED_EVENTS = 20
@@ -118,74 +117,6 @@ def alert_event_action(request: HttpRequest, event_id: int, action: str) -> Http
     else:
         raise Http404("Unknown action")
     return redirect("dashboard:alerts")
-
-
-class AlertRuleForm(forms.ModelForm):
-    webhook_url = forms.URLField(required=False, assume_scheme="https")
-    metric = forms.ChoiceField(choices=[(name, metric.label) for name, metric in METRICS.items()])
-    group_by = forms.ChoiceField(
-        required=False, choices=[("", "Whole scope"), ("branch", "Each branch"), ("product_line", "Each product line")]
-    )
-
-    class Meta:
-        model = AlertRule
-        fields = [
-            "name",
-            "datasource",
-            "metric",
-            "filters",
-            "group_by",
-            "kind",
-            "params",
-            "severity",
-            "enabled",
-            "notify_emails",
-            "webhook_url",
-        ]
-        help_texts = {
-            "filters": 'Scope, e.g. {"branch": ["A"]}. Empty: all data.',
-            "params": "Condition parameters; empty uses the defaults listed below.",
-            "notify_emails": 'e.g. ["manager@example.com"]',
-        }
-
-    def __init__(self, *args, allowed_branches: tuple[str, ...] | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.allowed_branches = allowed_branches
-        if allowed_branches is not None:
-            self.fields["filters"].help_text = (
-                f'Scope, e.g. {{"branch": ["{allowed_branches[0]}"]}}. Empty: all your branches '
-                f"({', '.join(allowed_branches)}); the rule never looks at other branches."
-            )
-
-    def clean_filters(self) -> dict:
-        value = self.cleaned_data["filters"] or {}
-        if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-            raise forms.ValidationError('Use {"dimension": ["value", …]}.')
-        if self.allowed_branches is not None:
-            outside = sorted({str(branch) for branch in value.get("branch", [])} - set(self.allowed_branches))
-            if outside:
-                raise forms.ValidationError(
-                    f"You may watch only your branches ({', '.join(self.allowed_branches)}); "
-                    f"remove {', '.join(outside)} from the branch filter."
-                )
-        return value
-
-    def clean_params(self) -> dict:
-        value = self.cleaned_data["params"] or {}
-        kind = self.cleaned_data.get("kind")
-        if not kind:
-            return value
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Use {"parameter": value, …}.')
-        try:
-            return alert_params_clean(kind=kind, params=value)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-
-    def clean_notify_emails(self) -> list:
-        value = self.cleaned_data["notify_emails"] or []
-        validator = forms.EmailField()
-        return [validator.clean(address) for address in value]
 
 
 @require_http_methods(["GET", "POST"])

@@ -136,7 +136,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
     sent = {name: value for name, value in _options_from(request.POST).items() if name in request.POST}
     try:
         ingestion_task_retry(task=task, overrides=sent, user=request.user)
-        messages.success(request, "Queued again from the stored raw file.")
+        messages.success(request, "Queued again from the stored raw file; waiting for a worker.")
     except IngestionError as exc:
         messages.error(request, exc.detail)
     return redirect("dashboard:upload_task", task_id=task.pk)
@@ -159,7 +159,14 @@ def upload_raw_file(request: HttpRequest, task_id: str) -> FileResponse:
     task = ingestion_task_get(user=request.user, task_id=task_id)
     if task is None or not task.raw_key:
         raise Http404("No raw file")
-    return raw_file_response(task=task)
+    try:
+        return raw_file_response(task=task)
+    except FileNotFoundError:
+        message = (
+            f"The raw file of {task.original_filename} is no longer in storage (key {task.raw_key}): it was "
+            "deleted or moved outside the application, so it cannot be downloaded, and the task cannot be retried."
+        )
+        return render(request, "404.html", {"message": message}, status=404)
 
 
 @require_GET

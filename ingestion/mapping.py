@@ -11,6 +11,7 @@ Two shapes, as each side speaks: the API's explicit mapping is "source column �
 """
 
 import difflib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -87,6 +88,28 @@ def mapping_resolve(
     mapping = _mapping_build(columns, targets)
     _mapping_require(mapping, columns)
     return mapping
+
+
+def saved_mapping_problem(*, mapping: object, source_columns: object) -> str | None:
+    """Why a datasource's saved mapping cannot be used (it is edited in the admin as free JSON),
+    or None: it must be an object of canonical field → source column name."""
+    example = '{"revenue": "Total", "branch": "Store"}'
+    if not isinstance(mapping, dict):
+        return (
+            f"The mapping must be an object of canonical field → source column, e.g. {example} "
+            f"(got {json.dumps(mapping)})."
+        )
+    if unknown := sorted(set(mapping) - set(FIELDS_BY_NAME)):
+        return f"Unknown canonical field {unknown[0]!r} in the mapping; the fields are {', '.join(FIELDS_BY_NAME)}."
+    for field, column in mapping.items():
+        if not isinstance(column, str) or not column.strip():
+            return f"The source column for {field} must be a column name in quotes (got {json.dumps(column)})."
+    if not isinstance(source_columns, list) or not all(isinstance(column, str) for column in source_columns):
+        return (
+            f'The source columns must be a list of column names, e.g. ["Date", "Total"] '
+            f"(got {json.dumps(source_columns)})."
+        )
+    return None
 
 
 def mapping_saved_decisions(

@@ -88,6 +88,18 @@ class IngestionTask(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED_STATUSES
 
+    @property
+    def stage_label(self) -> str:
+        """The stage as people read it. A task still at `storing_raw` had its raw file stored during
+        the upload: it waits for a worker (a new upload or a retry), is being taken up by one, or
+        ended before any worker read it; "Storing raw" said none of these."""
+        if self.stage != self.Stage.STORING_RAW:
+            return self.get_stage_display()
+        return _NOT_STARTED_LABELS.get(self.status, "Not started")
+
+
+_NOT_STARTED_LABELS = {IngestionTask.Status.QUEUED: "Waiting for a worker", IngestionTask.Status.RUNNING: "Starting"}
+
 
 class ColumnMapping(models.Model):
     """The last confirmed mapping of a datasource: canonical field → source column."""

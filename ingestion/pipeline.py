@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import gc
 import itertools
+import logging
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ from ingestion.mapping import (
     mapping_line_total_decisions,
     mapping_resolve,
     mapping_saved_decisions,
+    saved_mapping_problem,
 )
 from ingestion.models import ColumnMapping, IngestionTask
 from ingestion.overlap import BackgroundConsumer, prefetched
@@ -80,6 +82,8 @@ from ingestion.transform import (
 )
 from sales_analytics.csvsafe import neutralize_cell
 from sales_analytics.plural import counted
+
+logger = logging.getLogger(__name__)
 
 FIRST_ERRORS_KEPT = 20
 NO_DATA_ROWS = "The file has a header but no data rows."
@@ -115,15 +119,20 @@ class MappingNotes:
     saved_used: list[str]
     # Fields read from a line-total column beside one of the field's bare name ("Total Cost", "Cost").
     line_totals: list[str] = field(default_factory=list)
+    saved_ignored: list[str] = field(default_factory=list)
 
     @property
     def sentences(self) -> list[str]:
-        return [*self.drift, *self.saved_used, *self.line_totals]
+        return [*self.saved_ignored, *self.drift, *self.saved_used, *self.line_totals]
 
     @property
     def message(self) -> str:
         drift = f" Schema drift: {' '.join(self.drift)}" if self.drift else ""
-        return drift + "".join(f" {sentence}" for sentence in (*self.saved_used, *self.line_totals))
+        return (
+            "".join(f" {sentence}" for sentence in self.saved_ignored)
+            + drift
+            + "".join(f" {sentence}" for sentence in (*self.saved_used, *self.line_totals))
+        )
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
     progress.check_cancelled()
 
     progress.stage(Stage.MAPPING, 20, "Matching columns to the sales schema.")
-    saved = ColumnMapping.objects.filter(datasource=task.datasource).first()
+    saved, saved_ignored = _saved_mapping_usable(datasource=task.datasource)
     mapping = _mapping_for(detected, options=options, saved=saved)
     notes = MappingNotes(
         drift=mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
@@ -157,6 +166,7 @@ def _read_and_validate(*, task: IngestionTask, progress: TaskProgress, workdir: 
         line_totals=mapping_line_total_decisions(
             columns=detected.columns, explicit=options.get("mapping"), mapping=mapping
         ),
+        saved_ignored=saved_ignored,
     )
     explicit_format = options.get("date_format")
     date_choice = _date_format_first_choice(raw_path, detected, mapping, explicit=explicit_format)
@@ -221,6 +231,22 @@ def _source_detect_with(path: Path, *, filename: str, options: dict) -> Detected
     if options.get("decimal"):
         detected = replace(detected, decimal_comma=options["decimal"] == ",", decimal_note="")
     return detected
+
+
+def _saved_mapping_usable(*, datasource: Datasource | None) -> tuple[ColumnMapping | None, list[str]]:
+    """The datasource's saved mapping, or None with a sentence saying why it was set aside: one
+    edited in the admin into something else than field → column broke every upload (a 500)."""
+    saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
+    if saved is None:
+        return None, []
+    problem = saved_mapping_problem(mapping=saved.mapping, source_columns=saved.source_columns)
+    if problem is None:
+        return saved, []
+    logger.warning("datasource %s: its saved column mapping is unusable and was ignored: %s", datasource, problem)
+    return None, [
+        f"The saved column mapping of this datasource cannot be used, so it was ignored and the columns were "
+        f"matched by their names: {problem} Correct it in the admin, or let the next upload replace it."
+    ]
 
 
 def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
@@ -866,7 +892,7 @@ def _preview(
 ) -> dict:
     branches = user_allowed_branches(user=user)
     detected = _source_detect_with(local_path, filename=original_filename, options=options)
-    saved = ColumnMapping.objects.filter(datasource=datasource).first() if datasource else None
+    saved, saved_ignored = _saved_mapping_usable(datasource=datasource)
     preview: dict = {
         **{key: value for key, value in _detected_fields(detected).items()},
         "decimal_comma": detected.decimal_comma,
@@ -874,7 +900,7 @@ def _preview(
         "sample_rows": detected.sample_rows,
         "proposed_mapping": {},
         "date_format": None,
-        "schema_drift": [],
+        "schema_drift": list(saved_ignored),
         "validation": None,
         "problems": _preview_duplicate_problems(datasource=datasource, sha256=sha256, options=options, user=user),
         "notes": _reading_notes(detected, detected.decimal_note),
@@ -883,6 +909,7 @@ def _preview(
         mapping = _mapping_for(detected, options=options, saved=saved)
         preview["proposed_mapping"] = mapping.fields
         preview["schema_drift"] = [
+            *saved_ignored,
             *mapping_drift(saved=saved.mapping if saved else None, current=mapping.fields),
             *mapping_saved_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),
             *mapping_line_total_decisions(columns=detected.columns, explicit=options.get("mapping"), mapping=mapping),

@@ -463,7 +463,7 @@ def ingestion_task_retry(
         locked.status = IngestionTask.Status.QUEUED
         locked.stage = IngestionTask.Stage.STORING_RAW
         locked.progress = 5
-        locked.message = "Queued again from the stored raw file."
+        locked.message = "Queued again from the stored raw file; waiting for a worker."
         locked.error_code = ""
         locked.cancel_requested = False
         locked.finished_at = None
@@ -504,9 +504,8 @@ def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
             rows_note = _engine_rows_note(locked)
             locked.status = IngestionTask.Status.CANCELLED
             locked.message = (
-                f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) while "
-                f"{locked.get_stage_display().lower()}. Nothing was published; the raw file is kept: retry to run "
-                f"it.{rows_note}"
+                f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) "
+                f"{_when_in_run(locked)}. Nothing was published; the raw file is kept: retry to run it.{rows_note}"
             )
             locked.finished_at = timezone.now()
             if rows_note:
@@ -598,9 +597,17 @@ def _worker_lost_message(*, task: IngestionTask, reason: str) -> str:
             "Retry the task to finish it; nothing is counted twice."
         )
     return (
-        f"The worker running this task stopped (killed or crashed) while {task.get_stage_display().lower()} "
+        f"The worker running this task stopped (killed or crashed) {_when_in_run(task)} "
         f"({task.progress}%; {reason}). Nothing was published; the raw file is kept: retry the task."
     )
+
+
+def _when_in_run(task: IngestionTask) -> str:
+    """When in its run the task stopped, as a phrase. A run still at `storing_raw` had not begun
+    reading: the raw file was stored during the upload, so "while storing raw" misled."""
+    if task.stage == IngestionTask.Stage.STORING_RAW:
+        return "before it began reading the file"
+    return f"while {task.get_stage_display().lower()}"
 
 
 def task_rows_switched_in(*, task: IngestionTask) -> bool:
@@ -797,7 +804,7 @@ def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
         rows_note = _engine_rows_note(task)
         progress.finish(
             IngestionTask.Status.FAILED,
-            f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
+            f"Unexpected error {_when_in_run(task)} ({type(exc).__name__}: {str(exc)[:300]}). "
             f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
             error_code=errors.INTERNAL_ERROR,
         )

@@ -73,7 +73,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 INSTALLED_APPS = [
-    # First: its `changepassword` command (which also revokes API tokens) replaces django.contrib.auth's.
+    # First: its `changepassword` command (which also revokes API tokens and lifts a login lock) replaces
+    # django.contrib.auth's.
     "accounts",
     "django.contrib.admin",
     "django.contrib.auth",

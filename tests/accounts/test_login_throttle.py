@@ -162,3 +162,52 @@ def test_successful_logins_are_not_failures_of_their_address(viewer, settings) -
     settings.LOGIN_THROTTLE_IP_FAILURES = 2
     for _ in range(3):
         assert login_post(Client(), username=viewer.username, password=TEST_PASSWORD).status_code == 302
+
+
+NEW_PASSWORD = "a brand new passphrase 7"
+
+
+def test_a_new_password_set_in_the_admin_lifts_the_account_s_lock(viewer, settings) -> None:
+    # The lockout message says to ask an administrator for a new password: that must work at once.
+    settings.LOGIN_THROTTLE_USER_FAILURES = 2
+    _fail(Client(), viewer.username, 2)
+    assert THROTTLED in login_post(Client(), username=viewer.username, password=TEST_PASSWORD).content
+    assert b"ask an administrator to set a new password for the account" in (
+        login_post(Client(), username=viewer.username, password=TEST_PASSWORD).content
+    )
+
+    administrator = Client()
+    administrator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    changed = administrator.post(
+        f"/admin/auth/user/{viewer.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+    )
+    assert changed.status_code == 302, changed.content.decode()
+
+    assert login_post(Client(), username=viewer.username, password=NEW_PASSWORD).status_code == 302
+
+
+def test_the_changepassword_command_lifts_the_account_s_lock(viewer, settings, monkeypatch) -> None:
+    from io import StringIO
+
+    from django.contrib.auth.management.commands import changepassword
+    from django.core.management import call_command
+
+    settings.LOGIN_THROTTLE_USER_FAILURES = 2
+    _fail(Client(), viewer.username, 2)
+    monkeypatch.setattr(changepassword.Command, "_get_pass", lambda self, prompt=None: NEW_PASSWORD)
+
+    call_command("changepassword", viewer.username, stdout=StringIO())
+
+    assert login_post(Client(), username=viewer.username, password=NEW_PASSWORD).status_code == 302
+
+
+def test_a_new_password_does_not_lift_an_address_s_lock(viewer, settings) -> None:
+    # The message says so: the address's failures may be someone else's guessing.
+    from accounts.services import user_password_set_by_admin
+
+    settings.LOGIN_THROTTLE_IP_FAILURES = 2
+    for index in range(2):
+        _fail(Client(), f"guess-{index}", 1)
+    user_password_set_by_admin(user=viewer)
+    assert THROTTLED in login_post(Client(), username=viewer.username, password=TEST_PASSWORD).content

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import APIToken
 from accounts.roles import ROLE_CAPABILITIES, Capability, Role, permission_name
-from accounts.services import api_token_create, user_branch_scope_set, user_role_assign
+from accounts.services import api_token_create, api_token_revoke, user_branch_scope_set, user_role_assign
 from tests.conftest import token_client
 from tests.factories import TEST_PASSWORD, UserFactory
 
@@ -238,3 +238,52 @@ def test_create_api_token_command_refuses_an_inactive_user(viewer) -> None:
     viewer.save()
     with pytest.raises(CommandError, match="inactive"):
         call_command("create_api_token", viewer.username, stdout=StringIO(), stderr=StringIO())
+
+
+def _ensure_superuser(monkeypatch, *, username: str, password: str) -> str:
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", username)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", password)
+    out = StringIO()
+    call_command("ensure_superuser", stdout=out)
+    return out.getvalue()
+
+
+def test_ensure_superuser_creates_the_superuser_once(monkeypatch) -> None:
+    assert "Created superuser 'boss'." in _ensure_superuser(monkeypatch, username="boss", password=TEST_PASSWORD)
+    assert "Superuser 'boss' already exists." in _ensure_superuser(monkeypatch, username="boss", password="other")
+    from django.contrib.auth import get_user_model
+
+    assert get_user_model().objects.get(username="boss").is_superuser
+
+
+def test_ensure_superuser_refuses_a_name_of_a_user_who_is_not_a_superuser(viewer, monkeypatch) -> None:
+    # It said "Superuser 'viewer1' already exists." and succeeded, with no superuser at all.
+    with pytest.raises(CommandError, match=f"User '{viewer.username}' exists but is not a superuser"):
+        _ensure_superuser(monkeypatch, username=viewer.username, password=TEST_PASSWORD)
+    viewer.refresh_from_db()
+    assert not viewer.is_superuser and not viewer.is_staff
+
+
+def test_ensure_superuser_applies_the_password_validators(monkeypatch) -> None:
+    from django.contrib.auth import get_user_model
+
+    with pytest.raises(CommandError) as refused:
+        _ensure_superuser(monkeypatch, username="boss", password="123")
+    assert "This password is too short. It must contain at least 8 characters." in str(refused.value)
+    assert "This password is entirely numeric." in str(refused.value)
+    assert not get_user_model().objects.filter(username="boss").exists()
+
+
+def test_the_revoke_action_says_how_many_tokens_it_revoked(viewer) -> None:
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    tokens = [api_token_create(user=viewer)[0] for _ in range(3)]
+    api_token_revoke(token=tokens[0])
+
+    response = admin_client(superuser).post(
+        "/admin/accounts/apitoken/",
+        {"action": "revoke_tokens", "_selected_action": [token.pk for token in tokens]},
+        follow=True,
+    )
+
+    shown = [str(message) for message in get_messages(response.wsgi_request)]
+    assert shown == ["Revoked 2 tokens (1 token was revoked already)."]

@@ -9,7 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.services import user_branch_scope_set
@@ -659,3 +659,52 @@ def test_a_blank_alert_status_is_not_given(viewer_api) -> None:
     response = viewer_api.get("/api/alerts?status=&limit=")
     assert response.status_code == 200, response.content
     assert response.json() == viewer_api.get("/api/alerts").json()
+
+
+def _admin_rule_form(**fields) -> dict:
+    """The Django admin's add form for a rule, as a browser posts it."""
+    return {**rule_form(), **fields}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("metric", "nonsense", "Select a valid choice. nonsense is not one of the available choices."),
+        ("params", '{"above": "abc", "weird": 1}', "Unknown parameter 'above' for this kind"),
+        ("params", '{"operator": "above", "value": "abc"}', "value must be a number (got 'abc')"),
+        ("filters", '{"branch": "A"}', 'Use {"dimension": ["value", …]}, each value in quotes.'),
+        ("notify_emails", '"not-an-email"', 'Use a list of addresses in quotes, e.g. ["manager@example.com"].'),
+        ("notify_emails", '["not-an-email"]', "Enter a valid email address."),
+        ("webhook_url", "http://127.0.0.1:8000/hook", "a private, loopback or link-local address"),
+    ],
+)
+def test_the_django_admin_checks_a_rule_as_the_rule_editor_does(admin_user, field, value, error) -> None:
+    # The admin saved all of these; each then failed every evaluation, unseen.
+    browser = Client()
+    browser.force_login(admin_user)
+    response = browser.post("/admin/dashboard/alertrule/add/", _admin_rule_form(**{field: value}))
+    assert response.status_code == 200
+    assert error in html.unescape(response.content.decode())
+    assert not AlertRule.objects.exists()
+
+
+def test_a_rule_added_in_the_django_admin_is_saved_as_the_rule_editor_saves_it(admin_user) -> None:
+    browser = Client()
+    browser.force_login(admin_user)
+    assert browser.post("/admin/dashboard/alertrule/add/", _admin_rule_form()).status_code == 302
+    saved = AlertRule.objects.get()
+    assert (saved.created_by, saved.scope_branches) == (admin_user, None)
+    assert saved.params == {"operator": "above", "value": 0}
+
+
+def test_alerts_backfill_fails_naming_the_rules_it_could_not_evaluate() -> None:
+    rows_publish(datasource="shop", rows=weekly_rows(days=3))
+    broken = rule(name="Broken", metric="nonsense", kind=AlertRule.Kind.THRESHOLD)
+    rule(name="Fine", kind=AlertRule.Kind.THRESHOLD, params={"operator": "below", "value": 0})
+    out = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("alerts_backfill", "--datasource", "shop", stdout=out)
+    assert "Evaluated 2024-01-01 to 2024-01-03: 0 opened, 0 resolved." in out.getvalue()
+    message = str(refused.value)
+    assert message.startswith("1 rule could not be evaluated")
+    assert f"rule {broken.pk} “Broken” (2024-01-03)" in message and "Fine" not in message

@@ -3,6 +3,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.alerts import alerts_backfill, latest_data_day
+from sales_analytics.plural import counted
 
 
 class Command(BaseCommand):
@@ -25,3 +26,9 @@ class Command(BaseCommand):
             raise CommandError("--start must be on or before --end.")
         outcome = alerts_backfill(datasource=datasource, start=start, end=end)
         self.stdout.write(f"Evaluated {start} to {end}: {outcome.opened} opened, {outcome.resolved} resolved.")
+        if outcome.failed_rules:
+            failures = "\n".join(f"  {failure}" for failure in outcome.failed_rules.values())
+            raise CommandError(
+                f"{counted(len(outcome.failed_rules), 'rule')} could not be evaluated (fix them on the Alerts page "
+                f"or in the admin; the log has each traceback):\n{failures}"
+            )
