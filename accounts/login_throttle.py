@@ -91,4 +91,9 @@ def login_attempt_succeeded(*, username: str, address: str) -> None:
     """A started attempt logged in: it was no failure of its address, and it forgives the username's
     failures (not the address's)."""
     _attempt_uncount(_address_key(address))
+    login_failures_clear(username=username)
+
+
+def login_failures_clear(*, username: str) -> None:
+    """Forgive the username's failures (not an address's): a login, or a password an administrator set."""
     cache.delete(_user_key(username))
