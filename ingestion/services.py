@@ -443,16 +443,20 @@ def ingestion_task_retry(
                 f"Only failed or cancelled tasks can be retried (this one is {locked.status}).",
                 status=409,
             )
+        switched_in = task_rows_switched_in(task=locked)
         if overrides:
             stored = {name: locked.options.get(name) for name in UPLOAD_OPTION_NAMES} | {"mode": locked.mode}
             options = upload_options_parse(**{**stored, **overrides})
+            if switched_in:
+                _published_options_keep(task=locked, published=upload_options_parse(**stored), asked=options)
             locked.options = asdict(options)
             locked.mode = options.mode
         if locked.mode == IngestionTask.Mode.REPLACE:
             replace_permission_check(user=user)
             replace_permission_check(user=locked.created_by, uploader=True)  # the run checks it too
-        if not locked.options.get("force"):
+        if not locked.options.get("force") and not switched_in:
             # The file may have been published (or queued) by another upload since this one failed.
+            # Not when its own rows are in: the retry publishes nothing, whoever loaded the file since.
             ingestion_duplicate_refuse(
                 datasource_name=locked.datasource.name,
                 sha256=locked.sha256,
@@ -471,6 +475,24 @@ def ingestion_task_retry(
         locked.save()
         ingestion_task_enqueue(task=locked)
     return locked
+
+
+def _published_options_keep(*, task: IngestionTask, published: UploadOptions, asked: UploadOptions) -> None:
+    """Refuse other options for a task whose rows are switched in already: its retry only records
+    that publish (the switch is not made twice), so the task would show options its rows were
+    never read with, and its mapping would be saved for the datasource's later files."""
+    changed = [name for name in UPLOAD_OPTION_NAMES if getattr(published, name) != getattr(asked, name)]
+    if not changed:
+        return
+    raise IngestionError(
+        errors.ROWS_ALREADY_PUBLISHED,
+        f"This task's rows were already published, read with the options it was uploaded with "
+        f"(mode={task.mode}); its worker stopped before recording that, and a retry only finishes recording "
+        f"it, so it cannot change {', '.join(changed)}. Retry without options to finish it. To publish the file "
+        "read differently, upload it again with mode=replace and force=true: its days' rows are then swapped "
+        "for the new reading.",
+        status=409,
+    )
 
 
 def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:

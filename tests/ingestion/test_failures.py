@@ -307,3 +307,87 @@ def test_cancelling_a_task_whose_worker_died_after_druid_took_its_rows_has_them_
     assert task.status == IngestionTask.Status.CANCELLED
     assert task.message.endswith("Any rows Druid had loaded for it are being removed.")
     assert queued == [str(task.pk)]
+
+
+def _upload_with(client, content: bytes, **fields) -> IngestionTask:
+    handle = io.BytesIO(content)
+    handle.name = "sales.csv"
+    return IngestionTask.objects.get(pk=client.post("/api/ingest/upload", {"file": handle, **fields}).json()["task_id"])
+
+
+def _published_then_worker_lost(client, content: bytes, **fields) -> IngestionTask:
+    """An upload whose worker was killed between publishing's switch and recording its success:
+    its rows are in, its mapping was not saved yet, and the reaper failed it as `worker_lost`."""
+    from ingestion.models import ColumnMapping
+
+    task = _upload_with(client, content, **fields)
+    ColumnMapping.objects.all().delete()
+    IngestionTask.objects.filter(pk=task.pk).update(
+        status=IngestionTask.Status.FAILED, error_code="worker_lost", stage=IngestionTask.Stage.PUBLISHING
+    )
+    return IngestionTask.objects.get(pk=task.pk)
+
+
+SWAPPED_COST_AND_PROFIT = '{"cogs": "gross_profit", "gross income": "cost"}'
+
+
+@pytest.mark.parametrize(
+    "override", [{"mode": "replace"}, {"mapping": SWAPPED_COST_AND_PROFIT}], ids=["mode", "mapping"]
+)
+def test_a_retry_of_a_task_whose_rows_are_published_refuses_other_options(
+    override: dict, uploader_api, real_file: Path, tasks_inline
+) -> None:
+    # The retry only records the earlier switch: the rows stay the first reading's, so a task
+    # showing mode=replace (or saving a swapped mapping for later files) would be wrong.
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes())
+
+    response = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry", override)
+
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "rows_already_published"
+    assert f"cannot change {next(iter(override))}" in body["detail"]
+    assert "upload it again with mode=replace" in body["detail"]
+    task.refresh_from_db()
+    assert (task.status, task.mode, task.options.get("mapping")) == (IngestionTask.Status.FAILED, "append", None)
+    assert not ColumnMapping.objects.exists()
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_a_retry_finishing_a_published_task_says_its_rows_were_published_before(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes())
+    # Options the task already has are no change.
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry", {"mode": "append"}).status_code == 202
+
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert task.message.startswith(
+        "The run before had already published its 1,000 rows as data version 1 of 'sales' (2019-01-01 to 2019-03-30)"
+    )
+    assert "nothing was counted twice" in task.message
+    assert ColumnMapping.objects.get().mapping["cost"] == "cogs"  # what the killed run would have saved
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_finishing_a_published_task_keeps_the_mapping_a_later_upload_saved(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes(), mapping='{"Rating": ""}')
+    later = _upload_with(uploader_api, real_file.read_bytes(), mode="replace", force="true")
+    assert later.status == IngestionTask.Status.SUCCEEDED, later.message
+    saved = ColumnMapping.objects.get().mapping
+    assert saved["rating"] == "Rating"
+
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry").status_code == 202
+
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert ColumnMapping.objects.get().mapping == saved
