@@ -1,5 +1,6 @@
 """Writes for ingestion: receiving an upload, running its task, retrying and cancelling."""
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -26,7 +27,7 @@ from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create, datasource_publish_undo
 from ingestion import errors
 from ingestion.dates import date_format_validate
-from ingestion.errors import IngestionError
+from ingestion.errors import IngestionError, disk_refusal
 from ingestion.liveness import TaskHeartbeat, task_worker_gone, this_worker
 from ingestion.mapping import mapping_fields_check
 from ingestion.models import IngestionTask
@@ -337,10 +338,9 @@ def ingestion_upload_receive(
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
-    with local_path.open("rb") as handle:
-        content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
-        stored_key = default_storage.save(key, content)
+    stored_key = key
     try:
+        stored_key = _raw_file_store(key=key, local_path=local_path, owned=owned)
         return _task_create(
             task_id=task_id,
             datasource_name=datasource_name,
@@ -352,11 +352,28 @@ def ingestion_upload_receive(
             user=user,
         )
     except BaseException:
-        # A file no task points at would be kept forever and found by nothing; once the row
-        # exists (queueing runs after its commit and may fail) the file is the task's.
+        # A file no task points at would be kept forever and found by nothing (a save the disk
+        # cut short leaves part of one); once the row exists (queueing runs after its commit and
+        # may fail) the file is the task's.
         if not IngestionTask.objects.filter(pk=task_id).exists():
-            default_storage.delete(stored_key)
+            with contextlib.suppress(OSError):  # a read-only storage refuses this too; the error raised says why
+                default_storage.delete(stored_key)
         raise
+
+
+def _raw_file_store(*, key: str, local_path: Path, owned: bool) -> str:
+    """Keep the upload in storage as `key`; a disk that is full or read-only is a 507 refusal."""
+    try:
+        with local_path.open("rb") as handle:
+            content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
+            return default_storage.save(key, content)
+    except OSError as exc:
+        refusal = disk_refusal(
+            exc, doing="storing the raw file", outcome="Nothing was stored", then="send the file again"
+        )
+        if refusal is None:
+            raise
+        raise refusal from exc
 
 
 def _task_create(
@@ -815,13 +832,21 @@ def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
         rows_note = _engine_rows_note(task)
         progress.finish(IngestionTask.Status.FAILED, exc.detail + rows_note, error_code=exc.code)
     except Exception as exc:
-        logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
         rows_note = _engine_rows_note(task)
-        progress.finish(
-            IngestionTask.Status.FAILED,
-            f"Unexpected error while {task.get_stage_display().lower()} ({type(exc).__name__}: {str(exc)[:300]}). "
-            f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
-            error_code=errors.INTERNAL_ERROR,
+        doing = task.get_stage_display().lower()
+        refusal = disk_refusal(
+            exc, doing=doing, outcome="Nothing was published; the raw file is kept", then="retry the task"
         )
+        if refusal is not None:
+            logger.error("task %s: the disk refused a write while %s: %s", task.pk, doing, exc)
+            progress.finish(IngestionTask.Status.FAILED, refusal.detail + rows_note, error_code=refusal.code)
+        else:
+            logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
+            progress.finish(
+                IngestionTask.Status.FAILED,
+                f"Unexpected error while {doing} ({type(exc).__name__}: {str(exc)[:300]}). "
+                f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
+                error_code=errors.INTERNAL_ERROR,
+            )
     if rows_note:
         _engine_rows_remove_queue(task_id=str(task.pk))

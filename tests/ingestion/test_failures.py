@@ -1,10 +1,13 @@
 """A crash at each stage: the task fails with a reason, the raw file stays, nothing is published,
 and a retry succeeds without counting anything twice."""
 
+import errno
 import io
+import os
 import threading
 from pathlib import Path
 
+import polars as pl
 import pytest
 from django.core.files.storage import default_storage
 
@@ -391,3 +394,57 @@ def test_finishing_a_published_task_keeps_the_mapping_a_later_upload_saved(
     task.refresh_from_db()
     assert task.status == IngestionTask.Status.SUCCEEDED, task.message
     assert ColumnMapping.objects.get().mapping == saved
+
+
+def _no_space_left(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _polars_no_space_left(*args, **kwargs):
+    # Polars gives no errno, only the system's words in its message.
+    raise pl.exceptions.ComputeError(
+        "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "failure"),
+    [("_CuratedWriter.write", _no_space_left), ("batch_transform", _polars_no_space_left)],
+    ids=["curated-file", "polars"],
+)
+def test_a_full_work_folder_fails_the_task_as_storage_full(
+    target: str, failure, uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(getattr(pipeline, owner) if owner else pipeline, name, failure)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "storage_full")
+    assert task.message == (
+        "The server ran out of disk space while validating. Nothing was published; the raw file is kept; "
+        "ask the administrator to free space, then retry the task."
+    )
+    assert Segment.objects.count() == 0
+
+
+def test_a_full_storage_while_publishing_fails_the_task_as_storage_full(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    from django.core.files.storage import FileSystemStorage
+
+    save = FileSystemStorage._save
+
+    def curated_refused(self, name: str, content) -> str:
+        if name.startswith("curated/"):
+            _no_space_left()
+        return save(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", curated_refused)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "storage_full")
+    assert task.message.startswith("The server ran out of disk space while publishing. Nothing was published")
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0
