@@ -40,6 +40,8 @@ INVALID_OPTION = "invalid_option"  # 400
 TOO_LATE_TO_CANCEL = "too_late_to_cancel"  # 409: publishing switched the rows in; the task can only succeed
 # 409: a retry of a task whose rows were switched in cannot change the options they were read with
 ROWS_ALREADY_PUBLISHED = "rows_already_published"
+# 409 for a retry, a task's failure when it runs: the task's raw file left storage, so it cannot run again
+RAW_FILE_MISSING = "raw_file_missing"
 # A task's own failures, not a refusal of the file (no HTTP status: they end a task).
 INTERNAL_ERROR = "internal_error"  # an unexpected error while running; the task can be retried
 QUEUE_UNAVAILABLE = "queue_unavailable"  # the task queue (broker) refused the task; retry once it is back

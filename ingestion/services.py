@@ -460,6 +460,8 @@ def ingestion_task_retry(
                 f"Only failed or cancelled tasks can be retried (this one is {locked.status}).",
                 status=409,
             )
+        if not default_storage.exists(locked.raw_key):
+            raise IngestionError(errors.RAW_FILE_MISSING, raw_file_missing_detail(task=locked), status=409)
         switched_in = task_rows_switched_in(task=locked)
         if overrides:
             stored = {name: locked.options.get(name) for name in UPLOAD_OPTION_NAMES} | {"mode": locked.mode}
@@ -688,6 +690,8 @@ def ingestion_task_engine_rows_remove(*, task_id: str) -> bool:
 
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
     """The raw file on local disk: the worker may run on another machine than the web process."""
+    if not default_storage.exists(task.raw_key):
+        raise IngestionError(errors.RAW_FILE_MISSING, f"Nothing was published. {raw_file_missing_detail(task=task)}")
     if isinstance(default_storage, FileSystemStorage):
         return Path(default_storage.path(task.raw_key))
     local = workdir / ("raw-" + safe_filename(task.original_filename))
@@ -695,6 +699,15 @@ def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
         while chunk := source.read(8 * 1024 * 1024):
             target.write(chunk)
     return local
+
+
+def raw_file_missing_detail(*, task: IngestionTask) -> str:
+    """Why a task whose raw file left storage cannot run: named by its storage key, never by a
+    server path."""
+    return (
+        f"The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), so a retry cannot "
+        "succeed: upload the file again."
+    )
 
 
 def text_storable(value: object) -> object:

@@ -448,3 +448,45 @@ def test_a_full_storage_while_publishing_fails_the_task_as_storage_full(
     assert task.message.startswith("The server ran out of disk space while publishing. Nothing was published")
     assert default_storage.exists(task.raw_key)
     assert Segment.objects.count() == 0
+
+
+def _raw_file_moved_away(task: IngestionTask, tmp_path: Path) -> None:
+    Path(default_storage.path(task.raw_key)).rename(tmp_path / "moved.csv")
+
+
+def test_a_task_whose_raw_file_left_storage_fails_as_raw_file_missing(
+    uploader_api, real_file: Path, tmp_path: Path
+) -> None:
+    from ingestion.services import ingestion_task_run
+
+    task = _upload_with(uploader_api, real_file.read_bytes())  # no worker: queued
+    _raw_file_moved_away(task, tmp_path)
+
+    ingestion_task_run(task_id=str(task.pk))
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "raw_file_missing")
+    assert task.message == (
+        f"Nothing was published. The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), "
+        "so a retry cannot succeed: upload the file again."
+    )
+    assert default_storage.path("") not in task.message  # no server path
+
+
+def test_a_retry_of_a_task_whose_raw_file_left_storage_is_refused(
+    uploader_api, real_file: Path, tmp_path: Path, tasks_inline, monkeypatch
+) -> None:
+    monkeypatch.setattr(pipeline, "batch_transform", _no_space_left)
+    task = _upload_with(uploader_api, real_file.read_bytes())
+    assert task.status == IngestionTask.Status.FAILED
+    _raw_file_moved_away(task, tmp_path)
+
+    response = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry")
+
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "detail": f"The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), so a retry "
+        "cannot succeed: upload the file again.",
+        "code": "raw_file_missing",
+    }
+    assert IngestionTask.objects.get(pk=task.pk).attempts == 1
