@@ -611,6 +611,7 @@ def _validate_all(
     `counting`: the first choices to count the whole file for (`outcome.counts`).
     """
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
+    progress.rows_partial = True
     rejected_rows: set[int] = set()
     estimated_rows = _estimate_rows(raw_path, detected)
     curated = _CuratedWriter(outcome.curated_path)
@@ -654,6 +655,7 @@ def _validate_all(
         sink.close()  # raises the writer's error, if it had one
     finally:
         curated.close()
+    progress.rows_partial = False
     return outcome
 
 

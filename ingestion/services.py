@@ -33,6 +33,7 @@ from ingestion.mapping import mapping_fields_check
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.signals import task_failed
+from sales_analytics.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -547,7 +548,7 @@ def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
             locked.message = (
                 f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) while "
                 f"{locked.get_stage_display().lower()}. Nothing was published; the raw file is kept: retry to run "
-                f"it.{rows_note}"
+                f"it.{rows_note}{_stopped_counts_clear(locked)}"
             )
             locked.finished_at = timezone.now()
             if rows_note:
@@ -617,7 +618,9 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
             locked.status = IngestionTask.Status.FAILED
             locked.error_code = errors.WORKER_LOST
             rows_note = _engine_rows_note(locked)
-            locked.message = _worker_lost_message(task=locked, reason=reason) + rows_note
+            locked.message = (
+                _worker_lost_message(task=locked, reason=reason) + rows_note + _stopped_counts_clear(locked)
+            )
             locked.finished_at = timezone.now()
             locked.save()
             transaction.on_commit(functools.partial(_task_failed_send, task=locked))
@@ -632,6 +635,13 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
 _LIVENESS_FIELDS = ("pk", "status", "worker_host", "worker_pid", "heartbeat_at", "started_at")
 
 
+def _stopped_counts_clear(task: IngestionTask) -> str:
+    """`partial_counts_clear` for a task whose worker is gone: only its stage tells whether it was
+    still counting. (Validating also spans the few steps after the last batch, whose counts are
+    whole; they are cleared too, and still said in the message.)"""
+    return partial_counts_clear(task=task) if task.stage == IngestionTask.Stage.VALIDATING else ""
+
+
 def _worker_lost_message(*, task: IngestionTask, reason: str) -> str:
     if task_rows_switched_in(task=task):
         return (
@@ -642,6 +652,17 @@ def _worker_lost_message(*, task: IngestionTask, reason: str) -> str:
         f"The worker running this task stopped (killed or crashed) while {task.get_stage_display().lower()} "
         f"({task.progress}%; {reason}). Nothing was published; the raw file is kept: retry the task."
     )
+
+
+def partial_counts_clear(*, task: IngestionTask) -> str:
+    """Clear the row counts of a task stopped while validating, and say them in words instead: they
+    are of the rows checked so far, which the status, the page and the admin would show as the
+    file's totals (a cancel after one batch of 150,000 showed rows_total 150000)."""
+    if task.rows_total is None:
+        return ""
+    checked, rejected = task.rows_total, task.rows_rejected or 0
+    task.rows_total = task.rows_valid = task.rows_rejected = None
+    return f" It stopped after checking {counted(checked, 'row')} of the file ({rejected:,} rejected so far)."
 
 
 def task_rows_switched_in(*, task: IngestionTask) -> bool:
@@ -738,6 +759,9 @@ class TaskProgress:
         self.task = task
         self.on_progress = on_progress
         self._stage_started = time.perf_counter()
+        # Set while a validation pass counts the file's rows batch by batch: until it ends, the
+        # counts on the row are of the rows checked so far, not the file's.
+        self.rows_partial = False
 
     def _this_run(self):
         return IngestionTask.objects.filter(
@@ -782,6 +806,8 @@ class TaskProgress:
 
     def finish(self, status: str, message: str, *, error_code: str = "", progress: int | None = None) -> None:
         self._close_stage()
+        if self.rows_partial and status != IngestionTask.Status.SUCCEEDED:
+            message += partial_counts_clear(task=self.task)
         self.task.status = status
         self.task.message = text_storable(message)
         self.task.error_code = error_code

@@ -421,7 +421,7 @@ def test_a_full_work_folder_fails_the_task_as_storage_full(
     task = _upload_with(uploader_api, real_file.read_bytes())
 
     assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "storage_full")
-    assert task.message == (
+    assert task.message.startswith(
         "The server ran out of disk space while validating. Nothing was published; the raw file is kept; "
         "ask the administrator to free space, then retry the task."
     )
@@ -490,3 +490,66 @@ def test_a_retry_of_a_task_whose_raw_file_left_storage_is_refused(
         "code": "raw_file_missing",
     }
     assert IngestionTask.objects.get(pk=task.pk).attempts == 1
+
+
+def test_a_task_cancelled_while_validating_does_not_show_its_partial_counts_as_the_file_s(
+    uploader_api, real_file: Path, tasks_inline, settings, monkeypatch
+) -> None:
+    settings.INGEST_BATCH_ROWS = 200
+    real_transform = pipeline.batch_transform
+    checked_when_cancelled: list[int] = []
+
+    def cancel_after_the_first_batch(batch, plan):
+        task = IngestionTask.objects.get(status=IngestionTask.Status.RUNNING)
+        if task.rows_total and not checked_when_cancelled:
+            checked_when_cancelled.append(task.rows_total)
+            uploader_api.post(f"/api/ingest/tasks/{task.pk}/cancel")
+        return real_transform(batch, plan)
+
+    monkeypatch.setattr(pipeline, "batch_transform", cancel_after_the_first_batch)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert task.status == IngestionTask.Status.CANCELLED, task.message
+    assert 0 < checked_when_cancelled[0] < 1000
+    # The next batch was checked before the cancel was seen: what was checked, in words.
+    assert task.message.startswith("Cancelled. Nothing was published; the raw file is kept. It stopped after checking ")
+    assert "of the file (0 rejected so far)." in task.message
+    status = uploader_api.get(f"/api/ingest/status/{task.pk}").json()
+    assert (status["rows_total"], status["rows_valid"], status["rows_rejected"]) == (None, None, None)
+
+
+def test_a_task_refused_after_validating_keeps_the_file_s_counts(uploader_api, tasks_inline) -> None:
+    rows = ["Date,Branch,Product line,Quantity,Total"] + [f"2019-01-{day:02d},A,Food,x,10" for day in range(1, 11)]
+    task = _upload_with(uploader_api, "\n".join(rows).encode())
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "too_many_rejected_rows")
+    assert (task.rows_total, task.rows_valid, task.rows_rejected) == (10, 0, 10)
+
+
+def test_a_task_whose_worker_died_while_validating_does_not_show_its_partial_counts(
+    uploader_api, real_file: Path, settings
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap
+
+    settings.INGEST_WORKER_LOST_SECONDS = 60
+    task = ingestion_task_claim(task_id=_upload_with(uploader_api, real_file.read_bytes()).pk)
+    IngestionTask.objects.filter(pk=task.pk).update(
+        stage=IngestionTask.Stage.VALIDATING,
+        progress=46,
+        rows_total=150_000,
+        rows_valid=149_000,
+        rows_rejected=1_000,
+        worker_host="another-machine",
+        heartbeat_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+
+    assert ingestion_tasks_reap() == 1
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    assert (task.rows_total, task.rows_valid, task.rows_rejected) == (None, None, None)
+    assert task.message.endswith("It stopped after checking 150,000 rows of the file (1,000 rejected so far).")
