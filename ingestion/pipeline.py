@@ -76,8 +76,13 @@ ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
 
 
+# A task's work folder is `ingest-<task id>-…` in the temporary folder: one its worker was killed in
+# is left behind, and the task id tells ingestion.housekeeping whether its task still runs.
+INGEST_WORKDIR_PREFIX = "ingest-"
+
+
 def pipeline_run(*, task: IngestionTask, progress: TaskProgress) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"ingest-{task.pk}-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"{INGEST_WORKDIR_PREFIX}{task.pk}-") as workdir:
         _run_in(task=task, progress=progress, workdir=Path(workdir))
 
 
