@@ -81,6 +81,13 @@ def files_sweep(*, grace: dt.timedelta, now: dt.datetime | None = None) -> Sweep
     return outcome
 
 
+def files_sweep_task() -> str:
+    """The stored files' sweep alone, with the configured grace period: the daily schedule's function
+    until `install_schedules` is run again (it now runs `ingestion.tasks.disk_sweep_task`, which
+    also removes killed runs' work folders); kept so a schedule installed before does not fail."""
+    return files_sweep(grace=dt.timedelta(hours=settings.FILES_SWEEP_GRACE_HOURS)).describe()
+
+
 def _superseded_rollups_delete(cutoff: dt.datetime) -> int:
     """Rollups of a version that a later version replaced before `cutoff`: rows first, then files
     (a file left behind by a failed delete is an orphan the next sweep finds)."""
