@@ -82,7 +82,9 @@ def files_sweep(*, grace: dt.timedelta, now: dt.datetime | None = None) -> Sweep
 
 
 def files_sweep_task() -> str:
-    """The scheduled sweep (dashboard.schedules), with the configured grace period."""
+    """The stored files' sweep alone, with the configured grace period: the daily schedule's function
+    until `install_schedules` is run again (it now runs `ingestion.tasks.disk_sweep_task`, which
+    also removes killed runs' work folders); kept so a schedule installed before does not fail."""
     return files_sweep(grace=dt.timedelta(hours=settings.FILES_SWEEP_GRACE_HOURS)).describe()
 
 
@@ -145,7 +147,7 @@ def _local_copies_delete(folder: Path, *, needed: set[str], cutoff: dt.datetime)
             continue
         key = path.relative_to(root).as_posix()
         # A download cut short (`*.part`) is needed by nobody once old.
-        if key in needed or _modified_at(path) >= cutoff:
+        if key in needed or modified_at(path) >= cutoff:
             continue
         path.unlink(missing_ok=True)
         deleted += 1
@@ -157,12 +159,12 @@ def _empty_folders_remove(folder: Path, *, cutoff: dt.datetime) -> None:
     if not folder.is_dir():
         return
     for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        if _modified_at(path) < cutoff:
+        if modified_at(path) < cutoff:
             with contextlib.suppress(OSError):  # not empty (a file arrived), or gone already
                 path.rmdir()
 
 
-def _modified_at(path: Path) -> dt.datetime:
+def modified_at(path: Path) -> dt.datetime:
     """When the file or folder last changed; "now" when it is gone (another sweep deleted it)."""
     try:
         return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)

@@ -1,5 +1,6 @@
 """Where segment files live: written to storage, read by engines from a local copy."""
 
+import contextlib
 import shutil
 import uuid
 from pathlib import Path
@@ -26,9 +27,22 @@ def segment_file_store(*, local_path: Path, key: str) -> str:
 
 
 def stored_file_save(*, key: str, content: File) -> str:
-    """Store a file publishing needs and record it, so the files sweep may delete it once unused."""
-    stored = default_storage.save(key, content)
-    StoredFile.objects.get_or_create(key=stored)
+    """Store a file publishing needs and record it, so the files sweep may delete it once unused.
+
+    Recorded before it is stored: a save cut short (a full disk, a killed worker) leaves part of a
+    file that only a record lets the sweep find. A failed save's part is deleted at once too: on a
+    full disk its space is needed now.
+    """
+    StoredFile.objects.get_or_create(key=key)
+    try:
+        stored = default_storage.save(key, content)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the save's own error says more; the sweep retries this
+            default_storage.delete(key)
+        raise
+    if stored != key:  # the storage chose another name: only what it stored is publishing's
+        StoredFile.objects.get_or_create(key=stored)
+        StoredFile.objects.filter(key=key).delete()
     return stored
 
 

@@ -28,6 +28,9 @@ from analytics.signals import publish_completed
 logger = logging.getLogger(__name__)
 
 _MAX_PUBLISH_ATTEMPTS = 5
+# A publish's work folder is `publish-<upload id>-…` in the temporary folder: one its worker was
+# killed in is left behind, and the upload id tells a sweep whether its upload is still running.
+PUBLISH_WORKDIR_PREFIX = "publish-"
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def datasource_publish(
         published = _published_version(datasource=datasource, upload_id=request.upload_id)
         if published is not None:
             return PublishOutcome(data_version=published, already_published=True, engine_task_id=engine_task_id)
-        with tempfile.TemporaryDirectory(prefix="publish-") as workdir:
+        with tempfile.TemporaryDirectory(prefix=f"{PUBLISH_WORKDIR_PREFIX}{request.upload_id}-") as workdir:
             # Planned first: whatever can fail (storing files, building the version's facts) fails
             # before an engine that loads rows itself (Druid) has loaded rows it would count.
             plan = _publish_plan(datasource=datasource, request=request, workdir=Path(workdir))

@@ -22,6 +22,7 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
+from ingestion.uploads import upload_disk_refusal_raise
 
 TASKS_SHOWN = 50
 # Mapping and date problems are fixed by choosing options and retrying from the stored file.
@@ -86,6 +87,11 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Your role does not allow uploading.")
         return redirect("dashboard:uploads")
     uploaded = request.FILES.get("file")
+    try:
+        upload_disk_refusal_raise(request)
+    except IngestionError as exc:
+        messages.error(request, exc.detail)
+        return redirect("dashboard:uploads")
     if getattr(request, "upload_too_large", False):
         messages.error(request, f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
         return redirect("dashboard:uploads")

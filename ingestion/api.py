@@ -31,6 +31,7 @@ from ingestion.services import (
     ingestion_upload_receive,
     upload_options_parse,
 )
+from ingestion.uploads import upload_disk_refusal_raise
 from sales_analytics.csvsafe import CSV_CONTENT_TYPE
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.pagination import BoundedLimitOffsetPagination
@@ -241,7 +242,9 @@ class PreviewOut(Schema):
 
 
 def uploaded_file_or_error(request: HttpRequest, file: UploadedFile | None) -> UploadedFile:
-    """The streamed upload, or the precise reason there is none (413 past the size limit)."""
+    """The streamed upload, or the precise reason there is none (413 past the size limit, 507 when
+    the server's disk refused it)."""
+    upload_disk_refusal_raise(request)
     if getattr(request, "upload_too_large", False):
         raise ApiError(
             413,
@@ -282,7 +285,7 @@ UPLOAD_BODY = {
 
 @router.post(
     "/upload",
-    response={202: UploadAccepted, **error_responses(400, 409, 413, 415, 422)},
+    response={202: UploadAccepted, **error_responses(400, 409, 413, 415, 422, 507)},
     url_name="upload",
     openapi_extra=UPLOAD_BODY,
 )
@@ -312,7 +315,7 @@ def upload(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | No
 
 @router.post(
     "/preview",
-    response={200: PreviewOut, **error_responses(400, 413, 415, 422)},
+    response={200: PreviewOut, **error_responses(400, 413, 415, 422, 507)},
     url_name="preview",
     openapi_extra=UPLOAD_BODY,
 )

@@ -30,7 +30,7 @@ from accounts.selectors import user_allowed_branches
 from analytics.engines import EngineError
 from analytics.models import Datasource
 from analytics.rollups import SharedInvoices
-from analytics.services import DataAlreadyPublished, PublishRequest, datasource_publish
+from analytics.services import DataAlreadyPublished, PublishOutcome, PublishRequest, datasource_publish
 from ingestion import errors
 from ingestion.dates import (
     EXCEL_EPOCHS,
@@ -71,6 +71,7 @@ from ingestion.services import (
     ingestion_tasks_reap,
     raw_local_path,
     replace_permission_check,
+    task_rows_switched_in,
     text_storable,
 )
 from ingestion.transform import (
@@ -96,8 +97,13 @@ ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
 
 
+# A task's work folder is `ingest-<task id>-…` in the temporary folder: one its worker was killed in
+# is left behind, and the task id tells ingestion.housekeeping whether its task still runs.
+INGEST_WORKDIR_PREFIX = "ingest-"
+
+
 def pipeline_run(*, task: IngestionTask, progress: TaskProgress) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"ingest-{task.pk}-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"{INGEST_WORKDIR_PREFIX}{task.pk}-") as workdir:
         _run_in(task=task, progress=progress, workdir=Path(workdir))
 
 
@@ -395,7 +401,9 @@ def _formulas_refuse(
 
 def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) -> None:
     detected, mapping, notes, outcome = read.detected, read.mapping, read.notes, read.outcome
-    if not task.options.get("force"):
+    # Not when this task's rows are in already (a retry finishing a run whose worker stopped after
+    # the switch): it publishes nothing, whoever loaded the same file since.
+    if not task.options.get("force") and not task_rows_switched_in(task=task):
         _publishing_claim(task=task)  # before an engine that loads rows itself (Druid) has loaded them
     progress.stage(Stage.PUBLISHING, 90, f"Publishing {counted(outcome.rows_valid, 'row')}.")
     keys_before = _invoice_keys(task.datasource_id)
@@ -433,7 +441,7 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
             "covers, send it with mode=replace; to count it again anyway, retry with force=true.",
             status=409,
         ) from None
-    if user_allowed_branches(user=task.created_by) is None:
+    if user_allowed_branches(user=task.created_by) is None and _publish_is_latest(task=task, published=published):
         # The saved mapping decides how everyone's later files are read: a branch-scoped
         # uploader's choice holds for their own upload only.
         ColumnMapping.objects.update_or_create(
@@ -445,7 +453,7 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
     replaced_note = (
         f"; it replaced the {counted(published.rows_replaced, 'row')} from {outcome.interval_start} to "
         f"{outcome.interval_end} (every day of that range, also days without rows in this file)"
-        if task.mode == IngestionTask.Mode.REPLACE and not published.already_published
+        if task.mode == IngestionTask.Mode.REPLACE
         else ""
     )
     warnings = [
@@ -458,13 +466,32 @@ def _publish(*, task: IngestionTask, progress: TaskProgress, read: _ReadFile) ->
     ]
     if warnings:
         progress.update(task.progress, task.message, notes=[*task.notes, *warnings])
+    published_as = (
+        f"data version {published.data_version} of '{task.datasource.name}' "
+        f"({outcome.interval_start} to {outcome.interval_end})"
+    )
+    if published.already_published:
+        # A retry finishing a run whose worker stopped after the switch: these rows are that run's.
+        headline = (
+            f"The run before had already published its {counted(outcome.rows_valid, 'row')} as {published_as}"
+            f"{rejected_note}, but its worker stopped before recording it; nothing was counted twice."
+        )
+    else:
+        headline = f"Published {counted(outcome.rows_valid, 'row')}{rejected_note} as {published_as}{replaced_note}."
     progress.finish(
         IngestionTask.Status.SUCCEEDED,
-        f"Published {counted(outcome.rows_valid, 'row')}{rejected_note} as data version {published.data_version} "
-        f"of '{task.datasource.name}' ({outcome.interval_start} to {outcome.interval_end}){replaced_note}."
-        f"{notes.message}{_reading_note(read.reading_notes)}{''.join(' ' + warning for warning in warnings)}",
+        f"{headline}{notes.message}{_reading_note(read.reading_notes)}{''.join(' ' + warning for warning in warnings)}",
         progress=100,
     )
+
+
+def _publish_is_latest(*, task: IngestionTask, published: PublishOutcome) -> bool:
+    """Whether no other upload was published after this one: when this run only found its rows
+    published by the run before (its worker stopped after the switch), a later upload may have
+    saved its own mapping since, which this older file's must not overwrite."""
+    if not published.already_published:
+        return True
+    return Datasource.objects.filter(pk=task.datasource_id, data_version=published.data_version).exists()
 
 
 def _reading_note(reading_notes: list[str]) -> str:
@@ -657,6 +684,7 @@ def _validate_all(
     `counting`: the first choices to count the whole file for (`outcome.counts`).
     """
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
+    progress.rows_partial = True
     rejected_rows: set[int] = set()
     estimated_rows = _estimate_rows(raw_path, detected)
     curated = _CuratedWriter(outcome.curated_path)
@@ -701,6 +729,7 @@ def _validate_all(
         sink.close()  # raises the writer's error, if it had one
     finally:
         curated.close()
+    progress.rows_partial = False
     return outcome
 
 

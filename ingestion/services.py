@@ -1,5 +1,6 @@
 """Writes for ingestion: receiving an upload, running its task, retrying and cancelling."""
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -26,12 +27,13 @@ from analytics.models import Segment, datasource_name_validator
 from analytics.services import datasource_get_or_create, datasource_publish_undo
 from ingestion import errors
 from ingestion.dates import date_format_validate
-from ingestion.errors import IngestionError
+from ingestion.errors import IngestionError, disk_refusal
 from ingestion.liveness import TaskHeartbeat, task_worker_gone, this_worker
 from ingestion.mapping import mapping_fields_check
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_tasks_visible
 from ingestion.signals import task_failed
+from sales_analytics.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -337,10 +339,9 @@ def ingestion_upload_receive(
     task_id = uuid.uuid4()
     now = timezone.now()
     key = raw_storage_key(datasource_name=datasource_name, task_id=task_id, filename=original_filename, when=now)
-    with local_path.open("rb") as handle:
-        content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
-        stored_key = default_storage.save(key, content)
+    stored_key = key
     try:
+        stored_key = _raw_file_store(key=key, local_path=local_path, owned=owned)
         return _task_create(
             task_id=task_id,
             datasource_name=datasource_name,
@@ -352,11 +353,28 @@ def ingestion_upload_receive(
             user=user,
         )
     except BaseException:
-        # A file no task points at would be kept forever and found by nothing; once the row
-        # exists (queueing runs after its commit and may fail) the file is the task's.
+        # A file no task points at would be kept forever and found by nothing (a save the disk
+        # cut short leaves part of one); once the row exists (queueing runs after its commit and
+        # may fail) the file is the task's.
         if not IngestionTask.objects.filter(pk=task_id).exists():
-            default_storage.delete(stored_key)
+            with contextlib.suppress(OSError):  # a read-only storage refuses this too; the error raised says why
+                default_storage.delete(stored_key)
         raise
+
+
+def _raw_file_store(*, key: str, local_path: Path, owned: bool) -> str:
+    """Keep the upload in storage as `key`; a disk that is full or read-only is a 507 refusal."""
+    try:
+        with local_path.open("rb") as handle:
+            content = _MovableFile(handle, name=Path(key).name) if owned else File(handle, name=Path(key).name)
+            return default_storage.save(key, content)
+    except OSError as exc:
+        refusal = disk_refusal(
+            exc, doing="storing the raw file", outcome="Nothing was stored", then="send the file again"
+        )
+        if refusal is None:
+            raise
+        raise refusal from exc
 
 
 def _task_create(
@@ -443,16 +461,22 @@ def ingestion_task_retry(
                 f"Only failed or cancelled tasks can be retried (this one is {locked.status}).",
                 status=409,
             )
+        if not default_storage.exists(locked.raw_key):
+            raise IngestionError(errors.RAW_FILE_MISSING, raw_file_missing_detail(task=locked), status=409)
+        switched_in = task_rows_switched_in(task=locked)
         if overrides:
             stored = {name: locked.options.get(name) for name in UPLOAD_OPTION_NAMES} | {"mode": locked.mode}
             options = upload_options_parse(**{**stored, **overrides})
+            if switched_in:
+                _published_options_keep(task=locked, published=upload_options_parse(**stored), asked=options)
             locked.options = asdict(options)
             locked.mode = options.mode
         if locked.mode == IngestionTask.Mode.REPLACE:
             replace_permission_check(user=user)
             replace_permission_check(user=locked.created_by, uploader=True)  # the run checks it too
-        if not locked.options.get("force"):
+        if not locked.options.get("force") and not switched_in:
             # The file may have been published (or queued) by another upload since this one failed.
+            # Not when its own rows are in: the retry publishes nothing, whoever loaded the file since.
             ingestion_duplicate_refuse(
                 datasource_name=locked.datasource.name,
                 sha256=locked.sha256,
@@ -471,6 +495,24 @@ def ingestion_task_retry(
         locked.save()
         ingestion_task_enqueue(task=locked)
     return locked
+
+
+def _published_options_keep(*, task: IngestionTask, published: UploadOptions, asked: UploadOptions) -> None:
+    """Refuse other options for a task whose rows are switched in already: its retry only records
+    that publish (the switch is not made twice), so the task would show options its rows were
+    never read with, and its mapping would be saved for the datasource's later files."""
+    changed = [name for name in UPLOAD_OPTION_NAMES if getattr(published, name) != getattr(asked, name)]
+    if not changed:
+        return
+    raise IngestionError(
+        errors.ROWS_ALREADY_PUBLISHED,
+        f"This task's rows were already published, read with the options it was uploaded with "
+        f"(mode={task.mode}); its worker stopped before recording that, and a retry only finishes recording "
+        f"it, so it cannot change {', '.join(changed)}. Retry without options to finish it. To publish the file "
+        "read differently, upload it again with mode=replace and force=true: its days' rows are then swapped "
+        "for the new reading.",
+        status=409,
+    )
 
 
 def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
@@ -505,7 +547,8 @@ def ingestion_task_cancel(*, task: IngestionTask) -> IngestionTask:
             locked.status = IngestionTask.Status.CANCELLED
             locked.message = (
                 f"Cancelled. The worker running it had stopped (killed or crashed; {worker_gone}) "
-                f"{_when_in_run(locked)}. Nothing was published; the raw file is kept: retry to run it.{rows_note}"
+                f"{_when_in_run(locked)}. Nothing was published; the raw file is kept: retry to run "
+                f"it.{rows_note}{_stopped_counts_clear(locked)}"
             )
             locked.finished_at = timezone.now()
             if rows_note:
@@ -575,7 +618,9 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
             locked.status = IngestionTask.Status.FAILED
             locked.error_code = errors.WORKER_LOST
             rows_note = _engine_rows_note(locked)
-            locked.message = _worker_lost_message(task=locked, reason=reason) + rows_note
+            locked.message = (
+                _worker_lost_message(task=locked, reason=reason) + rows_note + _stopped_counts_clear(locked)
+            )
             locked.finished_at = timezone.now()
             locked.save()
             transaction.on_commit(functools.partial(_task_failed_send, task=locked))
@@ -588,6 +633,13 @@ def ingestion_tasks_reap(*, now: dt.datetime | None = None) -> int:
 
 
 _LIVENESS_FIELDS = ("pk", "status", "worker_host", "worker_pid", "heartbeat_at", "started_at")
+
+
+def _stopped_counts_clear(task: IngestionTask) -> str:
+    """`partial_counts_clear` for a task whose worker is gone: only its stage tells whether it was
+    still counting. (Validating also spans the few steps after the last batch, whose counts are
+    whole; they are cleared too, and still said in the message.)"""
+    return partial_counts_clear(task=task) if task.stage == IngestionTask.Stage.VALIDATING else ""
 
 
 def _worker_lost_message(*, task: IngestionTask, reason: str) -> str:
@@ -608,6 +660,17 @@ def _when_in_run(task: IngestionTask) -> str:
     if task.stage == IngestionTask.Stage.STORING_RAW:
         return "before it began reading the file"
     return f"while {task.get_stage_display().lower()}"
+
+
+def partial_counts_clear(*, task: IngestionTask) -> str:
+    """Clear the row counts of a task stopped while validating, and say them in words instead: they
+    are of the rows checked so far, which the status, the page and the admin would show as the
+    file's totals (a cancel after one batch of 150,000 showed rows_total 150000)."""
+    if task.rows_total is None:
+        return ""
+    checked, rejected = task.rows_total, task.rows_rejected or 0
+    task.rows_total = task.rows_valid = task.rows_rejected = None
+    return f" It stopped after checking {counted(checked, 'row')} of the file ({rejected:,} rejected so far)."
 
 
 def task_rows_switched_in(*, task: IngestionTask) -> bool:
@@ -656,6 +719,8 @@ def ingestion_task_engine_rows_remove(*, task_id: str) -> bool:
 
 def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
     """The raw file on local disk: the worker may run on another machine than the web process."""
+    if not default_storage.exists(task.raw_key):
+        raise IngestionError(errors.RAW_FILE_MISSING, f"Nothing was published. {raw_file_missing_detail(task=task)}")
     if isinstance(default_storage, FileSystemStorage):
         return Path(default_storage.path(task.raw_key))
     local = workdir / ("raw-" + safe_filename(task.original_filename))
@@ -663,6 +728,15 @@ def raw_local_path(*, task: IngestionTask, workdir: Path) -> Path:
         while chunk := source.read(8 * 1024 * 1024):
             target.write(chunk)
     return local
+
+
+def raw_file_missing_detail(*, task: IngestionTask) -> str:
+    """Why a task whose raw file left storage cannot run: named by its storage key, never by a
+    server path."""
+    return (
+        f"The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), so a retry cannot "
+        "succeed: upload the file again."
+    )
 
 
 def text_storable(value: object) -> object:
@@ -693,6 +767,9 @@ class TaskProgress:
         self.task = task
         self.on_progress = on_progress
         self._stage_started = time.perf_counter()
+        # Set while a validation pass counts the file's rows batch by batch: until it ends, the
+        # counts on the row are of the rows checked so far, not the file's.
+        self.rows_partial = False
 
     def _this_run(self):
         return IngestionTask.objects.filter(
@@ -737,6 +814,8 @@ class TaskProgress:
 
     def finish(self, status: str, message: str, *, error_code: str = "", progress: int | None = None) -> None:
         self._close_stage()
+        if self.rows_partial and status != IngestionTask.Status.SUCCEEDED:
+            message += partial_counts_clear(task=self.task)
         self.task.status = status
         self.task.message = text_storable(message)
         self.task.error_code = error_code
@@ -800,13 +879,21 @@ def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
         rows_note = _engine_rows_note(task)
         progress.finish(IngestionTask.Status.FAILED, exc.detail + rows_note, error_code=exc.code)
     except Exception as exc:
-        logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
         rows_note = _engine_rows_note(task)
-        progress.finish(
-            IngestionTask.Status.FAILED,
-            f"Unexpected error {_when_in_run(task)} ({type(exc).__name__}: {str(exc)[:300]}). "
-            f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
-            error_code=errors.INTERNAL_ERROR,
+        doing = task.get_stage_display().lower()
+        refusal = disk_refusal(
+            exc, doing=doing, outcome="Nothing was published; the raw file is kept", then="retry the task"
         )
+        if refusal is not None:
+            logger.error("task %s: the disk refused a write while %s: %s", task.pk, doing, exc)
+            progress.finish(IngestionTask.Status.FAILED, refusal.detail + rows_note, error_code=refusal.code)
+        else:
+            logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
+            progress.finish(
+                IngestionTask.Status.FAILED,
+                f"Unexpected error {_when_in_run(task)} ({type(exc).__name__}: {str(exc)[:300]}). "
+                f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
+                error_code=errors.INTERNAL_ERROR,
+            )
     if rows_note:
         _engine_rows_remove_queue(task_id=str(task.pk))

@@ -1,5 +1,8 @@
 """Background entry points (django-q2): take an id, call one service."""
 
+import datetime as dt
+
+from django.conf import settings
 from django_q.tasks import async_task
 
 from sales_analytics.observability import log_context
@@ -36,3 +39,10 @@ def ingestion_tasks_reap_task() -> int:
     from ingestion.services import ingestion_tasks_reap
 
     return ingestion_tasks_reap()
+
+
+def disk_sweep_task() -> str:
+    """The daily sweep (dashboard.schedules): stored files no version needs, killed runs' work folders."""
+    from ingestion.housekeeping import disk_sweep
+
+    return disk_sweep(grace=dt.timedelta(hours=settings.FILES_SWEEP_GRACE_HOURS)).describe()

@@ -21,8 +21,8 @@ from graphql.language import (
 
 from accounts.authentication import CsrfFailed, refused_token_detail, request_authenticate
 from accounts.roles import Capability, permission_name
-from ingestion.errors import TOO_MANY_FILES
-from ingestion.uploads import TOO_MANY_FILES_DETAIL
+from ingestion.errors import TOO_MANY_FILES, IngestionError
+from ingestion.uploads import TOO_MANY_FILES_DETAIL, upload_disk_refusal_raise
 
 MAX_QUERY_DEPTH = 8
 
@@ -171,6 +171,7 @@ class SalesGraphQLView(GraphQLView):
             except RecursionError as exc:  # json.loads of a deeply nested body (was a 500)
                 raise GraphQLHttpError("The request body is nested too deeply.") from exc
         # GraphQL multipart request spec: `operations` JSON, `map` {file key: ["variables.file"]}, the files.
+        upload_disk_refusal_raise(request)
         try:
             operations = json.loads(request.POST["operations"])
             file_map = json.loads(request.POST.get("map", "{}"))
@@ -239,3 +240,5 @@ def _graphql_answer(request: HttpRequest) -> HttpResponse:
         return _graphql(request)
     except GraphQLHttpError as exc:
         return _graphql_error(400, "bad_request", str(exc))
+    except IngestionError as exc:  # the server's disk refused the file while it streamed
+        return _graphql_error(exc.status, exc.code, exc.detail)

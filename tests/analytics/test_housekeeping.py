@@ -2,13 +2,15 @@
 version reads, the history of retired segments, raw files and unknown folders stay."""
 
 import datetime as dt
+import errno
 import io
+import os
 import uuid
 from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -99,3 +101,49 @@ def test_the_sweep_command_reports_what_it_deleted_and_refuses_a_grace_shorter_t
     with pytest.raises(CommandError, match="at least 3 hours"):
         call_command("files_sweep", "--grace-hours", "2.5", stdout=out)
     assert Rollup.objects.filter(datasource__name=DATASOURCE, version=1).exists()
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture
+def storage_fills_up(monkeypatch) -> type:
+    """Storage takes the first bytes of a file, then its disk is full; the storage's class."""
+    storage_class = type(storages["default"])
+    save = storage_class._save
+
+    def save_part(self, name: str, content) -> str:
+        save(self, name, ContentFile(content.read(2)))
+        _disk_full()
+
+    monkeypatch.setattr(storage_class, "_save", save_part)
+    return storage_class
+
+
+def test_a_file_publishing_could_not_store_whole_is_deleted_and_stays_recorded(storage_fills_up) -> None:
+    key = f"curated/{DATASOURCE}/{uuid.uuid4()}/rows.parquet"
+
+    with pytest.raises(OSError, match="No space left on device"):
+        stored_file_save(key=key, content=ContentFile(b"PAR1"))
+
+    assert not _stored(key)  # its space is free at once
+    assert StoredFile.objects.filter(key=key).exists()
+
+
+def test_a_partial_file_left_by_a_failed_save_is_found_by_the_sweep(storage_fills_up, monkeypatch) -> None:
+    # The delete right after may fail too (the same storage gone read-only, a killed worker): the
+    # record, made before saving, lets the sweep delete the partial file later.
+    key = f"curated/{DATASOURCE}/{uuid.uuid4()}/rows.parquet"
+    delete = storage_fills_up.delete
+    monkeypatch.setattr(storage_fills_up, "delete", _disk_full)
+    with pytest.raises(OSError):
+        stored_file_save(key=key, content=ContentFile(b"PAR1"))
+    assert _stored(key)
+    monkeypatch.setattr(storage_fills_up, "delete", delete)
+
+    outcome = files_sweep(grace=grace_minimum(), now=timezone.now() + grace_minimum() + HOUR)
+
+    assert outcome.orphans_deleted == 1
+    assert not _stored(key)
+    assert not StoredFile.objects.filter(key=key).exists()

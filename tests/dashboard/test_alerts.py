@@ -233,7 +233,7 @@ def test_schedules_install_is_rerunnable() -> None:
         "dashboard.tasks.alerts_evaluate_all_task",
         "dashboard.tasks.notifications_send_task",
         "ingestion.tasks.ingestion_tasks_reap_task",
-        "analytics.housekeeping.files_sweep_task",
+        "ingestion.tasks.disk_sweep_task",
     }
 
 

@@ -1,10 +1,13 @@
 """A crash at each stage: the task fails with a reason, the raw file stays, nothing is published,
 and a retry succeeds without counting anything twice."""
 
+import errno
 import io
+import os
 import threading
 from pathlib import Path
 
+import polars as pl
 import pytest
 from django.core.files.storage import default_storage
 
@@ -307,3 +310,246 @@ def test_cancelling_a_task_whose_worker_died_after_druid_took_its_rows_has_them_
     assert task.status == IngestionTask.Status.CANCELLED
     assert task.message.endswith("Any rows Druid had loaded for it are being removed.")
     assert queued == [str(task.pk)]
+
+
+def _upload_with(client, content: bytes, **fields) -> IngestionTask:
+    handle = io.BytesIO(content)
+    handle.name = "sales.csv"
+    return IngestionTask.objects.get(pk=client.post("/api/ingest/upload", {"file": handle, **fields}).json()["task_id"])
+
+
+def _published_then_worker_lost(client, content: bytes, **fields) -> IngestionTask:
+    """An upload whose worker was killed between publishing's switch and recording its success:
+    its rows are in, its mapping was not saved yet, and the reaper failed it as `worker_lost`."""
+    from ingestion.models import ColumnMapping
+
+    task = _upload_with(client, content, **fields)
+    ColumnMapping.objects.all().delete()
+    IngestionTask.objects.filter(pk=task.pk).update(
+        status=IngestionTask.Status.FAILED, error_code="worker_lost", stage=IngestionTask.Stage.PUBLISHING
+    )
+    return IngestionTask.objects.get(pk=task.pk)
+
+
+SWAPPED_COST_AND_PROFIT = '{"cogs": "gross_profit", "gross income": "cost"}'
+
+
+@pytest.mark.parametrize(
+    "override", [{"mode": "replace"}, {"mapping": SWAPPED_COST_AND_PROFIT}], ids=["mode", "mapping"]
+)
+def test_a_retry_of_a_task_whose_rows_are_published_refuses_other_options(
+    override: dict, uploader_api, real_file: Path, tasks_inline
+) -> None:
+    # The retry only records the earlier switch: the rows stay the first reading's, so a task
+    # showing mode=replace (or saving a swapped mapping for later files) would be wrong.
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes())
+
+    response = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry", override)
+
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "rows_already_published"
+    assert f"cannot change {next(iter(override))}" in body["detail"]
+    assert "upload it again with mode=replace" in body["detail"]
+    task.refresh_from_db()
+    assert (task.status, task.mode, task.options.get("mapping")) == (IngestionTask.Status.FAILED, "append", None)
+    assert not ColumnMapping.objects.exists()
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_a_retry_finishing_a_published_task_says_its_rows_were_published_before(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes())
+    # Options the task already has are no change.
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry", {"mode": "append"}).status_code == 202
+
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert task.message.startswith(
+        "The run before had already published its 1,000 rows as data version 1 of 'sales' (2019-01-01 to 2019-03-30)"
+    )
+    assert "nothing was counted twice" in task.message
+    assert ColumnMapping.objects.get().mapping["cost"] == "cogs"  # what the killed run would have saved
+    assert uploader_api.get("/api/metrics/summary").json()["lines"] == 1000
+
+
+def test_finishing_a_published_task_keeps_the_mapping_a_later_upload_saved(
+    uploader_api, real_file: Path, tasks_inline
+) -> None:
+    from ingestion.models import ColumnMapping
+
+    task = _published_then_worker_lost(uploader_api, real_file.read_bytes(), mapping='{"Rating": ""}')
+    later = _upload_with(uploader_api, real_file.read_bytes(), mode="replace", force="true")
+    assert later.status == IngestionTask.Status.SUCCEEDED, later.message
+    saved = ColumnMapping.objects.get().mapping
+    assert saved["rating"] == "Rating"
+
+    assert uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry").status_code == 202
+
+    task.refresh_from_db()
+    assert task.status == IngestionTask.Status.SUCCEEDED, task.message
+    assert ColumnMapping.objects.get().mapping == saved
+
+
+def _no_space_left(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _polars_no_space_left(*args, **kwargs):
+    # Polars gives no errno, only the system's words in its message.
+    raise pl.exceptions.ComputeError(
+        "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "failure"),
+    [("_CuratedWriter.write", _no_space_left), ("batch_transform", _polars_no_space_left)],
+    ids=["curated-file", "polars"],
+)
+def test_a_full_work_folder_fails_the_task_as_storage_full(
+    target: str, failure, uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(getattr(pipeline, owner) if owner else pipeline, name, failure)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "storage_full")
+    assert task.message.startswith(
+        "The server ran out of disk space while validating. Nothing was published; the raw file is kept; "
+        "ask the administrator to free space, then retry the task."
+    )
+    assert Segment.objects.count() == 0
+
+
+def test_a_full_storage_while_publishing_fails_the_task_as_storage_full(
+    uploader_api, real_file: Path, tasks_inline, monkeypatch
+) -> None:
+    from django.core.files.storage import FileSystemStorage
+
+    save = FileSystemStorage._save
+
+    def curated_refused(self, name: str, content) -> str:
+        if name.startswith("curated/"):
+            _no_space_left()
+        return save(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", curated_refused)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "storage_full")
+    assert task.message.startswith("The server ran out of disk space while publishing. Nothing was published")
+    assert default_storage.exists(task.raw_key)
+    assert Segment.objects.count() == 0
+
+
+def _raw_file_moved_away(task: IngestionTask, tmp_path: Path) -> None:
+    Path(default_storage.path(task.raw_key)).rename(tmp_path / "moved.csv")
+
+
+def test_a_task_whose_raw_file_left_storage_fails_as_raw_file_missing(
+    uploader_api, real_file: Path, tmp_path: Path
+) -> None:
+    from ingestion.services import ingestion_task_run
+
+    task = _upload_with(uploader_api, real_file.read_bytes())  # no worker: queued
+    _raw_file_moved_away(task, tmp_path)
+
+    ingestion_task_run(task_id=str(task.pk))
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "raw_file_missing")
+    assert task.message == (
+        f"Nothing was published. The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), "
+        "so a retry cannot succeed: upload the file again."
+    )
+    assert default_storage.path("") not in task.message  # no server path
+
+
+def test_a_retry_of_a_task_whose_raw_file_left_storage_is_refused(
+    uploader_api, real_file: Path, tmp_path: Path, tasks_inline, monkeypatch
+) -> None:
+    monkeypatch.setattr(pipeline, "batch_transform", _no_space_left)
+    task = _upload_with(uploader_api, real_file.read_bytes())
+    assert task.status == IngestionTask.Status.FAILED
+    _raw_file_moved_away(task, tmp_path)
+
+    response = uploader_api.post(f"/api/ingest/tasks/{task.pk}/retry")
+
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "detail": f"The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), so a retry "
+        "cannot succeed: upload the file again.",
+        "code": "raw_file_missing",
+    }
+    assert IngestionTask.objects.get(pk=task.pk).attempts == 1
+
+
+def test_a_task_cancelled_while_validating_does_not_show_its_partial_counts_as_the_file_s(
+    uploader_api, real_file: Path, tasks_inline, settings, monkeypatch
+) -> None:
+    settings.INGEST_BATCH_ROWS = 200
+    real_transform = pipeline.batch_transform
+    checked_when_cancelled: list[int] = []
+
+    def cancel_after_the_first_batch(batch, plan):
+        task = IngestionTask.objects.get(status=IngestionTask.Status.RUNNING)
+        if task.rows_total and not checked_when_cancelled:
+            checked_when_cancelled.append(task.rows_total)
+            uploader_api.post(f"/api/ingest/tasks/{task.pk}/cancel")
+        return real_transform(batch, plan)
+
+    monkeypatch.setattr(pipeline, "batch_transform", cancel_after_the_first_batch)
+
+    task = _upload_with(uploader_api, real_file.read_bytes())
+
+    assert task.status == IngestionTask.Status.CANCELLED, task.message
+    assert 0 < checked_when_cancelled[0] < 1000
+    # The next batch was checked before the cancel was seen: what was checked, in words.
+    assert task.message.startswith("Cancelled. Nothing was published; the raw file is kept. It stopped after checking ")
+    assert "of the file (0 rejected so far)." in task.message
+    status = uploader_api.get(f"/api/ingest/status/{task.pk}").json()
+    assert (status["rows_total"], status["rows_valid"], status["rows_rejected"]) == (None, None, None)
+
+
+def test_a_task_refused_after_validating_keeps_the_file_s_counts(uploader_api, tasks_inline) -> None:
+    rows = ["Date,Branch,Product line,Quantity,Total"] + [f"2019-01-{day:02d},A,Food,x,10" for day in range(1, 11)]
+    task = _upload_with(uploader_api, "\n".join(rows).encode())
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "too_many_rejected_rows")
+    assert (task.rows_total, task.rows_valid, task.rows_rejected) == (10, 0, 10)
+
+
+def test_a_task_whose_worker_died_while_validating_does_not_show_its_partial_counts(
+    uploader_api, real_file: Path, settings
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from ingestion.services import ingestion_task_claim, ingestion_tasks_reap
+
+    settings.INGEST_WORKER_LOST_SECONDS = 60
+    task = ingestion_task_claim(task_id=_upload_with(uploader_api, real_file.read_bytes()).pk)
+    IngestionTask.objects.filter(pk=task.pk).update(
+        stage=IngestionTask.Stage.VALIDATING,
+        progress=46,
+        rows_total=150_000,
+        rows_valid=149_000,
+        rows_rejected=1_000,
+        worker_host="another-machine",
+        heartbeat_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+
+    assert ingestion_tasks_reap() == 1
+
+    task.refresh_from_db()
+    assert (task.status, task.error_code) == (IngestionTask.Status.FAILED, "worker_lost")
+    assert (task.rows_total, task.rows_valid, task.rows_rejected) == (None, None, None)
+    assert task.message.endswith("It stopped after checking 150,000 rows of the file (1,000 rejected so far).")

@@ -3,14 +3,15 @@ import datetime as dt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.housekeeping import files_sweep
+from ingestion.housekeeping import disk_sweep
 
 
 class Command(BaseCommand):
     help = (
         "Delete files no data version needs: superseded versions' rollups, stored files no segment or rollup "
-        "points at, and stale local copies of S3 files, each once older than the grace period. Runs daily "
-        "as a schedule too (install_schedules)."
+        "points at, and stale local copies of S3 files, each once older than the grace period; and the work "
+        "folders killed ingestion runs left in the temporary folder. Runs daily as a schedule too "
+        "(install_schedules)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, grace_hours: float, **options) -> None:
         try:
-            outcome = files_sweep(grace=dt.timedelta(hours=grace_hours))
+            outcome = disk_sweep(grace=dt.timedelta(hours=grace_hours))
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(outcome.describe().capitalize() + "."))
