@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from sales_analytics.text import text_tidy
+
 TOKEN_PREFIX = "sa_"  # noqa: S105 (a marker, not a secret)
 
 
@@ -96,5 +98,5 @@ def branch_names_problem(value: object) -> str | None:
 
 
 def branch_names_tidy(names: list[str]) -> list[str]:
-    """Branch names as stored: trimmed (published names are), each once, sorted."""
-    return sorted({name.strip() for name in names})
+    """Branch names as stored: tidied as files' text is (trimmed, NFC, no invisible edges), each once, sorted."""
+    return sorted({text_tidy(name) for name in names})

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
 from analytics.metrics import METRICS, PARTS, SUMMARY_METRICS
+from sales_analytics.text import text_tidy
 
 # Names the SQL builder gives its own columns (the metric parts of its inner query, the time
 # bucket, the subquery) and the APIs add to a time series' rows (whether a bucket is partial): a
@@ -53,8 +54,9 @@ class Filters:
         if self.start and self.end and self.start > self.end:
             raise QueryError("start must be on or before end.")
         # Normalised so equal filters hash and cache alike.
-        object.__setattr__(self, "include", {k: tuple(sorted(set(v))) for k, v in sorted(self.include.items())})
-        object.__setattr__(self, "exclude", {k: tuple(sorted(set(v))) for k, v in sorted(self.exclude.items()) if v})
+        # Values tidied as files' text is (sales_analytics.text), so a decomposed "Zürich" matches.
+        object.__setattr__(self, "include", {k: _values_tidy(v) for k, v in sorted(self.include.items())})
+        object.__setattr__(self, "exclude", {k: _values_tidy(v) for k, v in sorted(self.exclude.items()) if v})
 
     @property
     def dimensions(self) -> set[str]:
@@ -62,6 +64,10 @@ class Filters:
 
     def shifted(self, start: dt.date, end: dt.date) -> "Filters":
         return replace(self, start=start, end=end)
+
+
+def _values_tidy(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({text_tidy(value) if isinstance(value, str) else value for value in values}))
 
 
 @dataclass(frozen=True)

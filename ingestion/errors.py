@@ -79,9 +79,9 @@ def _disk_errno(exc: BaseException) -> int | None:
     return None
 
 
-def disk_refusal(exc: BaseException, *, doing: str, outcome: str, then: str) -> IngestionError | None:
+def disk_refusal(exc: BaseException, *, when: str, outcome: str, then: str) -> IngestionError | None:
     """`exc` as a `storage_full` / `storage_unwritable` error (507) when the server's disk refused
-    a write, else None. `doing`: what the server was doing ("storing the raw file"); `outcome`:
+    a write, else None. `when`: what the server was doing ("while storing the raw file"); `outcome`:
     what that left ("Nothing was stored"); `then`: what to do once the disk is fixed."""
     number = _disk_errno(exc)
     if number is None:
@@ -90,6 +90,6 @@ def disk_refusal(exc: BaseException, *, doing: str, outcome: str, then: str) -> 
     fix = "free space" if code == STORAGE_FULL else "make it writable"
     return IngestionError(
         code,
-        f"The server {what} while {doing}. {outcome}; ask the administrator to {fix}, then {then}.",
+        f"The server {what} {when}. {outcome}; ask the administrator to {fix}, then {then}.",
         status=507,
     )

@@ -870,10 +870,6 @@ def ingestion_preview(
         )
 
 
-def _problem(exc: IngestionError) -> dict:
-    return {"code": exc.code, "detail": exc.detail, "choices": list(exc.choices)}
-
-
 def _preview_duplicate_problems(*, datasource, sha256: str, options: dict, user: AbstractBaseUser | None) -> list[dict]:
     """`duplicate_upload` when the upload would be refused as this exact file, already published."""
     if datasource is None or not sha256 or options.get("force"):

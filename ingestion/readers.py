@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from ingestion import errors
 from ingestion.errors import IngestionError
 from ingestion.schema import header_fit_score, header_has_required, normalize_column_name
+from sales_analytics.text import INVISIBLE_EDGES
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,6 @@ SCAN_CHUNK_BYTES = 16 << 20
 # What Polars' strip_chars() trims that ASCII text can hold (Rust's char::is_whitespace); "\n"
 # only occurs inside quoted cells.
 ASCII_WHITESPACE: tuple[str, ...] = (" ", "\t", "\r", "\x0b", "\x0c")
-# Invisible characters that editors, web forms and exports leave at the edge of a cell
-# ("\u200bBern"); polars' trim keeps them (they are not whitespace), and such a cell was a branch of its own.
-ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
-_INVISIBLE_EDGES = rf"^[\s{ZERO_WIDTH}]+|[\s{ZERO_WIDTH}]+$"
 BLOCK_BYTES_PER_ROW = 128
 BLOCK_BYTES_MIN = 64 << 10
 BLOCK_BYTES_MAX = 8 << 20
@@ -563,7 +560,7 @@ def _text_unicode_tidy(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     for name in (name for name, flagged in zip(columns, wide, strict=True) if flagged):
         values = frame[name]
         positions = (values.str.len_bytes() != values.str.len_chars()).fill_null(False).arg_true()
-        rewritten = values.gather(positions).str.normalize("NFC").str.replace_all(_INVISIBLE_EDGES, "")
+        rewritten = values.gather(positions).str.normalize("NFC").str.replace_all(INVISIBLE_EDGES, "")
         tidied.append(values.clone().scatter(positions, rewritten))
     return frame.with_columns(tidied) if tidied else frame
 

@@ -370,7 +370,7 @@ def _raw_file_store(*, key: str, local_path: Path, owned: bool) -> str:
             return default_storage.save(key, content)
     except OSError as exc:
         refusal = disk_refusal(
-            exc, doing="storing the raw file", outcome="Nothing was stored", then="send the file again"
+            exc, when="while storing the raw file", outcome="Nothing was stored", then="send the file again"
         )
         if refusal is None:
             raise
@@ -880,18 +880,18 @@ def _task_run_claimed(*, task: IngestionTask, progress: TaskProgress) -> None:
         progress.finish(IngestionTask.Status.FAILED, exc.detail + rows_note, error_code=exc.code)
     except Exception as exc:
         rows_note = _engine_rows_note(task)
-        doing = task.get_stage_display().lower()
+        when = _when_in_run(task)
         refusal = disk_refusal(
-            exc, doing=doing, outcome="Nothing was published; the raw file is kept", then="retry the task"
+            exc, when=when, outcome="Nothing was published; the raw file is kept", then="retry the task"
         )
         if refusal is not None:
-            logger.error("task %s: the disk refused a write while %s: %s", task.pk, doing, exc)
+            logger.error("task %s: the disk refused a write %s: %s", task.pk, when, exc)
             progress.finish(IngestionTask.Status.FAILED, refusal.detail + rows_note, error_code=refusal.code)
         else:
             logger.exception("task %s failed unexpectedly during %s", task.pk, task.stage)
             progress.finish(
                 IngestionTask.Status.FAILED,
-                f"Unexpected error {_when_in_run(task)} ({type(exc).__name__}: {str(exc)[:300]}). "
+                f"Unexpected error {when} ({type(exc).__name__}: {str(exc)[:300]}). "
                 f"Nothing was published; the raw file is kept, so the task can be retried.{rows_note}",
                 error_code=errors.INTERNAL_ERROR,
             )

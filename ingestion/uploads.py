@@ -101,7 +101,7 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         except OSError as exc:
             refusal = disk_refusal(
                 exc,
-                doing="receiving the file (its temporary upload folder)",
+                when="while receiving the file (its temporary upload folder)",
                 outcome="Nothing was stored",
                 then="send the file again",
             )

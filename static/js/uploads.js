@@ -11,8 +11,10 @@
   const fileName = document.getElementById("file-name");
   const preview = document.getElementById("preview");
   const previewMaxBytes = Number(form.dataset.previewMaxMb) * 1024 * 1024;
-  // Problems that are about the whole file, not how its columns are read: the mapping is left alone.
-  const REFUSALS_NO_MAPPING_FIXES = ["duplicate_upload", "too_many_rejected_rows"];
+  // Problems a mapping can fix: only for these is the proposed mapping put in the box to edit. Any
+  // other (a duplicate, mixed currencies, too many rejected rows) leaves the mapping alone: filled in,
+  // it would go with every later upload from this page and override the datasource's saved mapping.
+  const MAPPING_FIXES = ["missing_required_column", "invalid_mapping", "ambiguous_columns"];
 
   function csrfToken() { return form.querySelector("[name=csrfmiddlewaretoken]").value; }
 
@@ -93,7 +95,7 @@
     if (found.length) {
       form.querySelector("details").open = true;
       const textarea = form.querySelector("[name=mapping]");
-      const mappingProblem = found.some(function (problem) { return REFUSALS_NO_MAPPING_FIXES.indexOf(problem.code) < 0; });
+      const mappingProblem = found.some(function (problem) { return MAPPING_FIXES.indexOf(problem.code) >= 0; });
       if (mappingProblem && !textarea.value && Object.keys(mapping).length) {
         const inverted = {};
         Object.keys(mapping).forEach(function (field) { inverted[mapping[field]] = field; });

@@ -274,4 +274,14 @@ def test_the_upload_preview_does_not_call_a_file_with_rejected_rows_good(web, pa
     expect(page.locator("#preview-problems")).to_contain_text("80 of the 200 rows checked (40.0%) were rejected")
     expect(page.locator("#upload-status")).to_contain_text(re.compile("fix the problems above", re.IGNORECASE))
     assert page.input_value('[name="mapping"]') == "", "a refusal no mapping fixes filled in the mapping"
+
+    # Amounts in two currencies: no mapping fixes that either (the box's mapping would then go
+    # with every later upload from the page and override the datasource's saved one).
+    currencies = tmp_path / "currencies.csv"
+    currencies.write_text(
+        "Date,Branch,Product line,Quantity,Total\n2019-01-01,A,Food,1,EUR 10\n2019-01-02,A,Food,1,GBP 10\n"
+    )
+    page.set_input_files("#id_file", str(currencies))
+    expect(page.locator("#preview-problems")).to_contain_text("EUR and GBP")
+    assert page.input_value('[name="mapping"]') == "", "a mixed-currency refusal filled in the mapping"
     web.assert_clean("after previewing files with rejected rows")

@@ -257,3 +257,22 @@ def test_a_scoped_uploader_s_preview_reports_the_rows_the_upload_would_fail_for(
     assert body["validation"]["rows_rejected"] == 660
     assert [problem["code"] for problem in body["problems"]] == ["too_many_rejected_rows"]
     assert body["problems"][0]["detail"].startswith("660 of the 1,000 rows checked (66.0%) were rejected")
+
+
+ZURICH_COMPOSED, ZURICH_DECOMPOSED = "Z\u00fcrich", "Zu\u0308rich"
+
+
+def test_a_scope_and_filters_match_a_branch_however_its_name_is_encoded(role_groups, tasks_inline) -> None:
+    # Files' text is read in NFC without invisible edges; a scope or filter typed on a Mac (NFD) or
+    # pasted with a zero-width space must name the same branch, or its uploader's rows were all refused.
+    _, uploader_api = _scoped("uploader", [ZURICH_DECOMPOSED, "\u200bBern"])
+    rows = (
+        f"Date,Branch,Product line,Quantity,Total\n2024-05-01,{ZURICH_DECOMPOSED},Food,1,10\n2024-05-02,Bern,Food,1,5\n"
+    )
+    body = _upload(uploader_api, rows.encode()).json()
+    status = uploader_api.get(body["status_url"]).json()
+    assert (status["status"], status["rows_valid"]) == ("succeeded", 2), status["message"]
+
+    for value, revenue in ((ZURICH_DECOMPOSED, 10), (ZURICH_COMPOSED, 10), ("\u200bBern", 5)):
+        summary = uploader_api.get("/api/metrics/summary", {"branch": value}).json()
+        assert summary["total_revenue"] == revenue, value
