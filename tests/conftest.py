@@ -213,3 +213,27 @@ def tasks_inline(monkeypatch):
 def real_file() -> Path:
     assert REAL_FILE.exists(), f"missing {REAL_FILE}"
     return REAL_FILE
+
+
+def storage_backend_class() -> type:
+    """The class of the storage in use (a local folder, or S3 in CI), for tests that make it fail."""
+    from django.core.files.storage import default_storage
+    from django.utils.functional import empty
+
+    if default_storage._wrapped is empty:
+        default_storage._setup()
+    return type(default_storage._wrapped)
+
+
+def stored_keys(prefix: str) -> list[str]:
+    """Every key stored under `prefix`, whatever the storage (listdir works for local folders and S3)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        folders, files = default_storage.listdir(prefix)
+    except FileNotFoundError:  # a local folder not made yet
+        return []
+    keys = [f"{prefix}/{name}" for name in files]
+    for folder in folders:
+        keys += stored_keys(f"{prefix}/{folder}")
+    return sorted(keys)

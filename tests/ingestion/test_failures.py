@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from analytics.models import Segment
 from ingestion import pipeline
 from ingestion.models import IngestionTask
+from tests.conftest import storage_backend_class
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -431,16 +432,15 @@ def test_a_full_work_folder_fails_the_task_as_storage_full(
 def test_a_full_storage_while_publishing_fails_the_task_as_storage_full(
     uploader_api, real_file: Path, tasks_inline, monkeypatch
 ) -> None:
-    from django.core.files.storage import FileSystemStorage
-
-    save = FileSystemStorage._save
+    backend = storage_backend_class()
+    save = backend._save
 
     def curated_refused(self, name: str, content) -> str:
         if name.startswith("curated/"):
             _no_space_left()
         return save(self, name, content)
 
-    monkeypatch.setattr(FileSystemStorage, "_save", curated_refused)
+    monkeypatch.setattr(backend, "_save", curated_refused)
 
     task = _upload_with(uploader_api, real_file.read_bytes())
 
@@ -451,11 +451,13 @@ def test_a_full_storage_while_publishing_fails_the_task_as_storage_full(
 
 
 def _raw_file_moved_away(task: IngestionTask, tmp_path: Path) -> None:
-    Path(default_storage.path(task.raw_key)).rename(tmp_path / "moved.csv")
+    with default_storage.open(task.raw_key, "rb") as stored:
+        (tmp_path / "moved.csv").write_bytes(stored.read())
+    default_storage.delete(task.raw_key)
 
 
 def test_a_task_whose_raw_file_left_storage_fails_as_raw_file_missing(
-    uploader_api, real_file: Path, tmp_path: Path
+    uploader_api, real_file: Path, tmp_path: Path, settings
 ) -> None:
     from ingestion.services import ingestion_task_run
 
@@ -470,7 +472,7 @@ def test_a_task_whose_raw_file_left_storage_fails_as_raw_file_missing(
         f"Nothing was published. The task's raw file is no longer in storage ('{task.raw_key}': moved or deleted), "
         "so a retry cannot succeed: upload the file again."
     )
-    assert default_storage.path("") not in task.message  # no server path
+    assert str(settings.VAR_DIR) not in task.message and str(settings.STORAGE_DIR) not in task.message  # no server path
 
 
 def test_a_retry_of_a_task_whose_raw_file_left_storage_is_refused(

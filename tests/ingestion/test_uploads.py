@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.test import Client
 
 from ingestion.models import IngestionTask
+from tests.conftest import storage_backend_class, stored_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,23 +118,22 @@ def test_a_read_only_upload_folder_is_a_507(uploader_api, real_file: Path, uploa
     assert not IngestionTask.objects.exists()
 
 
-def _raw_files() -> list[Path]:
-    assert isinstance(default_storage, FileSystemStorage)
-    raw = Path(default_storage.path("raw"))
-    return [path for path in raw.rglob("*") if path.is_file()] if raw.exists() else []
+def _raw_files() -> list[str]:
+    return stored_keys("raw")
 
 
 @pytest.fixture
 def storage_full(monkeypatch) -> None:
     """Storage takes the first bytes of a file, then its disk is full."""
 
+    backend = storage_backend_class()
+    save = backend._save
+
     def save_part_then_refuse(self, name: str, content) -> str:
-        full_path = Path(self.path(name))
-        full_path.parent.mkdir(parents=True, exist_ok=True)
-        full_path.write_bytes(content.read(1000))
+        save(self, name, ContentFile(content.read(1000)))
         raise _disk_error(errno.ENOSPC)
 
-    monkeypatch.setattr(FileSystemStorage, "_save", save_part_then_refuse)
+    monkeypatch.setattr(backend, "_save", save_part_then_refuse)
 
 
 def test_a_full_storage_is_a_507_that_leaves_no_partial_raw_file(
@@ -166,7 +165,7 @@ def test_a_read_only_storage_is_a_507(uploader_api, real_file: Path, monkeypatch
     def read_only(self, name: str, content) -> str:
         raise _disk_error(errno.EROFS)
 
-    monkeypatch.setattr(FileSystemStorage, "_save", read_only)
+    monkeypatch.setattr(storage_backend_class(), "_save", read_only)
 
     refused = _upload_refused(uploader_api, real_file.read_bytes())
 
