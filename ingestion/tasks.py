@@ -1,11 +1,14 @@
 """Background entry points (django-q2): take an id, call one service."""
 
 import datetime as dt
+import logging
 
 from django.conf import settings
 from django_q.tasks import async_task
 
 from sales_analytics.observability import log_context
+
+logger = logging.getLogger(__name__)
 
 
 def ingestion_task_execute(task_id: str) -> None:
@@ -46,3 +49,16 @@ def disk_sweep_task() -> str:
     from ingestion.housekeeping import disk_sweep
 
     return disk_sweep(grace=dt.timedelta(hours=settings.FILES_SWEEP_GRACE_HOURS)).describe()
+
+
+def worker_warm_up(sender: object, **kwargs) -> None:
+    """django-q2's `post_spawn`: a new worker imports the pipeline and readies validation while
+    it is idle. Workers are replaced after a large upload (Q_MAX_RSS_MB), so otherwise the next
+    upload's task paid ~0.4 s of imports (Pandera's backends bring in Hypothesis) in its run."""
+    try:
+        import ingestion.pipeline  # noqa: F401  (the import is the warm-up)
+        from ingestion.transform import validation_warm_up
+
+        validation_warm_up()
+    except Exception:  # a worker that dies here is respawned, and would die again, forever
+        logger.exception("worker warm-up failed; its first task will import what it needs")

@@ -584,6 +584,15 @@ def sales_schema(today: date | None = None, branches: tuple[str, ...] | None = N
     )
 
 
+def validation_warm_up() -> None:
+    """Validate an empty frame, so Pandera registers its Polars backends (and imports what they
+    need) now instead of in the first batch a process validates."""
+    schema = sales_schema()
+    empty = pl.DataFrame(schema={name: column.dtype.type for name, column in schema.columns.items()})
+    with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        schema.validate(empty, lazy=True)
+
+
 def _batch_validate(
     parsed: pl.DataFrame, batch: pl.DataFrame, mapping: ColumnMapping, *, branches: tuple[str, ...] | None
 ) -> pl.DataFrame:
