@@ -62,6 +62,7 @@ from ingestion.readers import (
     nested_column_refuse,
     source_column_parts,
     source_detect,
+    source_estimate,
     source_read_batches,
 )
 from ingestion.services import (
@@ -92,7 +93,6 @@ NO_DATA_ROWS = "The file has a header but no data rows."
 DATE_SAMPLE_PARTS = 2
 # A currency column names at most this many currencies in a note (more: it is no currency column).
 CURRENCIES_LISTED = 20
-ROW_ESTIMATE_SAMPLE_BYTES = 4 << 20
 ERROR_REPORT_COLUMNS = ("row_number", "column", "value", "reason")
 Stage = IngestionTask.Stage
 
@@ -686,13 +686,15 @@ def _validate_all(
     outcome = ValidationOutcome(curated_path=workdir / "curated.parquet", report_path=workdir / "errors.csv")
     progress.rows_partial = True
     rejected_rows: set[int] = set()
-    estimated_rows = _estimate_rows(raw_path, detected)
+    estimate = source_estimate(raw_path, detected)
+    estimated_rows = estimate.rows
+    # Three batches are in memory at once (one read ahead, one validated, one written): memory
+    # follows a batch's bytes, so wide rows make shorter batches.
+    batch_rows = estimate.batch_rows(most=settings.INGEST_BATCH_ROWS, budget_bytes=settings.INGEST_BATCH_BYTES)
     curated = _CuratedWriter(outcome.curated_path)
     sink: BackgroundConsumer[pa.Table] = BackgroundConsumer(curated.write, name="ingest-write")
     batches = prefetched(
-        lambda: source_read_batches(
-            raw_path, detected, batch_rows=settings.INGEST_BATCH_ROWS, typed=plan.typed_columns()
-        )
+        lambda: source_read_batches(raw_path, detected, batch_rows=batch_rows, typed=plan.typed_columns())
     )
     try:
         # utf-8-sig: a BOM, as every CSV export has (sales_analytics.csvsafe).
@@ -775,24 +777,6 @@ def _extend_interval(*, outcome: ValidationOutcome, dates: pl.Series) -> None:
     low, high = dates.min(), dates.max()
     outcome.interval_start = low if outcome.interval_start is None else min(outcome.interval_start, low)
     outcome.interval_end = high if outcome.interval_end is None else max(outcome.interval_end, high)
-
-
-def _estimate_rows(raw_path: Path, detected: DetectedSource) -> int:
-    """A cheap row estimate so progress moves evenly; exactness is not needed."""
-    if detected.format == "parquet":
-        return pq.ParquetFile(raw_path).metadata.num_rows
-    if detected.format == "csv":
-        # Scaled from the first megabytes rather than counted: counting read the whole file
-        # once more just for the progress bar.
-        newline = b"\n\x00" if (detected.encoding or "").startswith("utf-16-le") else b"\n"
-        size = raw_path.stat().st_size
-        with raw_path.open("rb") as handle:
-            sample = handle.read(ROW_ESTIMATE_SAMPLE_BYTES)
-        count = sample.count(newline)
-        if len(sample) < size:
-            count = round(count * size / max(len(sample), 1))
-        return max(count - (detected.header_row or 1) + 1, 1)
-    return 0
 
 
 def _store_report(*, task: IngestionTask, report_path: Path) -> str:

@@ -21,7 +21,9 @@ boundaries and each block is parsed by Polars on its own, so memory holds about 
 one block whatever the file size (~370 MB peak RSS for 250,000-row batches of a 200 MB or a
 500 MB file). Excel sheets are parsed whole by calamine (fastexcel), in a process of its own
 with a memory limit (a workbook can make calamine abort the process); Parquet is read in record
-batches.
+batches. A caller sizes batches by memory, not only rows (`source_estimate`): a cell costs a
+16-byte view beside its text, so a file of 238 short columns takes ten times the memory per row of
+one of 18. Long runs of empty lines are skipped, not parsed: each would be a row of nulls.
 """
 
 import codecs
@@ -73,6 +75,26 @@ BLOCK_BYTES_MIN = 64 << 10
 BLOCK_BYTES_MAX = 8 << 20
 # One record longer than this means the quotes never close: refuse instead of buffering the file.
 RECORD_BYTES_MAX = 64 << 20
+# A run of this many empty lines or more is skipped where it is found, not parsed: Polars makes a
+# row of nulls of every empty line, so 100 MB of line breaks after the data took 5 GB and half a minute.
+EMPTY_RUN_LINES = 1_000
+_EMPTY_RUN_STARTS = (b"\n" * EMPTY_RUN_LINES, b"\r\n" * EMPTY_RUN_LINES)
+# Character classes, not groups: Python's re keeps state per repetition of a group, which made a
+# match over 8 MB of line breaks take seconds and a gigabyte.
+_LINE_BREAKS = re.compile(rb"[\r\n]*")
+_EMPTY_LINES = re.compile(rb"\n[\r\n]+")
+
+# Batch sizes. A batch of strings costs its text plus a 16-byte view per cell (Polars keeps a
+# text of up to 12 bytes inside the view), so a file of many short cells takes several times its
+# size in memory: 150,000 rows of 238 columns were 0.7 GB per batch against 0.06 GB for 18.
+CELL_VIEW_BYTES = 16
+# How much of a file the estimates look at: the first bytes of a CSV file, the first rows of a Parquet one.
+ESTIMATE_SAMPLE_BYTES = 4 << 20
+ESTIMATE_SAMPLE_ROWS = 2_000
+# Rows `source_column_parts` reads at once from a file not read column by column (Excel, Parquet),
+# and the memory those rows may take.
+COLUMN_PART_ROWS = 250_000
+COLUMN_PART_BYTES = 96 << 20
 
 # calamine runs in a process of its own (excel_child.py), with this much address space to spare:
 # a sheet 1 M rows × 30 columns deep fits; a stray cell at XFD1048576 (512 GiB) does not.
@@ -268,7 +290,67 @@ def source_column_parts(path: Path, detected: DetectedSource, column: str) -> It
     if detected.format == "csv":
         yield from _csv_column_parts(Path(path), detected, column)
     else:
-        yield from (batch[column] for batch in source_read_batches(path, detected))
+        estimate = source_estimate(path, detected)
+        batch_rows = estimate.batch_rows(most=COLUMN_PART_ROWS, budget_bytes=COLUMN_PART_BYTES)
+        yield from (batch[column] for batch in source_read_batches(path, detected, batch_rows=batch_rows))
+
+
+@dataclass(frozen=True)
+class SourceEstimate:
+    """What the start of a file says about the whole: enough to size batches and move a progress
+    bar, not exact."""
+
+    rows: int  # data rows (0: unknown, an Excel sheet)
+    row_bytes: int  # memory one data row takes in a batch of strings
+
+    def batch_rows(self, *, most: int, budget_bytes: int) -> int:
+        """Rows per batch: `most`, or fewer when that many rows would take more than `budget_bytes`."""
+        return max(1, min(most, budget_bytes // max(self.row_bytes, 1)))
+
+
+def source_estimate(path: Path, detected: DetectedSource) -> SourceEstimate:
+    """Rows and bytes per row in memory, from the first megabytes (CSV) or rows (Parquet) of the
+    file, or from detection's sample rows (Excel, whose sheet is read whole anyway)."""
+    path = Path(path)
+    width = len(detected.columns)
+    if detected.format == "csv":
+        return _csv_estimate(path, detected)
+    if detected.format == "parquet":
+        parquet = _parquet_open(path, path.name)
+        first = next(parquet.iter_batches(batch_size=ESTIMATE_SAMPLE_ROWS))
+        text = _parquet_text(_parquet_batch_frame(first, path.name), detected.columns, path.name)
+        # The record batch read and its text copy are both held while a batch is normalised.
+        held_bytes = first.nbytes + sum(text[name].str.len_bytes().sum() or 0 for name in text.columns)
+        return SourceEstimate(
+            rows=parquet.metadata.num_rows, row_bytes=_row_bytes(held_bytes, rows=max(first.num_rows, 1), width=width)
+        )
+    sample = detected.sample_rows
+    text_bytes = sum(len(value.encode()) for row in sample for value in row.values())
+    return SourceEstimate(rows=0, row_bytes=_row_bytes(text_bytes, rows=max(len(sample), 1), width=width))
+
+
+def _row_bytes(text_bytes: int, *, rows: int, width: int) -> int:
+    """Memory per row of a batch whose `rows` rows hold `text_bytes` of text in `width` string columns."""
+    return round(text_bytes / rows) + width * CELL_VIEW_BYTES
+
+
+def _csv_estimate(path: Path, detected: DetectedSource) -> SourceEstimate:
+    """Scaled from the first megabytes rather than counted: counting read the whole file once more.
+    Empty lines are left out: they are skipped, not parsed (`_empty_runs_cut`)."""
+    utf16 = (detected.encoding or "").startswith("utf-16")
+    newline = b"\n\x00" if detected.encoding == "utf-16-le" else b"\n"
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        sample = handle.read(ESTIMATE_SAMPLE_BYTES)
+    empty_lines = 0 if utf16 else _empty_lines_count(sample)
+    lines = sample.count(newline) - empty_lines
+    rows = round(lines * size / len(sample)) if len(sample) < size else lines
+    # UTF-16 takes two bytes for each character UTF-8 (what Polars holds) writes in one.
+    text_bytes = len(sample) // 2 if utf16 else len(sample) - empty_lines
+    return SourceEstimate(
+        rows=max(rows - (detected.header_row or 1), 1),
+        row_bytes=_row_bytes(text_bytes, rows=max(lines, 1), width=len(detected.columns)),
+    )
 
 
 def archive_check(path: Path, *, label: str = "") -> None:
@@ -904,7 +986,8 @@ def _csv_frames(
     with _utf8_source(path, detected) as (source, start), source.open("rb") as handle:
         handle.seek(_offset_after_records(handle, start, detected.header_row or 1, quote))
         next_row = (detected.header_row or 1) + 1
-        for block in _csv_blocks(handle, block_bytes, quote):
+        for skipped, block in _csv_blocks(handle, block_bytes, quote):
+            next_row += skipped
             frame = typed_reader.parse(block) if typed_reader else None
             if frame is None:
                 frame = _csv_block_parse(block, detected, first_row=next_row)
@@ -928,7 +1011,8 @@ def _csv_column_parts(path: Path, detected: DetectedSource, column: str) -> Iter
     with _utf8_source(path, detected) as (source, start), source.open("rb") as handle:
         handle.seek(_offset_after_records(handle, start, detected.header_row or 1, quote))
         next_row = (detected.header_row or 1) + 1
-        for block in _csv_blocks(handle, _block_bytes(250_000), quote):
+        for skipped, block in _csv_blocks(handle, _block_bytes(COLUMN_PART_ROWS), quote):
+            next_row += skipped
             values = (
                 _csv_block_parse(block, detected, first_row=next_row, positions=[position])
                 .to_series()
@@ -1022,8 +1106,22 @@ def _record_boundary(buffer: bytes, quote: bytes | None) -> int:
     return end + 1
 
 
-def _csv_blocks(handle: io.BufferedReader, block_bytes: int, quote: bytes | None) -> Iterator[bytes]:
-    """The rest of the file in blocks that end on record boundaries (the last one may not)."""
+def _csv_blocks(handle: io.BufferedReader, block_bytes: int, quote: bytes | None) -> Iterator[tuple[int, bytes]]:
+    """The rest of the file in blocks that end on record boundaries (the last one may not), each
+    with the number of empty lines skipped just before it (see `_empty_runs_cut`)."""
+    skipped = 0
+    for block in _csv_blocks_whole(handle, block_bytes, quote):
+        pieces = _empty_runs_cut(block, quote)
+        del block  # held no longer than its pieces: memory is about one block, as the reader's is
+        for run, piece in pieces:
+            skipped += run
+            if piece:
+                yield skipped, piece
+                skipped = 0
+            del piece
+
+
+def _csv_blocks_whole(handle: io.BufferedReader, block_bytes: int, quote: bytes | None) -> Iterator[bytes]:
     carry = b""
     while data := handle.read(block_bytes):
         buffer = carry + data if carry else data
@@ -1043,6 +1141,47 @@ def _csv_blocks(handle: io.BufferedReader, block_bytes: int, quote: bytes | None
         del block
     if carry:
         yield carry
+
+
+def _empty_runs_cut(block: bytes, quote: bytes | None) -> Iterator[tuple[int, bytes]]:
+    """The block (which starts at a record) in pieces without its runs of EMPTY_RUN_LINES empty
+    lines or more: (empty lines cut just before the piece, piece), the last piece maybe empty.
+
+    A run inside a quoted value is data and stays. Shorter runs (a double-spaced file) are parsed
+    as before: each costs at most a row per byte, like a row of bare delimiters.
+    """
+    start, cut, search = 0, 0, 0
+    while (found := _empty_run_find(block, search)) >= 0:
+        run_start, run_end = _empty_run_bounds(block, found, piece_start=start)
+        search = run_end
+        if quote is not None and block.count(quote, start, run_start) % 2:
+            continue  # inside a quoted value
+        yield cut, block[start:run_start]
+        start, cut = run_end, block.count(b"\n", run_start, run_end)
+    yield cut, block[start:]
+
+
+def _empty_run_find(block: bytes, position: int) -> int:
+    """Where the next EMPTY_RUN_LINES line breaks in a row start from `position`, or -1 (two fast searches)."""
+    found = [index for index in (block.find(start, position) for start in _EMPTY_RUN_STARTS) if index >= 0]
+    return min(found, default=-1)
+
+
+def _empty_run_bounds(block: bytes, found: int, *, piece_start: int) -> tuple[int, int]:
+    """The empty lines around the line breaks at `found`: from the start of the first to the end of
+    the last. A line with text just before keeps its own line break."""
+    run_start = found
+    while run_start > piece_start and block[run_start - 1] in b"\r\n":
+        run_start -= 1
+    if run_start > piece_start:
+        run_start = block.index(b"\n", run_start) + 1
+    run_end = block.rindex(b"\n", found, _LINE_BREAKS.match(block, found).end()) + 1
+    return run_start, run_end
+
+
+def _empty_lines_count(text: bytes) -> int:
+    """Lines of `text` with nothing on them after a line that has something (a CSV sample's)."""
+    return sum(text.count(b"\n", *match.span()) - 1 for match in _EMPTY_LINES.finditer(text))
 
 
 def _csv_block_parse(

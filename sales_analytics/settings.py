@@ -253,8 +253,11 @@ DRUID_S3_SECRET_ACCESS_KEY: str = env.str("DRUID_S3_SECRET_ACCESS_KEY", default=
 # --- Product ------------------------------------------------------------------------
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
-# Rows validated per batch: bounds the worker's memory on large files.
+# Rows validated per batch at most: bounds the worker's memory on large files.
 INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=150_000)
+# Memory one batch may take (estimated from the file's first rows): a file of many columns gets
+# batches of fewer rows. 96 MiB keeps 150,000 rows of a typical sales file (~430 bytes a row).
+INGEST_BATCH_BYTES: int = env.int("INGEST_BATCH_BYTES", default=96 << 20)
 # A running ingestion task whose worker wrote no heartbeat for this long (or whose process on this
 # machine is gone) is failed as `worker_lost`, so it can be retried; its worker beats six times as often.
 INGEST_WORKER_LOST_SECONDS: int = env.int("INGEST_WORKER_LOST_SECONDS", default=60)

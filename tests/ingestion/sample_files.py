@@ -27,6 +27,17 @@ def sales_rows(count: int, *, start: int = 1) -> list[list[str]]:
     return rows
 
 
+def wide_sales_rows(count: int, *, extras: int) -> list[list[str]]:
+    """A header and `count` rows of SALES_HEADER plus `extras` short extra columns and a long note
+    unique to each row: as wide as the exports of point-of-sale systems with every attribute."""
+    header = [*SALES_HEADER, *(f"attr_{i:03d}" for i in range(extras)), "Note"]
+    rows = [
+        [*row, *(f"v{(number * (i + 7)) % (3 + i % 9)}" for i in range(extras)), f"note number {number} for this line"]
+        for number, row in enumerate(sales_rows(count), start=1)
+    ]
+    return [header, *rows]
+
+
 def sales_text_with_bad_quantities(rows: int, *, bad: int) -> str:
     """A CSV of `rows` sales of branch A whose first `bad` rows have an unreadable quantity ("x")."""
     lines = [f"2019-01-{1 + i % 28:02d},A,Food,{'x' if i < bad else 1},10" for i in range(rows)]

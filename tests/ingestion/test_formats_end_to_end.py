@@ -115,6 +115,34 @@ def test_bad_row_in_the_last_batch_is_rejected(uploader_api, tmp_path: Path, tas
     assert [error["row_number"] for error in status["errors"]] == [342]
 
 
+def test_wide_files_are_validated_in_shorter_batches(
+    uploader_api, tmp_path: Path, tasks_inline, settings, monkeypatch
+) -> None:
+    """Batches are sized by memory: a file of 227 columns gets fewer rows per batch than one of 6."""
+    from ingestion import pipeline
+
+    settings.INGEST_BATCH_BYTES = 400_000
+    heights: list[int] = []
+    read = pipeline.source_read_batches
+
+    def recording(*args, **kwargs):
+        for batch in read(*args, **kwargs):
+            heights.append(batch.height)
+            yield batch
+
+    monkeypatch.setattr(pipeline, "source_read_batches", recording)
+    wide = files.csv_write(tmp_path / "wide.csv", files.wide_sales_rows(300, extras=220))
+    status = uploader_api.get(_upload(uploader_api, wide, **DAY_FIRST).json()["status_url"]).json()
+    assert status["status"] == "succeeded", status["message"]
+    assert (status["rows_total"], status["rows_valid"]) == (300, 300)
+    assert sum(heights) == 300 and len(heights) > 1 and max(heights) < 100  # ~4.4 kB a row in memory
+    heights.clear()
+    narrow = files.csv_write(tmp_path / "narrow.csv", [files.SALES_HEADER, *files.sales_rows(300)])
+    upload = _upload(uploader_api, narrow, datasource_name="narrow", **DAY_FIRST)
+    assert uploader_api.get(upload.json()["status_url"]).json()["status"] == "succeeded"
+    assert heights == [300]
+
+
 def test_too_many_rejected_rows_fail_the_file(uploader_api, tmp_path: Path, tasks_inline) -> None:
     rows = files.sales_rows(10)
     for row in rows[:3]:

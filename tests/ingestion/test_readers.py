@@ -430,6 +430,107 @@ def test_peak_memory_of_a_200_mb_csv(tmp_path):
     assert peak_mb < 450, f"peak RSS {peak_mb} MB for a {path.stat().st_size >> 20} MB file"
 
 
+# 150,000 rows of 238 columns took 0.7 GB per batch and the worker 1.8 GB; memory follows bytes.
+BATCH_BYTES_DEFAULT = 96 << 20
+BATCH_ROWS_DEFAULT = 150_000
+
+
+def test_the_benchmark_file_keeps_full_batches(tmp_path):
+    """bench/generate.py's file (18 columns, ~139 bytes a row) keeps batches of 150,000 rows."""
+    from bench.generate import sales_csv_write
+
+    path = tmp_path / "bench.csv"
+    sales_csv_write(path, rows=5_000, seed=1)
+    estimate = readers.source_estimate(path, source_detect(path))
+    assert estimate.row_bytes < 500  # its text and a 16-byte view for each of its cells
+    assert estimate.batch_rows(most=BATCH_ROWS_DEFAULT, budget_bytes=BATCH_BYTES_DEFAULT) == BATCH_ROWS_DEFAULT
+
+
+def test_wide_rows_make_shorter_batches(tmp_path):
+    wide = sf.csv_write(tmp_path / "wide.csv", sf.wide_sales_rows(500, extras=220))
+    narrow = sf.csv_write(tmp_path / "narrow.csv", [sf.SALES_HEADER, *sf.sales_rows(500)])
+    wide_estimate = readers.source_estimate(wide, source_detect(wide))
+    narrow_estimate = readers.source_estimate(narrow, source_detect(narrow))
+    assert wide_estimate.rows == narrow_estimate.rows == 500
+    wide_rows = wide_estimate.batch_rows(most=BATCH_ROWS_DEFAULT, budget_bytes=BATCH_BYTES_DEFAULT)
+    assert wide_rows * wide_estimate.row_bytes <= BATCH_BYTES_DEFAULT
+    assert wide_rows < 30_000  # 227 cells of 16-byte views and ~1 kB of text a row
+    assert narrow_estimate.batch_rows(most=BATCH_ROWS_DEFAULT, budget_bytes=BATCH_BYTES_DEFAULT) == BATCH_ROWS_DEFAULT
+
+
+def test_wide_parquet_and_excel_make_shorter_batches(tmp_path):
+    header, *rows = sf.wide_sales_rows(300, extras=220)
+    parquet = tmp_path / "wide.parquet"
+    pl.DataFrame(rows, schema=header, orient="row").write_parquet(parquet)
+    workbook = sf.xlsx_write(tmp_path / "wide.xlsx", {"Sales": [header, *rows[:20]]})
+    for path in (parquet, workbook):
+        estimate = readers.source_estimate(path, source_detect(path))
+        assert estimate.batch_rows(most=BATCH_ROWS_DEFAULT, budget_bytes=BATCH_BYTES_DEFAULT) < 30_000, path.name
+    assert readers.source_estimate(parquet, source_detect(parquet)).rows == 300
+
+
+def test_column_parts_of_a_wide_parquet_file_read_batches_within_budget(tmp_path, monkeypatch):
+    header, *rows = sf.wide_sales_rows(300, extras=50)
+    path = tmp_path / "wide.parquet"
+    pl.DataFrame(rows, schema=header, orient="row").write_parquet(path)
+    monkeypatch.setattr(readers, "COLUMN_PART_BYTES", 100_000)
+    detected = source_detect(path)
+    parts = list(source_column_parts(path, detected, "Date"))
+    row_bytes = readers.source_estimate(path, detected).row_bytes
+    assert row_bytes > 57 * readers.CELL_VIEW_BYTES
+    assert len(parts) > 1 and max(len(part) for part in parts) == 100_000 // row_bytes
+    assert pl.concat(parts).to_list() == [row[0] for row in rows]
+
+
+def _rows_parsed(monkeypatch) -> list[int]:
+    """The rows of each CSV block Polars parses, from now on."""
+    parsed: list[int] = []
+    parse = readers._csv_block_read
+
+    def counting(*args, **kwargs):
+        frame = parse(*args, **kwargs)
+        parsed.append(frame.height)
+        return frame
+
+    monkeypatch.setattr(readers, "_csv_block_read", counting)
+    return parsed
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_runs_of_empty_lines_are_skipped_not_parsed(tmp_path, monkeypatch, newline):
+    """1,000 rows then megabytes of line breaks cost a few rows' parsing, not a row of nulls each."""
+    empty_lines = 3_000_000 // len(newline)
+    with (tmp_path / "blank.csv").open("w", newline="") as handle:
+        handle.write(sf.csv_text([sf.SALES_HEADER, *sf.sales_rows(1_000)], newline=newline))
+        handle.write(newline * empty_lines)
+        handle.write(sf.csv_text(sf.sales_rows(2, start=1_001), newline=newline))
+        handle.write(newline * empty_lines)
+    path = tmp_path / "blank.csv"
+    detected = source_detect(path)
+    parsed = _rows_parsed(monkeypatch)
+    frame = read_all(path, detected, batch_rows=150_000)
+    assert frame.height == 1_002
+    # Row numbers still count every line: the two rows after the run are where a spreadsheet shows them.
+    assert frame[ROW_NUMBER].to_list()[-3:] == [1_001, 1_002 + empty_lines, 1_003 + empty_lines]
+    assert sum(parsed) < 5_000
+    parsed.clear()
+    dates = pl.concat(list(source_column_parts(path, detected, "Date")))
+    assert dates.to_list() == frame["Date"].to_list()
+    assert sum(parsed) < 5_000
+    assert readers.source_estimate(path, detected).rows < 100_000  # progress counts the rows, not the lines
+
+
+def test_empty_lines_inside_a_quoted_value_are_kept(tmp_path, monkeypatch):
+    note = "first" + "\n" * 1_500 + "last"
+    rows = [[*sf.SALES_HEADER, "Note"], *[[*row, "plain"] for row in sf.sales_rows(3)]]
+    rows[2][-1] = note
+    path = sf.csv_write(tmp_path / "quoted.csv", rows)
+    monkeypatch.setattr(readers, "BLOCK_BYTES_MIN", 1 << 20)
+    frame = read_all(path, source_detect(path))
+    assert frame["Note"].to_list() == ["plain", note, "plain"]
+    assert frame[ROW_NUMBER].to_list() == [2, 3, 4]
+
+
 def test_batches_can_stop_early(tmp_path, private_tempdir):
     path = sf.csv_write(tmp_path / "u16.csv", [sf.SALES_HEADER, *sf.sales_rows(100)], encoding="utf-16")
     detected = source_detect(path)
