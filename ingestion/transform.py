@@ -619,6 +619,10 @@ def _failures_report(
         # A dtype or column failure means parsing built a wrong frame: a bug, not a bad row.
         raise RuntimeError(f"sales schema mismatch: {failures.filter(pl.col('index').is_null()).rows()}")
     reports = [pl.DataFrame(schema=REJECTED_SCHEMA)]
+    # A computed measure fails with its input (a revenue past the limit gives a unit price past it),
+    # and both are reported against the input's column, of which one report per row is kept: the
+    # input's own failures come first, so the reason names the field the file holds.
+    failures = failures.sort(pl.col("column").is_in(list(mapping.derived)), maintain_order=True)
     # Grouped by (field, check) so each group is one vectorised gather, even for a batch of bad rows.
     for (field, check), group in failures.group_by("column", "check", maintain_order=True):
         indices = group["index"].cast(pl.Int64)

@@ -1,5 +1,6 @@
 """Batch transform: parsing, derivations and Pandera row validation (DESIGN.md step 6)."""
 
+import decimal
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -7,6 +8,8 @@ from unittest import mock
 
 import pandera.config
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -385,6 +388,41 @@ def test_amounts_and_quantities_past_any_sale_are_rejected() -> None:
         (3, "Quantity", "quantity is beyond ±1,000,000,000"),
     ]
     assert result.valid["revenue"].to_list() == [999999999999999.0]
+
+
+@pytest.mark.parametrize("quantity", ["1", "-1", "3"])
+def test_a_revenue_past_any_sale_is_blamed_on_the_revenue_not_on_what_it_computes(quantity: str) -> None:
+    """The unit price computed from it is beyond the limit too; the row's reason is the revenue's own."""
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total"]
+    result = transform(columns, [["03/01/19", "A", "Food", quantity, "2000000000000000.00"]])
+    assert result.rejected.select("row_number", "column", "reason").rows() == [
+        (2, "Total", "revenue is beyond ±1,000,000,000,000,000"),
+    ]
+
+
+def test_a_parquet_decimal_revenue_past_any_sale_is_blamed_on_the_revenue(tmp_path) -> None:
+    path = tmp_path / "decimal.parquet"
+    table = pa.table(
+        {
+            "Date": ["2019-01-03"],
+            "Branch": ["A"],
+            "Product line": ["Food"],
+            "Quantity": [1],
+            "Total": pa.array([decimal.Decimal("2000000000000000.00")], type=pa.decimal128(18, 2)),
+        }
+    )
+    pq.write_table(table, path)
+    detected = source_detect(path)
+    (batch,) = source_read_batches(path, detected)
+    result = batch_transform(batch, plan_make(detected.columns, date_format="%Y-%m-%d"))
+    assert result.rejected.select("column", "reason").rows() == [("Total", "revenue is beyond ±1,000,000,000,000,000")]
+
+
+def test_a_computed_value_is_still_blamed_when_its_input_is_within_the_rules() -> None:
+    columns = ["Date", "Branch", "Product line", "Quantity", "Total"]
+    result = transform(columns, [["03/01/19", "A", "Food", "-2", "20"]])
+    reasons = result.rejected.select("column", "reason").rows()
+    assert reasons == [("Total", "unit price (computed) must not be negative")]
 
 
 def test_placeholder_invoice_ids_are_no_invoice_but_other_text_is_kept():
