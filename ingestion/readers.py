@@ -110,16 +110,23 @@ ZIP_RATIO_CHECKED_ABOVE = 1 << 20
 MAGIC_ZIP = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 MAGIC_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAGIC_PARQUET = b"PAR1"
+# Compressed files, refused with what to do rather than as "binary": people compress a large
+# export to send it. Decompressing here would get round the upload size limit (a bomb).
+MAGIC_COMPRESSED = (
+    (re.compile(rb"\x1f\x8b"), "gzip"),
+    (re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)"), "bzip2"),  # a block, or the end of an empty stream
+    (re.compile(rb"\xfd7zXZ\x00"), "xz"),
+    (re.compile(rb"7z\xbc\xaf\x27\x1c"), "7z"),
+    (re.compile(rb"Rar!\x1a\x07"), "RAR"),
+)
+# What a zip archive's member is named when it holds a table a zip-compressed upload meant.
+ZIPPED_TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 # Common non-text files people upload by mistake; anything else binary is caught by its NUL bytes.
 MAGIC_OTHER_BINARY = (
     b"\x89PNG",
     b"\xff\xd8\xff",
     b"GIF8",
     b"%PDF",
-    b"\x1f\x8b",
-    b"\xfd7zXZ",
-    b"7z\xbc\xaf",
-    b"Rar!",
     b"\x7fELF",
 )
 BOMS = (
@@ -228,6 +235,9 @@ def _source_kind(path: Path, *, label: str, header_row: int | None) -> tuple[str
     if path.stat().st_size == 0:
         raise IngestionError(errors.EMPTY_FILE, f"'{label}' is empty.")
     head = _head_read(path, 64 << 10)
+    compression = next((name for magic, name in MAGIC_COMPRESSED if magic.match(head)), None)
+    if compression:
+        raise _compressed(label, compression)
     if head.startswith(MAGIC_ZIP):
         archive_check(path, label=label)
         return "xlsx", head
@@ -376,6 +386,8 @@ def archive_check(path: Path, *, label: str = "") -> None:
             raise _unsafe(label, f"'{member.filename}' expands more than {ZIP_MAX_RATIO}× (a zip bomb)")
     names = {member.filename for member in members}
     if "xl/workbook.xml" not in names:
+        if any(name.lower().endswith(ZIPPED_TABLE_SUFFIXES) for name in names):
+            raise _compressed(label, "zip")
         raise _unsupported(label, "it is a zip archive but not an Excel .xlsx workbook")
 
 
@@ -388,6 +400,10 @@ def _unsupported(label: str, why: str) -> IngestionError:
         f"'{label}' cannot be read: {why}. Upload a CSV/TSV, Excel (.xlsx, .xls) or Parquet file.",
         status=415,
     )
+
+
+def _compressed(label: str, compression: str) -> IngestionError:
+    return _unsupported(label, f"it is {compression}-compressed: decompress it and upload the .csv")
 
 
 def _unsafe(label: str, why: str) -> IngestionError:

@@ -1,12 +1,17 @@
 """Format detection and bounded reading of uploads (DESIGN.md, data flow step 3)."""
 
+import bz2
 import codecs
 import datetime as dt
+import gzip
+import io
+import lzma
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -153,6 +158,42 @@ def test_bom_that_lies_is_undecodable(tmp_path):
     path = tmp_path / "liar.csv"
     path.write_bytes(codecs.BOM_UTF8 + "Branch,Total\nMüller,1\n".encode("latin-1"))
     assert refused(path).code == errors.UNDECODABLE_TEXT
+
+
+SALES_CSV_BYTES = sf.csv_text([sf.SALES_HEADER, *sf.sales_rows(50)]).encode()
+
+
+def _zipped(member: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, SALES_CSV_BYTES)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "compression"),
+    [
+        ("sales.csv.gz", gzip.compress(SALES_CSV_BYTES), "gzip"),
+        ("sales.csv.bz2", bz2.compress(SALES_CSV_BYTES), "bzip2"),
+        ("sales.csv.xz", lzma.compress(SALES_CSV_BYTES), "xz"),
+        ("sales.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + sf.random_bytes(400), "7z"),
+        ("sales.rar", b"Rar!\x1a\x07\x01\x00" + sf.random_bytes(400), "RAR"),
+        ("sales.zip", _zipped("export/sales.csv"), "zip"),
+        ("sales.csv", _zipped("sales.tsv"), "zip"),
+    ],
+)
+def test_compressed_tables_are_refused_with_what_to_do(tmp_path, name, content, compression):
+    path = tmp_path / name
+    path.write_bytes(content)
+    error = refused(path, filename_hint=name)
+    assert (error.code, error.status) == (errors.UNSUPPORTED_FORMAT, 415)
+    assert f"it is {compression}-compressed: decompress it and upload the .csv" in error.detail
+    assert "binary file" not in error.detail
+
+
+def test_a_text_file_starting_like_a_compression_magic_is_still_read(tmp_path):
+    path = sf.csv_write(tmp_path / "bz.csv", [["BZh", *sf.SALES_HEADER[1:]], ["x", *sf.sales_rows(1)[0][1:]]])
+    assert source_detect(path).columns[0] == "BZh"
 
 
 @pytest.mark.parametrize(

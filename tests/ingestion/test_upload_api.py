@@ -1,5 +1,6 @@
 """The real file and every refusal, through the REST API with tasks run by django-q2 inline."""
 
+import gzip
 import hashlib
 import io
 import zipfile
@@ -124,6 +125,14 @@ def test_refusals_change_nothing(uploader_api, name: str, content: bytes, status
     assert response.json()["code"] == code
     assert IngestionTask.objects.count() == 0
     assert Segment.objects.count() == 0
+
+
+def test_a_gzipped_csv_is_refused_as_compressed_not_as_binary(uploader_api) -> None:
+    response = upload(uploader_api, "sales.csv.gz", gzip.compress(b"Date,Branch,Product line,Quantity,Total\n" * 50))
+    assert response.status_code == 415, response.content
+    assert response.json()["code"] == "unsupported_format"
+    assert "gzip-compressed: decompress it and upload the .csv" in response.json()["detail"]
+    assert IngestionTask.objects.count() == 0
 
 
 def test_zip_bomb_named_xlsx_is_refused(uploader_api) -> None:
