@@ -275,7 +275,8 @@ UPLOAD_BODY = {
     "requestBody": {
         "content": {
             "multipart/form-data": {
-                "schema": {"required": ["file"]},
+                # Fields it does not take are refused (sales_analytics.query_params), not ignored.
+                "schema": {"required": ["file"], "additionalProperties": False},
                 "encoding": {name: {"contentType": "application/json"} for name in JSON_ENCODED_OPTIONS},
             }
         }
@@ -341,7 +342,16 @@ def preview(request: HttpRequest, form: Form[UploadForm], file: UploadedFile | N
     )
 
 
-@router.post("/tasks/{task_id}/retry", response={202: TaskOut, **error_responses(400, 404, 409, 422)})
+RETRY_BODY = {
+    "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"additionalProperties": False}}}}
+}
+
+
+@router.post(
+    "/tasks/{task_id}/retry",
+    response={202: TaskOut, **error_responses(400, 404, 409, 415, 422)},
+    openapi_extra=RETRY_BODY,
+)
 def retry_task(request: HttpRequest, task_id: UUID, form: Form[OptionsForm]):
     """Run a failed or cancelled task again from its stored raw file. Options sent (form fields, as
     an upload takes them: `date_format=%d/%m/%Y`, `force=true`…) change for this run and later

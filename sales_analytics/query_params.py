@@ -2,13 +2,15 @@
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import wraps
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from django.http import HttpRequest, HttpResponse
 from ninja.signature import ViewSignature
-from pydantic import PlainValidator, WithJsonSchema
+from pydantic import BaseModel, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from sales_analytics.errors import ApiError
@@ -72,38 +74,117 @@ def blank_parameters_dropped(view: Callable[..., HttpResponse]) -> Callable[...,
 
 
 def unknown_parameters_refused(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A GET operation that answers 400 `invalid_query` to a query parameter it does not declare.
+    """An operation that refuses request fields it would not read, instead of ignoring them.
 
-    A misspelt filter (`?branhc=A`) or one the endpoint does not have (`?sales_rep=…`) would
-    otherwise be dropped, and the answer — every branch's total — read as the filtered one.
+    - a query parameter it does not declare, or a single-valued one sent twice: 400 `invalid_query`
+      (`?branhc=A` answered every branch's total as if filtered; `?datasource=a&datasource=b`
+      answered b's, silently);
+    - a form field it does not declare, or one sent twice: 400 `invalid_form` (an upload with
+      `datasource=t2` for `datasource_name` published into the default datasource);
+    - fields in a body its form does not read (JSON to a form endpoint): 415 `unsupported_media_type`
+      (a retry sent `{"force": true}` ran again with its old options).
+
     Applied as an operation decorator (`mode="operation"`): after authentication and the
     declared parameters' own validation, so a caller without access still gets 401/403 first.
     """
-    declared = _declared_query_names(view)
+    query = _declared_fields(view, "query")
+    form = _declared_fields(view, "form")
+    files = frozenset(_declared_fields(view, "file").names)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        unknown = sorted(set(request.GET) - declared) if request.method == "GET" else []
-        if unknown:
-            listed = ", ".join(f"'{name}'" for name in unknown)
-            known = ", ".join(sorted(declared)) or "none"
+        _fields_check(request.GET.lists(), query, code="invalid_query", what="query parameter")
+        if request.method not in ("GET", "HEAD") and not _body_fields_readable(request, form):
             raise ApiError(
-                400,
-                "invalid_query",
-                f"Unknown query parameter{'s' if len(unknown) > 1 else ''} {listed}: this endpoint takes {known}.",
+                415,
+                "unsupported_media_type",
+                f"This endpoint reads form fields (multipart/form-data or application/x-www-form-urlencoded), "
+                f"not a {request.content_type} body: send each option as a form field (e.g. force=true).",
             )
+        if request.method not in ("GET", "HEAD"):
+            sent = [(name, values) for name, values in request.POST.lists() if name != CSRF_FORM_FIELD]
+            sent += [(name, values) for name, values in request.FILES.lists() if name not in files]
+            _fields_check(sent, form, code="invalid_form", what="form field", also=files)
         return view(request, *args, **kwargs)
 
     return wrapper
 
 
-def _declared_query_names(view: Callable[..., HttpResponse]) -> frozenset[str]:
-    """The query parameter names ninja reads for `view` (a Query schema's fields flattened)."""
+# Django's CSRF token field, which a session-authenticated form post carries beside its own fields.
+CSRF_FORM_FIELD = "csrfmiddlewaretoken"
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+@dataclass(frozen=True)
+class _Fields:
+    names: frozenset[str]
+    repeatable: frozenset[str]  # list-valued: sent once per value
+
+
+def _fields_check(
+    sent: Iterable[tuple[str, list]], declared: _Fields, *, code: str, what: str, also: frozenset[str] = frozenset()
+) -> None:
+    sent = list(sent)
+    unknown = sorted({name for name, _ in sent} - declared.names - also)
+    if unknown:
+        known = ", ".join(sorted(declared.names | also)) or "none"
+        raise ApiError(
+            400, code, f"Unknown {_counted_words(what, unknown)} {_quoted(unknown)}: this endpoint takes {known}."
+        )
+    repeated = sorted(name for name, values in sent if len(values) > 1 and name not in declared.repeatable)
+    if repeated:
+        raise ApiError(
+            400,
+            code,
+            f"{_counted_words(what, repeated).capitalize()} {_quoted(repeated)} sent more than once: send one value.",
+        )
+
+
+def _counted_words(what: str, names: list[str]) -> str:
+    return what if len(names) == 1 else f"{what}s"
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _body_fields_readable(request: HttpRequest, form: _Fields) -> bool:
+    """False for a non-empty body, not form-encoded, sent to an operation that reads form fields.
+    (Operations without form fields take no body: one sent to them, `{}` say, changes nothing.)"""
+    if not form.names or not request.META.get("CONTENT_LENGTH", "").strip("0 "):
+        return True
+    return request.content_type in _FORM_TYPES
+
+
+def _declared_fields(view: Callable[..., HttpResponse], source: str) -> _Fields:
+    """The parameter names ninja reads for `view` from `source` ("query", "form", "file"): a
+    schema's fields flattened, and which of them take a list."""
     names: set[str] = set()
+    repeatable: set[str] = set()
     for model in ViewSignature("", view).models:
-        if getattr(model, "__ninja_param_source__", None) != "query":
+        if getattr(model, "__ninja_param_source__", None) != source:
             continue
-        # Every leaf, a Query schema's fields included; without one, the model's own fields.
-        flattened = getattr(model, "__ninja_flatten_map__", None)
-        names.update(flattened or (field.alias or name for name, field in model.model_fields.items()))
-    return frozenset(names)
+        for name, annotation in _leaf_fields(model):
+            names.add(name)
+            if _is_list(annotation):
+                repeatable.add(name)
+    return _Fields(frozenset(names), frozenset(repeatable))
+
+
+def _leaf_fields(model: type[BaseModel]) -> Iterator[tuple[str, Any]]:
+    """(name as sent, annotation) of every leaf field: a nested Query/Form schema's fields flattened."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaf_fields(annotation)
+        else:
+            yield field.alias or name, annotation
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_list(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)

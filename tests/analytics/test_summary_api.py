@@ -225,3 +225,26 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(
 def test_an_unknown_query_parameter_is_checked_after_authentication(client: Client) -> None:
     response = client.get("/api/metrics/summary?branhc=A")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "repeated"),
+    [
+        ("/api/metrics/summary", "datasource=sales&datasource=other", "'datasource'"),
+        ("/api/metrics/summary", "start=2019-01-01&start=2019-03-01", "'start'"),
+        ("/api/metrics/timeseries", "grain=month&grain=day", "'grain'"),
+    ],
+)
+def test_a_single_valued_parameter_sent_twice_is_refused(
+    real_sales, viewer_api: Client, path: str, query: str, repeated: str
+) -> None:
+    # The last one won, silently: `datasource=sales&datasource=other` answered other's totals.
+    response = viewer_api.get(f"{path}?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_query"
+    assert f"{repeated} sent more than once" in response.json()["detail"]
+
+
+def test_a_list_filter_may_be_repeated(real_sales, viewer_api: Client) -> None:
+    both = summary(viewer_api, "?branch=A&branch=B")
+    assert both["total_revenue"] == pytest.approx(212_398.0425, abs=0.005)

@@ -58,6 +58,12 @@ CONFIG = {
             "checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "400"]}},
         },
         {
+            # Its form schema says additionalProperties: false, which schemathesis' form-encoded
+            # generation does not honour: an extra field is refused with 400 `invalid_form`.
+            "include-path": ["/api/ingest/tasks/{task_id}/retry"],
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "400"]}},
+        },
+        {
             "include-path": ["/api/ingest/upload", "/api/ingest/preview"],
             "checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "415", "422"]}},
         },

@@ -661,3 +661,41 @@ def test_a_queued_retry_shows_no_counts_of_the_run_before(uploader_api, tasks_in
     assert (queued["rows_total"], queued["rows_valid"], queued["rows_rejected"]) == (None, None, None)
     assert (queued["errors"], queued["error_report_url"], queued["timings"]) == ([], None, {})
     assert not default_storage.exists(report_key)
+
+
+_AMBIGUOUS_DATES = b"Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n"
+
+
+def test_an_unknown_form_field_is_refused_and_nothing_is_stored(uploader_api: Client, real_file: Path) -> None:
+    # `datasource` for `datasource_name` was ignored: the rows went into the default datasource.
+    response = upload(uploader_api, "sales.csv", real_file.read_bytes(), datasource="t2")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid_form"
+    assert "'datasource'" in body["detail"] and "datasource_name" in body["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_form_field_sent_twice_is_refused(uploader_api: Client, real_file: Path) -> None:
+    response = upload(uploader_api, "sales.csv", real_file.read_bytes(), datasource_name=["north", "south"])
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_form"
+    assert "'datasource_name' sent more than once" in response.json()["detail"]
+    assert not IngestionTask.objects.exists()
+
+
+def test_a_retry_refuses_a_json_body_and_unknown_fields(uploader_api: Client, tasks_inline) -> None:
+    failed = upload(uploader_api, "dates.csv", _AMBIGUOUS_DATES).json()["task_id"]
+    assert IngestionTask.objects.get(pk=failed).status == IngestionTask.Status.FAILED
+    # A JSON body was ignored: the task ran again with its old options, as if force had been applied.
+    as_json = uploader_api.post(
+        f"/api/ingest/tasks/{failed}/retry", {"date_format": "%d/%m/%Y"}, content_type="application/json"
+    )
+    assert as_json.status_code == 415, as_json.content
+    assert as_json.json()["code"] == "unsupported_media_type"
+    unknown = uploader_api.post(f"/api/ingest/tasks/{failed}/retry", {"dateformat": "%d/%m/%Y"})
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "invalid_form")
+    assert IngestionTask.objects.get(pk=failed).status == IngestionTask.Status.FAILED
+    # The same option as a form field is read.
+    retried = uploader_api.post(f"/api/ingest/tasks/{failed}/retry", {"date_format": "%d/%m/%Y"})
+    assert retried.status_code == 202, retried.content
