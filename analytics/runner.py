@@ -114,7 +114,8 @@ def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters
     if allowed is None:
         return filters
     requested = filters.include.get("branch")
-    branches = tuple(b for b in requested if b in allowed) if requested is not None else allowed
+    allowed_set = frozenset(allowed)  # a set: both lists may hold thousands of branches
+    branches = tuple(b for b in requested if b in allowed_set) if requested is not None else allowed
     return replace(filters, include={**filters.include, "branch": branches})
 
 
@@ -206,8 +207,8 @@ def data_days_matching(
         return data_days_visible(snapshot=snapshot, user=user)
     allowed = user_allowed_branches(user=user)
     if allowed is not None:
-        chosen = include.get("branch", allowed)
-        include = {**include, "branch": tuple(branch for branch in chosen if branch in allowed)}
+        chosen, allowed_set = include.get("branch", allowed), frozenset(allowed)
+        include = {**include, "branch": tuple(branch for branch in chosen if branch in allowed_set)}
         if not include["branch"]:
             return None
     return _extent(snapshot=snapshot, engine=get_engine(), scope=Filters(include=include))

@@ -178,6 +178,11 @@ def _cost_coverage_note(ctx: PanelContext) -> str:
     )
 
 
+def positions_of(labels: list[str]) -> dict[str, int]:
+    """Each label's index on a chart axis, for constant-time lookups per result row."""
+    return {label: index for index, label in enumerate(labels)}
+
+
 def _notes(*notes: str) -> str:
     return " ".join(note for note in notes if note)
 
@@ -501,19 +506,16 @@ def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Pane
             split_by=dimension,
         )
     )
-    labels = sorted({_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows})
+    row_labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows]
+    labels = sorted(set(row_labels))
+    # A position per label, looked up per row: `labels.index` was quadratic (7.9 s for 38 years of days).
+    position = positions_of(labels)
     series: dict[str, list] = {}
-    for row in result.rows:
-        series.setdefault(_text(row[dimension]), [None] * len(labels))[
-            labels.index(_bucket_label(row["bucket"], grain, ctx.filters))
-        ] = row["revenue"]
+    for label, row in zip(row_labels, result.rows, strict=True):
+        series.setdefault(_text(row[dimension]), [None] * len(labels))[position[label]] = row["revenue"]
     rows = [
-        {
-            "period": _bucket_label(row["bucket"], grain, ctx.filters),
-            dimension: row[dimension],
-            "revenue": row["revenue"],
-        }
-        for row in result.rows
+        {"period": label, dimension: row[dimension], "revenue": row["revenue"]}
+        for label, row in zip(row_labels, result.rows, strict=True)
     ]
     return Panel(
         "trend",
@@ -561,8 +563,9 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
     )
     branches = sorted({_text(r["branch"]) for r in result.rows})
     lines = sorted({_text(r["product_line"]) for r in result.rows})
+    line_position, branch_position = positions_of(lines), positions_of(branches)
     cells = [
-        [lines.index(_text(r["product_line"])), branches.index(_text(r["branch"])), r["gross_margin"]]
+        [line_position[_text(r["product_line"])], branch_position[_text(r["branch"])], r["gross_margin"]]
         for r in result.rows
     ]
     margins = [c[2] for c in cells if c[2] is not None]
