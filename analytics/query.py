@@ -13,7 +13,7 @@ from sales_analytics.text import text_tidy
 # bucket, the subquery) and the APIs add to a time series' rows (whether a bucket is partial): a
 # dimension of the same name would be read as one of them. Ingestion renames such source columns
 # (analytics.sql.RESERVED_DIMENSION_NAMES); this refuses the rest.
-QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells", "partial"})
+QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells", "partial", "distinct_values"})
 
 
 class QueryError(ValueError):
@@ -66,8 +66,10 @@ class Filters:
         return replace(self, start=start, end=end)
 
 
-def _values_tidy(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({text_tidy(value) if isinstance(value, str) else value for value in values}))
+def _values_tidy(values: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    # None (rows without a value, e.g. a top-N's "(none)") sorts first: it cannot be compared with text.
+    tidied = {text_tidy(value) if isinstance(value, str) else value for value in values}
+    return tuple(sorted(tidied, key=lambda value: (value is not None, value or "")))
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,28 @@ class Breakdown(QuerySpec):
             raise QueryError("sort must be one of the breakdown's metrics or dimensions.")
         if self.limit is not None and not 1 <= self.limit <= LIMIT_MAX:
             raise QueryError(f"limit must be between 1 and {LIMIT_MAX:,}.")
+
+
+@dataclass(frozen=True)
+class DistinctCount(QuerySpec):
+    """How many values of `dimension` the filtered rows have (rows without one count as one
+    value, as a breakdown shows them): what a top-N leaves out, without fetching every value."""
+
+    dimension: str = "branch"
+    kind = "distinct_count"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        # The cells counted are a breakdown's: `lines` is the cheapest part every source keeps.
+        return ("lines",)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (self.dimension,)
+
+
+# The one column of a DistinctCount's answer.
+DISTINCT_VALUES = "distinct_values"
 
 
 def bucket_last_day(start: dt.date, grain: Grain) -> dt.date:

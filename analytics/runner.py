@@ -13,7 +13,16 @@ from accounts.selectors import user_allowed_branches
 from analytics.catalogue import Snapshot, Upload, datasource_snapshot
 from analytics.engines import Engine, get_engine
 from analytics.metrics import METRICS
-from analytics.query import Filters, QueryError, QuerySpec, Summary, TimeSeries, comparison_range
+from analytics.query import (
+    DISTINCT_VALUES,
+    DistinctCount,
+    Filters,
+    QueryError,
+    QuerySpec,
+    Summary,
+    TimeSeries,
+    comparison_range,
+)
 from analytics.routing import rollup_choose
 from analytics.sql import VIRTUAL_DIMENSIONS, compile_date_extent, compile_spec
 
@@ -253,13 +262,15 @@ def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date] | None) -> t
 
 
 def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started: float) -> QueryResult:
-    """No data yet: summaries are zeros (ratios undefined), everything else has no rows."""
+    """No data yet: summaries and counts are zeros (ratios undefined), everything else has no rows."""
     columns = list(spec.dimensions) + list(spec.metric_names)
     if isinstance(spec, TimeSeries):
         columns.insert(0, "bucket")
     rows: list[dict[str, Any]] = []
     if isinstance(spec, Summary):
         rows = [{name: _zero(name) for name in spec.metric_names}]
+    if isinstance(spec, DistinctCount):
+        columns, rows = [DISTINCT_VALUES], [{DISTINCT_VALUES: 0}]
     result = QueryResult(
         columns=columns,
         rows=rows,
