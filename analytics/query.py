@@ -20,6 +20,19 @@ class QueryError(ValueError):
     """A spec that cannot be answered as asked (unknown metric or dimension, bad range)."""
 
 
+class ResultTooLarge(QueryError):
+    """An answer with more rows than may be sent at once: the caller must pass a limit or narrow the filters."""
+
+    code = "result_too_large"
+
+    def __init__(self, *, maximum: int) -> None:
+        super().__init__(
+            f"The answer has more than {maximum:,} rows (at least {maximum + 1:,}): pass `limit` (at most "
+            f"{maximum:,}) to get the first rows in `sort` order, or narrow the filters."
+        )
+        self.maximum = maximum
+
+
 class Grain(StrEnum):
     DAY = "P1D"
     WEEK = "P1W"

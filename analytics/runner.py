@@ -15,10 +15,12 @@ from analytics.engines import Engine, get_engine
 from analytics.metrics import METRICS
 from analytics.query import (
     DISTINCT_VALUES,
+    Breakdown,
     DistinctCount,
     Filters,
     QueryError,
     QuerySpec,
+    ResultTooLarge,
     Summary,
     TimeSeries,
     comparison_range,
@@ -89,6 +91,20 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     if use_cache:
         cache.set(key, result, CACHE_SECONDS)
     return _provenance_for(result, user=user, allowed=allowed)
+
+
+def breakdown_run_bounded(spec: Breakdown, *, user: AbstractBaseUser | None, max_rows: int) -> QueryResult:
+    """A breakdown of at most `max_rows` rows, never silently cut: a larger `limit` is refused, and
+    without one an answer that would be longer raises ResultTooLarge. It asks the engine for one
+    row more than allowed, so a too-large answer costs no more than an allowed one."""
+    if spec.limit is not None and spec.limit > max_rows:
+        raise QueryError(f"limit must be at most {max_rows:,} (METRICS_MAX_ROWS).")
+    bounded = spec if spec.limit is not None else replace(spec, limit=max_rows + 1)
+    result = run_query(bounded, user=user)
+    answers = [result, *([result.comparison] if result.comparison is not None else [])]
+    if any(len(answer.rows) > max_rows for answer in answers):
+        raise ResultTooLarge(maximum=max_rows)
+    return result
 
 
 def _provenance_for(

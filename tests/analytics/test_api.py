@@ -78,3 +78,55 @@ def test_graphql_series_points_say_when_they_are_partial(daily, viewer_api: Clie
         {"period": "2024-03-11", "partial": False, "revenue": 70.0},
         {"period": "2024-03-18", "partial": False, "revenue": 70.0},
     ]
+
+
+# --- breakdowns are bounded, never silently cut ---------------------------------------------------
+
+
+@pytest.fixture
+def six_branches(db, settings) -> str:
+    settings.METRICS_MAX_ROWS = 5
+    rows_publish(
+        datasource="six", rows=[sale_line(branch=f"B{number}", revenue=float(10 + number)) for number in range(6)]
+    )
+    return "six"
+
+
+def test_a_breakdown_longer_than_the_maximum_is_refused_with_what_to_do(six_branches, viewer_api: Client) -> None:
+    response = viewer_api.get("/api/metrics/breakdown", {"datasource": six_branches, "by": "branch"})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "result_too_large"
+    assert "more than 5 rows (at least 6)" in body["detail"]
+    assert "pass `limit` (at most 5)" in body["detail"] and "narrow the filters" in body["detail"]
+    # Narrowed to five branches, the same question is answered whole.
+    narrowed = viewer_api.get(
+        "/api/metrics/breakdown",
+        {"datasource": six_branches, "by": "branch", "exclude_branch": "B0"},
+    )
+    assert narrowed.status_code == 200
+    assert [row["branch"] for row in narrowed.json()["rows"]] == ["B5", "B4", "B3", "B2", "B1"]
+
+
+def test_a_limit_up_to_the_maximum_is_answered_and_a_larger_one_refused(six_branches, viewer_api: Client) -> None:
+    limited = viewer_api.get("/api/metrics/breakdown", {"datasource": six_branches, "by": "branch", "limit": 5})
+    assert limited.status_code == 200
+    assert len(limited.json()["rows"]) == 5
+
+    refused = viewer_api.get("/api/metrics/breakdown", {"datasource": six_branches, "by": "branch", "limit": 6})
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "limit must be at most 5 (METRICS_MAX_ROWS).", "code": "invalid_query"}
+
+
+def test_graphql_lists_are_bounded_alike(six_branches, viewer_api: Client) -> None:
+    def ask(field: str) -> dict:
+        query = f'{{ dashboardData(datasource: "six") {{ {field} }} }}'
+        return viewer_api.post("/graphql", {"query": query}, content_type="application/json").json()
+
+    refused = ask("branches { branch }")
+    assert refused["errors"][0]["extensions"]["code"] == "result_too_large"
+    assert "more than 5 rows" in refused["errors"][0]["message"]
+    assert ask("profitability { branch }")["errors"][0]["extensions"]["code"] == "result_too_large"
+    limited = ask("branches(limit: 2) { branch }")
+    assert limited["data"]["dashboardData"]["branches"] == [{"branch": "B5"}, {"branch": "B4"}]
