@@ -37,7 +37,8 @@ METRIC_RESPONSES = error_responses(400, 422)
 GRAINS = ("day", "week", "month", "quarter", "year")
 DIMENSIONS_HELP = (
     "A dimension: branch, product_line, city, customer_type, gender, payment, weekday, hour, "
-    "or any extra column the datasource was loaded with."
+    "or any extra column the datasource was loaded with, by its stored name (`order_note`) "
+    "or its header (`Order Note`)."
 )
 
 

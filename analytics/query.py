@@ -116,6 +116,10 @@ class QuerySpec:
                 f"{', '.join(clash)} cannot be grouped or filtered by: the query layer names its own columns so."
             )
 
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "QuerySpec":
+        """This spec asking for `renamed[d]` wherever it asked for dimension `d`."""
+        return self
+
     def cache_key(self) -> str:
         payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
@@ -151,6 +155,9 @@ class TimeSeries(QuerySpec):
     def dimensions(self) -> tuple[str, ...]:
         return (self.split_by,) if self.split_by else ()
 
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "TimeSeries":
+        return replace(self, split_by=renamed.get(self.split_by, self.split_by)) if self.split_by else self
+
 
 @dataclass(frozen=True)
 class TopN(QuerySpec):
@@ -169,6 +176,9 @@ class TopN(QuerySpec):
     @property
     def dimensions(self) -> tuple[str, ...]:
         return (self.dimension,)
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "TopN":
+        return replace(self, dimension=renamed.get(self.dimension, self.dimension))
 
     def validate(self) -> None:
         super().validate()
@@ -192,6 +202,10 @@ class Breakdown(QuerySpec):
     @property
     def dimensions(self) -> tuple[str, ...]:
         return self.by
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "Breakdown":
+        by = tuple(renamed.get(name, name) for name in self.by)
+        return replace(self, by=by, sort=renamed.get(self.sort, self.sort) if self.sort else None)
 
     def validate(self) -> None:
         super().validate()
@@ -219,6 +233,9 @@ class DistinctCount(QuerySpec):
     @property
     def dimensions(self) -> tuple[str, ...]:
         return (self.dimension,)
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "DistinctCount":
+        return replace(self, dimension=renamed.get(self.dimension, self.dimension))
 
 
 # The one column of a DistinctCount's answer.

@@ -1,8 +1,11 @@
 """`run_query`: the only path to data. Scope, routing, cache and engine in one place."""
 
 import datetime as dt
+import difflib
 import hashlib
+import re
 import time
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,6 +70,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     snapshot = datasource_snapshot(name=spec.datasource)
     if snapshot is None:
         return _empty_result(spec, filters=filters, engine=engine, started=started)
+    spec = dimensions_resolve(spec=spec, snapshot=snapshot)
     dimensions_check(spec=spec, filters=filters, snapshot=snapshot)
     token = snapshot.datasource.version_token
     key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters, allowed)}"
@@ -151,11 +155,61 @@ NOT_DIMENSIONS = frozenset(
 )
 
 
+# How many of a datasource's dimensions an "unknown dimension" error lists (a wide file has hundreds).
+DIMENSIONS_LISTED = 40
+
+
+def dimensions_known(*, snapshot: Snapshot) -> set[str]:
+    return (set(snapshot.datasource.columns) - NOT_DIMENSIONS) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
+
+
+def dimension_spelling(name: str) -> str:
+    """The name ingestion stores a source column under (ingestion.mapping.dimension_name_make:
+    ASCII snake_case), so that a client may ask by the column's header ("Order Note")."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "_", text.replace("%", " pct ")).strip("_")
+
+
+# What a header may hold to be read as a stored name's spelling: letters, digits, spaces and the
+# punctuation headers use. Anything else ("product_line; --") is not a header but a mistake, and
+# gets the "unknown dimension" answer with its nearest name.
+HEADER_SPELLING = re.compile(r"^[\w\s%./-]+$")
+
+
+def dimensions_resolve(*, spec: QuerySpec, snapshot: Snapshot) -> QuerySpec:
+    """`spec` with each dimension not stored as asked, but whose header spelling is one stored
+    name ("Note" for `note`), asking for that name; the rest is left for `dimensions_check`."""
+    known = dimensions_known(snapshot=snapshot)
+    renamed = {
+        name: dimension_spelling(name)
+        for name in spec.dimensions
+        if name not in known and HEADER_SPELLING.match(name) and dimension_spelling(name) in known
+    }
+    if not renamed:
+        return spec
+    resolved = spec.dimensions_renamed(renamed)
+    resolved.validate()  # "Note" and "note" together ask for one dimension twice
+    return resolved
+
+
 def dimensions_check(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> None:
-    known = (set(snapshot.datasource.columns) - NOT_DIMENSIONS) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
-    unknown = (set(spec.dimensions) | filters.dimensions) - known
+    known = dimensions_known(snapshot=snapshot)
+    unknown = sorted((set(spec.dimensions) | filters.dimensions) - known)
     if unknown:
-        raise QueryError(f"Unknown dimension(s): {', '.join(sorted(unknown))}.")
+        raise QueryError(f"Unknown dimension(s): {', '.join(unknown)}.{_dimensions_hint(unknown, known)}")
+
+
+def _dimensions_hint(unknown: list[str], known: set[str]) -> str:
+    """The nearest names (as ingestion suggests columns) and the dimensions there are, so a client can correct it."""
+    nearest = {
+        name: close[0]
+        for name in unknown
+        if (close := difflib.get_close_matches(dimension_spelling(name), known, n=1, cutoff=0.6))
+    }
+    guesses = "".join(f" Did you mean '{close}' for '{name}'?" for name, close in nearest.items())
+    listed = sorted(known)
+    more = f" and {len(listed) - DIMENSIONS_LISTED} more" if len(listed) > DIMENSIONS_LISTED else ""
+    return f"{guesses} This datasource's dimensions: {', '.join(listed[:DIMENSIONS_LISTED])}{more}."
 
 
 def _execute(spec: QuerySpec, *, filters: Filters, snapshot: Snapshot, engine: Engine) -> QueryResult:

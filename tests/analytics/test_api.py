@@ -1,10 +1,12 @@
 """The metrics router's time series: which buckets the requested period cuts (`partial`), on REST and GraphQL."""
 
 import datetime as dt
+import io
 
 import pytest
 from django.test import Client
 
+from analytics.runner import dimension_spelling
 from tests.analytics.helpers import rows_publish, sale_line
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +132,56 @@ def test_graphql_lists_are_bounded_alike(six_branches, viewer_api: Client) -> No
     assert ask("profitability { branch }")["errors"][0]["extensions"]["code"] == "result_too_large"
     limited = ask("branches(limit: 2) { branch }")
     assert limited["data"]["dashboardData"]["branches"] == [{"branch": "B5"}, {"branch": "B4"}]
+
+
+# --- dimensions named as the file's header, or nearly -------------------------------------------
+
+
+@pytest.fixture
+def noted(uploader_api: Client, tasks_inline, django_capture_on_commit_callbacks) -> str:
+    handle = io.BytesIO(
+        b"Date,Branch,Product line,Quantity,Total,Note,Order Ref\n"
+        b"2024-01-10,A,Food,1,10,gift,R1\n2024-01-11,A,Food,1,30,rush,R2\n2024-01-12,B,Food,1,5,gift,R3\n"
+    )
+    handle.name = "noted.csv"
+    with django_capture_on_commit_callbacks(execute=True):  # the upload's task runs on commit
+        response = uploader_api.post("/api/ingest/upload", {"file": handle, "datasource_name": "noted"})
+    assert response.status_code == 202
+    return "noted"
+
+
+@pytest.mark.parametrize("asked", ["Note", "NOTE", " note "])
+def test_a_dimension_asked_as_its_header_is_the_stored_column(noted, viewer_api: Client, asked: str) -> None:
+    # Extra columns are stored under a snake_case name (`note`): asking as the file spells it answers.
+    body = viewer_api.get("/api/metrics/topn", {"datasource": noted, "dimension": asked}).json()
+    assert [(row["note"], row["revenue"]) for row in body["rows"]] == [("rush", 30.0), ("gift", 15.0)]
+    by_two = viewer_api.get(
+        "/api/metrics/breakdown", {"datasource": noted, "by": ["Order Ref", "branch"], "sort": "Order Ref"}
+    ).json()
+    assert [row["order_ref"] for row in by_two["rows"]] == ["R3", "R2", "R1"]
+
+
+def test_an_unknown_dimension_names_the_nearest_and_those_there_are(noted, viewer_api: Client) -> None:
+    response = viewer_api.get("/api/metrics/topn", {"datasource": noted, "dimension": "Notes"})
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("Unknown dimension(s): Notes. Did you mean 'note' for 'Notes'?")
+    dimensions = (
+        "branch, city, customer_type, gender, hour, invoice_id, note, order_ref, payment, product_line, weekday"
+    )
+    assert detail.endswith(f"This datasource's dimensions: {dimensions}.")
+
+
+def test_one_dimension_asked_under_two_spellings_is_asked_twice(noted, viewer_api: Client) -> None:
+    response = viewer_api.get("/api/metrics/breakdown", {"datasource": noted, "by": ["Note", "note"]})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "A dimension can be asked for once."
+
+
+@pytest.mark.parametrize("header", ["Note", "Order Note", "Margin %", "Café Zone", "  Sales-Rep / ID "])
+def test_a_header_is_spelt_as_ingestion_stores_it(header: str) -> None:
+    # analytics may not import ingestion: the two spellings are kept equal by this test.
+    from ingestion.mapping import dimension_name_make
+
+    assert dimension_spelling(header) == dimension_name_make(header, set())
