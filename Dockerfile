@@ -25,6 +25,8 @@ RUN SECRET_KEY=collectstatic-build-step-only python manage.py collectstatic --no
 USER app
 EXPOSE 8000
 # docker-compose.yml overrides this for the worker (`python manage.py qcluster`) and sets
-# workers/threads/timeout for the web service.
+# workers/threads/timeout for the web service. 8190 is the longest request line gunicorn takes
+# (long filter lists in the query string).
 CMD ["gunicorn", "sales_analytics.wsgi:application", "--bind=0.0.0.0:8000", "--workers=2", "--threads=4", \
-     "--worker-class=gthread", "--timeout=900", "--graceful-timeout=30", "--error-logfile=-"]
+     "--worker-class=gthread", "--timeout=900", "--graceful-timeout=30", "--limit-request-line=8190", \
+     "--error-logfile=-"]

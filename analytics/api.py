@@ -11,19 +11,19 @@ from pydantic import WithJsonSchema
 from accounts.roles import Capability
 from analytics.metrics import METRICS, SUMMARY_METRICS
 from analytics.query import (
-    LIMIT_MAX,
     Breakdown,
     Comparison,
     Filters,
     Grain,
     QueryError,
     QuerySpec,
+    ResultTooLarge,
     Summary,
     TimeSeries,
     TopN,
     bucket_partial,
 )
-from analytics.runner import QueryResult, run_query
+from analytics.runner import QueryResult, breakdown_run_bounded, run_query
 from sales_analytics.errors import ApiError, error_responses, require_capability
 from sales_analytics.query_params import IsoDate, blank_parameters_dropped, unknown_parameters_refused
 
@@ -37,7 +37,8 @@ METRIC_RESPONSES = error_responses(400, 422)
 GRAINS = ("day", "week", "month", "quarter", "year")
 DIMENSIONS_HELP = (
     "A dimension: branch, product_line, city, customer_type, gender, payment, weekday, hour, "
-    "or any extra column the datasource was loaded with."
+    "or any extra column the datasource was loaded with, by its stored name (`order_note`) "
+    "or its header (`Order Note`)."
 )
 
 
@@ -192,7 +193,12 @@ def result_out(result: QueryResult, *, grain: Grain | None = None) -> dict:
 def answer(request: HttpRequest, spec: QuerySpec) -> dict:
     require_capability(request, Capability.VIEW_DASHBOARDS)
     try:
-        result = run_query(spec, user=request.user)
+        if isinstance(spec, Breakdown):
+            result = breakdown_run_bounded(spec, user=request.user, max_rows=settings.METRICS_MAX_ROWS)
+        else:
+            result = run_query(spec, user=request.user)
+    except ResultTooLarge as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
     except QueryError as exc:
         raise ApiError(400, "invalid_query", str(exc)) from None
     return result_out(result, grain=spec.grain if isinstance(spec, TimeSeries) else None)
@@ -264,9 +270,19 @@ def breakdown(
     ),
     sort: Annotated[str | None, documented({"type": "string"}, "One of the requested metrics or dimensions.")] = None,
     descending: bool = True,
-    limit: Annotated[int | None, documented({"type": "integer", "minimum": 1, "maximum": LIMIT_MAX})] = None,
+    limit: Annotated[
+        int | None,
+        documented(
+            {"type": "integer", "minimum": 1, "maximum": settings.METRICS_MAX_ROWS},
+            "The first rows in `sort` order; at most METRICS_MAX_ROWS. Without it, an answer longer than "
+            "that is refused (400 `result_too_large`), never cut.",
+        ),
+    ] = None,
 ):
-    """Metrics by one or two dimensions (e.g. `by=branch&by=product_line`)."""
+    """Metrics by one or two dimensions (e.g. `by=branch&by=product_line`).
+
+    At most METRICS_MAX_ROWS rows (default 10,000): without `limit`, a longer answer is 400
+    `result_too_large`; pass `limit` or narrow the filters."""
     spec = Breakdown(
         datasource=_datasource(query),
         filters=spec_filters(query),

@@ -8,11 +8,25 @@ from django.conf import settings
 from graphql import GraphQLError
 
 from analytics.engines import EngineError
-from analytics.query import Breakdown, Filters, Grain, QueryError, Summary, TimeSeries, TopN, bucket_partial
-from analytics.runner import QueryResult, run_query
+from analytics.query import (
+    Breakdown,
+    Filters,
+    Grain,
+    QueryError,
+    ResultTooLarge,
+    Summary,
+    TimeSeries,
+    TopN,
+    bucket_partial,
+)
+from analytics.runner import QueryResult, breakdown_run_bounded, run_query
 
 # Cost and gross profit are unknown (null) over lines none of which has a cost; 0 without lines.
 COST_UNKNOWN = "Null when none of the lines has a cost (0 when there are no lines)."
+BOUNDED_LIST_LIMIT = (
+    "The first rows in order, at most METRICS_MAX_ROWS (default 10,000). Without it, a longer list is an "
+    "error with code result_too_large, never a cut one."
+)
 
 
 class FiltersInput(graphene.InputObjectType):
@@ -57,8 +71,13 @@ class DashboardQuery:
     user: object
 
     def run(self, spec) -> QueryResult:
+        """The answer to `spec`; a breakdown's is at most METRICS_MAX_ROWS rows, or an error saying so."""
         try:
+            if isinstance(spec, Breakdown):
+                return breakdown_run_bounded(spec, user=self.user, max_rows=settings.METRICS_MAX_ROWS)
             return run_query(spec, user=self.user)
+        except ResultTooLarge as exc:
+            raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
         except QueryError as exc:
             raise GraphQLError(str(exc)) from None
         except EngineError as exc:
@@ -139,8 +158,12 @@ class DashboardData(graphene.ObjectType):
         limit=graphene.Int(default_value=10),
         metric=graphene.String(default_value="revenue"),
     )
-    branches = graphene.List(graphene.NonNull(BranchRow), required=True)
-    profitability = graphene.List(graphene.NonNull(ProfitabilityCell), required=True)
+    branches = graphene.List(
+        graphene.NonNull(BranchRow), required=True, limit=graphene.Int(description=BOUNDED_LIST_LIMIT)
+    )
+    profitability = graphene.List(
+        graphene.NonNull(ProfitabilityCell), required=True, limit=graphene.Int(description=BOUNDED_LIST_LIMIT)
+    )
     uploads = graphene.List(graphene.NonNull(UploadInfo), required=True)
 
     @staticmethod
@@ -199,13 +222,15 @@ class DashboardData(graphene.ObjectType):
         return [ProductRow(value=row[metric], **{k: row[k] for k in ("product_line", *also)}) for row in result.rows]
 
     @staticmethod
-    def resolve_branches(root: DashboardQuery, info) -> list[BranchRow]:
+    def resolve_branches(root: DashboardQuery, info, limit: int | None = None) -> list[BranchRow]:
         metrics = ("revenue", "gross_profit", "gross_margin", "transactions", "average_ticket", "units_sold")
-        result = root.run(Breakdown(datasource=root.datasource, filters=root.filters, by=("branch",), metrics=metrics))
+        result = root.run(
+            Breakdown(datasource=root.datasource, filters=root.filters, by=("branch",), metrics=metrics, limit=limit)
+        )
         return [BranchRow(**row) for row in result.rows]
 
     @staticmethod
-    def resolve_profitability(root: DashboardQuery, info) -> list[ProfitabilityCell]:
+    def resolve_profitability(root: DashboardQuery, info, limit: int | None = None) -> list[ProfitabilityCell]:
         result = root.run(
             Breakdown(
                 datasource=root.datasource,
@@ -214,6 +239,7 @@ class DashboardData(graphene.ObjectType):
                 metrics=("revenue", "gross_profit", "gross_margin"),
                 sort="branch",
                 descending=False,
+                limit=limit,
             )
         )
         return [ProfitabilityCell(**row) for row in result.rows]

@@ -13,11 +13,24 @@ from sales_analytics.text import text_tidy
 # bucket, the subquery) and the APIs add to a time series' rows (whether a bucket is partial): a
 # dimension of the same name would be read as one of them. Ingestion renames such source columns
 # (analytics.sql.RESERVED_DIMENSION_NAMES); this refuses the rest.
-QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells", "partial"})
+QUERY_COLUMN_NAMES: frozenset[str] = frozenset({*PARTS, "bucket", "cells", "partial", "distinct_values"})
 
 
 class QueryError(ValueError):
     """A spec that cannot be answered as asked (unknown metric or dimension, bad range)."""
+
+
+class ResultTooLarge(QueryError):
+    """An answer with more rows than may be sent at once: the caller must pass a limit or narrow the filters."""
+
+    code = "result_too_large"
+
+    def __init__(self, *, maximum: int) -> None:
+        super().__init__(
+            f"The answer has more than {maximum:,} rows (at least {maximum + 1:,}): pass `limit` (at most "
+            f"{maximum:,}) to get the first rows in `sort` order, or narrow the filters."
+        )
+        self.maximum = maximum
 
 
 class Grain(StrEnum):
@@ -66,8 +79,10 @@ class Filters:
         return replace(self, start=start, end=end)
 
 
-def _values_tidy(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted({text_tidy(value) if isinstance(value, str) else value for value in values}))
+def _values_tidy(values: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    # None (rows without a value, e.g. a top-N's "(none)") sorts first: it cannot be compared with text.
+    tidied = {text_tidy(value) if isinstance(value, str) else value for value in values}
+    return tuple(sorted(tidied, key=lambda value: (value is not None, value or "")))
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,10 @@ class QuerySpec:
             raise QueryError(
                 f"{', '.join(clash)} cannot be grouped or filtered by: the query layer names its own columns so."
             )
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "QuerySpec":
+        """This spec asking for `renamed[d]` wherever it asked for dimension `d`."""
+        return self
 
     def cache_key(self) -> str:
         payload = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True, default=str)
@@ -136,6 +155,9 @@ class TimeSeries(QuerySpec):
     def dimensions(self) -> tuple[str, ...]:
         return (self.split_by,) if self.split_by else ()
 
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "TimeSeries":
+        return replace(self, split_by=renamed.get(self.split_by, self.split_by)) if self.split_by else self
+
 
 @dataclass(frozen=True)
 class TopN(QuerySpec):
@@ -154,6 +176,9 @@ class TopN(QuerySpec):
     @property
     def dimensions(self) -> tuple[str, ...]:
         return (self.dimension,)
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "TopN":
+        return replace(self, dimension=renamed.get(self.dimension, self.dimension))
 
     def validate(self) -> None:
         super().validate()
@@ -178,6 +203,10 @@ class Breakdown(QuerySpec):
     def dimensions(self) -> tuple[str, ...]:
         return self.by
 
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "Breakdown":
+        by = tuple(renamed.get(name, name) for name in self.by)
+        return replace(self, by=by, sort=renamed.get(self.sort, self.sort) if self.sort else None)
+
     def validate(self) -> None:
         super().validate()
         if not 1 <= len(self.by) <= 2:
@@ -186,6 +215,31 @@ class Breakdown(QuerySpec):
             raise QueryError("sort must be one of the breakdown's metrics or dimensions.")
         if self.limit is not None and not 1 <= self.limit <= LIMIT_MAX:
             raise QueryError(f"limit must be between 1 and {LIMIT_MAX:,}.")
+
+
+@dataclass(frozen=True)
+class DistinctCount(QuerySpec):
+    """How many values of `dimension` the filtered rows have (rows without one count as one
+    value, as a breakdown shows them): what a top-N leaves out, without fetching every value."""
+
+    dimension: str = "branch"
+    kind = "distinct_count"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        # The cells counted are a breakdown's: `lines` is the cheapest part every source keeps.
+        return ("lines",)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (self.dimension,)
+
+    def dimensions_renamed(self, renamed: dict[str, str]) -> "DistinctCount":
+        return replace(self, dimension=renamed.get(self.dimension, self.dimension))
+
+
+# The one column of a DistinctCount's answer.
+DISTINCT_VALUES = "distinct_values"
 
 
 def bucket_last_day(start: dt.date, grain: Grain) -> dt.date:

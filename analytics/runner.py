@@ -1,8 +1,11 @@
 """`run_query`: the only path to data. Scope, routing, cache and engine in one place."""
 
 import datetime as dt
+import difflib
 import hashlib
+import re
 import time
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,7 +16,18 @@ from accounts.selectors import user_allowed_branches
 from analytics.catalogue import Snapshot, Upload, datasource_snapshot
 from analytics.engines import Engine, get_engine
 from analytics.metrics import METRICS
-from analytics.query import Filters, QueryError, QuerySpec, Summary, TimeSeries, comparison_range
+from analytics.query import (
+    DISTINCT_VALUES,
+    Breakdown,
+    DistinctCount,
+    Filters,
+    QueryError,
+    QuerySpec,
+    ResultTooLarge,
+    Summary,
+    TimeSeries,
+    comparison_range,
+)
 from analytics.routing import rollup_choose
 from analytics.sql import VIRTUAL_DIMENSIONS, compile_date_extent, compile_spec
 
@@ -56,6 +70,7 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     snapshot = datasource_snapshot(name=spec.datasource)
     if snapshot is None:
         return _empty_result(spec, filters=filters, engine=engine, started=started)
+    spec = dimensions_resolve(spec=spec, snapshot=snapshot)
     dimensions_check(spec=spec, filters=filters, snapshot=snapshot)
     token = snapshot.datasource.version_token
     key = f"query:{spec.datasource}:{token}:{engine.name}:{spec.cache_key()}:{_filters_key(filters, allowed)}"
@@ -80,6 +95,20 @@ def run_query(spec: QuerySpec, *, user: AbstractBaseUser | None, use_cache: bool
     if use_cache:
         cache.set(key, result, CACHE_SECONDS)
     return _provenance_for(result, user=user, allowed=allowed)
+
+
+def breakdown_run_bounded(spec: Breakdown, *, user: AbstractBaseUser | None, max_rows: int) -> QueryResult:
+    """A breakdown of at most `max_rows` rows, never silently cut: a larger `limit` is refused, and
+    without one an answer that would be longer raises ResultTooLarge. It asks the engine for one
+    row more than allowed, so a too-large answer costs no more than an allowed one."""
+    if spec.limit is not None and spec.limit > max_rows:
+        raise QueryError(f"limit must be at most {max_rows:,} (METRICS_MAX_ROWS).")
+    bounded = spec if spec.limit is not None else replace(spec, limit=max_rows + 1)
+    result = run_query(bounded, user=user)
+    answers = [result, *([result.comparison] if result.comparison is not None else [])]
+    if any(len(answer.rows) > max_rows for answer in answers):
+        raise ResultTooLarge(maximum=max_rows)
+    return result
 
 
 def _provenance_for(
@@ -114,7 +143,8 @@ def scope_apply(filters: Filters, *, allowed: tuple[str, ...] | None) -> Filters
     if allowed is None:
         return filters
     requested = filters.include.get("branch")
-    branches = tuple(b for b in requested if b in allowed) if requested is not None else allowed
+    allowed_set = frozenset(allowed)  # a set: both lists may hold thousands of branches
+    branches = tuple(b for b in requested if b in allowed_set) if requested is not None else allowed
     return replace(filters, include={**filters.include, "branch": branches})
 
 
@@ -125,11 +155,61 @@ NOT_DIMENSIONS = frozenset(
 )
 
 
+# How many of a datasource's dimensions an "unknown dimension" error lists (a wide file has hundreds).
+DIMENSIONS_LISTED = 40
+
+
+def dimensions_known(*, snapshot: Snapshot) -> set[str]:
+    return (set(snapshot.datasource.columns) - NOT_DIMENSIONS) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
+
+
+def dimension_spelling(name: str) -> str:
+    """The name ingestion stores a source column under (ingestion.mapping.dimension_name_make:
+    ASCII snake_case), so that a client may ask by the column's header ("Order Note")."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "_", text.replace("%", " pct ")).strip("_")
+
+
+# What a header may hold to be read as a stored name's spelling: letters, digits, spaces and the
+# punctuation headers use. Anything else ("product_line; --") is not a header but a mistake, and
+# gets the "unknown dimension" answer with its nearest name.
+HEADER_SPELLING = re.compile(r"^[\w\s%./-]+$")
+
+
+def dimensions_resolve(*, spec: QuerySpec, snapshot: Snapshot) -> QuerySpec:
+    """`spec` with each dimension not stored as asked, but whose header spelling is one stored
+    name ("Note" for `note`), asking for that name; the rest is left for `dimensions_check`."""
+    known = dimensions_known(snapshot=snapshot)
+    renamed = {
+        name: dimension_spelling(name)
+        for name in spec.dimensions
+        if name not in known and HEADER_SPELLING.match(name) and dimension_spelling(name) in known
+    }
+    if not renamed:
+        return spec
+    resolved = spec.dimensions_renamed(renamed)
+    resolved.validate()  # "Note" and "note" together ask for one dimension twice
+    return resolved
+
+
 def dimensions_check(*, spec: QuerySpec, filters: Filters, snapshot: Snapshot) -> None:
-    known = (set(snapshot.datasource.columns) - NOT_DIMENSIONS) | set(BASE_DIMENSIONS) | set(VIRTUAL_DIMENSIONS)
-    unknown = (set(spec.dimensions) | filters.dimensions) - known
+    known = dimensions_known(snapshot=snapshot)
+    unknown = sorted((set(spec.dimensions) | filters.dimensions) - known)
     if unknown:
-        raise QueryError(f"Unknown dimension(s): {', '.join(sorted(unknown))}.")
+        raise QueryError(f"Unknown dimension(s): {', '.join(unknown)}.{_dimensions_hint(unknown, known)}")
+
+
+def _dimensions_hint(unknown: list[str], known: set[str]) -> str:
+    """The nearest names (as ingestion suggests columns) and the dimensions there are, so a client can correct it."""
+    nearest = {
+        name: close[0]
+        for name in unknown
+        if (close := difflib.get_close_matches(dimension_spelling(name), known, n=1, cutoff=0.6))
+    }
+    guesses = "".join(f" Did you mean '{close}' for '{name}'?" for name, close in nearest.items())
+    listed = sorted(known)
+    more = f" and {len(listed) - DIMENSIONS_LISTED} more" if len(listed) > DIMENSIONS_LISTED else ""
+    return f"{guesses} This datasource's dimensions: {', '.join(listed[:DIMENSIONS_LISTED])}{more}."
 
 
 def _execute(spec: QuerySpec, *, filters: Filters, snapshot: Snapshot, engine: Engine) -> QueryResult:
@@ -206,8 +286,8 @@ def data_days_matching(
         return data_days_visible(snapshot=snapshot, user=user)
     allowed = user_allowed_branches(user=user)
     if allowed is not None:
-        chosen = include.get("branch", allowed)
-        include = {**include, "branch": tuple(branch for branch in chosen if branch in allowed)}
+        chosen, allowed_set = include.get("branch", allowed), frozenset(allowed)
+        include = {**include, "branch": tuple(branch for branch in chosen if branch in allowed_set)}
         if not include["branch"]:
             return None
     return _extent(snapshot=snapshot, engine=get_engine(), scope=Filters(include=include))
@@ -252,13 +332,15 @@ def _period_of(filters: Filters, data_days: tuple[dt.date, dt.date] | None) -> t
 
 
 def _empty_result(spec: QuerySpec, *, filters: Filters, engine: Engine, started: float) -> QueryResult:
-    """No data yet: summaries are zeros (ratios undefined), everything else has no rows."""
+    """No data yet: summaries and counts are zeros (ratios undefined), everything else has no rows."""
     columns = list(spec.dimensions) + list(spec.metric_names)
     if isinstance(spec, TimeSeries):
         columns.insert(0, "bucket")
     rows: list[dict[str, Any]] = []
     if isinstance(spec, Summary):
         rows = [{name: _zero(name) for name in spec.metric_names}]
+    if isinstance(spec, DistinctCount):
+        columns, rows = [DISTINCT_VALUES], [{DISTINCT_VALUES: 0}]
     result = QueryResult(
         columns=columns,
         rows=rows,

@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 from analytics.metrics import METRICS, PARTS, metric_expression, metric_parts
 from analytics.query import (
+    DISTINCT_VALUES,
     QUERY_COLUMN_NAMES,
     Breakdown,
+    DistinctCount,
     Filters,
     Grain,
     QueryError,
@@ -140,6 +142,9 @@ def compile_spec(
         inner += " WHERE " + " AND ".join(where)
     if group_sql:
         inner += " GROUP BY " + ", ".join(group_sql)
+    if isinstance(spec, DistinctCount):
+        sql = f"SELECT count(*) AS {quote(DISTINCT_VALUES)} FROM ({inner}) AS cells"  # noqa: S608
+        return CompiledQuery(sql=sql, params=params, dimension_columns=[], metric_columns=[DISTINCT_VALUES])
     metric_columns = list(spec.metric_names)
     metric_sql = {name: metric_expression(name, has_invoice_id=has_invoice_id) for name in metric_columns}
     outer_select = [quote(alias) for alias in group_aliases] + [
@@ -181,13 +186,29 @@ def _where(*, filters: Filters, dialect: Dialect, params: list) -> list[str]:
         if not values:
             clauses.append("1 = 0")  # an empty `in` list matches nothing
             continue
-        placeholders = ", ".join(dialect.parameter(params, value) for value in values)
-        clauses.append(f"{quote(dimension)} IN ({placeholders})")
+        clauses.append(_in_list(dimension, values, dialect=dialect, params=params, negated=False))
     for dimension, values in filters.exclude.items():
-        placeholders = ", ".join(dialect.parameter(params, value) for value in values)
-        # NULL is "not in" any list: rows without a value are kept, as a person would expect.
-        clauses.append(f"({quote(dimension)} IS NULL OR {quote(dimension)} NOT IN ({placeholders}))")
+        clauses.append(_in_list(dimension, values, dialect=dialect, params=params, negated=True))
     return clauses
+
+
+def _in_list(dimension: str, values: tuple, *, dialect: Dialect, params: list, negated: bool) -> str:
+    """`dimension` in (or not in) `values`, where None stands for rows without a value: SQL's
+    `IN (NULL)` matches nothing and `NOT IN (…, NULL)` drops every row."""
+    column = quote(dimension)
+    known = [value for value in values if value is not None]
+    null_listed = len(known) < len(values)
+    terms = []
+    if known:
+        placeholders = ", ".join(dialect.parameter(params, value) for value in known)
+        terms.append(f"{column} {'NOT IN' if negated else 'IN'} ({placeholders})")
+    if not negated:
+        terms += [f"{column} IS NULL"] if null_listed else []
+        return terms[0] if len(terms) == 1 else f"({' OR '.join(terms)})"
+    if null_listed:
+        return f"({column} IS NOT NULL AND {terms[0]})" if known else f"{column} IS NOT NULL"
+    # NULL is "not in" a list of values: rows without a value are kept, as a person would expect.
+    return f"({column} IS NULL OR {terms[0]})"
 
 
 # Druid takes a LIMIT up to 2³¹ − 1 (a larger one was a 503); no answer has that many rows, so

@@ -292,6 +292,8 @@ class App:
                 "gthread",
                 "--timeout",
                 "1800",
+                "--limit-request-line",
+                "8190",
                 "--error-logfile",
                 "-",
             ],

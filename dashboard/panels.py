@@ -8,13 +8,25 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
 from analytics.metrics import METRICS
-from analytics.query import Breakdown, Comparison, Grain, QuerySpec, Summary, TimeSeries, TopN, bucket_partial
+from analytics.query import (
+    DISTINCT_VALUES,
+    Breakdown,
+    Comparison,
+    DistinctCount,
+    Filters,
+    Grain,
+    QuerySpec,
+    Summary,
+    TimeSeries,
+    TopN,
+    bucket_partial,
+)
 from analytics.runner import QueryResult, data_days_matching, run_query
 from dashboard.filters import PageFilters
 from dashboard.templatetags.dashboard_format import format_value, site_time_zone_name
@@ -147,13 +159,10 @@ def _series_chart(kind: str, categories: list[str], series: dict[str, list], *, 
     }
 
 
-def _bar_chart(result: QueryResult, dimension: str, metric: str) -> dict:
-    categories = [_text(row[dimension]) for row in result.rows]
+def _bar_chart(rows: list[dict[str, Any]], dimension: str, metric: str) -> dict:
+    categories = [_text(row[dimension]) for row in rows]
     return _series_chart(
-        "bar",
-        categories,
-        {METRICS[metric].label: [row[metric] for row in result.rows]},
-        value_kind=metric_column(metric).kind,
+        "bar", categories, {METRICS[metric].label: [row[metric] for row in rows]}, value_kind=metric_column(metric).kind
     )
 
 
@@ -178,8 +187,111 @@ def _cost_coverage_note(ctx: PanelContext) -> str:
     )
 
 
+def positions_of(labels: list[str]) -> dict[str, int]:
+    """Each label's index on a chart axis, for constant-time lookups per result row."""
+    return {label: index for index, label in enumerate(labels)}
+
+
 def _notes(*notes: str) -> str:
     return " ".join(note for note in notes if note)
+
+
+# --- Bounded lists ---------------------------------------------------------------------
+# A list-shaped panel shows its top values by revenue and sums the rest in one "Other" row:
+# 100,000 branches made a 26 MB panel and a 115 MB page. The rows still add up to the totals,
+# and the panel says how many values it shows of how many.
+
+LIST_SHOWN = 25
+TREND_SERIES_SHOWN = 10
+HEATMAP_SHOWN = 25
+
+# How a panel names a dimension's values ("25 of 2,000 branches"); others say "values".
+DIMENSION_NOUNS: dict[str, tuple[str, str]] = {
+    "branch": ("branch", "branches"),
+    "product_line": ("product line", "product lines"),
+    "payment": ("payment method", "payment methods"),
+    "customer_type": ("customer type", "customer types"),
+    "city": ("city", "cities"),
+}
+
+
+def dimension_count_words(dimension: str, count: int) -> str:
+    """ "1 branch", "2,000 branches"."""
+    singular, plural = DIMENSION_NOUNS.get(dimension, ("value", "values"))
+    return f"{count:,} {singular if count == 1 else plural}"
+
+
+@dataclass
+class TopValues:
+    """A dimension's values with the most revenue in the filters, and what they leave out."""
+
+    dimension: str
+    rows: list[dict[str, Any]]
+    # How many values the filters have in all; equal to len(rows) when nothing is left out.
+    total: int
+    # The Filters of the values left out (the page's, excluding the top ones); None when none are.
+    rest_filters: Filters | None
+
+    @property
+    def values(self) -> tuple[str | None, ...]:
+        return tuple(row[self.dimension] for row in self.rows)
+
+    @property
+    def left_out(self) -> int:
+        return self.total - len(self.rows)
+
+    @property
+    def other_label(self) -> str:
+        return f"Other ({dimension_count_words(self.dimension, self.left_out)})"
+
+    @property
+    def shown_words(self) -> str:
+        """ "25 of 2,000 branches"."""
+        return f"{len(self.rows):,} of {dimension_count_words(self.dimension, self.total)}"
+
+
+def top_values_find(ctx: PanelContext, *, dimension: str, n: int, metrics: tuple[str, ...] = ("revenue",)) -> TopValues:
+    """The `n` values of `dimension` with the most revenue (with `metrics`), and how many others there are."""
+    filters = ctx.filters.analytics_filters
+    top = ctx.run(
+        TopN(datasource=ctx.datasource, filters=filters, dimension=dimension, metric="revenue", n=n, also=metrics)
+    ).rows
+    total = len(top)
+    if total == n:  # a full list may have left values out: count them, never every value
+        total = ctx.run(DistinctCount(datasource=ctx.datasource, filters=filters, dimension=dimension)).first.get(
+            DISTINCT_VALUES, total
+        )
+    found = TopValues(dimension=dimension, rows=top, total=total, rest_filters=None)
+    if found.left_out > 0:
+        found.rest_filters = filters_excluding(filters, dimension=dimension, values=found.values)
+    return found
+
+
+def filters_excluding(filters: Filters, *, dimension: str, values: tuple[str | None, ...]) -> Filters:
+    excluded = (*filters.exclude.get(dimension, ()), *values)
+    return replace(filters, exclude={**filters.exclude, dimension: excluded})
+
+
+def filters_including(filters: Filters, *, dimension: str, values: tuple[str | None, ...]) -> Filters:
+    """`filters` narrowed to `values` (found within them, so within any values they already list)."""
+    return replace(filters, include={**filters.include, dimension: values})
+
+
+def other_rows(ctx: PanelContext, top: TopValues, *, metrics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The values a top list leaves out, summed in one row (ratios of their sums); none when it leaves none."""
+    if top.rest_filters is None:
+        return []
+    rest = ctx.run(Summary(datasource=ctx.datasource, filters=top.rest_filters, metrics=metrics)).first
+    return [{top.dimension: top.other_label, **{m: rest.get(m) for m in metrics}}]
+
+
+def top_list_note(top: TopValues) -> str:
+    if top.rest_filters is None:
+        return ""
+    return (
+        f"The {top.shown_words} with the most revenue; “{top.other_label}” sums the rest, so the rows add up "
+        "to the totals. Filter to see others."
+    )
 
 
 # --- Overview --------------------------------------------------------------------------
@@ -294,19 +406,20 @@ def _breakdown_panel(
     chart_metric: str = "revenue",
     link_page: str | None = None,
 ) -> Panel:
-    result = ctx.run(
-        Breakdown(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, by=(dimension,), metrics=metrics)
-    )
+    top = top_values_find(ctx, dimension=dimension, n=LIST_SHOWN, metrics=metrics)
+    others = other_rows(ctx, top, metrics=metrics)
     label = dimension.replace("_", " ").capitalize()
-    table = Table([Column(dimension, label), *[metric_column(m) for m in metrics]], result.rows)
+    table = Table([Column(dimension, label), *[metric_column(m) for m in metrics]], [*top.rows, *others])
     links = []
     if link_page:
         links = [
             (_text(row[dimension]), f"/{link_page}?{ctx.filters.query_string(**{dimension: [row[dimension]]})}")
-            for row in result.rows
+            for row in top.rows
             if row[dimension] is not None
         ]
-    return Panel(key, title, table=table, chart=_bar_chart(result, dimension, chart_metric), links=links)
+    # The chart shows the values named; the rest, one bar for thousands of values, would dwarf them.
+    chart = _bar_chart(top.rows, dimension, chart_metric)
+    return Panel(key, title, table=table, chart=chart, links=links, note=top_list_note(top))
 
 
 def panel_revenue_by_branch(ctx: PanelContext) -> Panel:
@@ -435,29 +548,14 @@ PRODUCT_LINES_SHOWN = 50
 
 def panel_product_ranking(ctx: PanelContext) -> Panel:
     metrics = ("revenue", "units_sold", "gross_profit", "gross_margin")
-    result = ctx.run(
-        TopN(
-            datasource=ctx.datasource,
-            filters=ctx.filters.analytics_filters,
-            dimension="product_line",
-            metric="revenue",
-            n=PRODUCT_LINES_SHOWN,
-            also=metrics,
-        )
-    )
+    top = top_values_find(ctx, dimension="product_line", n=PRODUCT_LINES_SHOWN, metrics=metrics)
+    others = other_rows(ctx, top, metrics=metrics)
     # The share is of all revenue in the filters, not of the lines shown (at most PRODUCT_LINES_SHOWN).
     total = ctx.run(
         Summary(datasource=ctx.datasource, filters=ctx.filters.analytics_filters, metrics=("revenue",))
     ).first.get("revenue")
-    rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in result.rows]
-    note = _notes(
-        (
-            f"The {PRODUCT_LINES_SHOWN} product lines with the most revenue; shares are of all revenue."
-            if len(result.rows) == PRODUCT_LINES_SHOWN
-            else ""
-        ),
-        _cost_coverage_note(ctx),
-    )
+    rows = [{**row, "share": (row["revenue"] / total) if total else None} for row in [*top.rows, *others]]
+    note = _notes(top_list_note(top), "Shares are of all revenue." if others else "", _cost_coverage_note(ctx))
     table = Table(
         [
             Column("product_line", "Product line"),
@@ -474,6 +572,7 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
                 {
                     "type": "pie",
                     "radius": ["40%", "70%"],
+                    # "Other" is a slice too: a pie's slices are shares of the whole.
                     "data": [{"name": _text(r["product_line"]), "value": r["revenue"]} for r in rows],
                 }
             ],
@@ -481,7 +580,7 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
     }
     links = [
         (_text(r["product_line"]), f"/products?{ctx.filters.query_string(product_line=[r['product_line']])}")
-        for r in rows
+        for r in top.rows
         if r["product_line"] is not None
     ]
     return Panel(
@@ -490,30 +589,31 @@ def panel_product_ranking(ctx: PanelContext) -> Panel:
 
 
 def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Panel:
-    """Revenue over time, one line per value of `dimension`."""
+    """Revenue over time, one line per value of `dimension` with the most revenue, and one for the rest."""
     grain = ctx.filters.grain
+    top = top_values_find(ctx, dimension=dimension, n=TREND_SERIES_SHOWN)
+    filters = ctx.filters.analytics_filters
+    if top.rest_filters is not None:
+        filters = filters_including(filters, dimension=dimension, values=top.values)
     result = ctx.run(
-        TimeSeries(
-            datasource=ctx.datasource,
-            filters=ctx.filters.analytics_filters,
-            metrics=("revenue",),
-            grain=grain,
-            split_by=dimension,
-        )
+        TimeSeries(datasource=ctx.datasource, filters=filters, metrics=("revenue",), grain=grain, split_by=dimension)
     )
-    labels = sorted({_bucket_label(row["bucket"], grain, ctx.filters) for row in result.rows})
+    result_rows = result.rows
+    if top.rest_filters is not None:
+        rest = ctx.run(
+            TimeSeries(datasource=ctx.datasource, filters=top.rest_filters, metrics=("revenue",), grain=grain)
+        )
+        result_rows = [*result_rows, *({**row, dimension: top.other_label} for row in rest.rows)]
+    row_labels = [_bucket_label(row["bucket"], grain, ctx.filters) for row in result_rows]
+    labels = sorted(set(row_labels))
+    # A position per label, looked up per row: `labels.index` was quadratic (7.9 s for 38 years of days).
+    position = positions_of(labels)
     series: dict[str, list] = {}
-    for row in result.rows:
-        series.setdefault(_text(row[dimension]), [None] * len(labels))[
-            labels.index(_bucket_label(row["bucket"], grain, ctx.filters))
-        ] = row["revenue"]
+    for period, row in zip(row_labels, result_rows, strict=True):
+        series.setdefault(_text(row[dimension]), [None] * len(labels))[position[period]] = row["revenue"]
     rows = [
-        {
-            "period": _bucket_label(row["bucket"], grain, ctx.filters),
-            dimension: row[dimension],
-            "revenue": row["revenue"],
-        }
-        for row in result.rows
+        {"period": period, dimension: row[dimension], "revenue": row["revenue"]}
+        for period, row in zip(row_labels, result_rows, strict=True)
     ]
     return Panel(
         "trend",
@@ -521,6 +621,7 @@ def _split_trend_panel(ctx: PanelContext, *, dimension: str, label: str) -> Pane
         wide=True,
         chart=_series_chart("line", labels, series, value_kind="currency"),
         table=Table([Column("period", "Period"), Column(dimension, label), metric_column("revenue")], rows),
+        note=top_list_note(top),
     )
 
 
@@ -537,7 +638,7 @@ def panel_branch_comparison(ctx: PanelContext) -> Panel:
         ctx, key="comparison", title="Branches compared", dimension="branch", metrics=metrics, link_page="branches"
     )
     panel.wide = True
-    panel.note = _cost_coverage_note(ctx)
+    panel.note = _notes(panel.note, _cost_coverage_note(ctx))
     return panel
 
 
@@ -549,10 +650,18 @@ def panel_branch_trend(ctx: PanelContext) -> Panel:
 
 
 def panel_margin_heatmap(ctx: PanelContext) -> Panel:
+    """Margins of the branches and product lines with the most revenue: every branch × product line
+    cell (380,000 for 2,000 × 300: an 80 MB page) would be neither readable nor answerable."""
+    top_branches = top_values_find(ctx, dimension="branch", n=HEATMAP_SHOWN)
+    top_lines = top_values_find(ctx, dimension="product_line", n=HEATMAP_SHOWN)
+    filters = ctx.filters.analytics_filters
+    for top in (top_branches, top_lines):
+        if top.rest_filters is not None:
+            filters = filters_including(filters, dimension=top.dimension, values=top.values)
     result = ctx.run(
         Breakdown(
             datasource=ctx.datasource,
-            filters=ctx.filters.analytics_filters,
+            filters=filters,
             by=("branch", "product_line"),
             metrics=("gross_profit", "gross_margin", "revenue"),
             sort="branch",
@@ -561,8 +670,9 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
     )
     branches = sorted({_text(r["branch"]) for r in result.rows})
     lines = sorted({_text(r["product_line"]) for r in result.rows})
+    line_position, branch_position = positions_of(lines), positions_of(branches)
     cells = [
-        [lines.index(_text(r["product_line"])), branches.index(_text(r["branch"])), r["gross_margin"]]
+        [line_position[_text(r["product_line"])], branch_position[_text(r["branch"])], r["gross_margin"]]
         for r in result.rows
     ]
     margins = [c[2] for c in cells if c[2] is not None]
@@ -600,8 +710,15 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
         table=table,
         chart=chart,
         wide=True,
-        note=_cost_coverage_note(ctx),
+        note=_notes(_heatmap_cut_note(top_branches, top_lines), _cost_coverage_note(ctx)),
     )
+
+
+def _heatmap_cut_note(*tops: TopValues) -> str:
+    """ "25 of 2,000 branches, 25 of 300 product lines, by revenue; filter to see others." """
+    if all(top.rest_filters is None for top in tops):
+        return ""
+    return f"{', '.join(top.shown_words for top in tops)}, by revenue; filter to see others."
 
 
 def panel_margin_trend(ctx: PanelContext) -> Panel:

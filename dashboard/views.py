@@ -27,8 +27,13 @@ FILTER_OPTIONS_UNAVAILABLE = (
 )
 
 
+# More values than this and a dimension's filter is a text box suggesting its top values (a
+# <datalist>) instead of a <select>: 100,000 branches made a 5 MB select on every page.
+FILTER_SELECT_MAX = 200
+
+
 def _filter_options(ctx: PanelContext) -> tuple[list[dict], str]:
-    """Values offered for each multi-select, scoped like every other number, and a note when the
+    """Values offered for each filter, scoped like every other number, and a note when the
     engine could not give them: the page still renders, its panels showing the engine's error."""
     if ctx.filters.snapshot is None:
         return [], ""
@@ -39,20 +44,32 @@ def _filter_options(ctx: PanelContext) -> tuple[list[dict], str]:
     except EngineError:
         logger.warning("filter values of %s could not be loaded", ctx.datasource, exc_info=True)
         # The values chosen stay offered (selected), so applying the bar keeps them.
-        return [_filter_option(ctx, name, label, []) for name, label in dimensions], FILTER_OPTIONS_UNAVAILABLE
-    return [_filter_option(ctx, name, label, found[name]) for name, label in dimensions], ""
+        return [_filter_option(ctx, name, label, [], False) for name, label in dimensions], FILTER_OPTIONS_UNAVAILABLE
+    return [_filter_option(ctx, name, label, *found[name]) for name, label in dimensions], ""
 
 
-def _dimension_values(ctx: PanelContext, name: str) -> list[str]:
-    result = ctx.run(Breakdown(datasource=ctx.datasource, by=(name,), metrics=("lines",), sort=name, descending=False))
-    return [row[name] for row in result.rows if row[name] is not None]
+def _dimension_values(ctx: PanelContext, name: str) -> tuple[list[str], bool]:
+    """A dimension's values to offer, and whether they are all of them: by name when they fit a
+    <select>, else the FILTER_SELECT_MAX with the most revenue, as suggestions."""
+    result = ctx.run(
+        Breakdown(datasource=ctx.datasource, by=(name,), metrics=("revenue",), limit=FILTER_SELECT_MAX + 1)
+    )
+    values = [row[name] for row in result.rows if row[name] is not None]
+    if len(result.rows) > FILTER_SELECT_MAX:
+        return values[:FILTER_SELECT_MAX], False
+    return sorted(values), True
 
 
-def _filter_option(ctx: PanelContext, name: str, label: str, values: list[str]) -> dict:
+def _filter_option(ctx: PanelContext, name: str, label: str, values: list[str], complete: bool) -> dict:
     selected = ctx.filters.include.get(name, ())
+    if not complete and values:
+        # A text box per value chosen, and an empty one to add another: the same repeated
+        # parameter a multiple <select> sends, so links and the API read it alike.
+        return {"name": name, "label": label, "searchable": True, "suggestions": values, "chosen": list(selected)}
+    offered, chosen = set(values), set(selected)  # sets: a dimension may have thousands of values
     # A value chosen on another datasource stays offered (selected) so that it can be cleared.
-    values = values + [value for value in dict.fromkeys(selected) if value not in values]
-    return {"name": name, "label": label, "values": [{"value": v, "selected": v in selected} for v in values]}
+    values = values + [value for value in dict.fromkeys(selected) if value not in offered]
+    return {"name": name, "label": label, "values": [{"value": v, "selected": v in chosen} for v in values]}
 
 
 def _chart_json(panels: list[Panel]) -> None:
@@ -75,7 +92,7 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
         "page_title": page.title,
         "filters": filters,
         "panels": panels,
-        "filter_options": [option for option in filter_options if option["values"]],
+        "filter_options": [option for option in filter_options if option.get("values") or option.get("searchable")],
         "filter_options_note": filter_options_note,
         "presets": PRESETS,
         "grains": GRAINS,
@@ -102,21 +119,27 @@ def dashboard_page(request: HttpRequest, page_key: str) -> HttpResponse:
         return render(request, "dashboard/page.html", context, status=400)
     context = _page_context(request, page_key, filters)
     if request.htmx and request.htmx.target == "panels":
-        return _panels_answer(request, context, stale=_bar_parts_stale(request.GET, filters))
+        searchable = [option["name"] for option in context["filter_options"] if option.get("searchable")]
+        return _panels_answer(request, context, stale=_bar_parts_stale(request.GET, filters, searchable=searchable))
     return render(request, "dashboard/page.html", context)
 
 
-def _bar_parts_stale(query: QueryDict, filters: PageFilters) -> list[str]:
+def _bar_parts_stale(query: QueryDict, filters: PageFilters, *, searchable: list[str]) -> list[str]:
     """The parts of the filter bar an HTMX answer makes wrong: HTMX swaps only the panels.
 
     A preset fills in dates the bar does not show yet; another datasource has other values to
-    offer. A part is swapped only when it changed, so a field being typed in is not replaced.
+    offer; a value typed in a dimension's empty text box needs a new empty box to add the next.
+    A part is swapped only when it changed, so a field being typed in is not replaced.
     """
     stale = ["bar_shown"]  # hidden, so never in the user's way
     if (query.get("start") or "", query.get("end") or "") != (_day(filters.start), _day(filters.end)):
         stale.append("bar_dates")
+    # The bar ends each searchable dimension with an empty box: sent filled, it was just used.
+    box_filled = any(query.getlist(name) and query.getlist(name)[-1] != "" for name in searchable)
     if query.get("shown_datasource") != filters.datasource:
         stale += ["bar_options", "bar_actions"]
+    elif box_filled:
+        stale.append("bar_options")
     return stale
 
 

@@ -253,6 +253,9 @@ DRUID_S3_SECRET_ACCESS_KEY: str = env.str("DRUID_S3_SECRET_ACCESS_KEY", default=
 # --- Product ------------------------------------------------------------------------
 MAX_UPLOAD_MB: int = env.int("MAX_UPLOAD_MB", default=500)
 DEFAULT_DATASOURCE: str = env.str("DEFAULT_DATASOURCE", default="sales")
+# Most rows one metrics answer (REST breakdown, GraphQL branches/profitability) may have: a larger
+# one is refused, never cut silently (3 M values were 298 MB of JSON and a 300 MB bigger worker).
+METRICS_MAX_ROWS: int = env.int("METRICS_MAX_ROWS", default=10_000)
 # Rows validated per batch at most: bounds the worker's memory on large files.
 INGEST_BATCH_ROWS: int = env.int("INGEST_BATCH_ROWS", default=150_000)
 # Memory one batch may take (estimated from the file's first rows): a file of many columns gets

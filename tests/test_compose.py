@@ -284,3 +284,19 @@ def test_alert_email_settings_are_passed_through_with_the_settings_defaults(serv
     environment = services["web"]["environment"]
     assert environment["EMAIL_URL"] == "${EMAIL_URL:-consolemail://}"
     assert environment["DEFAULT_FROM_EMAIL"] == "${DEFAULT_FROM_EMAIL:-alerts@localhost}"
+
+
+# gunicorn's longest request line; its default (4094) answered a page or API call filtered by ~150
+# values with its own HTML "414 Request Line is too large".
+GUNICORN_REQUEST_LINE = re.compile(r"--limit-request-line[= \"',\n]+8190\b")
+
+
+@pytest.mark.parametrize("path", ["bin/run-local", "Dockerfile", "bench/ingest.py"])
+def test_every_gunicorn_start_takes_the_longest_request_line(path: str) -> None:
+    text = (ROOT / path).read_text()
+    assert "gunicorn" in text
+    assert GUNICORN_REQUEST_LINE.search(text), f"{path} starts gunicorn without --limit-request-line 8190"
+
+
+def test_the_compose_web_service_takes_the_longest_request_line(services) -> None:
+    assert "--limit-request-line=8190" in services["web"]["command"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from accounts.services import user_branch_scope_set
 from analytics.metrics import METRICS
 from analytics.query import Breakdown, Comparison, Filters, Summary, TimeSeries, TopN
-from analytics.runner import run_query
+from analytics.runner import run_query, scope_apply
 from tests.analytics.helpers import (
     DIMENSION_VALUES,
     full_answer_check,
@@ -209,3 +209,28 @@ def test_a_user_seeing_no_rows_gets_no_comparison_dates_from_rows_of_other_branc
     assert result.first["revenue"] == 0
     assert result.comparison is not None and result.comparison.period == (None, None)
     assert result.comparison.first["revenue"] == 0
+
+
+class CountingBranch(str):
+    """A branch name that counts the equality tests made on it."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        CountingBranch.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_scoping_a_long_branch_filter_tests_each_branch_once() -> None:
+    # A user scoped to thousands of branches filtering on thousands: a membership test per
+    # branch in a tuple was quadratic (2.25 million comparisons here).
+    branches = [f"Store {number:05d}" for number in range(3000)]
+    allowed = tuple(CountingBranch(branch) for branch in branches)
+    CountingBranch.comparisons = 0
+
+    scoped = scope_apply(Filters(include={"branch": tuple(branches[::2])}), allowed=allowed)
+
+    assert scoped.include["branch"] == tuple(sorted(branches[::2]))
+    assert CountingBranch.comparisons <= 2 * len(branches)

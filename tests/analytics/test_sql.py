@@ -19,7 +19,18 @@ import pytest
 
 from analytics.engines.embedded import EmbeddedEngine
 from analytics.models import Rollup
-from analytics.query import Breakdown, Comparison, Filters, Grain, QueryError, QuerySpec, Summary, TimeSeries, TopN
+from analytics.query import (
+    Breakdown,
+    Comparison,
+    DistinctCount,
+    Filters,
+    Grain,
+    QueryError,
+    QuerySpec,
+    Summary,
+    TimeSeries,
+    TopN,
+)
 from analytics.runner import run_query
 from analytics.sql import CompiledQuery, DuckDBDialect, Source, compile_spec
 from tests.analytics.publishing import sales_rows, synthetic_publish
@@ -93,6 +104,15 @@ SPECS: dict[str, QuerySpec] = {
         sort="gross_profit",
         descending=False,
         limit=10,
+    ),
+    "distinct-count-filtered": DistinctCount(
+        datasource="sales", dimension="branch", filters=Filters(include={"product_line": ("Health and beauty",)})
+    ),
+    # None stands for rows without a value: what a top-N shows as "(none)" and its "Other" leaves out.
+    "summary-null-listed": Summary(
+        datasource="sales",
+        metrics=("revenue", "lines"),
+        filters=Filters(include={"payment": (None, "Cash")}, exclude={"city": (None,), "branch": (None, "A")}),
     ),
 }
 # Without invoice ids, transactions (and the average ticket) count sale lines instead.
