@@ -204,6 +204,8 @@ def _notes(*notes: str) -> str:
 LIST_SHOWN = 25
 TREND_SERIES_SHOWN = 10
 HEATMAP_SHOWN = 25
+# The colour scale's least span (a hundredth of a percent point): equal margins get one colour.
+MARGIN_SCALE_SPAN_MIN = 1e-4
 
 # How a panel names a dimension's values ("25 of 2,000 branches"); others say "values".
 DIMENSION_NOUNS: dict[str, tuple[str, str]] = {
@@ -671,8 +673,15 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
     branches = sorted({_text(r["branch"]) for r in result.rows})
     lines = sorted({_text(r["product_line"]) for r in result.rows})
     line_position, branch_position = positions_of(lines), positions_of(branches)
+    # Coloured as rankings compare them: equal margins that differ only by summation noise (the real
+    # file's every cell is 4.7619…%) spanned the whole colour scale, the "worst" cell picked by noise.
+    decimals = METRICS["gross_margin"].rank_decimals
     cells = [
-        [line_position[_text(r["product_line"])], branch_position[_text(r["branch"])], r["gross_margin"]]
+        [
+            line_position[_text(r["product_line"])],
+            branch_position[_text(r["branch"])],
+            None if r["gross_margin"] is None else round(r["gross_margin"], decimals),
+        ]
         for r in result.rows
     ]
     margins = [c[2] for c in cells if c[2] is not None]
@@ -685,7 +694,8 @@ def panel_margin_heatmap(ctx: PanelContext) -> Panel:
             "yAxis": {"type": "category", "data": branches},
             "visualMap": {
                 "min": min(margins, default=0),
-                "max": max(margins, default=1),
+                # One colour for equal margins: a scale needs a span (ECharts divides by it).
+                "max": max(max(margins, default=1), min(margins, default=0) + MARGIN_SCALE_SPAN_MIN),
                 "calculable": True,
                 "orient": "horizontal",
                 "left": "center",

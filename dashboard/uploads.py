@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import capability_required
@@ -65,6 +66,9 @@ def _task_context(request: HttpRequest) -> dict:
     }
 
 
+# Never from the browser's cache: Back after an upload showed the list without it, the form ready
+# to send the same file again.
+@never_cache
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.VIEW_DASHBOARDS)
 def uploads(request: HttpRequest) -> HttpResponse:
@@ -116,6 +120,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard:upload_task", task_id=task.pk)
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.VIEW_DASHBOARDS)
 def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:

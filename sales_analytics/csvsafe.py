@@ -2,6 +2,7 @@
 neutralised, and the text is UTF-8 that says so (a charset and a BOM: without the BOM, Excel reads
 UTF-8 as the machine's legacy code page and shows accented branch names as mojibake)."""
 
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -9,6 +10,9 @@ CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 UTF8_BOM = "\ufeff"
 
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A signed number written as text ("-66.65" in an error report's value column): no formula can be
+# made of digits, separators and an exponent, so it is left as the number it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9.,]*(?:[eE][+-]?[0-9]+)?")
 
 
 def neutralize_cell(value: object) -> object:
@@ -16,7 +20,7 @@ def neutralize_cell(value: object) -> object:
 
     Numbers stay numbers: a negative amount is data, not a formula.
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

@@ -17,6 +17,13 @@
   const MAPPING_FIXES = ["missing_required_column", "invalid_mapping", "ambiguous_columns"];
 
   function csrfToken() { return form.querySelector("[name=csrfmiddlewaretoken]").value; }
+  // A session that ended (idle timeout, logout in another tab) makes the API answer 401: go to the
+  // login page, which says why, and come back here afterwards, instead of showing the API's wording.
+  function loggedOut(request) {
+    if (request.status !== 401) return false;
+    window.location.href = form.dataset.loginUrl + "?next=" + encodeURIComponent(window.location.pathname);
+    return true;
+  }
 
   function setStatus(text, isError) {
     status.textContent = text;
@@ -120,6 +127,7 @@
     request.addEventListener("load", function () {
       let body = {};
       try { body = JSON.parse(request.responseText); } catch (err) { body = {}; }
+      if (loggedOut(request)) return;
       if (request.status === 200) { showPreview(body); }
       else { preview.hidden = true; setStatus(body.detail || "The file could not be checked.", true); }
     });
@@ -160,6 +168,7 @@
     request.addEventListener("load", function () {
       let body = {};
       try { body = JSON.parse(request.responseText); } catch (err) { body = {}; }
+      if (loggedOut(request)) return;
       if (request.status === 202) {
         setStatus("Uploaded; processing has started.", false);
         window.location.href = "/uploads/" + body.task_id;

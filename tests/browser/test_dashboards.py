@@ -285,3 +285,18 @@ def test_the_upload_preview_does_not_call_a_file_with_rejected_rows_good(web, pa
     expect(page.locator("#preview-problems")).to_contain_text("EUR and GBP")
     assert page.input_value('[name="mapping"]') == "", "a mixed-currency refusal filled in the mapping"
     web.assert_clean("after previewing files with rejected rows")
+
+
+def test_an_upload_after_the_session_ended_goes_to_the_login_page(web, page, uploader) -> None:
+    # The API's 401 wording ("send 'Authorization: Bearer <API token>'") was shown on the page,
+    # under a header still saying who was logged in, and nothing led to the login page.
+    from django.contrib.sessions.models import Session
+
+    web.login(uploader)
+    web.visit("/uploads")
+    Session.objects.all().delete()  # as the idle timeout or a logout in another tab leaves it
+    page.set_input_files("#id_file", str(REAL_FILE))
+    page.wait_for_url(re.compile(r"/accounts/login/\?next=%2Fuploads$"))
+    expect(page.locator("#id_username")).to_be_visible()
+    # Chromium logs the refused request itself as a console error: that one is expected here.
+    web.problems[:] = [problem for problem in web.problems if "401" not in problem]

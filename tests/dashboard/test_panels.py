@@ -199,3 +199,18 @@ def test_a_filter_narrows_a_bounded_list_to_what_it_names(many_branches, viewer)
     panel = panels.panel_revenue_by_branch(context_for(viewer, "branch=Store 0001&branch=Store 0002&branch=Store 0003"))
     assert [row["branch"] for row in panel.table.rows] == ["Store 0003", "Store 0002", "Store 0001"]
     assert panel.note == ""
+
+
+def test_equal_margins_get_one_colour_in_the_heatmap(real_file, viewer) -> None:
+    # Every branch × product line of the real file has the margin 4.7619…%, equal up to summation
+    # noise in the 17th digit: the colour scale ran between the noise, pale to dark red.
+    import io
+
+    from django.core.management import call_command
+
+    call_command("ingest", str(real_file), "--datasource", "many", stdout=io.StringIO(), stderr=io.StringIO())
+    option = panels.panel_margin_heatmap(context_for(viewer)).chart["option"]
+    margins = {cell[2] for cell in option["series"][0]["data"]}
+    assert len(option["series"][0]["data"]) == 18 and len(margins) == 1
+    assert option["visualMap"]["min"] == pytest.approx(1 / 21)
+    assert option["visualMap"]["max"] > option["visualMap"]["min"]

@@ -173,3 +173,14 @@ def test_the_raw_file_downloads_under_its_original_name(uploader_browser, tmp_pa
         "filename*=UTF-8''Ventes%20%C3%A9t%C3%A9%202019%20%28copie%29.csv"
     )
     assert b"".join(response.streaming_content) == REAL_FILE.read_bytes()
+
+
+def test_the_upload_pages_are_never_restored_from_the_browser_cache(
+    uploader_browser, tmp_path: Path, tasks_inline
+) -> None:
+    # Back after an upload showed the list without it and the form ready to send the file again.
+    assert "no-store" in uploader_browser.get("/uploads")["Cache-Control"]
+    path = tmp_path / "day.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n2019-02-01,A,Food,1,10\n")
+    task_page = _post_file(uploader_browser, path)["Location"]
+    assert "no-store" in uploader_browser.get(task_page)["Cache-Control"]
