@@ -24,6 +24,7 @@ from ingestion.services import (
     upload_options_parse,
 )
 from ingestion.uploads import upload_disk_refusal_raise
+from sales_analytics.health import check_worker
 
 TASKS_SHOWN = 50
 # Mapping and date problems are fixed by choosing options and retrying from the stored file.
@@ -61,9 +62,16 @@ def _task_context(request: HttpRequest) -> dict:
     tasks = list(ingestion_task_list(user=request.user)[:TASKS_SHOWN])
     return {
         "tasks": tasks,
+        "worker_missing": worker_missing_for(tasks),
         "any_active": any(not task.is_finished for task in tasks),
         "can_upload": request.user.has_perm(permission_name(Capability.UPLOAD_DATA)),
     }
+
+
+def worker_missing_for(tasks: list[IngestionTask]) -> bool:
+    """Whether some of `tasks` wait in the queue while no worker runs to take them: the pages said
+    "Waiting for a worker" forever, while /api/health knew that none was running."""
+    return any(task.status == IngestionTask.Status.QUEUED for task in tasks) and not check_worker().ok
 
 
 # Never from the browser's cache: Back after an upload showed the list without it, the form ready
@@ -130,6 +138,7 @@ def upload_task(request: HttpRequest, task_id: str) -> HttpResponse:
         "page": "uploads",
         "task": task,
         "fixable": task.status == IngestionTask.Status.FAILED and task.error_code in FIXABLE_CODES,
+        "worker_missing": worker_missing_for([task]),
         # As JSON, the way the form sends it back (the dict's own text has Python's quotes).
         "mapping_json": json.dumps(task.options["mapping"]) if task.options.get("mapping") else "",
         "can_upload": request.user.has_perm(permission_name(Capability.UPLOAD_DATA)),

@@ -184,3 +184,30 @@ def test_the_upload_pages_are_never_restored_from_the_browser_cache(
     path.write_text("Date,Branch,Product line,Quantity,Total\n2019-02-01,A,Food,1,10\n")
     task_page = _post_file(uploader_browser, path)["Location"]
     assert "no-store" in uploader_browser.get(task_page)["Cache-Control"]
+
+
+def test_a_queued_upload_says_when_no_worker_runs(uploader_browser, tmp_path: Path, monkeypatch) -> None:
+    # It said "Waiting for a worker" for ever, while /api/health knew no worker was running.
+    from sales_analytics.health import CheckResult
+
+    path = tmp_path / "day.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n2019-02-01,A,Food,1,10\n")
+    task_page = _post_file(uploader_browser, path)["Location"]
+    assert IngestionTask.objects.get().status == IngestionTask.Status.QUEUED
+    warning = "No background worker is running"
+    assert warning in uploader_browser.get(task_page).content.decode()
+    assert warning in uploader_browser.get("/uploads").content.decode()
+
+    monkeypatch.setattr("dashboard.uploads.check_worker", lambda: CheckResult(ok=True, detail="1 running"))
+    assert warning not in uploader_browser.get(task_page).content.decode()
+    assert warning not in uploader_browser.get("/uploads").content.decode()
+
+
+def test_a_rejected_row_without_a_value_shows_a_dash_not_none(uploader_browser, tmp_path: Path, tasks_inline) -> None:
+    path = tmp_path / "gap.csv"
+    rows = "".join(f"2019-02-{day:02d},A,Food,1,10\n" for day in range(1, 10))
+    path.write_text("Date,Branch,Product line,Quantity,Total\n" + rows + ",A,Food,1,10\n")
+    page = uploader_browser.get(_post_file(uploader_browser, path)["Location"]).content.decode()
+    row = re.search(r"<tr><td>11</td><td>Date</td><td>([^<]*)</td>", page)
+    assert row is not None, page
+    assert row.group(1) == "—"
