@@ -24,6 +24,7 @@ from ingestion.services import (
     upload_options_parse,
 )
 from ingestion.uploads import upload_disk_refusal_raise
+from ingestion.wording import page_spelling
 from sales_analytics.health import check_worker
 
 TASKS_SHOWN = 50
@@ -102,7 +103,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
     try:
         upload_disk_refusal_raise(request)
     except IngestionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, page_spelling(exc.detail))
         return redirect("dashboard:uploads")
     if getattr(request, "upload_too_large", False):
         messages.error(request, f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
@@ -122,7 +123,7 @@ def _upload_post(request: HttpRequest) -> HttpResponse:
             owned=True,
         )
     except IngestionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, page_spelling(exc.detail))
         return redirect("dashboard:uploads")
     messages.success(request, f"Uploaded {task.original_filename}; processing has started.")
     return redirect("dashboard:upload_task", task_id=task.pk)
@@ -158,7 +159,7 @@ def upload_task_retry(request: HttpRequest, task_id: str) -> HttpResponse:
         ingestion_task_retry(task=task, overrides=sent, user=request.user)
         messages.success(request, "Queued again from the stored raw file; waiting for a worker.")
     except IngestionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, page_spelling(exc.detail))
     return redirect("dashboard:upload_task", task_id=task.pk)
 
 
@@ -169,7 +170,7 @@ def upload_task_cancel(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         ingestion_task_cancel(task=task)
     except IngestionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, page_spelling(exc.detail))
     return redirect("dashboard:upload_task", task_id=task.pk)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from ingestion.wording import page_spelling
+
 register = template.Library()
 
 # Times are shown to the minute, in the site's time zone (settings.TIME_ZONE), on pages and in exports.
@@ -62,3 +64,9 @@ def cell(row: dict, column: Any) -> str:
     """A table cell: the row's value for the column, formatted by the column's kind (or the row's)."""
     kind = row.get("kind", "text") if column.kind == "auto" else column.kind
     return format_value(row.get(column.key), kind)
+
+
+@register.filter
+def page_wording(message: str) -> str:
+    """A task's message with the API's option names as the upload form's labels."""
+    return page_spelling(message or "")

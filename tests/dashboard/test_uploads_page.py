@@ -211,3 +211,16 @@ def test_a_rejected_row_without_a_value_shows_a_dash_not_none(uploader_browser, 
     row = re.search(r"<tr><td>11</td><td>Date</td><td>([^<]*)</td>", page)
     assert row is not None, page
     assert row.group(1) == "—"
+
+
+def test_a_task_s_message_names_the_form_s_options_not_the_api_s(
+    uploader_browser, tmp_path: Path, tasks_inline
+) -> None:
+    path = tmp_path / "dates.csv"
+    path.write_text("Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n")
+    task_page = _post_file(uploader_browser, path)["Location"]
+    assert "date_format" in IngestionTask.objects.get().message  # the API's and the task's own wording
+    message = re.search(r'<p class="task-message">([^<]*)</p>', uploader_browser.get(task_page).content.decode())
+    assert message is not None
+    assert "date_format" not in message.group(1)
+    assert "“Date format”" in message.group(1)

@@ -152,6 +152,6 @@ def test_each_progress_message_is_printed_once(real_file: Path, stream) -> None:
     ],
 )
 def test_messages_name_the_decimal_option_as_its_flag(message: str, shown: str) -> None:
-    from ingestion.management.commands.ingest import cli_spelling
+    from ingestion.wording import cli_spelling
 
     assert cli_spelling(message) == shown

@@ -1,5 +1,4 @@
 import hashlib
-import re
 from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -9,29 +8,10 @@ from django.urls import reverse
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.services import ingestion_task_run, ingestion_upload_receive, upload_options_parse
+from ingestion.wording import cli_spelling
 from sales_analytics.plural import counted
 
 _BAR_WIDTH = 30
-
-# Messages name options as the API spells them; on the command line they are flags.
-_CLI_SPELLINGS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<![\w-])date_format(?!\w)"), "--date-format"),
-    (re.compile(r"(?<![\w-])header_row(?!\w)"), "--header-row"),
-    (re.compile(r"(?<![\w-])max_rejected_ratio(?!\w)"), "--max-rejected-ratio"),
-    (re.compile(r"(?<![\w-])datasource_name(?!\w)"), "--datasource"),
-    (re.compile(r"(?<![\w-])force=true(?!\w)"), "--force"),
-    (re.compile(r"(?<![\w-])mode=(append|replace)(?!\w)"), r"--mode \1"),
-    (re.compile(r'(?<![\w-])decimal=("[.,]"|[.,])'), r"--decimal \1"),
-    # An option's own refusal starts with its name ("mapping is not valid JSON").
-    (re.compile(r"^(mapping|sheet|decimal)(?= (?:is|must) )"), r"--\1"),
-)
-
-
-def cli_spelling(message: str) -> str:
-    """`message` with the API's option names (`date_format`, `force=true`) as this command's flags."""
-    for pattern, flag in _CLI_SPELLINGS:
-        message = pattern.sub(flag, message)
-    return message
 
 
 def error_report_location(task: IngestionTask) -> str:

@@ -18,13 +18,14 @@ from ingestion.demo import (
 )
 from ingestion.errors import IngestionError
 from ingestion.management.commands.ingest import Command as IngestCommand
-from ingestion.management.commands.ingest import cli_spelling, file_sha256
+from ingestion.management.commands.ingest import file_sha256
 from ingestion.services import (
     datasource_name_check,
     ingestion_duplicate_find,
     ingestion_upload_receive,
     upload_options_parse,
 )
+from ingestion.wording import cli_spelling
 from sales_analytics.plural import counted
 
 
