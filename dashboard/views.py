@@ -97,6 +97,9 @@ def _page_context(request: HttpRequest, page_key: str, filters: PageFilters) -> 
         "presets": PRESETS,
         "grains": GRAINS,
         "datasources": datasources,
+        # A name in the URL that no datasource has stays the one shown as chosen: the first
+        # datasource was shown selected instead, and the next filter change switched to it.
+        "datasource_unknown": all(ds.name != filters.datasource for ds in datasources),
         "is_demo": filters.snapshot is not None and filters.snapshot.datasource.is_demo,
         "scope_empty": filters.snapshot is not None and not shown,
         "query_string": filters.query_string(),

@@ -524,3 +524,14 @@ def test_a_value_typed_in_the_empty_box_brings_a_new_empty_box(viewer_browser, m
     # A box cleared (or nothing typed): the empty box is still there, nothing is swapped under the cursor.
     cleared = _bar_request(viewer_browser, {**sent, "branch": ["Store 0001", "", ""]})
     assert _filter_bar_part(cleared, "filter-options") is None
+
+
+def test_a_datasource_without_data_stays_the_chosen_one_in_the_bar(viewer_browser, published) -> None:
+    # The bar showed the first datasource ("sales") as chosen under "No sales data in 'nothing_here'",
+    # and the next filter change switched to it.
+    page = viewer_browser.get("/?datasource=nothing_here").content.decode()
+    assert "No sales data in “nothing_here” yet" in page
+    select = re.search(r'<select name="datasource">(.*?)</select>', page, re.S)
+    assert select is not None
+    assert re.findall(r'<option value="([^"]+)" selected', select.group(1)) == ["nothing_here"]
+    assert '<option value="sales" >' in select.group(1)
