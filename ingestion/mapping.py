@@ -73,6 +73,23 @@ def mapping_resolve(
     chosen for a file with `saved_columns`. `repeated`: groups of columns with the same header
     (`readers.columns_repeated`); a field is never read from one of them unless chosen.
     """
+    mapping = mapping_propose(
+        columns=columns, explicit=explicit, saved=saved, repeated=repeated, saved_columns=saved_columns
+    )
+    _mapping_require(mapping, columns)
+    return mapping
+
+
+def mapping_propose(
+    *,
+    columns: list[str],
+    explicit: dict[str, str | None] | None = None,
+    saved: dict[str, str] | None = None,
+    repeated: tuple[tuple[str, ...], ...] = (),
+    saved_columns: list[str] | None = None,
+) -> ColumnMapping:
+    """The mapping `mapping_resolve` would make, even when it lacks a required field: what the
+    preview proposes for the uploader to complete. Raises IngestionError for an unusable option."""
     targets = _explicit_targets(columns, explicit or {})
     chosen = set(targets)
     for field, column in (saved or {}).items():
@@ -85,9 +102,7 @@ def mapping_resolve(
         saved_choice = set(group) <= set(saved_columns or ()) and bool(set(group) & set((saved or {}).values()))
         if not (chosen & set(group)) and not saved_choice:
             _repeated_refuse(group, columns, targets)
-    mapping = _mapping_build(columns, targets)
-    _mapping_require(mapping, columns)
-    return mapping
+    return _mapping_build(columns, targets)
 
 
 def saved_mapping_problem(*, mapping: object, source_columns: object) -> str | None:

@@ -46,6 +46,7 @@ from ingestion.mapping import ColumnMapping as ResolvedMapping
 from ingestion.mapping import (
     mapping_drift,
     mapping_line_total_decisions,
+    mapping_propose,
     mapping_resolve,
     mapping_saved_decisions,
     saved_mapping_problem,
@@ -256,15 +257,23 @@ def _saved_mapping_usable(*, datasource: Datasource | None) -> tuple[ColumnMappi
 
 
 def _mapping_for(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> ResolvedMapping:
-    mapping = mapping_resolve(
-        columns=detected.columns,
-        explicit=options.get("mapping"),
-        saved=saved.mapping if saved else None,
-        repeated=detected.repeated_columns,
-        saved_columns=saved.source_columns if saved else None,
-    )
+    mapping = mapping_resolve(**_mapping_inputs(detected, options=options, saved=saved))
     nested_column_refuse(detected, mapping.fields)
     return mapping
+
+
+def _mapping_inputs(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> dict:
+    return {
+        "columns": detected.columns,
+        "explicit": options.get("mapping"),
+        "saved": saved.mapping if saved else None,
+        "repeated": detected.repeated_columns,
+        "saved_columns": saved.source_columns if saved else None,
+    }
+
+
+def _mapping_proposed(detected: DetectedSource, *, options: dict, saved: ColumnMapping | None) -> dict[str, str]:
+    return mapping_propose(**_mapping_inputs(detected, options=options, saved=saved)).fields
 
 
 def _reading_notes(detected: DetectedSource, decimal_note: str) -> list[str]:
@@ -927,6 +936,9 @@ def _preview(
         preview["date_format"] = date_choice.format
     except IngestionError as exc:
         preview["problems"].append(_problem(exc))
+        if exc.code == errors.MISSING_REQUIRED_COLUMN:
+            # What could be mapped, for the uploader to complete rather than type from nothing.
+            preview["proposed_mapping"] = _mapping_proposed(detected, options=options, saved=saved)
         return preview
     plan = TransformPlan.from_mapping(
         mapping=mapping,

@@ -187,6 +187,22 @@ def test_preview_reports_ambiguous_dates_as_a_problem(uploader_api, tmp_path: Pa
         assert settled["problems"] == [] and settled["date_format"] == choice
 
 
+def test_preview_of_a_file_missing_a_required_column_proposes_what_it_could_map(uploader_api, tmp_path: Path) -> None:
+    # It proposed nothing ({}), so the uploader typed the whole mapping as JSON by hand.
+    path = files.csv_write(
+        tmp_path / "x.csv",
+        [["Date", "Shop Code", "Product line", "Quantity", "Total"], ["2019-01-02", "A", "F", "1", "2"]],
+    )
+    body = _upload_preview(uploader_api, path).json()
+    assert [problem["code"] for problem in body["problems"]] == ["missing_required_column"]
+    assert body["proposed_mapping"] == {
+        "date": "Date",
+        "product_line": "Product line",
+        "quantity": "Quantity",
+        "revenue": "Total",
+    }
+
+
 def _upload_preview(client, path: Path):
     handle = io.BytesIO(path.read_bytes())
     handle.name = path.name
