@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 import graphene
 from django.conf import settings
-from graphql import GraphQLError
+from graphql import GraphQLError, StringValueNode, Undefined
 
 from analytics.engines import EngineError
 from analytics.query import (
+    TOP_N_MAX,
     Breakdown,
     Filters,
     Grain,
@@ -20,6 +21,7 @@ from analytics.query import (
     bucket_partial,
 )
 from analytics.runner import QueryResult, breakdown_run_bounded, run_query
+from sales_analytics.query_params import iso_date_parse
 
 # Cost and gross profit are unknown (null) over lines none of which has a cost; 0 without lines.
 COST_UNKNOWN = "Null when none of the lines has a cost (0 when there are no lines)."
@@ -29,9 +31,36 @@ BOUNDED_LIST_LIMIT = (
 )
 
 
+class Date(graphene.Date):
+    """GraphQL's `Date`, read as REST and the pages read a day: YYYY-MM-DD only.
+
+    graphene's own reads with `fromisoformat`, which takes `20190201` and `2019-W05-4` too: the same
+    filter answered on GraphQL and was refused on REST. The schema keeps the type's name.
+    """
+
+    class Meta:
+        name = "Date"
+
+    @staticmethod
+    def parse_value(value):
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        try:
+            return iso_date_parse(value if isinstance(value, str) else repr(value))
+        except ValueError as exc:
+            # REST's code for a parameter of the wrong type.
+            raise GraphQLError(str(exc), extensions={"code": "invalid_request"}) from None
+
+    @classmethod
+    def parse_literal(cls, node, _variables=None):
+        if not isinstance(node, StringValueNode):
+            return Undefined
+        return cls.parse_value(node.value)
+
+
 class FiltersInput(graphene.InputObjectType):
-    start = graphene.Date()
-    end = graphene.Date()
+    start = Date()
+    end = Date()
     branch = graphene.List(graphene.NonNull(graphene.String))
     product_line = graphene.List(graphene.NonNull(graphene.String))
     city = graphene.List(graphene.NonNull(graphene.String))
@@ -40,6 +69,12 @@ class FiltersInput(graphene.InputObjectType):
     payment = graphene.List(graphene.NonNull(graphene.String))
     exclude_branch = graphene.List(graphene.NonNull(graphene.String))
     exclude_product_line = graphene.List(graphene.NonNull(graphene.String))
+
+
+def invalid_argument(detail: str, *, code: str = "invalid_query") -> GraphQLError:
+    """A refused argument, with the code REST gives the same refusal: `invalid_query` for a rule
+    of the query layer (400 there), `invalid_request` for a value out of its type's range (422)."""
+    return GraphQLError(detail, extensions={"code": code})
 
 
 _INCLUDE = ("branch", "product_line", "city", "customer_type", "gender", "payment")
@@ -59,7 +94,7 @@ def filters_from_input(value: dict | None) -> Filters:
             },
         )
     except QueryError as exc:
-        raise GraphQLError(str(exc)) from None
+        raise invalid_argument(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -79,7 +114,7 @@ class DashboardQuery:
         except ResultTooLarge as exc:
             raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
         except QueryError as exc:
-            raise GraphQLError(str(exc)) from None
+            raise invalid_argument(str(exc)) from None
         except EngineError as exc:
             raise GraphQLError(exc.detail, extensions={"code": exc.code}) from None
 
@@ -99,7 +134,7 @@ class RevenueSummary(graphene.ObjectType):
 
 
 class SeriesPoint(graphene.ObjectType):
-    period = graphene.Date(required=True, description="The first day of the day, week (Monday), month… bucket.")
+    period = Date(required=True, description="The first day of the day, week (Monday), month… bucket.")
     partial = graphene.Boolean(
         required=True,
         description="True when the filters' start or end cuts the bucket: its sums cover only the days inside them.",
@@ -193,7 +228,7 @@ class DashboardData(graphene.ObjectType):
         try:
             parsed = Grain.parse(grain)
         except QueryError as exc:
-            raise GraphQLError(str(exc)) from None
+            raise invalid_argument(str(exc)) from None
         metrics = ("revenue", "gross_profit", "transactions", "units_sold")
         result = root.run(TimeSeries(datasource=root.datasource, filters=root.filters, metrics=metrics, grain=parsed))
         start, end = result.period
@@ -208,6 +243,9 @@ class DashboardData(graphene.ObjectType):
 
     @staticmethod
     def resolve_top_products(root: DashboardQuery, info, limit: int, metric: str) -> list[ProductRow]:
+        if not 1 <= limit <= TOP_N_MAX:
+            # The query layer's own message names REST's `n`.
+            raise invalid_argument(f"limit must be between 1 and {TOP_N_MAX}.")
         also = ("revenue", "units_sold", "gross_profit", "gross_margin")
         result = root.run(
             TopN(

@@ -127,6 +127,7 @@ class QuerySpec:
 
 # SQL engines take a LIMIT as a 64-bit integer; a larger one fails in the engine (was a 500).
 LIMIT_MAX = 2**63 - 1
+TOP_N_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,8 @@ class TopN(QuerySpec):
 
     def validate(self) -> None:
         super().validate()
-        if not 1 <= self.n <= 1000:
-            raise QueryError("n must be between 1 and 1000.")
+        if not 1 <= self.n <= TOP_N_MAX:
+            raise QueryError(f"n must be between 1 and {TOP_N_MAX}.")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 import graphene
 
+from analytics.graphql import Date, invalid_argument
 from dashboard.alerts import alert_events_visible
 from dashboard.models import AlertEvent
+from sales_analytics.pagination import MAX_LIMIT
 
 
 class AlertType(graphene.ObjectType):
@@ -15,7 +17,7 @@ class AlertType(graphene.ObjectType):
     metric = graphene.String(required=True)
     key = graphene.String(required=True)
     branch = graphene.String()
-    day = graphene.Date()
+    day = Date()
     status = graphene.String(required=True)
     value = graphene.Float()
     expected = graphene.Float()
@@ -51,5 +53,14 @@ class AlertsQuery(graphene.ObjectType):
 
     @staticmethod
     def resolve_alerts(root, info, limit: int, status: str | None = None) -> list[AlertEvent]:
+        # As REST's /api/alerts: an unknown status or a limit out of range is refused, not read as
+        # "no alerts" or silently clamped.
+        if status is not None and status not in AlertEvent.Status.values:
+            raise invalid_argument(
+                f"Unknown alert status {status!r}: use one of {', '.join(AlertEvent.Status.values)}.",
+                code="invalid_request",
+            )
+        if not 1 <= limit <= MAX_LIMIT:
+            raise invalid_argument(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_request")
         events = alert_events_visible(user=info.context.user, statuses=[status] if status else None)
-        return list(events[: max(1, min(limit, 500))])
+        return list(events[:limit])

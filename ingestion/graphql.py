@@ -7,6 +7,7 @@ from django.urls import reverse
 from graphql import GraphQLError
 
 from accounts.roles import Capability, permission_name
+from analytics.graphql import invalid_argument
 from ingestion.errors import IngestionError
 from ingestion.models import IngestionTask
 from ingestion.selectors import ingestion_task_get, ingestion_task_list
@@ -129,7 +130,7 @@ class IngestionQuery(graphene.ObjectType):
     @staticmethod
     def resolve_ingestion_tasks(root, info, limit: int, offset: int, status=None, datasource=None):
         if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
-            raise GraphQLError(f"limit must be 1–{MAX_PAGE} and offset 0–{MAX_OFFSET}.")
+            raise invalid_argument(f"limit must be 1–{MAX_PAGE} and offset 0–{MAX_OFFSET}.", code="invalid_request")
         ingestion_tasks_reap()
         tasks = ingestion_task_list(
             user=info.context.user, status=status.value if status else None, datasource=datasource

@@ -45,3 +45,61 @@ def test_invalid_queries_are_refused_not_answered_unfiltered(uploader_api, query
     assert response.status_code == 400, body
     assert "data" not in body or body["data"] is None
     assert any(complaint in error["message"] for error in body["errors"]), body
+
+
+@pytest.mark.parametrize("day", ["20190201", "2019-W05-4", "2019-02-30", "2019-02-01T00:00:00"])
+def test_dates_rest_refuses_are_refused_on_graphql_with_rests_message(uploader_api, day: str) -> None:
+    literal = '{ dashboardData(filters: {start: "DAY"}) { revenueSummary { lines } } }'.replace("DAY", day)
+    variable = "query ($s: Date) { dashboardData(filters: {start: $s}) { revenueSummary { lines } } }"
+    rest = uploader_api.get("/api/metrics/summary", {"start": day})
+    assert rest.status_code == 422
+    for body in ({"query": literal}, {"query": variable, "variables": {"s": day}}):
+        response = uploader_api.post("/graphql", body, content_type="application/json").json()
+        assert response.get("data") in (None, {"dashboardData": None}), response
+        (error,) = response["errors"]
+        assert f"{day!r} is not a date" in error["message"]
+        assert error["message"].split(f"{day!r} ", 1)[1] in rest.json()["detail"]
+        assert error["extensions"]["code"] == "invalid_request"
+
+
+def test_an_iso_day_still_filters_on_graphql(uploader_api) -> None:
+    query = '{ dashboardData(filters: {start: "2019-02-01", end: "2019-02-28"}) { revenueSummary { lines } } }'
+    response = uploader_api.post("/graphql", {"query": query}, content_type="application/json").json()
+    assert response == {"data": {"dashboardData": {"revenueSummary": {"lines": 0}}}}
+
+
+def _graphql_errors(client, query: str) -> list[dict]:
+    response = client.post("/graphql", {"query": query}, content_type="application/json").json()
+    return response.get("errors", [])
+
+
+@pytest.mark.parametrize(
+    ("query", "rest", "message"),
+    [
+        (
+            '{ dashboardData(filters: {start: "2019-02-01", end: "2019-01-01"}) { revenueSummary { lines } } }',
+            "/api/metrics/summary?start=2019-02-01&end=2019-01-01",
+            "start must be on or before end",
+        ),
+        (
+            '{ dashboardData { salesOverTime(grain: "hour") { revenue } } }',
+            "/api/metrics/timeseries?grain=hour",
+            "hour",
+        ),
+        ('{ dashboardData { topProducts(metric: "bogus") { revenue } } }', "/api/metrics/topn?metric=bogus", "bogus"),
+        ("{ dashboardData { topProducts(limit: 0) { revenue } } }", "/api/metrics/topn?n=0", "limit must be between 1"),
+        ("{ dashboardData { topProducts(limit: 1001) { revenue } } }", "/api/metrics/topn?n=1001", "limit must be"),
+    ],
+)
+def test_refused_arguments_carry_rests_code(uploader_api, query: str, rest: str, message: str) -> None:
+    expected = uploader_api.get(rest).json()["code"]
+    (error,) = _graphql_errors(uploader_api, query)
+    assert message in error["message"]
+    assert error["extensions"]["code"] == expected == "invalid_query"
+
+
+@pytest.mark.parametrize("limit", [0, -1, 201])
+def test_an_ingestion_tasks_limit_out_of_range_is_refused_with_a_code(uploader_api, limit: int) -> None:
+    (error,) = _graphql_errors(uploader_api, f"{{ ingestionTasks(limit: {limit}) {{ totalCount }} }}")
+    assert "limit must be 1–200" in error["message"]
+    assert error["extensions"]["code"] == uploader_api.get("/api/ingest/tasks?limit=0").json()["code"]

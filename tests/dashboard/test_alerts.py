@@ -708,3 +708,29 @@ def test_alerts_backfill_fails_naming_the_rules_it_could_not_evaluate() -> None:
     message = str(refused.value)
     assert message.startswith("1 rule could not be evaluated")
     assert f"rule {broken.pk} “Broken” (2024-01-03)" in message and "Fine" not in message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ('status: "bogus"', "Unknown alert status 'bogus'"),
+        ('status: "OPEN"', "Unknown alert status 'OPEN'"),
+        ("limit: 0", "limit must be between 1 and 500"),
+        ("limit: -3", "limit must be between 1 and 500"),
+        ("limit: 501", "limit must be between 1 and 500"),
+    ],
+)
+def test_graphql_alerts_refuses_what_rest_refuses(viewer_api, arguments: str, message: str) -> None:
+    rest = viewer_api.get("/api/alerts", {"status": "OPEN"} if "OPEN" in arguments else {"status": "bogus"})
+    assert rest.status_code == 422
+    query = f"{{ alerts({arguments}) {{ id }} }}"
+    response = viewer_api.post("/graphql", {"query": query}, content_type="application/json").json()
+    (error,) = response["errors"]
+    assert message in error["message"]
+    assert error["extensions"]["code"] == rest.json()["code"] == "invalid_request"
+
+
+def test_graphql_alerts_takes_a_known_status_and_a_limit_in_range(viewer_api) -> None:
+    query = '{ alerts(status: "open", limit: 500) { id } }'
+    response = viewer_api.post("/graphql", {"query": query}, content_type="application/json").json()
+    assert response == {"data": {"alerts": []}}
