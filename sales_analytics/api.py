@@ -162,9 +162,10 @@ class HealthOut(Schema):
     checks: dict[str, dict]
 
 
-@api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["health"])
+# HEAD too: uptime monitors probe with it, and a 405 read as "down".
+@api.api_operation(["GET", "HEAD"], "/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["health"])
 def health(request: HttpRequest):
-    """Public liveness and readiness: 503 only when the database or storage is unreachable."""
+    """Public liveness and readiness: 503 only when the database or storage is unreachable (HEAD: the same, no body)."""
     report = health_report()
     return Status(report.http_status, {"status": report.status, "checks": report.checks})
 

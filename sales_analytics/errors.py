@@ -1,5 +1,7 @@
 """API errors with stable codes: every refusal is `{"detail": "...", "code": "..."}`."""
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from ninja import Schema
@@ -54,3 +56,32 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path_info.startswith(_API_PREFIXES):
         return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
     return defaults.server_error(request)
+
+
+class ApiMethodNotAllowedMiddleware:
+    """A method an /api/ path does not take answers 405 in the API's JSON shape, with its `Allow` header.
+
+    django-ninja answers a bare "Method not allowed" as HTML: a program reading `code` found none.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code != 405
+            or not request.path_info.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        allowed = response.get("Allow", "")
+        refusal = JsonResponse(
+            {
+                "detail": f"{request.method} is not allowed on {request.path_info}: use {allowed or 'another method'}.",
+                "code": "method_not_allowed",
+            },
+            status=405,
+        )
+        refusal["Allow"] = allowed
+        return refusal

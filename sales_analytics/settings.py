@@ -112,6 +112,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication and messages; refuses before any view or CSRF check parses the body.
     "sales_analytics.request_limits.RequestBodyGuardMiddleware",
+    # Innermost: the JSON 405 it makes still gets the request id and security headers on its way out.
+    "sales_analytics.errors.ApiMethodNotAllowedMiddleware",
 ]
 
 ROOT_URLCONF = "sales_analytics.urls"
