@@ -19,6 +19,13 @@ EXPIRED_BEARER_DETAIL = (
 )
 
 
+# What a session caller does about a refused write: REST and GraphQL say the same.
+CSRF_FAILED_DETAIL = (
+    "CSRF check failed: send the X-CSRFToken header (from the csrftoken cookie) with "
+    "session-authenticated writes, or use an API token."
+)
+
+
 class CsrfFailed(Exception):
     """A session-authenticated unsafe request without a valid CSRF token."""
 

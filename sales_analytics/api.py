@@ -9,6 +9,7 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.authentication import (
+    CSRF_FAILED_DETAIL,
     BearerTokenAuth,
     BrowserSessionAuth,
     CsrfFailed,
@@ -143,10 +144,10 @@ def not_authenticated_response(request: HttpRequest) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    code = HTTP_STATUS_CODES.get(exc.status_code, "error")
     if exc.status_code == 403 and "CSRF" in str(exc):
-        code = "csrf_failed"
-    return error_response(request, exc.status_code, code, str(exc))
+        # ninja's own words ("CSRF check Failed") tell the caller nothing to do.
+        return error_response(request, 403, "csrf_failed", CSRF_FAILED_DETAIL)
+    return error_response(request, exc.status_code, HTTP_STATUS_CODES.get(exc.status_code, "error"), str(exc))
 
 
 @api.exception_handler(ValidationError)

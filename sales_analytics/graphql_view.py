@@ -19,7 +19,7 @@ from graphql.language import (
     OperationDefinitionNode,
 )
 
-from accounts.authentication import CsrfFailed, refused_token_detail, request_authenticate
+from accounts.authentication import CSRF_FAILED_DETAIL, CsrfFailed, refused_token_detail, request_authenticate
 from accounts.roles import Capability, permission_name
 from ingestion.errors import TOO_MANY_FILES, IngestionError
 from ingestion.uploads import TOO_MANY_FILES_DETAIL, upload_disk_refusal_raise
@@ -227,7 +227,7 @@ def _graphql_answer(request: HttpRequest) -> HttpResponse:
     try:
         user = request_authenticate(request)
     except CsrfFailed:
-        return _graphql_error(403, "csrf_failed", "CSRF check failed: send the X-CSRFToken header.")
+        return _graphql_error(403, "csrf_failed", CSRF_FAILED_DETAIL)
     if user is None:
         return _graphql_error(
             401,

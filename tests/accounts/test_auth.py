@@ -152,3 +152,15 @@ def test_logged_in_user_can_change_password(viewer) -> None:
     assert response.status_code == 302 and response["Location"] == "/accounts/password_change/done/"
     viewer.refresh_from_db()
     assert viewer.check_password("a-new-long-password-7")
+
+
+def test_a_rest_csrf_refusal_says_what_to_send_as_graphql_does(uploader) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(uploader)
+    rest = client.post("/api/ingest/tasks/00000000-0000-0000-0000-000000000000/retry")
+    graphql = client.post("/graphql", {"query": "{ viewer { username } }"}, content_type="application/json")
+    assert (rest.status_code, graphql.status_code) == (403, 403)
+    assert rest.json()["code"] == graphql.json()["errors"][0]["extensions"]["code"] == "csrf_failed"
+    assert rest.json()["detail"] == graphql.json()["errors"][0]["message"]
+    assert "send the X-CSRFToken header (from the csrftoken cookie)" in rest.json()["detail"]
+    assert "or use an API token" in rest.json()["detail"]
