@@ -54,6 +54,9 @@ class IngestionTaskType(graphene.ObjectType):
     stage = graphene.String(required=True)
     progress = graphene.Int(required=True)
     message = graphene.String(required=True)
+    error_code = graphene.String(
+        required=True, description="The stable code of a failed task's refusal (REST's error_code); empty otherwise."
+    )
     original_filename = graphene.String(required=True)
     rows_total = graphene.Int()
     rows_valid = graphene.Int()

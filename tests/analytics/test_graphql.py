@@ -103,3 +103,14 @@ def test_an_ingestion_tasks_limit_out_of_range_is_refused_with_a_code(uploader_a
     (error,) = _graphql_errors(uploader_api, f"{{ ingestionTasks(limit: {limit}) {{ totalCount }} }}")
     assert "limit must be 1–200" in error["message"]
     assert error["extensions"]["code"] == uploader_api.get("/api/ingest/tasks?limit=0").json()["code"]
+
+
+def test_a_failed_tasks_error_code_is_on_graphql_as_on_rest(uploader_api, tasks_inline) -> None:
+    handle = io.BytesIO(b"Date,Branch,Product line,Quantity,Total\n01/02/19,A,Food,1,10\n03/04/19,B,Food,2,20\n")
+    handle.name = "dates.csv"
+    task_id = uploader_api.post("/api/ingest/upload", {"file": handle}).json()["task_id"]
+    rest = uploader_api.get(f"/api/ingest/status/{task_id}").json()
+    query = f'{{ ingestionTask(id: "{task_id}") {{ status errorCode }} }}'
+    response = uploader_api.post("/graphql", {"query": query}, content_type="application/json").json()
+    assert response == {"data": {"ingestionTask": {"status": "failed", "errorCode": rest["error_code"]}}}
+    assert rest["error_code"] == "ambiguous_dates"
