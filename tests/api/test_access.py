@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 # --- The REST matrix --------------------------------------------------------------------
 
-PUBLIC = {"GET /api/health"}
+PUBLIC = {"GET /api/health", "HEAD /api/health"}
 # Need the `upload_data` capability (uploader, admin).
 UPLOADS = {
     "POST /api/ingest/upload",
@@ -114,6 +114,8 @@ def rest_call(client: Client, operation: str, world: World):
     url = path.replace("{task_id}", task_id).replace("{event_id}", str(world.event_ids[0]))
     if method == "GET":
         return client.get(url)
+    if method == "HEAD":
+        return client.head(url)
     if operation in ("POST /api/ingest/upload", "POST /api/ingest/preview"):
         return client.post(url, {"file": ContentFile(SAMPLE, name="sample.csv"), "datasource_name": "scratch"})
     return client.post(url)
