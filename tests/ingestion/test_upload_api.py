@@ -615,7 +615,8 @@ def test_an_unusable_option_is_refused_by_the_form_the_cli_and_graphql(uploader,
     page = browser.post(
         "/uploads", {"file": _named("s.csv", real_file.read_bytes()), "date_format": "garbage"}, follow=True
     )
-    assert "date_format &#x27;garbage&#x27; cannot be used" in page.content.decode()
+    # The page names the option by its label, as the command line names it by its flag.
+    assert "“Date format” &#x27;garbage&#x27; cannot be used" in page.content.decode()
 
     with pytest.raises(CommandError, match=r"--date-format 'garbage' cannot be used.*\[invalid_date_format\]"):
         call_command("ingest", str(real_file), "--date-format", "garbage", stdout=io.StringIO(), stderr=io.StringIO())
